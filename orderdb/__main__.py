@@ -1,0 +1,3 @@
+from orderdb.cli import main
+
+main()

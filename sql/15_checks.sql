@@ -1,0 +1,214 @@
+-- Shared input checks (one rule in one place). Every bad argument raises ERRCODE 22023 with a
+-- message that names the field, before anything is written. Field names are given without the
+-- p_ prefix (customer_id, items[2].quantity, options), as callers know them.
+--
+-- Bounds (API.md): ids and quantities positive; sku and keys <= 255 characters; free text
+-- (actor, reason) <= 1000; JSON arguments <= 65536 bytes (text form); 1..500 lines per order.
+
+-- _check_positive: p_value must be non-NULL and > 0.
+-- Raises 22023 '<name> must be a positive integer'. Locks nothing.
+CREATE OR REPLACE FUNCTION orderdb._check_positive(p_value bigint, p_name text)
+RETURNS void
+LANGUAGE plpgsql
+IMMUTABLE
+AS $$
+BEGIN
+    IF p_value IS NULL OR p_value <= 0 THEN
+        RAISE EXCEPTION USING
+            ERRCODE = '22023',
+            MESSAGE = format('%s must be a positive integer', p_name),
+            DETAIL = format('%s=%s', p_name, coalesce(p_value::text, 'NULL'));
+    END IF;
+END;
+$$;
+COMMENT ON FUNCTION orderdb._check_positive(bigint, text) IS
+    'Raises 22023 unless the value is a positive integer (NULL is rejected).';
+
+-- _check_text: optional (or required) text of at most p_max characters; required text must be
+-- non-empty. Raises 22023 '<name> is required' / '<name> must be 1 to <max> characters' /
+-- '<name> must be at most <max> characters'. Locks nothing.
+CREATE OR REPLACE FUNCTION orderdb._check_text(p_value text, p_name text, p_max integer,
+                                               p_required boolean DEFAULT false)
+RETURNS void
+LANGUAGE plpgsql
+IMMUTABLE
+AS $$
+BEGIN
+    IF p_value IS NULL THEN
+        IF p_required THEN
+            RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = format('%s is required', p_name);
+        END IF;
+    ELSIF p_required AND (length(p_value) = 0 OR length(p_value) > p_max) THEN
+        RAISE EXCEPTION USING
+            ERRCODE = '22023',
+            MESSAGE = format('%s must be 1 to %s characters', p_name, p_max),
+            DETAIL = format('length=%s', length(p_value));
+    ELSIF length(p_value) > p_max THEN
+        RAISE EXCEPTION USING
+            ERRCODE = '22023',
+            MESSAGE = format('%s must be at most %s characters', p_name, p_max),
+            DETAIL = format('length=%s', length(p_value));
+    END IF;
+END;
+$$;
+COMMENT ON FUNCTION orderdb._check_text(text, text, integer, boolean) IS
+    'Raises 22023 when a text argument is missing (if required), empty (if required) or too long.';
+
+-- _check_json: p_value must be a JSON value of kind p_kind ('object' or 'array') whose text form
+-- is at most 65536 bytes. NULL is rejected (callers coalesce optional arguments first).
+-- Raises 22023 '<name> is required' / '<name> must be a JSON <kind>' /
+-- '<name> must be at most 65536 bytes'. Locks nothing.
+CREATE OR REPLACE FUNCTION orderdb._check_json(p_value jsonb, p_name text, p_kind text)
+RETURNS void
+LANGUAGE plpgsql
+IMMUTABLE
+AS $$
+BEGIN
+    IF p_value IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = format('%s is required', p_name);
+    ELSIF jsonb_typeof(p_value) <> p_kind THEN
+        RAISE EXCEPTION USING
+            ERRCODE = '22023',
+            MESSAGE = format('%s must be a JSON %s', p_name, p_kind),
+            DETAIL = format('got a JSON %s', jsonb_typeof(p_value));
+    ELSIF octet_length(p_value::text) > 65536 THEN
+        RAISE EXCEPTION USING
+            ERRCODE = '22023',
+            MESSAGE = format('%s must be at most 65536 bytes', p_name),
+            DETAIL = format('size=%s', octet_length(p_value::text));
+    END IF;
+END;
+$$;
+COMMENT ON FUNCTION orderdb._check_json(jsonb, text, text) IS
+    'Raises 22023 unless the value is a JSON object/array (p_kind) of at most 64 kB.';
+
+-- _check_status: p_status must be a known order status (orderdb.order_statuses).
+-- Raises 22023 '<name> is required' / 'unknown <name>'. Reads order_statuses; locks nothing.
+CREATE OR REPLACE FUNCTION orderdb._check_status(p_status text, p_name text)
+RETURNS void
+LANGUAGE plpgsql
+STABLE
+AS $$
+BEGIN
+    IF p_status IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = format('%s is required', p_name);
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM orderdb.order_statuses s WHERE s.status = p_status) THEN
+        RAISE EXCEPTION USING
+            ERRCODE = '22023',
+            MESSAGE = format('unknown %s %L', p_name, left(p_status, 100)),
+            HINT = 'See orderdb.order_statuses for the status names.';
+    END IF;
+END;
+$$;
+COMMENT ON FUNCTION orderdb._check_status(text, text) IS
+    'Raises 22023 unless the text is a known order status.';
+
+-- _parse_items: validates and normalises a JSON array of order lines
+--   [{"sku": text, "quantity": integer, "unit_price": number | numeric string | null}, ...]
+-- Rules: 1..p_max_lines elements; each an object; sku a string of 1..255 characters, each sku
+-- once; quantity a JSON number that is a positive integer (<= 2147483647) — required unless
+-- p_quantity_required is false (then absent/null means "all"); unit_price optional: a JSON number
+-- or a decimal string ('19.90'), 0 <= unit_price <= 1e12. Other keys are ignored.
+-- Indexes in messages are 0-based, like JSON paths: items[0] is the first line.
+-- Returns the lines sorted by sku (COLLATE "C": the lock order of inventory rows), their 1-based
+-- input positions, the normalised lines as JSON in input order (items) and sorted by sku with
+-- unit_price scale-normalised (items_canonical, used for idempotency hashing).
+-- Raises 22023 naming the first bad field. Locks nothing.
+CREATE OR REPLACE FUNCTION orderdb._parse_items(
+    p_items jsonb, p_name text DEFAULT 'items', p_quantity_required boolean DEFAULT true,
+    p_max_lines integer DEFAULT 500,
+    OUT skus text[], OUT quantities integer[], OUT unit_prices numeric[], OUT line_nos integer[],
+    OUT items jsonb, OUT items_canonical jsonb)
+LANGUAGE plpgsql
+IMMUTABLE
+AS $$
+DECLARE
+    v_error text;
+BEGIN
+    PERFORM orderdb._check_json(p_items, p_name, 'array');
+    IF jsonb_array_length(p_items) NOT BETWEEN 1 AND p_max_lines THEN
+        RAISE EXCEPTION USING
+            ERRCODE = '22023',
+            MESSAGE = format('%s must have 1 to %s lines', p_name, p_max_lines),
+            DETAIL = format('lines=%s', jsonb_array_length(p_items));
+    END IF;
+
+    SELECT (array_agg(c.err ORDER BY c.idx) FILTER (WHERE c.err IS NOT NULL))[1],
+           array_agg(c.sku ORDER BY c.sku COLLATE "C"),
+           array_agg(c.qty ORDER BY c.sku COLLATE "C"),
+           array_agg(c.price ORDER BY c.sku COLLATE "C"),
+           array_agg((c.idx + 1)::integer ORDER BY c.sku COLLATE "C"),
+           jsonb_agg(jsonb_build_object('sku', c.sku, 'quantity', c.qty, 'unit_price', c.price)
+                     ORDER BY c.idx),
+           jsonb_agg(jsonb_build_object('sku', c.sku, 'quantity', c.qty,
+                                        'unit_price', trim_scale(c.price))
+                     ORDER BY c.sku COLLATE "C")
+      INTO v_error, skus, quantities, unit_prices, line_nos, items, items_canonical
+      FROM (
+        SELECT v.idx, v.sku, v.err,
+               CASE WHEN v.err IS NULL AND v.qty_type = 'number'
+                    THEN (v.elem -> 'quantity')::integer END AS qty,
+               CASE WHEN v.err IS NOT NULL THEN NULL
+                    WHEN v.price_type = 'number' THEN (v.elem -> 'unit_price')::numeric
+                    WHEN v.price_type = 'string' THEN (v.elem ->> 'unit_price')::numeric END AS price
+          FROM (
+            SELECT e.idx, e.elem, e.sku, e.qty_type, e.price_type,
+                   coalesce(CASE
+                     WHEN jsonb_typeof(e.elem) <> 'object' THEN
+                       format('%s[%s] must be a JSON object', p_name, e.idx)
+                     WHEN e.sku IS NULL THEN
+                       format('%s[%s].sku must be a string', p_name, e.idx)
+                     WHEN length(e.sku) NOT BETWEEN 1 AND 255 THEN
+                       format('%s[%s].sku must be 1 to 255 characters', p_name, e.idx)
+                     WHEN e.sku_rank > 1 THEN
+                       format('%s[%s].sku %s appears more than once', p_name, e.idx,
+                              left(e.sku, 255))
+                     WHEN e.qty_type IS NULL AND NOT p_quantity_required THEN NULL
+                     WHEN e.qty_type IS DISTINCT FROM 'number' THEN
+                       format('%s[%s].quantity must be a positive integer', p_name, e.idx)
+                     WHEN CASE WHEN (e.elem -> 'quantity')::numeric < 1
+                                 OR (e.elem -> 'quantity')::numeric > 2147483647 THEN true
+                               ELSE (e.elem -> 'quantity')::numeric
+                                    <> trunc((e.elem -> 'quantity')::numeric) END THEN
+                       format('%s[%s].quantity must be a positive integer', p_name, e.idx)
+                   END,
+                   CASE
+                     WHEN e.price_type IS NULL THEN NULL
+                     WHEN e.price_type = 'number' THEN
+                       CASE WHEN (e.elem -> 'unit_price')::numeric BETWEEN 0 AND 1e12 THEN NULL
+                            ELSE format('%s[%s].unit_price must be a number from 0 to 1e12',
+                                        p_name, e.idx) END
+                     WHEN e.price_type = 'string' THEN
+                       CASE WHEN (e.elem ->> 'unit_price') !~ '^[0-9]{1,13}(\.[0-9]{1,20})?$' THEN
+                              format('%s[%s].unit_price must be a number from 0 to 1e12',
+                                     p_name, e.idx)
+                            WHEN (e.elem ->> 'unit_price')::numeric > 1e12 THEN
+                              format('%s[%s].unit_price must be a number from 0 to 1e12',
+                                     p_name, e.idx)
+                       END
+                     ELSE format('%s[%s].unit_price must be a number from 0 to 1e12',
+                                 p_name, e.idx)
+                   END) AS err
+              FROM (
+                SELECT a.ord - 1 AS idx, a.elem,
+                       CASE WHEN jsonb_typeof(a.elem -> 'sku') = 'string'
+                            THEN a.elem ->> 'sku' END AS sku,
+                       nullif(jsonb_typeof(a.elem -> 'quantity'), 'null') AS qty_type,
+                       nullif(jsonb_typeof(a.elem -> 'unit_price'), 'null') AS price_type,
+                       row_number() OVER (
+                           PARTITION BY CASE WHEN jsonb_typeof(a.elem -> 'sku') = 'string'
+                                             THEN a.elem ->> 'sku' END
+                           ORDER BY a.ord) AS sku_rank
+                  FROM jsonb_array_elements(p_items) WITH ORDINALITY AS a(elem, ord)
+              ) e
+          ) v
+      ) c;
+
+    IF v_error IS NOT NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = v_error;
+    END IF;
+END;
+$$;
+COMMENT ON FUNCTION orderdb._parse_items(jsonb, text, boolean, integer) IS
+    'Validates and normalises a JSON array of order lines; raises 22023 naming the first bad field.';

@@ -1,0 +1,445 @@
+-- Orders: creation (idempotent, reserving all lines or none), the state machine (one internal
+-- function, orderdb._apply_transition, used by transition_order and by the WMS/carrier entry
+-- points), reads (get_order, order_history, allowed_transitions).
+--
+-- Orders are found by order_id through orderdb.order_directory (order_id -> warehouse_id);
+-- internal functions take warehouse_id first (DESIGN principle 10).
+
+-- _order_no: 'ORD' || UTC date YYYYMMDD || the number padded to at least 8 digits (never
+-- truncated). Locks nothing.
+CREATE OR REPLACE FUNCTION orderdb._order_no(p_number bigint, p_at timestamptz DEFAULT now())
+RETURNS text
+LANGUAGE sql
+STABLE
+AS $$
+    SELECT 'ORD' || to_char(p_at AT TIME ZONE 'UTC', 'YYYYMMDD')
+           || lpad(p_number::text, greatest(8, length(p_number::text)), '0');
+$$;
+COMMENT ON FUNCTION orderdb._order_no(bigint, timestamptz) IS
+    'Formats an order number: ORD + UTC date YYYYMMDD + the number padded to at least 8 digits.';
+
+-- create_order: creates a pending order (version 1) and reserves every line, or nothing.
+-- Idempotency: the key is claimed first (unique index + ON CONFLICT DO NOTHING); a concurrent
+-- call with the same key waits for the first one and then replays it. A replay returns the
+-- original order's id and number with its current status and version (replayed = true) and
+-- reserves nothing; the same key with another request (customer, warehouse, items, options —
+-- not actor) raises OD006.
+-- Emits order.created. Raises 22023 (bad input), OD001 (insufficient stock, DETAIL
+-- 'sku=... requested=... available=...'), OD004 (unknown warehouse), OD006.
+-- Locks the inventory rows of the order's skus, in sku order.
+CREATE OR REPLACE FUNCTION orderdb.create_order(p_customer_id bigint, p_warehouse_id integer,
+                                                p_items jsonb,
+                                                p_idempotency_key text DEFAULT NULL,
+                                                p_actor text DEFAULT NULL,
+                                                p_options jsonb DEFAULT '{}')
+RETURNS TABLE (order_id bigint, order_no text, status text, version integer, replayed boolean)
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_options   jsonb := coalesce(p_options, '{}'::jsonb);
+    v_skus      text[];
+    v_qtys      integer[];
+    v_prices    numeric[];
+    v_line_nos  integer[];
+    v_items     jsonb;
+    v_canonical jsonb;
+    v_hash      bytea;
+    v_old_hash  bytea;
+    v_order_id  bigint;
+    v_order_no  text;
+BEGIN
+    PERFORM orderdb._check_positive(p_customer_id, 'customer_id');
+    IF p_warehouse_id IS NULL THEN
+        RAISE EXCEPTION USING
+            ERRCODE = '22023',
+            MESSAGE = 'warehouse_id is required',
+            HINT = 'Automatic warehouse choice is not available yet.';
+    END IF;
+    PERFORM orderdb._check_positive(p_warehouse_id, 'warehouse_id');
+    SELECT p.skus, p.quantities, p.unit_prices, p.line_nos, p.items, p.items_canonical
+      INTO v_skus, v_qtys, v_prices, v_line_nos, v_items, v_canonical
+      FROM orderdb._parse_items(p_items) p;
+    PERFORM orderdb._check_text(p_idempotency_key, 'idempotency_key', 255, p_idempotency_key IS NOT NULL);
+    PERFORM orderdb._check_text(p_actor, 'actor', 1000);
+    PERFORM orderdb._check_json(v_options, 'options', 'object');
+
+    v_order_id := nextval('orderdb.order_id_seq');
+    v_order_no := orderdb._order_no(v_order_id);
+
+    IF p_idempotency_key IS NULL THEN
+        INSERT INTO orderdb.order_directory (order_id, warehouse_id, order_no)
+        VALUES (v_order_id, p_warehouse_id, v_order_no);
+    ELSE
+        v_hash := sha256(convert_to(jsonb_build_object(
+                      'customer_id', p_customer_id, 'warehouse_id', p_warehouse_id,
+                      'items', v_canonical, 'options', v_options)::text, 'UTF8'));
+        INSERT INTO orderdb.order_directory AS d
+               (order_id, warehouse_id, order_no, idempotency_key, request_hash)
+        VALUES (v_order_id, p_warehouse_id, v_order_no, p_idempotency_key, v_hash)
+        ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING;
+
+        IF NOT FOUND THEN
+            -- the key is taken by a committed order: this statement's snapshot sees it
+            SELECT d.order_id, d.order_no, d.request_hash, o.status, o.version
+              INTO order_id, order_no, v_old_hash, status, version
+              FROM orderdb.order_directory d
+              JOIN orderdb.orders o ON o.warehouse_id = d.warehouse_id AND o.order_id = d.order_id
+             WHERE d.idempotency_key = p_idempotency_key;
+            IF NOT FOUND THEN
+                RAISE EXCEPTION USING
+                    ERRCODE = '40001',
+                    MESSAGE = 'idempotency key changed owner concurrently; retry';
+            END IF;
+            IF v_old_hash IS DISTINCT FROM v_hash THEN
+                RAISE EXCEPTION USING
+                    ERRCODE = 'OD006',
+                    MESSAGE = 'idempotency key reused with a different request',
+                    DETAIL = format('idempotency_key=%s order_no=%s', p_idempotency_key, order_no),
+                    HINT = 'Use a new key for a new order.';
+            END IF;
+            replayed := true;
+            RETURN NEXT;
+            RETURN;
+        END IF;
+    END IF;
+
+    PERFORM orderdb._reserve_stock(p_warehouse_id, v_skus, v_qtys);
+
+    INSERT INTO orderdb.orders (warehouse_id, order_id, order_no, customer_id, status, version,
+                                options, created_by)
+    VALUES (p_warehouse_id, v_order_id, v_order_no, p_customer_id, 'pending', 1, v_options,
+            p_actor);
+
+    INSERT INTO orderdb.order_lines (warehouse_id, order_id, sku, line_no, quantity, unit_price,
+                                     qty_held)
+    SELECT p_warehouse_id, v_order_id, l.sku, l.line_no, l.quantity, l.unit_price, l.quantity
+      FROM unnest(v_skus, v_line_nos, v_qtys, v_prices) AS l(sku, line_no, quantity, unit_price);
+
+    PERFORM orderdb._emit_event('order.created', v_order_id, p_warehouse_id,
+                                jsonb_build_object('order_no', v_order_no,
+                                                   'customer_id', p_customer_id,
+                                                   'warehouse_id', p_warehouse_id,
+                                                   'status', 'pending',
+                                                   'version', 1,
+                                                   'items', v_items));
+
+    order_id := v_order_id;
+    order_no := v_order_no;
+    status := 'pending';
+    version := 1;
+    replayed := false;
+    RETURN NEXT;
+END;
+$$;
+COMMENT ON FUNCTION orderdb.create_order(bigint, integer, jsonb, text, text, jsonb) IS
+    'Creates a pending order and reserves every line or none; idempotent on p_idempotency_key.';
+
+-- _raise_transition_error: explains why _apply_transition's conditional update matched no row,
+-- in the contract's order: unknown status (22023), unknown order (OD004), stale version (OD002,
+-- DETAIL 'status=... version=...'; also when the order moved to another warehouse meanwhile),
+-- edge not allowed (OD003). Always raises. Locks nothing.
+CREATE OR REPLACE FUNCTION orderdb._raise_transition_error(p_warehouse_id integer,
+                                                           p_order_id bigint,
+                                                           p_to_status text,
+                                                           p_expected_version integer)
+RETURNS void
+LANGUAGE plpgsql
+STABLE
+AS $$
+DECLARE
+    v_status   text;
+    v_version  integer;
+    v_previous text;
+    v_allowed  text;
+BEGIN
+    PERFORM orderdb._check_status(p_to_status, 'to_status');
+
+    SELECT o.status, o.version, o.previous_status INTO v_status, v_version, v_previous
+      FROM orderdb.order_directory d
+      JOIN orderdb.orders o ON o.warehouse_id = d.warehouse_id AND o.order_id = d.order_id
+     WHERE d.order_id = p_order_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'OD004',
+            MESSAGE = format('order %s not found', p_order_id),
+            DETAIL = format('order_id=%s', p_order_id);
+    END IF;
+
+    IF (p_expected_version IS NOT NULL AND v_version <> p_expected_version)
+       OR NOT EXISTS (SELECT 1 FROM orderdb.orders o
+                       WHERE o.warehouse_id = p_warehouse_id AND o.order_id = p_order_id) THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'OD002',
+            MESSAGE = format('order %s has changed: expected version %s, current version %s',
+                             p_order_id, coalesce(p_expected_version::text, 'any'), v_version),
+            DETAIL = format('status=%s version=%s', v_status, v_version),
+            HINT = 'Re-read the order (orderdb.get_order) and retry with its current version.';
+    END IF;
+
+    SELECT string_agg(t.to_status, ', ' ORDER BY s.position) INTO v_allowed
+      FROM orderdb.order_transitions t
+      JOIN orderdb.order_statuses s ON s.status = t.to_status
+     WHERE t.from_status = v_status
+       AND (v_status <> 'on_hold' OR t.to_status IN ('cancelled', v_previous));
+    RAISE EXCEPTION USING
+        ERRCODE = 'OD003',
+        MESSAGE = format('order %s cannot go from %s to %s', p_order_id, v_status, p_to_status),
+        DETAIL = format('from=%s to=%s version=%s', v_status, p_to_status, v_version),
+        HINT = format('allowed from %s: %s', v_status, coalesce(v_allowed, 'none'));
+END;
+$$;
+COMMENT ON FUNCTION orderdb._raise_transition_error(integer, bigint, text, integer) IS
+    'Raises the contract error (22023, OD004, OD002 or OD003) for a refused status change.';
+
+-- _apply_transition: THE state-machine rule. Moves an order to p_to_status if (a) its version is
+-- p_expected_version (NULL: any version, for internal callers that hold the order row lock), (b)
+-- the edge is in orderdb.order_transitions, and (c) out of on_hold only to the status before the
+-- hold or to cancelled — all in one conditional UPDATE (no read-modify-write). Then: history row
+-- (version, from, to, actor, reason, context, source, occurred_at), inventory side effects
+-- (shipped: consume held; cancelled, completed: release held; returned: restock consumed and
+-- release anything still held; p_lines limits consume/restock to some lines, for partial
+-- shipments/returns), outbox event order.status_changed {"from", "to", "version"}.
+-- Trusts its caller for argument bounds (public entry points check them).
+-- Raises 22023 (unknown status), OD004, OD002 (DETAIL 'status=... version=...'), OD003.
+-- Locks the orders row, then inventory rows in sku order (side effects).
+CREATE OR REPLACE FUNCTION orderdb._apply_transition(p_warehouse_id integer, p_order_id bigint,
+                                                     p_to_status text,
+                                                     p_expected_version integer,
+                                                     p_actor text DEFAULT NULL,
+                                                     p_reason text DEFAULT NULL,
+                                                     p_context jsonb DEFAULT '{}',
+                                                     p_source text DEFAULT 'api',
+                                                     p_occurred_at timestamptz DEFAULT NULL,
+                                                     p_lines jsonb DEFAULT NULL)
+RETURNS TABLE (order_id bigint, status text, version integer, from_status text)
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_from    text;
+    v_version integer;
+BEGIN
+    UPDATE orderdb.orders AS o
+       SET status = p_to_status,
+           previous_status = o.status,
+           version = o.version + 1,
+           updated_at = now()
+     WHERE o.warehouse_id = p_warehouse_id
+       AND o.order_id = p_order_id
+       AND (p_expected_version IS NULL OR o.version = p_expected_version)
+       AND EXISTS (SELECT 1 FROM orderdb.order_transitions t
+                    WHERE t.from_status = o.status AND t.to_status = p_to_status)
+       AND (o.status <> 'on_hold' OR p_to_status = 'cancelled'
+            OR p_to_status = o.previous_status)
+    RETURNING o.previous_status, o.version INTO v_from, v_version;
+
+    IF NOT FOUND THEN
+        PERFORM orderdb._raise_transition_error(p_warehouse_id, p_order_id, p_to_status,
+                                                p_expected_version);
+    END IF;
+
+    INSERT INTO orderdb.order_status_history (warehouse_id, order_id, version, from_status,
+                                              to_status, actor, reason, context, source,
+                                              occurred_at)
+    VALUES (p_warehouse_id, p_order_id, v_version, v_from, p_to_status, p_actor, p_reason,
+            coalesce(p_context, '{}'::jsonb), coalesce(p_source, 'api'),
+            coalesce(p_occurred_at, now()));
+
+    IF p_to_status = 'shipped' THEN
+        PERFORM orderdb._consume_reservations(p_warehouse_id, p_order_id, p_lines);
+    ELSIF p_to_status IN ('cancelled', 'completed') THEN
+        PERFORM orderdb._release_reservations(p_warehouse_id, p_order_id);
+    ELSIF p_to_status = 'returned' THEN
+        PERFORM orderdb._restock(p_warehouse_id, p_order_id, p_lines);
+        PERFORM orderdb._release_reservations(p_warehouse_id, p_order_id);
+    END IF;
+
+    PERFORM orderdb._emit_event('order.status_changed', p_order_id, p_warehouse_id,
+                                jsonb_build_object('from', v_from, 'to', p_to_status,
+                                                   'version', v_version));
+
+    order_id := p_order_id;
+    status := p_to_status;
+    version := v_version;
+    from_status := v_from;
+    RETURN NEXT;
+END;
+$$;
+COMMENT ON FUNCTION orderdb._apply_transition(integer, bigint, text, integer, text, text, jsonb,
+                                              text, timestamptz, jsonb) IS
+    'Applies one status change (the single state-machine rule) with history, inventory effects and event.';
+
+-- transition_order: moves an order to p_to_status with an optimistic version check.
+-- Raises 22023 (bad input, unknown status), OD004 (unknown order), OD002 (version is not
+-- p_expected_version; wins over OD003), OD003 (edge not allowed; out of on_hold only back to the
+-- status before the hold, or to cancelled).
+-- Locks the orders row, and inventory rows in sku order when shipping/cancelling/returning.
+CREATE OR REPLACE FUNCTION orderdb.transition_order(p_order_id bigint, p_to_status text,
+                                                    p_expected_version integer,
+                                                    p_actor text DEFAULT NULL,
+                                                    p_reason text DEFAULT NULL,
+                                                    p_context jsonb DEFAULT '{}')
+RETURNS TABLE (order_id bigint, status text, version integer)
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_context      jsonb := coalesce(p_context, '{}'::jsonb);
+    v_warehouse_id integer;
+BEGIN
+    PERFORM orderdb._check_positive(p_order_id, 'order_id');
+    PERFORM orderdb._check_status(p_to_status, 'to_status');
+    PERFORM orderdb._check_positive(p_expected_version, 'expected_version');
+    PERFORM orderdb._check_text(p_actor, 'actor', 1000);
+    PERFORM orderdb._check_text(p_reason, 'reason', 1000);
+    PERFORM orderdb._check_json(v_context, 'context', 'object');
+
+    SELECT d.warehouse_id INTO v_warehouse_id
+      FROM orderdb.order_directory d WHERE d.order_id = p_order_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'OD004',
+            MESSAGE = format('order %s not found', p_order_id),
+            DETAIL = format('order_id=%s', p_order_id);
+    END IF;
+
+    RETURN QUERY
+        SELECT t.order_id, t.status, t.version
+          FROM orderdb._apply_transition(v_warehouse_id, p_order_id, p_to_status,
+                                         p_expected_version, p_actor, p_reason, v_context) t;
+END;
+$$;
+COMMENT ON FUNCTION orderdb.transition_order(bigint, text, integer, text, text, jsonb) IS
+    'Moves an order to another status if its version matches and the edge is allowed.';
+
+-- _order_shipments: the "shipments" array of get_order. Placeholder returning []; the
+-- fulfilment/tracking file (40_) replaces it (CREATE OR REPLACE) once shipments exist.
+-- Locks nothing.
+CREATE OR REPLACE FUNCTION orderdb._order_shipments(p_warehouse_id integer, p_order_id bigint)
+RETURNS jsonb
+LANGUAGE sql
+STABLE
+AS $$
+    SELECT '[]'::jsonb;
+$$;
+COMMENT ON FUNCTION orderdb._order_shipments(integer, bigint) IS
+    'The shipments array of get_order (placeholder: []; replaced by the fulfilment code).';
+
+-- get_order: the order as one JSON document: order_id, order_no, customer_id, warehouse_id,
+-- status, version, previous_status, options, created_by, created_at, updated_at,
+-- items [{sku, quantity, unit_price, reservation {held, consumed, released, returned}}] in input
+-- order, shipments [...].
+-- Raises 22023 (order_id not positive), OD004 (unknown order). Locks nothing.
+CREATE OR REPLACE FUNCTION orderdb.get_order(p_order_id bigint)
+RETURNS jsonb
+LANGUAGE plpgsql
+STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_doc jsonb;
+BEGIN
+    PERFORM orderdb._check_positive(p_order_id, 'order_id');
+
+    SELECT jsonb_build_object(
+               'order_id', o.order_id,
+               'order_no', o.order_no,
+               'customer_id', o.customer_id,
+               'warehouse_id', o.warehouse_id,
+               'status', o.status,
+               'version', o.version,
+               'previous_status', o.previous_status,
+               'options', o.options,
+               'created_by', o.created_by,
+               'created_at', o.created_at,
+               'updated_at', o.updated_at,
+               'items', (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                                    'sku', l.sku,
+                                    'quantity', l.quantity,
+                                    'unit_price', l.unit_price,
+                                    'reservation', jsonb_build_object(
+                                        'held', l.qty_held,
+                                        'consumed', l.qty_consumed,
+                                        'released', l.qty_released,
+                                        'returned', l.qty_returned))
+                                  ORDER BY l.line_no), '[]'::jsonb)
+                           FROM orderdb.order_lines l
+                          WHERE l.warehouse_id = o.warehouse_id AND l.order_id = o.order_id),
+               'shipments', orderdb._order_shipments(o.warehouse_id, o.order_id))
+      INTO v_doc
+      FROM orderdb.order_directory d
+      JOIN orderdb.orders o ON o.warehouse_id = d.warehouse_id AND o.order_id = d.order_id
+     WHERE d.order_id = p_order_id;
+
+    IF v_doc IS NULL THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'OD004',
+            MESSAGE = format('order %s not found', p_order_id),
+            DETAIL = format('order_id=%s', p_order_id);
+    END IF;
+    RETURN v_doc;
+END;
+$$;
+COMMENT ON FUNCTION orderdb.get_order(bigint) IS
+    'Returns an order with its items and shipments as one JSON document (OD004 when missing).';
+
+-- order_history: every status change of an order, oldest first, starting with its creation
+-- (version 1, from NULL to pending, actor = the creating actor).
+-- Raises 22023 (order_id not positive), OD004 (unknown order). Locks nothing.
+CREATE OR REPLACE FUNCTION orderdb.order_history(p_order_id bigint)
+RETURNS TABLE (version integer, from_status text, to_status text, actor text, reason text,
+               context jsonb, changed_at timestamptz)
+LANGUAGE plpgsql
+STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM orderdb._check_positive(p_order_id, 'order_id');
+
+    RETURN QUERY
+        SELECT 1, NULL::text, 'pending'::text, o.created_by, NULL::text, '{}'::jsonb,
+               o.created_at
+          FROM orderdb.order_directory d
+          JOIN orderdb.orders o ON o.warehouse_id = d.warehouse_id AND o.order_id = d.order_id
+         WHERE d.order_id = p_order_id
+        UNION ALL
+        SELECT h.version, h.from_status, h.to_status, h.actor, h.reason, h.context, h.changed_at
+          FROM orderdb.order_directory d
+          JOIN orderdb.order_status_history h
+            ON h.warehouse_id = d.warehouse_id AND h.order_id = d.order_id
+         WHERE d.order_id = p_order_id
+        ORDER BY 1;
+
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'OD004',
+            MESSAGE = format('order %s not found', p_order_id),
+            DETAIL = format('order_id=%s', p_order_id);
+    END IF;
+END;
+$$;
+COMMENT ON FUNCTION orderdb.order_history(bigint) IS
+    'Lists every status change of an order, oldest first, starting with its creation.';
+
+-- allowed_transitions: the allowed status edges (orderdb.order_transitions), in lifecycle order.
+-- Out of on_hold only the edge back to the status before the hold (or to cancelled) applies to
+-- a given order. Locks nothing.
+CREATE OR REPLACE FUNCTION orderdb.allowed_transitions()
+RETURNS TABLE (from_status text, to_status text)
+LANGUAGE sql
+STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT t.from_status, t.to_status
+      FROM orderdb.order_transitions t
+      JOIN orderdb.order_statuses f ON f.status = t.from_status
+      JOIN orderdb.order_statuses s ON s.status = t.to_status
+     ORDER BY f.position, s.position;
+$$;
+COMMENT ON FUNCTION orderdb.allowed_transitions() IS
+    'Lists the allowed order status edges (the state machine as data).';
