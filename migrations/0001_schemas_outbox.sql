@@ -5,6 +5,9 @@
 -- transaction still running (pg_snapshot_xmin): identity values are assigned at insert, not at
 -- commit, so event_id alone is not a safe cursor.
 
+SET LOCAL lock_timeout = '5s';
+SET LOCAL statement_timeout = '60s';
+
 CREATE SCHEMA IF NOT EXISTS orderdb;
 CREATE SCHEMA IF NOT EXISTS orderdb_ops;
 

@@ -16,6 +16,9 @@
 -- row lock it takes on the parent) costs more than the rest of the insert; the functions of sql/
 -- are the only writers (least privilege) and CHECK constraints guard the counters.
 
+SET LOCAL lock_timeout = '5s';
+SET LOCAL statement_timeout = '60s';
+
 -- ---------------------------------------------------------------------------------------------
 -- State machine as data
 -- ---------------------------------------------------------------------------------------------

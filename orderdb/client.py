@@ -128,7 +128,9 @@ class Client:
                 raise
             raise mapped from exc
 
-    def _rows(self, query: str, params: Sequence[object], conn: Conn | None) -> list[dict[str, Any]]:
+    def _rows(
+        self, query: str, params: Sequence[object], conn: Conn | None
+    ) -> list[dict[str, Any]]:
         with self._conn(conn) as c, c.cursor(row_factory=dict_row) as cur:
             cur.execute(query.encode(), params)
             return cur.fetchall()
@@ -142,39 +144,61 @@ class Client:
     # -- inventory ------------------------------------------------------------------------------
 
     def receive_stock(
-        self, warehouse_id: int, sku: str, quantity: int, *, actor: str | None = None,
+        self,
+        warehouse_id: int,
+        sku: str,
+        quantity: int,
+        *,
+        actor: str | None = None,
         conn: Conn | None = None,
     ) -> StockLevel:
         row = self._one(
             "SELECT * FROM orderdb.receive_stock(%s, %s, %s, %s)",
-            (warehouse_id, sku, quantity, actor), conn,
+            (warehouse_id, sku, quantity, actor),
+            conn,
         )
         return StockLevel(**row)
 
     def stock_level(self, warehouse_id: int, sku: str, *, conn: Conn | None = None) -> StockLevel:
-        row = self._one(
-            "SELECT * FROM orderdb.stock_level(%s, %s)", (warehouse_id, sku), conn
-        )
+        row = self._one("SELECT * FROM orderdb.stock_level(%s, %s)", (warehouse_id, sku), conn)
         return StockLevel(warehouse_id=warehouse_id, sku=sku, **row)
 
     # -- orders ---------------------------------------------------------------------------------
 
     def create_order(
-        self, customer_id: int, warehouse_id: int | None, items: Sequence[Mapping[str, Any]], *,
-        idempotency_key: str | None = None, actor: str | None = None,
-        options: Mapping[str, Any] | None = None, conn: Conn | None = None,
+        self,
+        customer_id: int,
+        warehouse_id: int | None,
+        items: Sequence[Mapping[str, Any]],
+        *,
+        idempotency_key: str | None = None,
+        actor: str | None = None,
+        options: Mapping[str, Any] | None = None,
+        conn: Conn | None = None,
     ) -> CreatedOrder:
         row = self._one(
             "SELECT * FROM orderdb.create_order(%s, %s, %s, %s, %s, %s)",
-            (customer_id, warehouse_id, _jsonb(list(items)), idempotency_key, actor,
-             _jsonb(dict(options or {}))),
+            (
+                customer_id,
+                warehouse_id,
+                _jsonb(list(items)),
+                idempotency_key,
+                actor,
+                _jsonb(dict(options or {})),
+            ),
             conn,
         )
         return CreatedOrder(**row)
 
     def transition(
-        self, order_id: int, to_status: str, *, expected_version: int, actor: str | None = None,
-        reason: str | None = None, context: Mapping[str, Any] | None = None,
+        self,
+        order_id: int,
+        to_status: str,
+        *,
+        expected_version: int,
+        actor: str | None = None,
+        reason: str | None = None,
+        context: Mapping[str, Any] | None = None,
         conn: Conn | None = None,
     ) -> OrderState:
         row = self._one(
@@ -193,7 +217,8 @@ class Client:
         rows = self._rows(
             "SELECT version, from_status, to_status, actor, reason, context, changed_at"
             " FROM orderdb.order_history(%s)",
-            (order_id,), conn,
+            (order_id,),
+            conn,
         )
         return [HistoryEntry(**r) for r in rows]
 

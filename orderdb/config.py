@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import psycopg
@@ -11,7 +12,7 @@ EMBEDDED_DBNAME = "orderdb"
 
 
 def resolve_dsn(dsn: str | None = None) -> str:
-    """The DSN to use: the given one, else $ORDERDB_DSN, else the embedded server's orderdb database.
+    """The DSN to use: the given one, else $ORDERDB_DSN, else the embedded server's database.
 
     The embedded server is started (or reused) and its ``orderdb`` database created on first use.
     """
@@ -33,10 +34,9 @@ def ensure_database(admin_dsn: str, dbname: str) -> None:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone()
         if exists:
             return
-        try:
+        # another process may create it at the same time
+        with contextlib.suppress(psycopg.errors.DuplicateDatabase):
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
-        except psycopg.errors.DuplicateDatabase:
-            pass  # another process created it at the same time
 
 
 def redact(dsn: str) -> str:
@@ -49,4 +49,4 @@ def redact(dsn: str) -> str:
         return "<unparsable dsn>"
     if "password" in params:
         params["password"] = "***"  # noqa: S105 - a mask, not a secret
-    return make_conninfo(**{k: v for k, v in params.items() if v is not None})
+    return make_conninfo("", **{k: v for k, v in params.items() if v is not None})

@@ -152,7 +152,7 @@ def test_concurrent_ensure_started_share_one_server(data_root: Path) -> None:
 def test_pgtap_on_throwaway() -> None:
     control = embedded.pgtap_control_path()
     if control is None:
-        pytest.skip("pgTAP not installed (apt-get install postgresql-15-pgtap)")
+        pytest.fail("pgTAP not installed: apt-get install postgresql-15-pgtap")
     assert (control / "extension" / "pgtap.control").is_file()
     with embedded.throwaway() as server, psycopg.connect(server.dsn, autocommit=True) as conn:
         path = conn.execute("SHOW extension_control_path").fetchone()

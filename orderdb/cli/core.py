@@ -1,0 +1,1 @@
+"""CLI commands: core (filled in by its capability)."""

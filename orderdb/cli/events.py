@@ -1,0 +1,1 @@
+"""CLI commands: events (filled in by its capability)."""

@@ -1,0 +1,1 @@
+"""CLI commands: tracking (filled in by its capability)."""

@@ -1,0 +1,36 @@
+"""Runs every pgTAP file (tests/pgtap/<function>/<behaviour>.test.sql) with pg_prove, one pytest
+test per file, against a database cloned from the migrated template (pgTAP installed)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from orderdb.devtools import PGTAP_DIR, pg_prove_command, pgtap_files
+
+from .conftest import PgServer
+
+FILES = pgtap_files()
+
+
+def test_pgtap_suite_is_not_empty() -> None:
+    assert FILES, f"no pgTAP files under {PGTAP_DIR}"
+
+
+@pytest.mark.parametrize("path", FILES, ids=[str(p.relative_to(PGTAP_DIR)) for p in FILES])
+def test_pgtap_file(path: Path, db_dsn: str, pg_server: PgServer) -> None:
+    text = path.read_text()
+    assert "SELECT plan(" in text or "select plan(" in text, f"{path.name} states no plan()"
+    psql = None
+    if pg_server.kind == "embedded":
+        from orderdb import embedded
+
+        psql = str(embedded.bin_path("psql"))
+    result = subprocess.run(
+        pg_prove_command(db_dsn, [path], psql), capture_output=True, text=True, check=False
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "All tests successful" in output, output
