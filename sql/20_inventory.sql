@@ -8,7 +8,7 @@
 -- receive_stock: adds p_quantity units to (warehouse, sku), creating the warehouse and the
 -- inventory row on first receipt, and records the receipt (orderdb.stock_receipts).
 -- Raises 22023 (warehouse_id/quantity not positive, sku not 1..255 characters, actor over 1000
--- characters), 22003 if on_hand would exceed 2147483647.
+-- characters, on_hand would exceed 2147483647).
 -- Locks the inventory row (warehouse_id, sku).
 CREATE OR REPLACE FUNCTION orderdb.receive_stock(p_warehouse_id integer, p_sku text,
                                                  p_quantity integer, p_actor text DEFAULT NULL)
@@ -27,12 +27,21 @@ BEGIN
     INSERT INTO orderdb.warehouses AS w (warehouse_id) VALUES (p_warehouse_id)
     ON CONFLICT ON CONSTRAINT warehouses_pkey DO NOTHING;
 
+    -- the DO UPDATE condition keeps on_hand within integer range (no row: the receipt would overflow)
     INSERT INTO orderdb.inventory AS i (warehouse_id, sku, on_hand, reserved)
     VALUES (p_warehouse_id, p_sku, p_quantity, 0)
     ON CONFLICT ON CONSTRAINT inventory_pkey
     DO UPDATE SET on_hand = i.on_hand + excluded.on_hand, updated_at = now()
+         WHERE i.on_hand <= 2147483647 - excluded.on_hand
     RETURNING i.warehouse_id, i.sku, i.on_hand, i.reserved, i.on_hand - i.reserved
          INTO warehouse_id, sku, on_hand, reserved, available;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING
+            ERRCODE = '22023',
+            MESSAGE = 'quantity would raise on_hand above 2147483647',
+            DETAIL = format('warehouse_id=%s sku=%s quantity=%s', p_warehouse_id, p_sku,
+                            p_quantity);
+    END IF;
 
     INSERT INTO orderdb.stock_receipts (warehouse_id, sku, quantity, actor)
     VALUES (p_warehouse_id, p_sku, p_quantity, p_actor);
