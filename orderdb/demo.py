@@ -2,16 +2,19 @@
 
 Steps: migrate; receive stock in three warehouses; place orders from several concurrent
 customers (some on purpose for more than is in stock, some retried with the same idempotency key);
-walk every order through its life (payment, warehouse, carrier) with a few cancellations and
-holds; then print a summary read back from the database: orders by status, stock, the ledger
-check, and the events waiting in the outbox. Each step shows its progress.
+take payment and hand orders to the warehouse (a few cancelled, a few held for an incomplete
+address and resumed); the warehouse ships them through WMS callbacks and carriers send their
+events (failed attempts with redelivery, refused parcels coming back); customers sign, some ask
+for a return; then print two customer timelines and a summary read back from the database:
+orders by status, stock, the ledger check, and the events in the outbox. Each step shows its
+progress.
 """
 
 from __future__ import annotations
 
 import random
+import threading
 import time
-from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -24,16 +27,8 @@ from orderdb.client import Client
 
 WAREHOUSES = (1, 2, 3)
 SKUS = tuple(f"DEMO-{n:03d}" for n in range(1, 21))
-HAPPY_PATH = (
-    "confirmed",
-    "dispatched",
-    "picked",
-    "packed",
-    "shipped",
-    "delivering",
-    "delivered",
-    "completed",
-)
+# payment and the warehouse's first steps; the warehouse (WMS callbacks) and carriers do the rest
+OFFICE_PATH = ("confirmed", "dispatched")
 
 
 @dataclass
@@ -42,7 +37,16 @@ class DemoStats:
     replayed: int = 0
     refused_stock: int = 0
     transitions: int = 0
-    outcomes: Counter[str] = field(default_factory=Counter)
+    wms_callbacks: int = 0
+    carrier_events: int = 0
+    returns: int = 0
+    ready_to_ship: list[int] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def bump(self, name: str, n: int = 1) -> None:
+        """Add ``n`` to counter ``name`` (called from several threads)."""
+        with self.lock:
+            setattr(self, name, getattr(self, name) + n)
 
 
 def _progress(console: Console) -> Progress:
@@ -91,11 +95,11 @@ def _place_orders(
                     actor="demo-shop",
                 )
                 assert again.order_id == created.order_id and again.replayed
-                stats.replayed += 1
-            stats.created += 1
+                stats.bump("replayed", 1)
+            stats.bump("created", 1)
             return created.order_id, created.version
         except errors.InsufficientStock:
-            stats.refused_stock += 1
+            stats.bump("refused_stock", 1)
             return None
         finally:
             advance()
@@ -110,20 +114,19 @@ def _place_orders(
 
 
 def _path_for(fate: float) -> list[tuple[str, str | None]]:
-    """The statuses one order goes through (with a reason), chosen by its fate in [0, 1)."""
+    """The statuses one order goes through before the warehouse picks it, by its fate in [0, 1)."""
     if fate < 0.10:  # the customer cancels before the warehouse starts
         return [("confirmed", None), ("cancelled", "customer changed their mind")]
-    path: list[tuple[str, str | None]] = [(s, None) for s in HAPPY_PATH]
+    path: list[tuple[str, str | None]] = [(s, None) for s in OFFICE_PATH]
     if fate < 0.18:  # the warehouse holds it for an incomplete address, then resumes
-        at = path.index(("dispatched", None)) + 1
-        path[at:at] = [("on_hold", "address incomplete"), ("dispatched", "address fixed")]
+        path += [("on_hold", "address incomplete"), ("dispatched", "address fixed")]
     return path
 
 
-def _walk(
+def _office(
     client: Client, order_id: int, version: int, rng: random.Random, stats: DemoStats
 ) -> None:
-    """Move one order through its life; some are cancelled or held on the way."""
+    """Payment and hand-over to the warehouse; a few are cancelled or held on the way."""
     for to, reason in _path_for(rng.random()):
         state = client.transition(
             order_id,
@@ -134,18 +137,70 @@ def _walk(
             context={"source": "demo"},
         )
         version = state.version
-        stats.transitions += 1
-    stats.outcomes[client.get_order(order_id)["status"]] += 1
+        stats.bump("transitions")
+    if to == "dispatched":
+        stats.ready_to_ship.append(order_id)
+
+
+def _customers_sign_and_return(client: Client, stats: DemoStats, rng: random.Random) -> None:
+    """Most delivered orders are closed (completed); a few customers send theirs back."""
+    for order_id in list(stats.ready_to_ship):
+        order = client.get_order(order_id)
+        if order.status != "delivered":
+            continue
+        if rng.random() < 0.05:
+            req = client.request_return(
+                order_id,
+                None,
+                expected_version=order.version,
+                actor="customer",
+                reason="does not fit",
+            )
+            moving = client.transition(
+                order_id,
+                "returning",
+                expected_version=req.version,
+                actor="demo-carrier",
+                reason="return parcel collected",
+            )
+            client.receive_return(order_id, expected_version=moving.version, actor="demo-dock")
+            stats.bump("returns", 1)
+            stats.bump("transitions", 3)
+        elif rng.random() < 0.7:
+            client.transition(
+                order_id,
+                "completed",
+                expected_version=order.version,
+                actor="demo",
+                reason="customer signed",
+            )
+            stats.bump("transitions")
+
+
+def _in_chunks(items: list[int], parts: int) -> list[list[int]]:
+    return [items[i::parts] for i in range(parts) if items[i::parts]]
 
 
 def run_demo(dsn: str, console: Console, *, orders: int = 300, seed: int = 7) -> DemoStats:
+
     rng = random.Random(seed)
     stats = DemoStats()
     started = time.monotonic()
     console.print("[bold]orderdb demo[/bold]: a simulated shop")
     console.print("migrating ...")
     migrate.migrate(dsn)
-    with Client.connect(dsn, max_size=10) as client, _progress(console) as progress:
+    with Client.connect(dsn, max_size=10) as client:
+        shipping = _simulate(client, console, orders, rng, seed, stats)
+        _timelines(client, console, shipping)
+        _summary(client, console, stats, time.monotonic() - started)
+    return stats
+
+
+def _simulate(
+    client: Client, console: Console, orders: int, rng: random.Random, seed: int, stats: DemoStats
+) -> list[int]:
+    """Every step of the simulation, each with its progress bar; returns the shipped orders."""
+    with _progress(console) as progress:
         task = progress.add_task("receiving stock", total=len(WAREHOUSES) * len(SKUS))
         for warehouse in WAREHOUSES:
             for sku in SKUS:
@@ -155,18 +210,76 @@ def run_demo(dsn: str, console: Console, *, orders: int = 300, seed: int = 7) ->
         task = progress.add_task("customers placing orders", total=orders)
         placed = _place_orders(client, orders, rng, stats, lambda: progress.advance(task))
 
-        task = progress.add_task("fulfilling orders", total=len(placed))
+        task = progress.add_task("payment and warehouse", total=len(placed))
         with ThreadPoolExecutor(max_workers=8) as pool:
             futures = [
-                pool.submit(_walk, client, oid, ver, random.Random(oid), stats)
+                pool.submit(_office, client, oid, ver, random.Random(oid), stats)
                 for oid, ver in placed
             ]
             for fut in as_completed(futures):
                 fut.result()
                 progress.advance(task)
 
-        _summary(client, console, stats, time.monotonic() - started)
-    return stats
+        # the warehouse ships (WMS callbacks) and carriers report, 8 integrations at once
+        shipping = sorted(stats.ready_to_ship)
+        task = progress.add_task("shipping and carrier events", total=len(shipping))
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            futures = [
+                pool.submit(
+                    _ship_chunk, client, chunk, seed, stats, lambda n: progress.advance(task, n)
+                )
+                for chunk in _in_chunks(shipping, 8)
+            ]
+            for fut in as_completed(futures):
+                fut.result()
+
+        task = progress.add_task("customers sign or return", total=1)
+        _customers_sign_and_return(client, stats, rng)
+        progress.advance(task)
+
+    return shipping
+
+
+def _ship_chunk(
+    client: Client,
+    order_ids: list[int],
+    seed: int,
+    stats: DemoStats,
+    advance: Callable[[int], None],
+) -> None:
+    from orderdb.demo_tracking import simulate_fulfilment
+
+    for order_id in order_ids:
+        done = simulate_fulfilment(client, [order_id], random.Random(seed * 7919 + order_id))
+        stats.bump("wms_callbacks", done.wms_callbacks)
+        stats.bump("carrier_events", done.carrier_events)
+        advance(1)
+
+
+def _timelines(client: Client, console: Console, order_ids: list[int]) -> None:
+    """Print what two customers see: one delivered after a failed attempt if there is one."""
+    from rich.table import Table
+
+    shown = 0
+    for order_id in order_ids:
+        timeline = client.order_timeline(order_id)
+        statuses = [e.status for e in timeline.timeline]
+        if shown == 0 and "failed_attempt" not in statuses:
+            continue
+        table = Table(
+            title=f"timeline of {timeline.order_no} ({timeline.status}); "
+            f"now at {timeline.current_location or '-'}"
+        )
+        for col in ("time (UTC)", "status", "description", "location"):
+            table.add_column(col)
+        for e in timeline.timeline:
+            table.add_row(
+                e.time.strftime("%H:%M:%S.%f")[:-3], e.status, e.description or "", e.location or ""
+            )
+        console.print(table)
+        shown += 1
+        if shown == 2:
+            return
 
 
 def _summary(client: Client, console: Console, stats: DemoStats, seconds: float) -> None:
@@ -192,7 +305,8 @@ def _summary(client: Client, console: Console, stats: DemoStats, seconds: float)
     console.print(
         f"this run: {stats.created} orders placed, {stats.replayed} retries answered from the "
         f"idempotency key, {stats.refused_stock} refused for lack of stock, "
-        f"{stats.transitions} status changes"
+        f"{stats.transitions} status changes by the shop, {stats.wms_callbacks} WMS callbacks, "
+        f"{stats.carrier_events} carrier events, {stats.returns} customer returns"
     )
     if stock:
         console.print(f"stock (demo SKUs): on hand {stock[0]}, reserved {stock[1]}")

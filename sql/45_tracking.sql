@@ -1,0 +1,492 @@
+-- Tracking: carrier events (record_tracking_event), their mapping to the normalised taxonomy,
+-- matching to shipments (also later, when the shipment appears), the order status they imply
+-- (never backwards), the customer's timeline (order_timeline) and the unknown-codes view.
+--
+-- Lock order: the tracking-number advisory lock, then the shipments row, then the orders row
+-- (the same order as orderdb.wms_callback: advisory lock, orders row, new shipment row).
+
+-- _normalize_carrier_status: the normalised status of a carrier code (orderdb.carrier_status_map),
+-- 'unknown' when the carrier/code pair has no mapping. Locks nothing.
+CREATE OR REPLACE FUNCTION orderdb._normalize_carrier_status(p_carrier text, p_carrier_status text)
+RETURNS text
+LANGUAGE sql
+STABLE
+AS $$
+    SELECT coalesce((SELECT m.normalized_status
+                       FROM orderdb.carrier_status_map m
+                      WHERE m.carrier = p_carrier AND m.carrier_status = p_carrier_status),
+                    'unknown');
+$$;
+COMMENT ON FUNCTION orderdb._normalize_carrier_status(text, text) IS
+    'Maps a carrier status code to the normalised taxonomy (unknown when unmapped).';
+
+-- _apply_tracking_to_shipment: records a carrier event on its shipment if it is the newest known
+-- event of that shipment (by event time; ties apply): status, last_event_time, delivered_at.
+-- 'unknown' events change nothing. Returns true when the event is the shipment's newest.
+-- Locks the shipments row.
+CREATE OR REPLACE FUNCTION orderdb._apply_tracking_to_shipment(p_warehouse_id integer,
+                                                               p_shipment_id bigint,
+                                                               p_tracking_event_id bigint)
+RETURNS boolean
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_norm text;
+    v_time timestamptz;
+BEGIN
+    SELECT te.normalized_status, te.event_time INTO v_norm, v_time
+      FROM orderdb.tracking_events te WHERE te.tracking_event_id = p_tracking_event_id;
+    IF v_norm IS NULL OR v_norm = 'unknown' THEN
+        RETURN false;
+    END IF;
+    UPDATE orderdb.shipments AS s
+       SET status = v_norm,
+           last_event_time = v_time,
+           delivered_at = CASE WHEN v_norm = 'delivered' THEN coalesce(s.delivered_at, v_time)
+                               ELSE s.delivered_at END,
+           updated_at = now()
+     WHERE s.warehouse_id = p_warehouse_id AND s.shipment_id = p_shipment_id
+       AND (s.last_event_time IS NULL OR s.last_event_time <= v_time);
+    RETURN FOUND;
+END;
+$$;
+COMMENT ON FUNCTION orderdb._apply_tracking_to_shipment(integer, bigint, bigint) IS
+    'Sets a shipment''s status from a carrier event if the event is its newest; true when it is.';
+
+-- _apply_tracking_to_order: the order status a shipment's (newest) carrier event implies,
+-- forward only, through orderdb._apply_transition (source 'carrier', occurred_at = event time):
+--   in_transit, available_for_pickup: shipped -> delivering
+--   out_for_delivery: shipped | delivery_failed (redelivery) -> delivering
+--   failed_attempt: shipped | delivering -> delivery_failed
+--   delivered: shipped | delivering | delivery_failed -> delivered once every shipment of the
+--              order is delivered (else -> delivering)
+--   returned_to_sender: shipped | delivering | delivery_failed -> returning
+--   info_received, exception, unknown: no change. Any other order status: no change.
+-- Returns the order's status afterwards. Locks the orders row.
+CREATE OR REPLACE FUNCTION orderdb._apply_tracking_to_order(p_warehouse_id integer,
+                                                            p_shipment_id bigint,
+                                                            p_tracking_event_id bigint)
+RETURNS text
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_event    record;
+    v_order_id bigint;
+    v_status   text;
+    v_target   text;
+    v_pending  boolean;
+    v_context  jsonb;
+    v_actor    text;
+BEGIN
+    SELECT te.* INTO v_event
+      FROM orderdb.tracking_events te WHERE te.tracking_event_id = p_tracking_event_id;
+    SELECT s.order_id INTO v_order_id
+      FROM orderdb.shipments s
+     WHERE s.warehouse_id = p_warehouse_id AND s.shipment_id = p_shipment_id;
+    SELECT o.status INTO v_status
+      FROM orderdb.orders o
+     WHERE o.warehouse_id = p_warehouse_id AND o.order_id = v_order_id
+       FOR NO KEY UPDATE;
+
+    v_target := CASE
+        WHEN v_event.normalized_status IN ('in_transit', 'available_for_pickup')
+             AND v_status = 'shipped' THEN 'delivering'
+        WHEN v_event.normalized_status = 'out_for_delivery'
+             AND v_status IN ('shipped', 'delivery_failed') THEN 'delivering'
+        WHEN v_event.normalized_status = 'failed_attempt'
+             AND v_status IN ('shipped', 'delivering') THEN 'delivery_failed'
+        WHEN v_event.normalized_status = 'delivered'
+             AND v_status IN ('shipped', 'delivering', 'delivery_failed') THEN 'delivered'
+        WHEN v_event.normalized_status = 'returned_to_sender'
+             AND v_status IN ('shipped', 'delivering', 'delivery_failed') THEN 'returning'
+    END;
+    IF v_target IS NULL THEN
+        RETURN v_status;
+    END IF;
+
+    IF v_target = 'delivered' THEN
+        SELECT EXISTS (SELECT 1 FROM orderdb.shipments s
+                        WHERE s.warehouse_id = p_warehouse_id AND s.order_id = v_order_id
+                          AND s.delivered_at IS NULL)
+          INTO v_pending;
+        IF v_pending THEN
+            v_target := 'delivering';
+        END IF;
+    END IF;
+
+    v_context := jsonb_build_object('tracking_event_id', v_event.tracking_event_id,
+                                    'carrier', v_event.carrier,
+                                    'tracking_number', v_event.tracking_number,
+                                    'carrier_status', v_event.carrier_status,
+                                    'normalized_status', v_event.normalized_status);
+    v_actor := left('carrier:' || v_event.carrier, 1000);
+
+    IF v_target = v_status THEN
+        RETURN v_status;
+    END IF;
+    -- delivery_failed -> delivered goes through delivering (the redelivery)
+    IF v_target = 'delivered' AND v_status = 'delivery_failed' THEN
+        PERFORM orderdb._apply_transition(p_warehouse_id, v_order_id, 'delivering', NULL, v_actor,
+                                          'redelivery', v_context, 'carrier', v_event.event_time);
+    END IF;
+    SELECT t.status INTO v_status
+      FROM orderdb._apply_transition(p_warehouse_id, v_order_id, v_target, NULL, v_actor,
+                                     left(v_event.description, 1000), v_context, 'carrier',
+                                     v_event.event_time) t;
+    RETURN v_status;
+END;
+$$;
+COMMENT ON FUNCTION orderdb._apply_tracking_to_order(integer, bigint, bigint) IS
+    'Moves an order forward as a carrier event implies (never backwards); returns its status.';
+
+-- _match_tracking_events: attaches the unmatched carrier events of a new shipment's tracking
+-- number to it and sets the shipment's status from the newest of them. The order's status is
+-- left to the caller (orderdb._finish_shipping). Returns the number of events matched.
+-- Locks the matched tracking_events rows and the shipments row.
+CREATE OR REPLACE FUNCTION orderdb._match_tracking_events(p_warehouse_id integer,
+                                                          p_shipment_id bigint)
+RETURNS integer
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_matched integer;
+    v_newest  bigint;
+BEGIN
+    WITH s AS (
+        SELECT sh.carrier, sh.tracking_number, sh.order_id
+          FROM orderdb.shipments sh
+         WHERE sh.warehouse_id = p_warehouse_id AND sh.shipment_id = p_shipment_id
+    )
+    UPDATE orderdb.tracking_events AS te
+       SET warehouse_id = p_warehouse_id, order_id = s.order_id, shipment_id = p_shipment_id,
+           matched_at = now()
+      FROM s
+     WHERE te.carrier = s.carrier AND te.tracking_number = s.tracking_number
+       AND te.order_id IS NULL;
+    GET DIAGNOSTICS v_matched = ROW_COUNT;
+    IF v_matched = 0 THEN
+        RETURN 0;
+    END IF;
+
+    SELECT te.tracking_event_id INTO v_newest
+      FROM orderdb.tracking_events te
+     WHERE te.warehouse_id = p_warehouse_id AND te.shipment_id = p_shipment_id
+       AND te.normalized_status <> 'unknown'
+     ORDER BY te.event_time DESC, te.tracking_event_id DESC
+     LIMIT 1;
+    IF v_newest IS NOT NULL THEN
+        PERFORM orderdb._apply_tracking_to_shipment(p_warehouse_id, p_shipment_id, v_newest);
+    END IF;
+    RETURN v_matched;
+END;
+$$;
+COMMENT ON FUNCTION orderdb._match_tracking_events(integer, bigint) IS
+    'Matches earlier unmatched carrier events to a new shipment and sets its status from the newest.';
+
+-- record_tracking_event: stores one carrier event and applies it.
+--   * deduplicated by (carrier, p_event_id) when an event id is given, and always by (carrier,
+--     tracking number, event time, carrier status): the same event again returns duplicate = true,
+--     the stored event's id and normalised status, and changes nothing;
+--   * the carrier code is mapped by orderdb.carrier_status_map ('GENERIC' takes the normalised
+--     names); an unmapped code is stored as 'unknown' and changes no status
+--     (orderdb_ops.unknown_carrier_codes lists them);
+--   * a tracking number no shipment has yet: stored unmatched (order_id NULL) and matched when
+--     the WMS SHIPPED callback creates the shipment;
+--   * moves the order forward only (orderdb._apply_tracking_to_order), and only with the newest
+--     event of its shipment: a late or out-of-order event is stored and changes nothing.
+-- p_event_time is taken as given: finite, at most a day in the future.
+-- Emits tracking.recorded. Raises 22023 (bad input). Locks the tracking-number advisory lock,
+-- the shipments row, the orders row.
+CREATE OR REPLACE FUNCTION orderdb.record_tracking_event(p_carrier text, p_tracking_number text,
+                                                         p_event_time timestamptz,
+                                                         p_carrier_status text,
+                                                         p_location text DEFAULT NULL,
+                                                         p_description text DEFAULT NULL,
+                                                         p_event_id text DEFAULT NULL,
+                                                         p_payload jsonb DEFAULT NULL)
+RETURNS TABLE (tracking_event_id bigint, duplicate boolean, normalized_status text,
+               order_id bigint, order_status text)
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_norm   text;
+    v_tn     record;
+    v_id     bigint;
+    v_newest boolean;
+BEGIN
+    PERFORM orderdb._check_text(p_carrier, 'carrier', 255, true);
+    PERFORM orderdb._check_text(p_tracking_number, 'tracking_number', 255, true);
+    PERFORM orderdb._check_event_time(p_event_time, 'event_time');
+    PERFORM orderdb._check_text(p_carrier_status, 'carrier_status', 255, true);
+    PERFORM orderdb._check_text(p_location, 'location', 1000);
+    PERFORM orderdb._check_text(p_description, 'description', 1000);
+    PERFORM orderdb._check_text(p_event_id, 'event_id', 255, p_event_id IS NOT NULL);
+    IF p_payload IS NOT NULL THEN
+        PERFORM orderdb._check_json(p_payload, 'payload', 'object');
+    END IF;
+
+    v_norm := orderdb._normalize_carrier_status(p_carrier, p_carrier_status);
+    PERFORM orderdb._lock_tracking_number(p_carrier, p_tracking_number);
+
+    SELECT tn.warehouse_id, tn.shipment_id, tn.order_id INTO v_tn
+      FROM orderdb.tracking_numbers tn
+     WHERE tn.carrier = p_carrier AND tn.tracking_number = p_tracking_number;
+
+    INSERT INTO orderdb.tracking_events AS te
+           (carrier, tracking_number, event_time, carrier_status, normalized_status, location,
+            description, event_id, payload, warehouse_id, order_id, shipment_id, matched_at)
+    VALUES (p_carrier, p_tracking_number, p_event_time, p_carrier_status, v_norm, p_location,
+            p_description, p_event_id, p_payload, v_tn.warehouse_id, v_tn.order_id,
+            v_tn.shipment_id, CASE WHEN v_tn.order_id IS NOT NULL THEN now() END)
+    ON CONFLICT DO NOTHING
+    RETURNING te.tracking_event_id INTO v_id;
+
+    IF v_id IS NULL THEN
+        -- a duplicate: by event id, else by natural key
+        SELECT te.tracking_event_id, te.normalized_status, te.order_id
+          INTO tracking_event_id, normalized_status, order_id
+          FROM orderdb.tracking_events te
+         WHERE (p_event_id IS NOT NULL AND te.carrier = p_carrier AND te.event_id = p_event_id)
+            OR (te.carrier = p_carrier AND te.tracking_number = p_tracking_number
+                AND te.event_time = p_event_time AND te.carrier_status = p_carrier_status)
+         ORDER BY (te.event_id IS NOT DISTINCT FROM p_event_id) DESC
+         LIMIT 1;
+        SELECT o.status INTO order_status
+          FROM orderdb.order_directory d
+          JOIN orderdb.orders o ON o.warehouse_id = d.warehouse_id AND o.order_id = d.order_id
+         WHERE d.order_id = record_tracking_event.order_id;
+        duplicate := true;
+        RETURN NEXT;
+        RETURN;
+    END IF;
+
+    PERFORM orderdb._emit_event('tracking.recorded', v_tn.order_id, v_tn.warehouse_id,
+                                jsonb_build_object('tracking_event_id', v_id,
+                                                   'carrier', p_carrier,
+                                                   'tracking_number', p_tracking_number,
+                                                   'event_time', p_event_time,
+                                                   'carrier_status', p_carrier_status,
+                                                   'normalized_status', v_norm,
+                                                   'location', p_location,
+                                                   'description', p_description,
+                                                   'matched', v_tn.order_id IS NOT NULL));
+
+    tracking_event_id := v_id;
+    duplicate := false;
+    normalized_status := v_norm;
+    order_id := v_tn.order_id;
+    IF v_tn.order_id IS NOT NULL THEN
+        v_newest := orderdb._apply_tracking_to_shipment(v_tn.warehouse_id, v_tn.shipment_id, v_id);
+        IF v_newest THEN
+            order_status := orderdb._apply_tracking_to_order(v_tn.warehouse_id, v_tn.shipment_id,
+                                                             v_id);
+        ELSE
+            SELECT o.status INTO order_status
+              FROM orderdb.orders o
+             WHERE o.warehouse_id = v_tn.warehouse_id AND o.order_id = v_tn.order_id;
+        END IF;
+    END IF;
+    RETURN NEXT;
+END;
+$$;
+COMMENT ON FUNCTION orderdb.record_tracking_event(text, text, timestamptz, text, text, text, text, jsonb) IS
+    'Stores one carrier tracking event once, matches it to its shipment and moves the order forward.';
+
+-- _status_description: the customer-facing sentence of an order status in the timeline.
+CREATE OR REPLACE FUNCTION orderdb._status_description(p_status text)
+RETURNS text
+LANGUAGE sql
+IMMUTABLE
+AS $$
+    SELECT CASE p_status
+        WHEN 'pending' THEN 'Order placed'
+        WHEN 'confirmed' THEN 'Order confirmed'
+        WHEN 'dispatched' THEN 'Sent to the warehouse'
+        WHEN 'picked' THEN 'Items picked'
+        WHEN 'packed' THEN 'Parcel packed'
+        WHEN 'shipped' THEN 'Handed to the carrier'
+        WHEN 'delivering' THEN 'On its way'
+        WHEN 'delivered' THEN 'Delivered'
+        WHEN 'completed' THEN 'Order completed'
+        WHEN 'cancelled' THEN 'Order cancelled'
+        WHEN 'on_hold' THEN 'On hold'
+        WHEN 'delivery_failed' THEN 'Delivery attempt failed'
+        WHEN 'return_requested' THEN 'Return requested'
+        WHEN 'returning' THEN 'Return on its way to the warehouse'
+        WHEN 'returned' THEN 'Return received'
+        ELSE p_status END;
+$$;
+COMMENT ON FUNCTION orderdb._status_description(text) IS
+    'The customer-facing sentence for an order status (order_timeline).';
+
+-- order_timeline: what a customer sees of an order, as one JSON document:
+--   {"order_id", "order_no", "status", "current_location", "estimated_delivery",
+--    "shipments": [{"carrier", "tracking_number", "status", "shipped_at", "delivered_at"}],
+--    "timeline": [{"time", "status", "description", "location", "kind"}]}
+-- timeline: the order's creation and status changes (time = when they happened: occurred_at)
+-- and its carrier events (time = event time), oldest first; each carrier event once (a status
+-- change a carrier event caused is shown as that event, kind 'carrier'; the order status it led
+-- to is in "order_status"). current_location: the location of the newest carrier event (by event
+-- time) that has one. estimated_delivery: options.promised_delivery_at when set; else, while
+-- shipped and not delivered, the latest shipment's shipped_at + the median transit time
+-- (delivered_at - shipped_at) of that carrier's shipments delivered in the last 30 days; else null.
+-- Raises 22023 (bad ids), OD004 (unknown order), OD005 (p_customer_id given and not the owner).
+-- Locks nothing.
+CREATE OR REPLACE FUNCTION orderdb.order_timeline(p_order_id bigint, p_customer_id bigint DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE plpgsql
+STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_order     record;
+    v_estimate  timestamptz;
+    v_last      record;
+    v_location  text;
+    v_timeline  jsonb;
+    v_shipments jsonb;
+BEGIN
+    PERFORM orderdb._check_positive(p_order_id, 'order_id');
+    IF p_customer_id IS NOT NULL THEN
+        PERFORM orderdb._check_positive(p_customer_id, 'customer_id');
+    END IF;
+
+    SELECT o.warehouse_id, o.order_id, o.order_no, o.customer_id, o.status, o.options,
+           o.created_at
+      INTO v_order
+      FROM orderdb.order_directory d
+      JOIN orderdb.orders o ON o.warehouse_id = d.warehouse_id AND o.order_id = d.order_id
+     WHERE d.order_id = p_order_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'OD004',
+            MESSAGE = format('order %s not found', p_order_id),
+            DETAIL = format('order_id=%s', p_order_id);
+    END IF;
+    IF p_customer_id IS NOT NULL AND p_customer_id <> v_order.customer_id THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'OD005',
+            MESSAGE = format('order %s does not belong to customer %s', p_order_id, p_customer_id),
+            DETAIL = format('order_id=%s customer_id=%s', p_order_id, p_customer_id);
+    END IF;
+
+    SELECT coalesce(jsonb_agg(jsonb_build_object(
+               'carrier', s.carrier, 'tracking_number', s.tracking_number, 'status', s.status,
+               'shipped_at', s.shipped_at, 'delivered_at', s.delivered_at)
+             ORDER BY s.shipped_at, s.shipment_id), '[]'::jsonb)
+      INTO v_shipments
+      FROM orderdb.shipments s
+     WHERE s.warehouse_id = v_order.warehouse_id AND s.order_id = p_order_id;
+
+    WITH entries AS (
+        SELECT v_order.created_at AS at, 0 AS kind_rank, 1::bigint AS seq,
+               'pending'::text AS status, orderdb._status_description('pending') AS description,
+               NULL::text AS location, 'order'::text AS kind, NULL::text AS order_status
+        UNION ALL
+        SELECT h.occurred_at, 0, h.version, h.to_status,
+               orderdb._status_description(h.to_status)
+                 || CASE WHEN h.to_status = 'shipped' AND h.context ? 'carrier'
+                         THEN format(' (%s %s)', h.context ->> 'carrier',
+                                     h.context ->> 'tracking_number')
+                         WHEN h.to_status = 'on_hold' AND h.reason IS NOT NULL
+                         THEN ': ' || h.reason
+                         ELSE '' END,
+               NULL, 'order', NULL
+          FROM orderdb.order_status_history h
+         WHERE h.warehouse_id = v_order.warehouse_id AND h.order_id = p_order_id
+           AND NOT (h.source = 'carrier' AND h.context ? 'tracking_event_id')
+        UNION ALL
+        SELECT te.event_time, 1, te.tracking_event_id, te.normalized_status,
+               coalesce(te.description,
+                        upper(left(te.normalized_status, 1))
+                        || replace(substr(te.normalized_status, 2), '_', ' ')),
+               te.location, 'carrier',
+               (SELECT h.to_status FROM orderdb.order_status_history h
+                 WHERE h.warehouse_id = v_order.warehouse_id AND h.order_id = p_order_id
+                   AND h.source = 'carrier'
+                   AND (h.context ->> 'tracking_event_id')::bigint = te.tracking_event_id
+                 ORDER BY h.version DESC LIMIT 1)
+          FROM orderdb.shipments s
+          JOIN orderdb.tracking_events te
+            ON te.carrier = s.carrier AND te.tracking_number = s.tracking_number
+         WHERE s.warehouse_id = v_order.warehouse_id AND s.order_id = p_order_id
+    )
+    SELECT jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
+               'time', e.at, 'status', e.status, 'description', e.description,
+               'kind', e.kind, 'order_status', e.order_status))
+             || jsonb_build_object('location', e.location)
+             ORDER BY e.at, e.kind_rank, e.seq)
+      INTO v_timeline
+      FROM entries e;
+
+    SELECT te.location INTO v_location
+      FROM orderdb.shipments s
+      JOIN orderdb.tracking_events te
+        ON te.carrier = s.carrier AND te.tracking_number = s.tracking_number
+     WHERE s.warehouse_id = v_order.warehouse_id AND s.order_id = p_order_id
+       AND te.location IS NOT NULL
+     ORDER BY te.event_time DESC, te.tracking_event_id DESC
+     LIMIT 1;
+
+    IF jsonb_typeof(v_order.options -> 'promised_delivery_at') = 'string' THEN
+        BEGIN
+            v_estimate := (v_order.options ->> 'promised_delivery_at')::timestamptz;
+        EXCEPTION WHEN datetime_field_overflow OR invalid_datetime_format
+                       OR invalid_time_zone_displacement_value THEN
+            v_estimate := NULL;
+        END;
+    END IF;
+    IF v_estimate IS NULL AND v_order.status IN ('shipped', 'delivering', 'delivery_failed') THEN
+        SELECT s.carrier, s.shipped_at INTO v_last
+          FROM orderdb.shipments s
+         WHERE s.warehouse_id = v_order.warehouse_id AND s.order_id = p_order_id
+           AND s.delivered_at IS NULL
+         ORDER BY s.shipped_at DESC, s.shipment_id DESC
+         LIMIT 1;
+        IF FOUND THEN
+            SELECT v_last.shipped_at
+                   + percentile_cont(0.5) WITHIN GROUP (ORDER BY s.delivered_at - s.shipped_at)
+              INTO v_estimate
+              FROM orderdb.shipments s
+             WHERE s.carrier = v_last.carrier
+               AND s.delivered_at IS NOT NULL
+               AND s.delivered_at > now() - interval '30 days';
+        END IF;
+    END IF;
+
+    RETURN jsonb_build_object(
+        'order_id', v_order.order_id,
+        'order_no', v_order.order_no,
+        'status', v_order.status,
+        'current_location', v_location,
+        'estimated_delivery', v_estimate,
+        'shipments', v_shipments,
+        'timeline', coalesce(v_timeline, '[]'::jsonb));
+END;
+$$;
+COMMENT ON FUNCTION orderdb.order_timeline(bigint, bigint) IS
+    'The customer''s view of an order: status, location, estimated delivery, shipments, timeline.';
+
+-- unknown_carrier_codes: carrier codes received that have no mapping in
+-- orderdb.carrier_status_map (stored as 'unknown', they change no status). An operator adds the
+-- mapping with one INSERT (docs/tracking.md); the row then disappears (events already stored keep
+-- 'unknown' and are not replayed).
+CREATE OR REPLACE VIEW orderdb_ops.unknown_carrier_codes AS
+SELECT te.carrier,
+       te.carrier_status,
+       count(*) AS events,
+       min(te.received_at) AS first_seen,
+       max(te.received_at) AS last_seen,
+       (array_agg(te.description ORDER BY te.received_at DESC)
+          FILTER (WHERE te.description IS NOT NULL))[1] AS example_description
+  FROM orderdb.tracking_events te
+ WHERE te.normalized_status = 'unknown'
+   AND NOT EXISTS (SELECT 1 FROM orderdb.carrier_status_map m
+                    WHERE m.carrier = te.carrier AND m.carrier_status = te.carrier_status)
+ GROUP BY te.carrier, te.carrier_status;
+
+COMMENT ON VIEW orderdb_ops.unknown_carrier_codes IS
+    'Carrier status codes received without a mapping (add one to orderdb.carrier_status_map).';
