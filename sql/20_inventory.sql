@@ -27,6 +27,14 @@ BEGIN
     INSERT INTO orderdb.warehouses AS w (warehouse_id) VALUES (p_warehouse_id)
     ON CONFLICT ON CONSTRAINT warehouses_pkey DO NOTHING;
 
+    -- flash-sale skus keep their stock in buckets (sql/25_stock_buckets.sql)
+    IF EXISTS (SELECT 1 FROM orderdb.stock_bucket_skus c
+                WHERE c.warehouse_id = p_warehouse_id AND c.sku = p_sku) THEN
+        RETURN QUERY SELECT * FROM orderdb._receive_bucketed_stock(p_warehouse_id, p_sku,
+                                                                   p_quantity, p_actor);
+        RETURN;
+    END IF;
+
     -- the DO UPDATE condition keeps on_hand within integer range (no row: the receipt would overflow)
     INSERT INTO orderdb.inventory AS i (warehouse_id, sku, on_hand, reserved)
     VALUES (p_warehouse_id, p_sku, p_quantity, 0)
@@ -67,7 +75,7 @@ BEGIN
 
     SELECT i.on_hand, i.reserved, i.on_hand - i.reserved
       INTO on_hand, reserved, available
-      FROM orderdb.inventory i
+      FROM orderdb.inventory_levels i  -- inventory row + stock buckets (sql/25_stock_buckets.sql)
      WHERE i.warehouse_id = p_warehouse_id AND i.sku = p_sku;
     IF NOT FOUND THEN
         RAISE EXCEPTION USING
@@ -106,6 +114,13 @@ BEGIN
         IF FOUND THEN
             RETURN;
         END IF;
+    END IF;
+
+    -- flash-sale skus keep their stock in buckets (sql/25_stock_buckets.sql)
+    IF EXISTS (SELECT 1 FROM orderdb.stock_bucket_skus c
+                WHERE c.warehouse_id = p_warehouse_id AND c.sku = ANY (p_skus)) THEN
+        PERFORM orderdb._reserve_stock_bucketed(p_warehouse_id, p_skus, p_quantities);
+        RETURN;
     END IF;
 
     -- lock every existing row in sku order, then find the first line that cannot be served
@@ -170,7 +185,8 @@ COMMENT ON FUNCTION orderdb._reserve_stock(integer, text[], integer[]) IS
 -- Returns the number of units moved (0 when nothing was in p_from_state).
 -- The caller must hold the order's row lock (e.g. have updated the orders row in this
 -- transaction); CHECK constraints on order_lines and inventory stay the last guard.
--- Raises 22023 (bad p_lines / state pair). Locks the inventory rows of the moved skus, in sku order.
+-- Raises 22023 (bad p_lines / state pair). Locks the inventory rows of every line of the order
+-- that holds or consumed stock (a superset of the moved skus), in sku order.
 CREATE OR REPLACE FUNCTION orderdb._move_reservations(p_warehouse_id integer, p_order_id bigint,
                                                       p_from_state text, p_to_state text,
                                                       p_lines jsonb DEFAULT NULL)
@@ -217,24 +233,29 @@ BEGIN
         END IF;
     END IF;
 
-    -- what moves, with the inventory rows locked in sku order
-    SELECT array_agg(m.sku ORDER BY m.sku), array_agg(m.quantity ORDER BY m.sku)
+    -- what moves. The lock covers the inventory rows of every line of the order that still
+    -- holds or consumed stock (a superset of what moves), in sku order: a caller that moves
+    -- several subsets in one transaction (a partial shipment, then a return that restocks the
+    -- shipped lines and releases the held ones) takes all its row locks in the first move, in
+    -- the global (warehouse_id, sku) order, and never waits for a lower sku while holding a higher.
+    SELECT array_agg(m.sku ORDER BY m.sku) FILTER (WHERE m.quantity > 0),
+           array_agg(m.quantity ORDER BY m.sku) FILTER (WHERE m.quantity > 0)
       INTO v_skus, v_qtys
       FROM (
         SELECT ol.sku,
-               coalesce(r.quantity,
-                        CASE p_from_state WHEN 'held' THEN ol.qty_held
-                                          ELSE ol.qty_consumed END) AS quantity
+               CASE WHEN v_req_skus IS NOT NULL AND r.sku IS NULL THEN 0
+                    ELSE coalesce(r.quantity,
+                                  CASE p_from_state WHEN 'held' THEN ol.qty_held
+                                                    ELSE ol.qty_consumed END)
+               END AS quantity
           FROM orderdb.order_lines ol
           JOIN orderdb.inventory i ON i.warehouse_id = ol.warehouse_id AND i.sku = ol.sku
           LEFT JOIN unnest(v_req_skus, v_req_qtys) AS r(sku, quantity) ON r.sku = ol.sku
          WHERE ol.warehouse_id = p_warehouse_id AND ol.order_id = p_order_id
-           AND CASE p_from_state WHEN 'held' THEN ol.qty_held ELSE ol.qty_consumed END > 0
-           AND (v_req_skus IS NULL OR r.sku IS NOT NULL)
+           AND (ol.qty_held > 0 OR ol.qty_consumed > 0)
          ORDER BY ol.sku
            FOR NO KEY UPDATE OF i
-      ) m
-     WHERE m.quantity > 0;
+      ) m;
 
     IF v_skus IS NULL THEN
         RETURN 0;
@@ -258,7 +279,11 @@ BEGIN
            reserved = i.reserved - CASE WHEN p_from_state = 'held' THEN mv.quantity ELSE 0 END,
            updated_at = now()
       FROM moved mv
-     WHERE i.warehouse_id = p_warehouse_id AND i.sku = mv.sku;
+     WHERE i.warehouse_id = p_warehouse_id AND i.sku = mv.sku
+       AND NOT EXISTS (SELECT 1 FROM orderdb.stock_bucket_skus c
+                        WHERE c.warehouse_id = p_warehouse_id AND c.sku = mv.sku);
+    -- bucketed (flash-sale) skus: the counters live in their buckets (sql/25_stock_buckets.sql)
+    PERFORM orderdb._move_bucket_stock(p_warehouse_id, p_from_state, p_to_state, v_skus, v_qtys);
 
     SELECT sum(q)::integer INTO v_moved FROM unnest(v_qtys) AS u(q);
     RETURN v_moved;

@@ -49,21 +49,23 @@ DECLARE
     v_old_hash  bytea;
     v_order_id  bigint;
     v_order_no  text;
+    v_requested_warehouse integer := p_warehouse_id;  -- as sent (the idempotency hash)
 BEGIN
     PERFORM orderdb._check_positive(p_customer_id, 'customer_id');
-    IF p_warehouse_id IS NULL THEN
-        RAISE EXCEPTION USING
-            ERRCODE = '22023',
-            MESSAGE = 'warehouse_id is required',
-            HINT = 'Automatic warehouse choice is not available yet.';
+    IF p_warehouse_id IS NOT NULL THEN
+        PERFORM orderdb._check_positive(p_warehouse_id, 'warehouse_id');
     END IF;
-    PERFORM orderdb._check_positive(p_warehouse_id, 'warehouse_id');
     SELECT p.skus, p.quantities, p.unit_prices, p.line_nos, p.items, p.items_canonical
       INTO v_skus, v_qtys, v_prices, v_line_nos, v_items, v_canonical
       FROM orderdb._parse_items(p_items) p;
     PERFORM orderdb._check_text(p_idempotency_key, 'idempotency_key', 255, p_idempotency_key IS NOT NULL);
     PERFORM orderdb._check_text(p_actor, 'actor', 1000);
     PERFORM orderdb._check_json(v_options, 'options', 'object');
+    IF p_warehouse_id IS NULL THEN
+        -- no warehouse given: orderdb._choose_warehouse (sql/35_reallocation.sql) picks one that
+        -- serves every line (OD001 when none can; a replayed key gets its order's warehouse)
+        p_warehouse_id := orderdb._choose_warehouse(v_skus, v_qtys, p_idempotency_key);
+    END IF;
 
     v_order_id := nextval('orderdb.order_id_seq');
     v_order_no := orderdb._order_no(v_order_id);
@@ -73,7 +75,7 @@ BEGIN
         VALUES (v_order_id, p_warehouse_id, v_order_no);
     ELSE
         v_hash := sha256(convert_to(jsonb_build_object(
-                      'customer_id', p_customer_id, 'warehouse_id', p_warehouse_id,
+                      'customer_id', p_customer_id, 'warehouse_id', v_requested_warehouse,
                       'items', v_canonical, 'options', v_options)::text, 'UTF8'));
         INSERT INTO orderdb.order_directory AS d
                (order_id, warehouse_id, order_no, idempotency_key, request_hash)
@@ -251,6 +253,8 @@ BEGIN
     ELSIF p_to_status IN ('cancelled', 'completed') THEN
         PERFORM orderdb._release_reservations(p_warehouse_id, p_order_id);
     ELSIF p_to_status = 'returned' THEN
+        -- restock (consumed skus) and release (held skus, after a partial shipment) touch
+        -- different rows: the first move locks them all, in sku order (_move_reservations)
         PERFORM orderdb._restock(p_warehouse_id, p_order_id, p_lines);
         PERFORM orderdb._release_reservations(p_warehouse_id, p_order_id);
     END IF;
@@ -387,11 +391,24 @@ COMMENT ON FUNCTION orderdb.get_order(bigint) IS
     'Returns an order with its items and shipments as one JSON document (OD004 when missing).';
 
 -- order_history: every status change of an order, oldest first, starting with its creation
--- (version 1, from NULL to pending, actor = the creating actor).
+-- (version 1, from NULL to pending, actor = the creating actor): version, from, to, actor, reason,
+-- context (e.g. ip, request id), changed_at (when recorded), source (api, wms, carrier, ...) and
+-- occurred_at (when it happened, as given by the caller; = changed_at for API calls).
 -- Raises 22023 (order_id not positive), OD004 (unknown order). Locks nothing.
+DO $$
+BEGIN
+    -- the result columns source and occurred_at were added: replace an older definition
+    IF to_regprocedure('orderdb.order_history(bigint)') IS NOT NULL
+       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_proc p
+                        WHERE p.oid = to_regprocedure('orderdb.order_history(bigint)')
+                          AND 'occurred_at' = ANY (p.proargnames)) THEN
+        DROP FUNCTION orderdb.order_history(bigint);
+    END IF;
+END;
+$$;
 CREATE OR REPLACE FUNCTION orderdb.order_history(p_order_id bigint)
 RETURNS TABLE (version integer, from_status text, to_status text, actor text, reason text,
-               context jsonb, changed_at timestamptz)
+               context jsonb, changed_at timestamptz, source text, occurred_at timestamptz)
 LANGUAGE plpgsql
 STABLE
 SECURITY DEFINER
@@ -402,12 +419,13 @@ BEGIN
 
     RETURN QUERY
         SELECT 1, NULL::text, 'pending'::text, o.created_by, NULL::text, '{}'::jsonb,
-               o.created_at
+               o.created_at, 'api'::text, o.created_at
           FROM orderdb.order_directory d
           JOIN orderdb.orders o ON o.warehouse_id = d.warehouse_id AND o.order_id = d.order_id
          WHERE d.order_id = p_order_id
         UNION ALL
-        SELECT h.version, h.from_status, h.to_status, h.actor, h.reason, h.context, h.changed_at
+        SELECT h.version, h.from_status, h.to_status, h.actor, h.reason, h.context, h.changed_at,
+               h.source, h.occurred_at
           FROM orderdb.order_directory d
           JOIN orderdb.order_status_history h
             ON h.warehouse_id = d.warehouse_id AND h.order_id = d.order_id
