@@ -1,0 +1,294 @@
+"""CLI commands: integrations (carrier plugins, polling, signed HTTP ingestion, reallocation).
+
+``orderdb ingest serve [--host 127.0.0.1] [--port 8089]``   the signed HTTP ingestion server
+``orderdb poll-carriers [--once]``                           poll carriers for due shipments
+``orderdb integrations list|add|remove``                     who may post to the ingestion server
+``orderdb integrations carriers``                            installed carrier plugins
+``orderdb integrations poll-interval CARRIER SECONDS``      how often a carrier is polled
+``orderdb order reallocate ORDER --to WAREHOUSE --expected-version N``
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+import click
+import psycopg
+
+from orderdb import carriers
+from orderdb.cli.base import (
+    console,
+    dsn_option,
+    echo_json,
+    err_console,
+    get_dsn,
+    handle_errors,
+    main,
+    print_table,
+)
+from orderdb.cli.core import order_group
+from orderdb.cli.tracking import ingest_group
+
+CARRIER_CONFIG_ENV = "ORDERDB_CARRIERS_CONFIG"
+
+
+@ingest_group.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=8089, show_default=True, type=int, help="TCP port.")
+@click.option(
+    "--pool-size", default=8, show_default=True, type=int, help="Database connections for events."
+)
+@click.option("--log-level", default="info", show_default=True, help="uvicorn log level.")
+@dsn_option
+@click.pass_context
+@handle_errors
+def ingest_serve_cmd(
+    ctx: click.Context, host: str, port: int, pool_size: int, log_level: str, sub_dsn: str | None
+) -> None:
+    """Serve POST /hooks/carriers/<carrier>, POST /hooks/wms (HMAC-signed), GET /status/<tn>
+    and GET /healthz (docs/integrations.md)."""
+    from orderdb.ingest_http import serve
+
+    dsn = get_dsn(ctx, sub_dsn)
+    err_console.print(f"orderdb ingest: listening on http://{host}:{port}", highlight=False)
+    serve(dsn, host=host, port=port, pool_size=pool_size, log_level=log_level)
+
+
+def _carrier_config(path: Path | None) -> dict[str, dict[str, Any]]:
+    if path is None:
+        env = os.environ.get(CARRIER_CONFIG_ENV)
+        path = Path(env) if env else None
+    if path is None:
+        return {}
+    data = json.loads(path.read_text())
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise click.BadParameter(
+            'the carrier config must be a JSON object {"CODE": {...}, ...}', param_hint="config"
+        )
+    return data
+
+
+@main.command("poll-carriers")
+@click.option("--once", is_flag=True, help="One round, then exit (cron); else poll until stopped.")
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--worker", default=None, help="This poller's name (default host:pid).")
+@click.option("--lease", default=300, show_default=True, type=int, help="Claim lease, seconds.")
+@click.option(
+    "--idle", default=5.0, show_default=True, type=float, help="Sleep when nothing is due, s."
+)
+@click.option(
+    "--carrier",
+    "only",
+    multiple=True,
+    help="Poll only this carrier's plugin (repeatable; default every installed plugin).",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help=f'Carrier settings, JSON {{"SIM": {{"seed": 1}}}} (default ${CARRIER_CONFIG_ENV}).',
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@dsn_option
+@click.pass_context
+@handle_errors
+def poll_carriers_cmd(
+    ctx: click.Context,
+    once: bool,
+    limit: int,
+    worker: str | None,
+    lease: int,
+    idle: float,
+    only: tuple[str, ...],
+    config_path: Path | None,
+    as_json: bool,
+    sub_dsn: str | None,
+) -> None:
+    """Poll carrier plugins for shipments that are due and record their events.
+
+    Several pollers may run at once: each claims different shipments (FOR UPDATE SKIP LOCKED).
+    """
+    from orderdb.polling import Poller, PollReport
+
+    plugins = carriers.load_all(_carrier_config(config_path), only=list(only) or None)
+    if not plugins:
+        err_console.print("no carrier plugin is installed (entry point group orderdb.carriers)")
+    dsn = get_dsn(ctx, sub_dsn)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        poller = Poller(conn, plugins, worker=worker, limit=limit, lease_seconds=lease)
+        if once:
+            total = PollReport()
+            while True:
+                report = poller.poll_once()
+                total.add(report)
+                if report.claimed < limit:
+                    break
+        else:
+            logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+            stop = threading.Event()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, lambda *_: stop.set())
+            err_console.print(
+                f"polling {', '.join(sorted(plugins)) or 'nothing'} as {poller.worker}; "
+                "Ctrl-C stops",
+                highlight=False,
+            )
+            total = poller.run(stop, idle_seconds=idle)
+    if as_json:
+        echo_json(total.as_dict())
+    else:
+        print_table("poll-carriers", ["metric", "value"], list(total.as_dict().items()))
+
+
+@main.group("integrations")
+def integrations_group() -> None:
+    """Carrier plugins, carrier polling and the integrations of the HTTP ingestion server."""
+
+
+@integrations_group.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@dsn_option
+@click.pass_context
+@handle_errors
+def integrations_list(ctx: click.Context, as_json: bool, sub_dsn: str | None) -> None:
+    """The integrations allowed to post to `orderdb ingest serve` (secrets not shown)."""
+    with psycopg.connect(get_dsn(ctx, sub_dsn), autocommit=True) as conn:
+        cur = conn.execute(
+            "SELECT name, kind, rate, burst, enabled, updated_at FROM orderdb.integrations "
+            "ORDER BY kind, name"
+        )
+        cols = [d.name for d in cur.description or []]
+        rows = cur.fetchall()
+    if as_json:
+        echo_json([dict(zip(cols, r, strict=True)) for r in rows])
+    else:
+        print_table("integrations", cols, rows)
+
+
+@integrations_group.command("add")
+@click.argument("name")
+@click.option("--kind", type=click.Choice(["carrier", "wms"]), required=True)
+@click.option("--secret", default=None, help="Shared HMAC key (default: a new random one).")
+@click.option("--rate", default=50.0, show_default=True, type=float, help="Requests per second.")
+@click.option("--burst", default=100, show_default=True, type=int, help="Token bucket size.")
+@click.option("--disabled", is_flag=True, help="Store it disabled (404 until enabled).")
+@dsn_option
+@click.pass_context
+@handle_errors
+def integrations_add(
+    ctx: click.Context,
+    name: str,
+    kind: str,
+    secret: str | None,
+    rate: float,
+    burst: int,
+    disabled: bool,
+    sub_dsn: str | None,
+) -> None:
+    """Create or update an integration (orderdb.set_integration). A carrier's NAME is its
+    carrier code (POST /hooks/carriers/NAME). Prints the secret once when it was generated."""
+    generated = secret is None
+    key = secret if secret is not None else secrets.token_urlsafe(32)
+    with psycopg.connect(get_dsn(ctx, sub_dsn), autocommit=True) as conn:
+        conn.execute(
+            "SELECT * FROM orderdb.set_integration(%s, %s, %s, %s::numeric, %s::integer, %s)",
+            (name, kind, key, rate, burst, not disabled),
+        )
+    console.print(f"integration {name} ({kind}) saved: rate {rate:g}/s, burst {burst}")
+    if generated:
+        console.print(f"secret (shown once): {key}", highlight=False)
+
+
+@integrations_group.command("remove")
+@click.argument("name")
+@dsn_option
+@click.pass_context
+@handle_errors
+def integrations_remove(ctx: click.Context, name: str, sub_dsn: str | None) -> None:
+    """Delete an integration (its posts get 404 from the next refresh, within 30 s)."""
+    with psycopg.connect(get_dsn(ctx, sub_dsn), autocommit=True) as conn:
+        cur = conn.execute("DELETE FROM orderdb.integrations WHERE name = %s", (name,))
+    if cur.rowcount == 0:
+        raise click.ClickException(f"no integration {name!r}")
+    console.print(f"integration {name} removed")
+
+
+@integrations_group.command("carriers")
+@click.option("--json", "as_json", is_flag=True)
+def integrations_carriers(as_json: bool) -> None:
+    """The carrier plugins installed (entry point group orderdb.carriers)."""
+    from importlib.metadata import entry_points
+
+    rows = [
+        (ep.name, ep.value, ep.dist.name if ep.dist else "")
+        for ep in sorted(entry_points(group=carriers.ENTRY_POINT_GROUP), key=lambda e: e.name)
+    ]
+    if as_json:
+        echo_json([{"code": c, "factory": v, "package": p} for c, v, p in rows])
+    else:
+        print_table("carrier plugins", ["code", "factory", "package"], rows)
+
+
+@integrations_group.command("poll-interval")
+@click.argument("carrier")
+@click.argument("seconds", type=click.IntRange(min=1))
+@dsn_option
+@click.pass_context
+@handle_errors
+def integrations_poll_interval(
+    ctx: click.Context, carrier: str, seconds: int, sub_dsn: str | None
+) -> None:
+    """How often shipments of CARRIER are polled (default 1800 s)."""
+    with psycopg.connect(get_dsn(ctx, sub_dsn), autocommit=True) as conn:
+        conn.execute(
+            "SELECT * FROM orderdb.set_carrier_polling(%s, make_interval(secs => %s))",
+            (carrier, seconds),
+        )
+    console.print(f"{carrier}: polled every {seconds} s")
+
+
+@order_group.command("reallocate")
+@click.argument("order_id", type=int)
+@click.option("--to", "to_warehouse_id", type=int, required=True, help="Target warehouse id.")
+@click.option("--expected-version", type=int, required=True, help="The order's current version.")
+@click.option("--actor", default=None, help="Who moves the order (recorded).")
+@click.option("--reason", default=None, help="Why (recorded in the history).")
+@click.option("--json", "as_json", is_flag=True)
+@dsn_option
+@click.pass_context
+@handle_errors
+def order_reallocate(
+    ctx: click.Context,
+    order_id: int,
+    to_warehouse_id: int,
+    expected_version: int,
+    actor: str | None,
+    reason: str | None,
+    as_json: bool,
+    sub_dsn: str | None,
+) -> None:
+    """Move a not-yet-shipped order and its reservations to another warehouse
+    (orderdb.reallocate_order)."""
+    with psycopg.connect(get_dsn(ctx, sub_dsn), autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT order_id, warehouse_id, status, version "
+            "FROM orderdb.reallocate_order(%s, %s, %s, %s, %s)",
+            (order_id, to_warehouse_id, expected_version, actor, reason),
+        ).fetchone()
+    assert row is not None
+    result = {"order_id": row[0], "warehouse_id": row[1], "status": row[2], "version": row[3]}
+    if as_json:
+        echo_json(result)
+    else:
+        console.print(
+            f"order {row[0]} now in warehouse {row[1]} ({row[2]}, version {row[3]})",
+            highlight=False,
+        )

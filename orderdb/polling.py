@@ -1,0 +1,207 @@
+"""Scheduled carrier polling (``orderdb poll-carriers``).
+
+One round: claim due shipments (``orderdb.claim_shipments_for_polling``: several pollers share
+the work through FOR UPDATE SKIP LOCKED), ask each shipment's carrier plugin for its events,
+record every event with ``orderdb.record_tracking_event`` (the database dedupes repeats), and
+record the outcome (``orderdb.finish_shipment_poll``). When a carrier fails, that shipment is
+marked with the error (the carrier backs off for every poller) and the rest of the carrier's
+batch is given back unpolled (``orderdb.release_shipment_polls``). No business rule lives here:
+what a carrier event does to an order is decided by SQL.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from orderdb.carriers import CarrierPlugin, TrackingEvent
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LIMIT = 100
+DEFAULT_LEASE_SECONDS = 300
+
+
+def default_worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass
+class PollReport:
+    """What one round did."""
+
+    claimed: int = 0
+    polled: int = 0
+    events_seen: int = 0
+    events_recorded: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    carrier_errors: int = 0
+    released: int = 0
+    errors_by_carrier: Counter[str] = field(default_factory=Counter)
+
+    def add(self, other: PollReport) -> None:
+        for name in (
+            "claimed",
+            "polled",
+            "events_seen",
+            "events_recorded",
+            "duplicates",
+            "rejected",
+            "carrier_errors",
+            "released",
+        ):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.errors_by_carrier.update(other.errors_by_carrier)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "claimed": self.claimed,
+            "polled": self.polled,
+            "events_seen": self.events_seen,
+            "events_recorded": self.events_recorded,
+            "duplicates": self.duplicates,
+            "rejected": self.rejected,
+            "carrier_errors": self.carrier_errors,
+            "released": self.released,
+            "errors_by_carrier": dict(self.errors_by_carrier),
+        }
+
+
+class Poller:
+    """Polls carriers for the shipments that are due, on one autocommit connection."""
+
+    def __init__(
+        self,
+        conn: psycopg.Connection[Any],
+        plugins: Mapping[str, CarrierPlugin],
+        *,
+        worker: str | None = None,
+        limit: int = DEFAULT_LIMIT,
+        lease_seconds: int = DEFAULT_LEASE_SECONDS,
+    ) -> None:
+        if not conn.autocommit:
+            raise ValueError("the poller needs an autocommit connection (one transaction per call)")
+        self.conn = conn
+        self.plugins = dict(plugins)
+        self.worker = worker or default_worker_name()
+        self.limit = limit
+        self.lease_seconds = lease_seconds
+
+    def claim(self) -> list[tuple[int, int, int, str, str]]:
+        rows = self.conn.execute(
+            "SELECT warehouse_id, shipment_id, order_id, carrier, tracking_number "
+            "FROM orderdb.claim_shipments_for_polling(%s, %s, make_interval(secs => %s))",
+            (self.limit, self.worker, self.lease_seconds),
+        ).fetchall()
+        return [(int(r[0]), int(r[1]), int(r[2]), str(r[3]), str(r[4])) for r in rows]
+
+    def _finish(self, warehouse_id: int, shipment_id: int, error: str | None) -> None:
+        self.conn.execute(
+            "SELECT orderdb.finish_shipment_poll(%s, %s, %s, %s)",
+            (warehouse_id, shipment_id, self.worker, error),
+        )
+
+    def _record(self, carrier: str, tracking_number: str, event: TrackingEvent) -> bool:
+        """Records one event; True when the database already had it. Retries a serialization
+        failure or deadlock (40001 / 40P01: a concurrent writer of the same order) twice."""
+        params = (
+            carrier,
+            event.tracking_number or tracking_number,
+            event.event_time,
+            event.status,
+            event.location,
+            event.description,
+            event.event_id,
+            Jsonb(dict(event.payload)) if event.payload is not None else None,
+        )
+        for attempt in range(3):
+            try:
+                row = self.conn.execute(
+                    "SELECT duplicate FROM orderdb.record_tracking_event("
+                    "%s, %s, %s, %s, %s, %s, %s, %s)",
+                    params,
+                ).fetchone()
+                return bool(row is not None and row[0])
+            except psycopg.Error as exc:
+                if exc.sqlstate not in ("40001", "40P01") or attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def poll_once(self) -> PollReport:
+        """One round: claim, poll, record. Returns what it did."""
+        report = PollReport()
+        claimed = self.claim()
+        report.claimed = len(claimed)
+        failed: set[str] = set()
+        for warehouse_id, shipment_id, _order_id, carrier, tracking_number in claimed:
+            if carrier in failed:
+                continue  # given back below
+            plugin = self.plugins.get(carrier)
+            if plugin is None:
+                self._finish(
+                    warehouse_id, shipment_id, f"no carrier plugin {carrier!r} is installed"
+                )
+                report.carrier_errors += 1
+                report.errors_by_carrier[carrier] += 1
+                failed.add(carrier)
+                continue
+            try:
+                events = list(plugin.query_tracking(tracking_number))
+            except Exception as exc:  # any plugin failure backs the carrier off
+                log.warning("carrier %s failed for %s: %s", carrier, tracking_number, exc)
+                self._finish(warehouse_id, shipment_id, f"{type(exc).__name__}: {exc}"[:1000])
+                report.carrier_errors += 1
+                report.errors_by_carrier[carrier] += 1
+                failed.add(carrier)
+                continue
+            for event in events:
+                report.events_seen += 1
+                try:
+                    duplicate = self._record(carrier, tracking_number, event)
+                except psycopg.Error as exc:
+                    if exc.sqlstate and exc.sqlstate.startswith("22"):
+                        # the carrier sent something the contract refuses: skip that scan
+                        log.warning("carrier %s sent a bad event: %s", carrier, exc)
+                        report.rejected += 1
+                        continue
+                    raise
+                if duplicate:
+                    report.duplicates += 1
+                else:
+                    report.events_recorded += 1
+            self._finish(warehouse_id, shipment_id, None)
+            report.polled += 1
+        for carrier in sorted(failed):
+            row = self.conn.execute(
+                "SELECT orderdb.release_shipment_polls(%s, %s)", (self.worker, carrier)
+            ).fetchone()
+            report.released += int(row[0]) if row else 0
+        return report
+
+    def run(self, stop: threading.Event, *, idle_seconds: float = 5.0) -> PollReport:
+        """Polls until ``stop`` is set; sleeps ``idle_seconds`` when nothing was due.
+        Gives back its claims on the way out."""
+        total = PollReport()
+        try:
+            while not stop.is_set():
+                report = self.poll_once()
+                total.add(report)
+                if report.claimed < self.limit:
+                    stop.wait(idle_seconds)
+        finally:
+            if not self.conn.closed:
+                self.conn.execute("SELECT orderdb.release_shipment_polls(%s)", (self.worker,))
+        return total
+
+
+__all__ = ["DEFAULT_LIMIT", "PollReport", "Poller", "default_worker_name"]
