@@ -387,7 +387,9 @@ BEGIN
                NULL::text AS location, 'order'::text AS kind, NULL::text AS order_status
         UNION ALL
         SELECT h.occurred_at, 0, h.version, h.to_status,
-               orderdb._status_description(h.to_status)
+               CASE WHEN h.source = 'reallocation'
+                    THEN 'Order moved to another warehouse'
+                    ELSE orderdb._status_description(h.to_status) END
                  || CASE WHEN h.to_status = 'shipped' AND h.context ? 'carrier'
                          THEN format(' (%s %s)', h.context ->> 'carrier',
                                      h.context ->> 'tracking_number')
