@@ -50,9 +50,11 @@ __all__ = [
     "EmbeddedServerError",
     "ServerStatus",
     "bin_path",
+    "crash",
     "default_data_root",
     "ensure_started",
     "pgtap_control_path",
+    "restart",
     "status",
     "stop",
     "throwaway",
@@ -695,6 +697,33 @@ def ensure_started(
 def stop(data_root: Path | None = None) -> bool:
     """Stop the server of ``data_root`` (``pg_ctl stop -m fast``); True if it was running."""
     return _stop(data_root or default_data_root(), mode="fast")
+
+
+def crash(data_root: Path) -> bool:
+    """Kill the server of ``data_root`` abruptly, as a crash would; True if it was running.
+
+    ``pg_ctl stop -m immediate``: every server process exits at once without a shutdown
+    checkpoint, and the next start runs crash recovery from the WAL. What is lost is what a
+    PostgreSQL crash loses (not an operating-system crash: the kernel's page cache survives).
+    For crash-safety tests; start the server again with :func:`ensure_started` or :func:`restart`.
+    """
+    return _stop(data_root, mode="immediate")
+
+
+def restart(
+    data_root: Path | None = None,
+    *,
+    extra_settings: dict[str, str] | None = None,
+    mode: str = "fast",
+) -> EmbeddedServer:
+    """Stop the server of ``data_root`` (if it runs; ``mode``: fast, smart or immediate) and start
+    it again with ``extra_settings`` (as :func:`ensure_started`: nothing else is remembered from
+    the previous start, e.g. a throwaway's fsync=off). Returns the running server."""
+    if mode not in ("fast", "smart", "immediate"):
+        raise ValueError(f"unknown stop mode {mode!r}")
+    root = data_root or default_data_root()
+    _stop(root, mode=mode)
+    return ensure_started(root, extra_settings=extra_settings)
 
 
 def _stop(data_root: Path, *, mode: str) -> bool:

@@ -7,6 +7,7 @@ The whole run holds a session advisory lock, so two `orderdb migrate` at once ar
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -69,7 +70,14 @@ class MigrateResult:
 @contextmanager
 def _schema_lock(dsn: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATE_LOCK_KEY,))
+        # Poll rather than wait inside pg_advisory_lock(): a session blocked in a statement
+        # holds a snapshot, and CREATE INDEX CONCURRENTLY in the migrate that holds the lock
+        # waits for every older snapshot (a deadlock until lock_timeout).
+        while True:
+            row = conn.execute("SELECT pg_try_advisory_lock(%s)", (MIGRATE_LOCK_KEY,)).fetchone()
+            if row is not None and row[0]:
+                break
+            time.sleep(0.2)
         try:
             yield conn
         finally:

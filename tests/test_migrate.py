@@ -78,7 +78,8 @@ def test_rollback_then_reapply_gives_the_same_schema(empty_dsn: str, pg_server: 
     dump = _schema_dump(empty_dsn, pg_server)
     ids = migrate.status(empty_dsn).applied
     undone = migrate.rollback(empty_dsn, len(ids))
-    assert undone == list(reversed(ids))
+    # newest first in dependency order (yoyo's topological sort, not necessarily name order)
+    assert sorted(undone) == sorted(ids) and undone[-1] == "0001_schemas_outbox"
     assert migrate.status(empty_dsn).applied == []
     migrate.migrate(empty_dsn)
     assert _schema_dump(empty_dsn, pg_server) == dump
@@ -98,3 +99,58 @@ def test_two_migrates_at_once_are_safe(empty_dsn: str) -> None:
         _out, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err
     assert migrate.status(empty_dsn).pending == []
+
+
+@pytest.mark.slow
+def test_rollback_one_migration_at_a_time_then_reapply(empty_dsn: str, pg_server: PgServer) -> None:
+    """From the top: roll back one migration (then two, ... then all), one step at a time; each
+    single step undoes exactly one applied migration that nothing still applied depends on, and
+    `migrate` re-applies exactly those and brings back the schema (and privileges) of a straight
+    migrate."""
+    migrate.migrate(empty_dsn)
+    dump = _schema_dump(empty_dsn, pg_server)
+    ids = set(migrate.status(empty_dsn).applied)
+    assert len(ids) >= 4
+    for depth in range(1, len(ids) + 1):
+        undone: list[str] = []
+        for step in range(depth):
+            before = set(migrate.status(empty_dsn).applied)
+            one = migrate.rollback(empty_dsn, 1)
+            assert len(one) == 1 and one[0] in before, f"depth {depth}, step {step}: {one}"
+            assert set(migrate.status(empty_dsn).applied) == before - set(one)
+            undone += one
+        result = migrate.migrate(empty_dsn)
+        assert sorted(result.applied_now) == sorted(undone)
+        assert set(migrate.status(empty_dsn).applied) == ids
+        assert _schema_dump(empty_dsn, pg_server) == dump, (
+            f"schema differs after rolling back {undone} one at a time and re-applying"
+        )
+
+
+def test_migrate_status_never_prints_the_password(pg_server: PgServer, empty_dsn: str) -> None:
+    """`orderdb migrate --status --dsn postgresql://u:secret@...` shows the DSN redacted, on
+    success and on failure (the servers under test trust local connections, so the password is
+    accepted and ignored)."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    params = {k: v for k, v in conninfo_to_dict(empty_dsn).items() if v is not None}
+    host = str(params.get("host", "127.0.0.1"))
+    port = str(params.get("port", "5432"))
+    user = str(params.get("user", "postgres"))
+    dbname = str(params["dbname"])
+    secret = "s3cr3t-pw-never-shown"
+    url = f"postgresql://{user}:{secret}@{host}:{port}/{dbname}"
+    keyword = make_conninfo(empty_dsn, password=secret)
+    missing_db = f"postgresql://{user}:{secret}@{host}:{port}/no_such_db_orderdb_x"
+    missing_user = f"postgresql://no_such_user_x:{secret}@{host}:{port}/{dbname}"
+    for dsn in (url, keyword):
+        out = _cli("migrate", "--status", "--dsn", dsn)
+        assert out.returncode == 0, out.stderr
+        assert "pending" in out.stdout and "***" in out.stdout
+        assert secret not in out.stdout + out.stderr
+    for dsn in (missing_db, missing_user):
+        out = _cli("migrate", "--status", "--dsn", dsn)
+        assert out.returncode != 0
+        assert secret not in out.stdout + out.stderr, out.stdout + out.stderr
+    out = _cli("migrate", "--dsn", missing_db)
+    assert out.returncode != 0 and secret not in out.stdout + out.stderr
