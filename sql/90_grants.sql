@@ -66,11 +66,16 @@ BEGIN
                 ('orderdb_app', 'order_timeline'),
                 ('orderdb_app', 'order_timeline_by_no'),  -- the web tracking page (70_web.sql)
                 ('orderdb_app', 'reallocate_order'),
+                ('orderdb_app', 'cancel_order_lines'),    -- partial shipments (40_fulfilment.sql)
+                ('orderdb_app', 'request_return'),        -- customer returns
+                ('orderdb_app', 'receive_return'),
+                ('orderdb_app', 'plan_routes'),           -- courier routes (40_routes.sql)
                 ('orderdb_app', 'read_events'),
                 ('orderdb_app', 'ack_events'),
                 -- orderdb_ingest: the WMS and carrier entry points only
                 ('orderdb_ingest', 'wms_callback'),
-                ('orderdb_ingest', 'record_tracking_event')
+                ('orderdb_ingest', 'record_tracking_event'),
+                ('orderdb_ingest', 'receive_return')      -- the warehouse dock receives parcels
                ) AS g(role_name, function_name)
           JOIN pg_catalog.pg_proc p ON p.proname = g.function_name
           JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace AND n.nspname = 'orderdb'

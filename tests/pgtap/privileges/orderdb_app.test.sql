@@ -29,6 +29,8 @@ SELECT function_privs_are(
                                        'transition_order', 'get_order', 'order_history',
                                        'allowed_transitions', 'order_timeline',
                                        'order_timeline_by_no', 'reallocate_order',
+                                       'cancel_order_lines', 'request_return',
+                                       'receive_return', 'plan_routes',
                                        'read_events', 'ack_events')
                 THEN ARRAY['EXECUTE'] ELSE ARRAY[]::name[] END::name[],
            format('orderdb_app: EXECUTE on %s only if it is application API',
