@@ -349,12 +349,12 @@ class Client:
         """``orderdb.read_events``: the consumer's next committed events, in commit-safe order;
         the same events again until :meth:`ack_events` (at-least-once: dedupe on event_id)."""
         rows = self._rows(
-            "SELECT event_id, event_type, order_id, payload, created_at"
+            "SELECT event_id, event_type, order_id, payload::text AS payload_text, created_at"
             " FROM orderdb.read_events(%s, %s)",
             (consumer, limit),
             conn,
         )
-        return [Event(**r) for r in rows]
+        return [Event.from_row(r) for r in rows]
 
     def ack_events(self, consumer: str, event_id: int, *, conn: Conn | None = None) -> None:
         """``orderdb.ack_events``: acknowledge ``event_id`` and every event read before it.

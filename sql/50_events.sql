@@ -4,30 +4,49 @@
 -- Read order and the horizon. Identity values are taken at INSERT, not at commit, so a cursor on
 -- event_id alone skips events whose transaction commits after a higher id has been read. Every
 -- outbox row records its writer's transaction id (tx_id, 0001). Readers walk the outbox in
--- (tx_id, event_id) order and stop below the *horizon*: the xmin of the current snapshot (the
--- oldest transaction id still running anywhere in the cluster), or the reader's own transaction id
--- if it has one and it is older. Every transaction below the horizon has finished (its events are
--- visible or never will be), and every later write carries a larger tx_id, so nothing can ever
--- appear behind a consumer's position. The price: a transaction that holds a transaction id for a
--- long time (anywhere in the cluster, in any database, including prepared transactions) holds
--- back delivery of everything newer; orderdb_ops.relay_lag shows it.
+-- (tx_id, event_id) order and stop below the *horizon*: the oldest transaction id still running
+-- in this database (transactions of other databases cannot write this outbox and are left out
+-- when pg_stat_get_activity places them there; everything else counts), else the snapshot's xmax,
+-- or the reader's own transaction id if it has one and it is older. Every transaction below the
+-- horizon that could write this outbox has finished (its events are visible or never will be),
+-- and every later write carries a larger tx_id, so nothing can ever appear behind a consumer's
+-- position. The price: a transaction of this database that holds a transaction id for a long time
+-- (or any prepared transaction) holds back delivery of everything newer; orderdb_ops.relay_lag
+-- shows it.
 --
 -- Positions. A consumer's position is the (tx_id, event_id) of the last event it acknowledged;
 -- event_consumers.read_* is the furthest position read_events has returned to it, which is what
 -- ack_events accepts up to.
 
 -- _event_horizon: the exclusive upper bound on tx_id below which outbox rows are final.
--- least(xmin of the current snapshot, own transaction id if assigned). Locks nothing.
+-- The oldest transaction id still running in *this* database (from the current snapshot's list of
+-- running transactions, leaving out those that pg_stat_get_activity positively places in another
+-- database: they cannot write this outbox), else the snapshot's xmax; and never above the
+-- caller's own transaction id if it has one. Transactions we cannot place (prepared
+-- transactions, background workers, rows we may not see) count as ours: the bound errs on the
+-- safe side. Locks nothing.
 CREATE OR REPLACE FUNCTION orderdb._event_horizon()
 RETURNS xid8
 LANGUAGE sql
 VOLATILE
 AS $$
-    SELECT CASE
-               WHEN pg_current_xact_id_if_assigned() < pg_snapshot_xmin(pg_current_snapshot())
-               THEN pg_current_xact_id_if_assigned()
-               ELSE pg_snapshot_xmin(pg_current_snapshot())
-           END;
+    WITH snap AS MATERIALIZED (
+        SELECT pg_catalog.pg_current_snapshot() AS s
+    ), elsewhere AS MATERIALIZED (
+        SELECT a.backend_xid
+          FROM pg_catalog.pg_stat_get_activity(NULL::integer) a
+         WHERE a.backend_xid IS NOT NULL
+           AND a.datid IS NOT NULL
+           AND a.datid <> (SELECT d.oid FROM pg_catalog.pg_database d
+                            WHERE d.datname = pg_catalog.current_database())
+    ), running AS (
+        SELECT min(x.x) AS oldest
+          FROM snap, pg_catalog.pg_snapshot_xip(snap.s) AS x(x)
+         WHERE NOT EXISTS (SELECT 1 FROM elsewhere e WHERE e.backend_xid = pg_catalog.xid(x.x))
+    )
+    SELECT LEAST(coalesce(r.oldest, pg_catalog.pg_snapshot_xmax(snap.s)),
+                 pg_catalog.pg_current_xact_id_if_assigned())
+      FROM snap, running r;
 $$;
 COMMENT ON FUNCTION orderdb._event_horizon() IS
     'Exclusive upper bound on outbox tx_id below which every event is final (committed or never).';
@@ -121,10 +140,12 @@ COMMENT ON FUNCTION orderdb.read_events(text, integer) IS
 
 -- ack_events: acknowledges p_event_id and every event read_events returned before it to
 -- p_consumer: the consumer's position becomes that event's (tx_id, event_id). Acknowledging an
--- event at or before the current position changes nothing (positions never move back).
--- Raises 22023 (consumer name malformed, p_event_id NULL or not positive), OD004 (unknown
--- consumer; no such event in the outbox - never written, rolled back, not yet committed, or
--- purged; or an event after the furthest position read_events has returned to this consumer).
+-- event at or before the current position changes nothing (positions never move back), and
+-- acknowledging the consumer's current position again is a no-op even once the event is purged
+-- (a retried ack). Raises 22023 (consumer name malformed; p_event_id NULL or not positive; or
+-- p_event_id is not an event read_events returned to this consumer: never written, rolled back,
+-- not yet committed or not yet readable, purged, or after the furthest position returned),
+-- OD004 (unknown consumer: it has never called read_events).
 -- Locks: the consumer's row (FOR UPDATE), so concurrent acks of one consumer serialise.
 CREATE OR REPLACE FUNCTION orderdb.ack_events(p_consumer text, p_event_id bigint)
 RETURNS void
@@ -149,12 +170,17 @@ BEGIN
             DETAIL = format('consumer=%s', p_consumer),
             HINT = 'A consumer is created by its first orderdb.read_events call.';
     END IF;
+    IF p_event_id = v_consumer.acked_event_id THEN
+        RETURN;  -- the current position again (a retried ack; the event may be purged by now)
+    END IF;
     SELECT o.tx_id INTO v_tx_id FROM orderdb.outbox o WHERE o.event_id = p_event_id;
     IF NOT FOUND THEN
         RAISE EXCEPTION USING
-            ERRCODE = 'OD004',
-            MESSAGE = format('event %s not found', p_event_id),
-            DETAIL = format('consumer=%s event_id=%s', p_consumer, p_event_id),
+            ERRCODE = '22023',
+            MESSAGE = format('event_id %s was not returned to consumer %s: no such event',
+                             p_event_id, p_consumer),
+            DETAIL = format('consumer=%s event_id=%s acked_event_id=%s', p_consumer, p_event_id,
+                            v_consumer.acked_event_id),
             HINT = 'Acknowledge an event id that read_events returned (events are purged only '
                    'after every consumer acknowledged them and they are older than the retention).';
     END IF;
@@ -163,8 +189,9 @@ BEGIN
     END IF;
     IF (v_tx_id, p_event_id) > (v_consumer.read_tx_id, v_consumer.read_event_id) THEN
         RAISE EXCEPTION USING
-            ERRCODE = 'OD004',
-            MESSAGE = format('event %s was not returned to consumer %s', p_event_id, p_consumer),
+            ERRCODE = '22023',
+            MESSAGE = format('event_id %s was not returned to consumer %s', p_event_id,
+                             p_consumer),
             DETAIL = format('consumer=%s event_id=%s read_event_id=%s', p_consumer, p_event_id,
                             v_consumer.read_event_id),
             HINT = 'Acknowledge only event ids that read_events returned to this consumer.';
@@ -527,16 +554,17 @@ COMMENT ON FUNCTION orderdb.retry_webhook_delivery(bigint) IS
 -- least"); oldest_pending_age is the age of the next event it will get. unreadable_events are
 -- pending events at or above the horizon: committed, but waiting for an older transaction that
 -- still runs. horizon_xact_pid / horizon_xact_age name the oldest transaction holding a
--- transaction id in the cluster (the one that holds the horizon back; age NULL when the view's
+-- transaction id in this database, or prepared anywhere (the one that holds the horizon back; age NULL when the view's
 -- owner may not see its start time, or for a prepared transaction's pid).
 CREATE OR REPLACE VIEW orderdb_ops.relay_lag AS
 WITH horizon AS (
-    SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin
+    SELECT orderdb._event_horizon() AS xmin
 ), blocker AS (
     SELECT x.pid, x.xact_age
       FROM (SELECT a.pid, now() - a.xact_start AS xact_age, age(a.backend_xid) AS xid_age
               FROM pg_catalog.pg_stat_activity a
              WHERE a.backend_xid IS NOT NULL
+               AND (a.datid IS NULL OR a.datname = current_database())
             UNION ALL
             SELECT NULL::integer, now() - p.prepared, age(p.transaction)
               FROM pg_catalog.pg_prepared_xacts p) x

@@ -1,1 +1,310 @@
-"""CLI commands: events (filled in by its capability)."""
+"""CLI commands: ``orderdb events tail|bench``, ``orderdb relay``, ``orderdb webhooks ...``."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import signal
+import sys
+from datetime import timedelta
+from types import FrameType
+from typing import Any
+
+import click
+import psycopg
+
+from orderdb import events as ev
+from orderdb.cli.base import (
+    dsn_option,
+    echo_json,
+    err_console,
+    get_dsn,
+    handle_errors,
+    main,
+    print_table,
+)
+
+
+@main.group("events")
+def events_group() -> None:
+    """The transactional outbox: tail it as a consumer, benchmark the event path."""
+
+
+@events_group.command("tail")
+@click.option("--consumer", required=True, help="Consumer name: its position is kept durably.")
+@click.option(
+    "--idle-exit",
+    type=float,
+    default=None,
+    metavar="SECONDS",
+    help="Exit after this many seconds without a new event (default: run until interrupted).",
+)
+@click.option("--batch-size", type=click.IntRange(1, 10000), default=500, show_default=True)
+@click.option(
+    "--poll-interval",
+    type=float,
+    default=0.01,
+    show_default=True,
+    help="Seconds between reads when idle (a NOTIFY on orderdb_events wakes it earlier).",
+)
+@dsn_option
+@click.pass_context
+@handle_errors
+def events_tail(
+    ctx: click.Context,
+    consumer: str,
+    idle_exit: float | None,
+    batch_size: int,
+    poll_interval: float,
+    sub_dsn: str | None,
+) -> None:
+    """Print the consumer's events, one JSON object per line, and acknowledge them.
+
+    Each line has event_id, event_type, order_id, payload and created_at. Starts after the
+    consumer's acknowledged position; a batch is acknowledged only once its lines are written and
+    flushed, so after a crash the unacknowledged lines come again (at-least-once: dedupe on
+    event_id). Reconnects by itself after a lost connection.
+    """
+    dsn = get_dsn(ctx, sub_dsn)
+    loop = ev.EventLoop(
+        dsn, consumer, batch_size=batch_size, poll_interval=poll_interval, listen=(ev.CHANNEL,)
+    )
+    out = sys.stdout
+
+    def on_batch(conn: psycopg.Connection[Any], batch: list[ev.Event]) -> None:
+        try:
+            out.write("".join(line + "\n" for line in ev.iter_lines(batch)))
+            out.flush()
+        except BrokenPipeError:
+            loop.stop()  # the reader went away: acknowledge nothing more
+            return
+        ev.ack_events(conn, consumer, batch[-1].event_id)
+
+    _stop_on_signals(loop.stop)
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    loop.run(on_batch, idle_exit=idle_exit)
+
+
+@events_group.command("bench")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@click.option("--rate", type=int, default=1000, show_default=True, help="Events/s for latency.")
+@click.option("--seconds", type=int, default=10, show_default=True, help="Length of each phase.")
+@click.option("--clients", type=int, default=8, show_default=True, help="Throughput clients.")
+@click.option("--rounds", type=int, default=4, show_default=True, help="Off/on throughput pairs.")
+@dsn_option
+@click.pass_context
+@handle_errors
+def events_bench(
+    ctx: click.Context,
+    as_json: bool,
+    rate: int,
+    seconds: int,
+    clients: int,
+    rounds: int,
+    sub_dsn: str | None,
+) -> None:
+    """Measure commit -> `events tail` latency at RATE events/s, and create_order throughput with
+    the relay running vs without (same run). The database must be migrated."""
+    import orderdb.bench_events as bench_events
+
+    dsn = get_dsn(ctx, sub_dsn)
+    result = bench_events.run(dsn, rate=rate, seconds=seconds, clients=clients, rounds=rounds)
+    if as_json:
+        echo_json(result)
+    else:
+        bench_events.print_result(result)
+
+
+@main.command("relay")
+@click.option("--consumer", default="orderdb-relay", show_default=True, help="Its consumer name.")
+@click.option("--batch-size", type=click.IntRange(1, 10000), default=500, show_default=True)
+@click.option("--poll-interval", type=float, default=0.05, show_default=True)
+@click.option("--no-notify", is_flag=True, help="Do not NOTIFY orderdb_events.")
+@click.option("--no-webhooks", is_flag=True, help="Neither queue nor send webhooks.")
+@click.option("--webhook-concurrency", type=click.IntRange(1, 64), default=4, show_default=True)
+@click.option("--webhook-timeout", type=float, default=10.0, show_default=True)
+@click.option(
+    "--retention-hours",
+    type=float,
+    default=168.0,
+    show_default=True,
+    help="Purge events every consumer acknowledged once older than this (0: at once).",
+)
+@click.option("--no-purge", is_flag=True, help="Never purge the outbox.")
+@click.option(
+    "--handler",
+    "handler_ref",
+    default=None,
+    metavar="MODULE:FUNCTION",
+    help="A Python callable called with each orderdb.events.Event (at-least-once).",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Log every batch.")
+@dsn_option
+@click.pass_context
+@handle_errors
+def relay(
+    ctx: click.Context,
+    consumer: str,
+    batch_size: int,
+    poll_interval: float,
+    no_notify: bool,
+    no_webhooks: bool,
+    webhook_concurrency: int,
+    webhook_timeout: float,
+    retention_hours: float,
+    no_purge: bool,
+    handler_ref: str | None,
+    verbose: bool,
+    sub_dsn: str | None,
+) -> None:
+    """Run the outbox relay: NOTIFY orderdb_events, webhooks, Python handlers, retention.
+
+    Runs until SIGINT/SIGTERM; survives database restarts (reconnects and catches up).
+    """
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    handler = _load_handler(handler_ref) if handler_ref else None
+    r = ev.Relay(
+        get_dsn(ctx, sub_dsn),
+        consumer=consumer,
+        batch_size=batch_size,
+        poll_interval=poll_interval,
+        notify=not no_notify,
+        webhooks=not no_webhooks,
+        webhook_concurrency=webhook_concurrency,
+        webhook_timeout=webhook_timeout,
+        retention=None if no_purge else timedelta(hours=retention_hours),
+    )
+    _stop_on_signals(r.stop)
+    err_console.print(f"relay running as consumer {consumer!r} (Ctrl-C to stop)", highlight=False)
+    r.run(handler)
+    s = r.stats
+    err_console.print(
+        f"relay stopped: {s.events} events in {s.batches} batches, {s.notifications} notifications,"
+        f" {s.deliveries_enqueued} webhook deliveries queued, {s.webhook_delivered} delivered,"
+        f" {s.webhook_dead} dead, {s.purged} purged",
+        highlight=False,
+    )
+
+
+def _load_handler(ref: str) -> Any:
+    module_name, _, attr = ref.partition(":")
+    if not module_name or not attr:
+        raise click.BadParameter("expected MODULE:FUNCTION", param_hint="--handler")
+    func = getattr(importlib.import_module(module_name), attr, None)
+    if not callable(func):
+        raise click.BadParameter(f"{ref} is not callable", param_hint="--handler")
+    return func
+
+
+def _stop_on_signals(stop: Any) -> None:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        stop()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
+# --------------------------------------------------------------------------- webhooks
+
+
+@main.group("webhooks")
+def webhooks_group() -> None:
+    """Webhook subscriptions and their deliveries (sent by `orderdb relay`)."""
+
+
+@webhooks_group.command("add")
+@click.argument("url")
+@click.option(
+    "--event-type", "event_types", multiple=True, help="Only these event types (repeatable)."
+)
+@click.option("--secret", default=None, help="HMAC secret (default: a random one, printed).")
+@click.option("--max-attempts", type=int, default=8, show_default=True)
+@click.option("--description", default=None)
+@dsn_option
+@click.pass_context
+@handle_errors
+def webhooks_add(
+    ctx: click.Context,
+    url: str,
+    event_types: tuple[str, ...],
+    secret: str | None,
+    max_attempts: int,
+    description: str | None,
+    sub_dsn: str | None,
+) -> None:
+    """Subscribe URL to events (all types unless --event-type); prints its id and secret."""
+    with psycopg.connect(get_dsn(ctx, sub_dsn), autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT subscription_id, secret FROM orderdb.create_webhook_subscription("
+            "%s, %s, %s, %s, %s)",
+            (url, list(event_types) or None, secret, max_attempts, description),
+        ).fetchone()
+    assert row is not None
+    echo_json({"subscription_id": row[0], "url": url, "secret": row[1]})
+
+
+@webhooks_group.command("list")
+@click.option("--dead", is_flag=True, help="List dead-lettered deliveries instead.")
+@click.option("--json", "as_json", is_flag=True)
+@dsn_option
+@click.pass_context
+@handle_errors
+def webhooks_list(ctx: click.Context, dead: bool, as_json: bool, sub_dsn: str | None) -> None:
+    """Subscriptions with their delivery counts (or, with --dead, the dead letters)."""
+    with psycopg.connect(get_dsn(ctx, sub_dsn), autocommit=True) as conn, conn.cursor() as cur:
+        if dead:
+            cur.execute(
+                "SELECT delivery_id, subscription_id, event_id, event_type, order_id, attempts,"
+                "       last_status_code, last_error, dead_at"
+                "  FROM orderdb.webhook_deliveries WHERE status = 'dead'"
+                " ORDER BY delivery_id"
+            )
+        else:
+            cur.execute(
+                "SELECT s.subscription_id, s.url, s.event_types, s.active, s.max_attempts,"
+                "       count(*) FILTER (WHERE d.status = 'pending') AS pending,"
+                "       count(*) FILTER (WHERE d.status = 'delivered') AS delivered,"
+                "       count(*) FILTER (WHERE d.status = 'dead') AS dead"
+                "  FROM orderdb.webhook_subscriptions s"
+                "  LEFT JOIN orderdb.webhook_deliveries d USING (subscription_id)"
+                " GROUP BY s.subscription_id ORDER BY s.subscription_id"
+            )
+        columns = [c.name for c in cur.description or []]
+        rows = cur.fetchall()
+    if as_json:
+        echo_json([dict(zip(columns, r, strict=True)) for r in rows])
+    else:
+        print_table("dead webhook deliveries" if dead else "webhook subscriptions", columns, rows)
+
+
+@webhooks_group.command("retry")
+@click.argument("delivery_ids", nargs=-1, type=int)
+@click.option("--all-dead", is_flag=True, help="Retry every dead-lettered delivery.")
+@dsn_option
+@click.pass_context
+@handle_errors
+def webhooks_retry(
+    ctx: click.Context, delivery_ids: tuple[int, ...], all_dead: bool, sub_dsn: str | None
+) -> None:
+    """Put dead-lettered deliveries back in the queue (attempts reset) and wake the relay."""
+    if not delivery_ids and not all_dead:
+        raise click.UsageError("give delivery ids or --all-dead")
+    with psycopg.connect(get_dsn(ctx, sub_dsn), autocommit=True) as conn:
+        ids = list(delivery_ids)
+        if all_dead:
+            ids += [
+                r[0]
+                for r in conn.execute(
+                    "SELECT delivery_id FROM orderdb.webhook_deliveries WHERE status = 'dead'"
+                    " ORDER BY delivery_id"
+                )
+            ]
+        with conn.transaction():
+            for delivery_id in ids:
+                conn.execute("SELECT orderdb.retry_webhook_delivery(%s)", (delivery_id,))
+            conn.execute("SELECT pg_notify(%s, '')", (ev.WAKEUP_CHANNEL,))
+    click.echo(f"{len(ids)} deliveries queued again")
