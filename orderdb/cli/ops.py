@@ -1,0 +1,211 @@
+"""CLI commands for operators: ``orderdb monitor``, ``orderdb sla-check``, ``orderdb exporter``."""
+
+from __future__ import annotations
+
+import functools
+import time
+from typing import Any
+
+import click
+import psycopg
+from psycopg.rows import dict_row
+
+from orderdb.cli.base import (
+    console,
+    dsn_option,
+    dumps,
+    get_dsn,
+    handle_errors,
+    main,
+    print_table,
+    redact,
+)
+
+
+def _connect(dsn: str) -> psycopg.Connection[Any]:
+    return psycopg.connect(dsn, autocommit=True, application_name="orderdb-ops")
+
+
+@main.command("monitor")
+@dsn_option
+@click.option("--once", is_flag=True, help="Print one snapshot and exit.")
+@click.option("--json", "as_json", is_flag=True, help="With --once: the snapshot as JSON.")
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.2),
+    default=2.0,
+    show_default=True,
+    help="Seconds between refreshes of the live dashboard.",
+)
+@click.pass_context
+@handle_errors
+def monitor_cmd(
+    ctx: click.Context, sub_dsn: str | None, once: bool, as_json: bool, interval: float
+) -> None:
+    """The ops views as a live terminal dashboard (funnel, SLA swimlanes, KPIs, stock, health).
+
+    --once prints one snapshot; --once --json prints it as one JSON object (for scripts).
+    """
+    from orderdb import monitor
+
+    dsn = get_dsn(ctx, sub_dsn)
+    if as_json and not once:
+        raise click.UsageError("--json needs --once")
+    if once:
+        with _connect(dsn) as conn:
+            snap = monitor.snapshot(conn)
+        if as_json:
+            click.echo(dumps(snap))
+        else:
+            console.print(monitor.render(snap))
+        return
+    monitor.run_live(functools.partial(_connect, dsn), interval=interval)
+
+
+@main.command("sla-check")
+@dsn_option
+@click.option("--json", "as_json", is_flag=True, help="The new escalations as JSON lines.")
+@click.pass_context
+@handle_errors
+def sla_check_cmd(ctx: click.Context, sub_dsn: str | None, as_json: bool) -> None:
+    """Escalate every new SLA breach once per order and rule (orderdb.sla_check()).
+
+    Each escalation is a row in orderdb.sla_escalations and an sla.escalated outbox event with
+    the rule's action (contact_carrier, delay_compensation, satisfaction_survey,
+    payment_reminder). Safe to run repeatedly and concurrently (cron, pg_cron, a loop).
+    """
+    dsn = get_dsn(ctx, sub_dsn)
+    with _connect(dsn) as conn, conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(
+            "SELECT order_id, rule, action, breached_since, warehouse_id FROM orderdb.sla_check()"
+        ).fetchall()
+    if as_json:
+        for row in rows:
+            click.echo(dumps(row))
+        return
+    if rows:
+        print_table(
+            f"{len(rows)} new escalation(s)",
+            ["order_id", "rule", "action", "breached_since", "warehouse_id"],
+            [
+                [r["order_id"], r["rule"], r["action"], r["breached_since"], r["warehouse_id"]]
+                for r in rows
+            ],
+        )
+    else:
+        console.print("no new SLA breaches to escalate")
+
+
+@main.command("exporter")
+@dsn_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=9187, show_default=True)
+@click.pass_context
+@handle_errors
+def exporter_cmd(ctx: click.Context, sub_dsn: str | None, host: str, port: int) -> None:
+    """Serve Prometheus metrics from the ops views on http://HOST:PORT/metrics until Ctrl-C."""
+    from orderdb import exporter
+
+    dsn = get_dsn(ctx, sub_dsn)
+    server, _thread, collector = exporter.serve(
+        functools.partial(_connect, dsn), host=host, port=port
+    )
+    bound_host, bound_port = server.server_address[:2]
+    console.print(
+        f"orderdb exporter: http://{bound_host}:{bound_port}/metrics (database {redact(dsn)})"
+    )
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.shutdown()
+        collector.close()
+
+
+@main.command("maintain")
+@dsn_option
+@click.option(
+    "--export-dir",
+    type=click.Path(file_okay=False, writable=True),
+    default=None,
+    help="COPY each partition archived now to DIR/<partition>.csv (with a header).",
+)
+@click.option(
+    "--drop-exported",
+    is_flag=True,
+    help="With --export-dir: drop an archived partition once its file is written.",
+)
+@click.option("--json", "as_json", is_flag=True, help="The actions as JSON lines.")
+@click.pass_context
+@handle_errors
+def maintain_cmd(
+    ctx: click.Context,
+    sub_dsn: str | None,
+    export_dir: str | None,
+    drop_exported: bool,
+    as_json: bool,
+) -> None:
+    """Create monthly partitions ahead and archive partitions past their retention.
+
+    For every table in orderdb.partition_policy (orderdb.maintain_partitions()): partitions
+    <table>_pYYYYMM for this month and `premake` months ahead (rows already in the DEFAULT
+    partition move in), and partitions older than `retention` detached into schema
+    orderdb_archive (or dropped). Run it daily or weekly; a second run does nothing.
+    """
+    from pathlib import Path
+
+    from psycopg import sql
+
+    if drop_exported and not export_dir:
+        raise click.UsageError("--drop-exported needs --export-dir")
+    dsn = get_dsn(ctx, sub_dsn)
+    with _connect(dsn) as conn, conn.cursor(row_factory=dict_row) as cur:
+        cur.execute("SET lock_timeout = '5s'")
+        rows = cur.execute(
+            "SELECT parent_table, action, partition_name, range_from, range_to, rows_moved"
+            " FROM orderdb.maintain_partitions()"
+        ).fetchall()
+        for row in rows:
+            row["exported_to"] = None
+            if row["action"] != "archived" or export_dir is None:
+                continue
+            schema, name = row["partition_name"].split(".", 1)
+            target = Path(export_dir) / f"{name}.csv"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            copy = sql.SQL("COPY {}.{} TO STDOUT (FORMAT csv, HEADER)").format(
+                sql.Identifier(schema), sql.Identifier(name)
+            )
+            with target.open("wb") as out, cur.copy(copy) as data:
+                for chunk in data:
+                    out.write(chunk)
+            row["exported_to"] = str(target)
+            if drop_exported:
+                cur.execute(
+                    sql.SQL("DROP TABLE {}.{}").format(sql.Identifier(schema), sql.Identifier(name))
+                )
+                row["action"] = "archived, exported, dropped"
+    if as_json:
+        for row in rows:
+            click.echo(dumps(row))
+        return
+    if not rows:
+        console.print("partitions: up to date")
+        return
+    print_table(
+        "partition maintenance",
+        ["table", "action", "partition", "from", "to", "rows moved", "file"],
+        [
+            [
+                r["parent_table"],
+                r["action"],
+                r["partition_name"],
+                r["range_from"],
+                r["range_to"],
+                r["rows_moved"],
+                r["exported_to"] or "",
+            ]
+            for r in rows
+        ],
+    )

@@ -1,0 +1,196 @@
+-- Partition upkeep for the tables in orderdb.partition_policy (`orderdb maintain`, or pg_cron):
+-- monthly partitions made ahead, and partitions past their retention moved to orderdb_archive.
+
+-- _month_bounds: [from, to) of the UTC month p_offset months after the one holding p_at.
+-- Computed on timestamp without time zone, so the session's TimeZone cannot shift a boundary.
+-- Locks nothing.
+CREATE OR REPLACE FUNCTION orderdb._month_bounds(p_at timestamptz, p_offset integer,
+                                                 OUT range_from timestamptz,
+                                                 OUT range_to timestamptz)
+LANGUAGE sql
+IMMUTABLE
+AS $$
+    SELECT (date_trunc('month', p_at AT TIME ZONE 'UTC') + make_interval(months => p_offset))
+               AT TIME ZONE 'UTC',
+           (date_trunc('month', p_at AT TIME ZONE 'UTC') + make_interval(months => p_offset + 1))
+               AT TIME ZONE 'UTC';
+$$;
+COMMENT ON FUNCTION orderdb._month_bounds(timestamptz, integer) IS
+    'UTC month [from, to) p_offset months after the month of p_at.';
+
+-- _partition_bounds: the range partitions of p_parent with their bounds (MINVALUE as -infinity,
+-- MAXVALUE as infinity); the DEFAULT partition is not listed. Locks nothing.
+CREATE OR REPLACE FUNCTION orderdb._partition_bounds(p_parent regclass)
+RETURNS TABLE (part regclass, range_from timestamptz, range_to timestamptz)
+LANGUAGE sql
+STABLE
+AS $$
+    SELECT b.part,
+           coalesce(b.m[1]::timestamptz, '-infinity'::timestamptz),
+           coalesce(b.m[2]::timestamptz, 'infinity'::timestamptz)
+      FROM (SELECT c.oid::regclass AS part,
+                   regexp_match(pg_catalog.pg_get_expr(c.relpartbound, c.oid),
+                                $re$FROM \((?:'([^']+)'|MINVALUE)\) TO \((?:'([^']+)'|MAXVALUE)\)$re$) AS m
+              FROM pg_catalog.pg_inherits i
+              JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+             WHERE i.inhparent = p_parent) b
+     WHERE b.m IS NOT NULL;
+$$;
+COMMENT ON FUNCTION orderdb._partition_bounds(regclass) IS
+    'Range partitions of a table with their bounds (-infinity/infinity for MINVALUE/MAXVALUE).';
+
+-- maintain_partitions: for every table of orderdb.partition_policy (range-partitioned on one
+-- timestamptz column, ideally with a DEFAULT partition):
+--   1. creates the monthly partitions <table>_pYYYYMM from the month of p_now to premake months
+--      ahead that do not exist yet (a month another partition covers, such as the legacy
+--      partition of a converted table, is skipped); rows of that month already sitting in the DEFAULT partition
+--      are moved into the new partition (in this transaction); the new partition takes the
+--      storage parameters (fillfactor, autovacuum) of the DEFAULT partition;
+--   2. when retention is set: every partition whose upper bound is at or before the start of
+--      the month of p_now - retention is detached and moved to schema orderdb_archive (archive)
+--      or dropped.
+-- Returns one row per action: (parent_table, action 'created' | 'archived' | 'dropped',
+-- partition_name, range_from, range_to, rows_moved). Idempotent: a second run does nothing.
+-- Raises 22023 (p_now not finite; a policy table that is missing or not range-partitioned on a
+-- single timestamptz column). Locks: creating/attaching a partition takes SHARE UPDATE
+-- EXCLUSIVE on the parent and ACCESS EXCLUSIVE on the DEFAULT partition when rows move;
+-- detaching takes ACCESS EXCLUSIVE on the parent for a moment (run it off-peak, with a
+-- lock_timeout: `orderdb maintain` sets 5 s).
+CREATE OR REPLACE FUNCTION orderdb.maintain_partitions(p_now timestamptz DEFAULT now())
+RETURNS TABLE (parent_table text, action text, partition_name text, range_from timestamptz,
+               range_to timestamptz, rows_moved bigint)
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_policy   record;
+    v_parent   regclass;
+    v_relname  text;
+    v_key      text;
+    v_default  regclass;
+    v_options  text[];
+    v_bounds   record;
+    v_name     text;
+    v_moved    bigint;
+    v_cutoff   timestamptz;
+    v_part     record;
+BEGIN
+    IF p_now IS NULL OR NOT isfinite(p_now) THEN
+        RAISE EXCEPTION USING
+            ERRCODE = '22023',
+            MESSAGE = 'now must be a finite timestamp',
+            DETAIL = format('now=%s', coalesce(p_now::text, 'NULL'));
+    END IF;
+
+    FOR v_policy IN
+        SELECT p.table_name, p.premake, p.retention, p.archive
+          FROM orderdb.partition_policy p
+         ORDER BY p.table_name
+    LOOP
+        v_parent := to_regclass(v_policy.table_name);
+        v_key := NULL;
+        IF v_parent IS NOT NULL THEN
+            SELECT a.attname::text, c.relname::text INTO v_key, v_relname
+              FROM pg_catalog.pg_partitioned_table pt
+              JOIN pg_catalog.pg_class c ON c.oid = pt.partrelid
+              JOIN pg_catalog.pg_attribute a
+                ON a.attrelid = pt.partrelid AND a.attnum = pt.partattrs[0]
+             WHERE pt.partrelid = v_parent
+               AND pt.partstrat = 'r'
+               AND pt.partnatts = 1
+               AND a.atttypid = 'timestamp with time zone'::regtype;
+        END IF;
+        IF v_key IS NULL THEN
+            RAISE EXCEPTION USING
+                ERRCODE = '22023',
+                MESSAGE = format('partition_policy table %s is not range-partitioned on a '
+                                 'timestamptz column', v_policy.table_name),
+                HINT = 'Fix or delete its row in orderdb.partition_policy.';
+        END IF;
+
+        SELECT c.oid::regclass, c.reloptions INTO v_default, v_options
+          FROM pg_catalog.pg_inherits i
+          JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+         WHERE i.inhparent = v_parent
+           AND pg_catalog.pg_get_expr(c.relpartbound, c.oid) = 'DEFAULT';
+
+        -- 1. this month and premake months ahead
+        FOR v_offset IN 0 .. v_policy.premake LOOP
+            v_bounds := orderdb._month_bounds(p_now, v_offset);
+            v_name := left(v_relname, 54) || '_p'
+                      || to_char(v_bounds.range_from AT TIME ZONE 'UTC', 'YYYYMM');
+            -- made already, or covered by another partition (such as a legacy one)
+            CONTINUE WHEN to_regclass(format('orderdb.%I', v_name)) IS NOT NULL
+                       OR EXISTS (SELECT 1 FROM orderdb._partition_bounds(v_parent) pb
+                                   WHERE pb.range_from < v_bounds.range_to
+                                     AND pb.range_to > v_bounds.range_from);
+            v_moved := 0;
+            IF v_default IS NULL THEN
+                EXECUTE format('CREATE TABLE orderdb.%I PARTITION OF %s FOR VALUES FROM (%L) TO (%L)',
+                               v_name, v_parent, v_bounds.range_from, v_bounds.range_to);
+            ELSE
+                -- build it beside the parent, move the month's rows out of DEFAULT, attach
+                EXECUTE format('CREATE TABLE orderdb.%I (LIKE %s INCLUDING DEFAULTS '
+                               'INCLUDING CONSTRAINTS INCLUDING GENERATED INCLUDING INDEXES '
+                               'INCLUDING STORAGE)', v_name, v_parent);
+                IF v_options IS NOT NULL THEN
+                    EXECUTE format('ALTER TABLE orderdb.%I SET (%s)', v_name,
+                                   array_to_string(v_options, ', '));
+                END IF;
+                EXECUTE format('WITH moved AS (DELETE FROM %s WHERE %I >= %L AND %I < %L '
+                               'RETURNING *) INSERT INTO orderdb.%I SELECT * FROM moved',
+                               v_default, v_key, v_bounds.range_from, v_key, v_bounds.range_to,
+                               v_name);
+                GET DIAGNOSTICS v_moved = ROW_COUNT;
+                EXECUTE format('ALTER TABLE orderdb.%I ADD CONSTRAINT %I CHECK (%I >= %L AND %I < %L)',
+                               v_name, v_name || '_range', v_key, v_bounds.range_from, v_key,
+                               v_bounds.range_to);
+                EXECUTE format('ALTER TABLE %s ATTACH PARTITION orderdb.%I FOR VALUES FROM (%L) TO (%L)',
+                               v_parent, v_name, v_bounds.range_from, v_bounds.range_to);
+                -- the CHECK spared ATTACH a scan; the partition bound now says the same
+                EXECUTE format('ALTER TABLE orderdb.%I DROP CONSTRAINT %I', v_name,
+                               v_name || '_range');
+            END IF;
+            parent_table := v_policy.table_name;
+            action := 'created';
+            partition_name := 'orderdb.' || v_name;
+            range_from := v_bounds.range_from;
+            range_to := v_bounds.range_to;
+            rows_moved := v_moved;
+            RETURN NEXT;
+        END LOOP;
+
+        -- 2. retention
+        CONTINUE WHEN v_policy.retention IS NULL;
+        v_cutoff := (orderdb._month_bounds(p_now - v_policy.retention, 0)).range_from;
+        FOR v_part IN
+            SELECT pb.part, pb.range_from AS bound_from, pb.range_to AS bound_to
+              FROM orderdb._partition_bounds(v_parent) pb
+             WHERE pb.range_to <= v_cutoff
+             ORDER BY pb.range_to
+        LOOP
+            EXECUTE format('ALTER TABLE %s DETACH PARTITION %s', v_parent, v_part.part);
+            parent_table := v_policy.table_name;
+            range_from := v_part.bound_from;
+            range_to := v_part.bound_to;
+            rows_moved := 0;
+            IF v_policy.archive THEN
+                EXECUTE format('ALTER TABLE %s SET SCHEMA orderdb_archive', v_part.part);
+                action := 'archived';
+                partition_name := 'orderdb_archive.'
+                                  || (SELECT c.relname FROM pg_catalog.pg_class c
+                                       WHERE c.oid = v_part.part);
+            ELSE
+                partition_name := v_part.part::text;
+                EXECUTE format('DROP TABLE %s', v_part.part);
+                action := 'dropped';
+            END IF;
+            RETURN NEXT;
+        END LOOP;
+    END LOOP;
+END;
+$$;
+COMMENT ON FUNCTION orderdb.maintain_partitions(timestamptz) IS
+    'Creates monthly partitions ahead and archives (or drops) partitions past their retention, '
+    'for the tables of orderdb.partition_policy.';

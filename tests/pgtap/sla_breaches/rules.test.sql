@@ -1,0 +1,68 @@
+-- sla_breaches: one row per order and breached rule, breached_since = when the deadline passed,
+-- measured from when things happened (WMS occurred_at, carrier event time), thresholds from
+-- orderdb.sla_rules.
+BEGIN;
+SELECT plan(7);
+
+SELECT orderdb.receive_stock(621, 'SB-A', 50);
+-- quiet parcel: shipped 5 days ago, last carrier event 4 days ago
+SELECT order_id AS stale FROM orderdb.create_order(1, 621, '[{"sku": "SB-A", "quantity": 1}]') \gset
+SELECT orderdb.transition_order(:stale, 'confirmed', 1);
+SELECT orderdb.wms_callback('sb-ship-1', :stale, 'SHIPPED',
+       jsonb_build_object('carrier', 'GENERIC', 'tracking_number', 'SB-TN-1',
+                          'occurred_at', now() - interval '5 days'));
+SELECT orderdb.record_tracking_event('GENERIC', 'SB-TN-1', now() - interval '4 days', 'in_transit');
+-- out for delivery 4 days ago, a carrier note 1 hour ago
+SELECT order_id AS unsigned FROM orderdb.create_order(1, 621, '[{"sku": "SB-A", "quantity": 1}]') \gset
+SELECT orderdb.transition_order(:unsigned, 'confirmed', 1);
+SELECT orderdb.wms_callback('sb-ship-2', :unsigned, 'SHIPPED',
+       jsonb_build_object('carrier', 'GENERIC', 'tracking_number', 'SB-TN-2',
+                          'occurred_at', now() - interval '5 days'));
+SELECT orderdb.record_tracking_event('GENERIC', 'SB-TN-2', now() - interval '4 days', 'out_for_delivery');
+SELECT orderdb.record_tracking_event('GENERIC', 'SB-TN-2', now() - interval '1 hour', 'exception');
+-- promised to ship 30 hours ago; to pay 10 minutes ago
+SELECT order_id AS late FROM orderdb.create_order(1, 621, '[{"sku": "SB-A", "quantity": 1}]',
+       p_options => jsonb_build_object('promised_ship_at', now() - interval '30 hours')) \gset
+SELECT orderdb.transition_order(:late, 'confirmed', 1);
+SELECT order_id AS unpaid FROM orderdb.create_order(1, 621, '[{"sku": "SB-A", "quantity": 1}]',
+       p_options => jsonb_build_object('payment_due_by', now() - interval '10 minutes')) \gset
+-- a fresh pending order and a malformed promise: no breach, no error
+SELECT orderdb.create_order(1, 621, '[{"sku": "SB-A", "quantity": 1}]',
+       p_options => '{"promised_ship_at": "next tuesday", "payment_due_by": "2024-13-45"}');
+
+SELECT results_eq(
+    $$ SELECT order_id, rule, breached_since, level FROM orderdb_ops.sla_breaches ORDER BY order_id, rule $$,
+    format($$ VALUES (%s::bigint, 'no_tracking_update'::text, now() - interval '2 days', 'critical'::text),
+                     (%s, 'unsigned', now() - interval '1 day', 'warning'),
+                     (%s, 'late_shipment', now() - interval '30 hours', 'critical'),
+                     (%s, 'unpaid', now() - interval '10 minutes', 'warning') $$,
+           :stale, :unsigned, :late, :unpaid),
+    'each crafted breach, since its deadline, with its level');
+
+SELECT is((SELECT action FROM orderdb_ops.sla_breaches WHERE rule = 'unsigned'), 'satisfaction_survey',
+          'the rule''s action is shown');
+
+UPDATE orderdb.sla_rules SET threshold = interval '5 days' WHERE rule = 'no_tracking_update';
+SELECT is_empty($$ SELECT 1 FROM orderdb_ops.sla_breaches WHERE rule = 'no_tracking_update' $$,
+                'a longer threshold: no longer breached');
+UPDATE orderdb.sla_rules SET threshold = interval '48 hours' WHERE rule = 'no_tracking_update';
+
+UPDATE orderdb.sla_rules SET enabled = false WHERE rule = 'unpaid';
+SELECT is_empty($$ SELECT 1 FROM orderdb_ops.sla_breaches WHERE rule = 'unpaid' $$, 'a disabled rule reports nothing');
+UPDATE orderdb.sla_rules SET enabled = true WHERE rule = 'unpaid';
+
+SELECT orderdb.record_tracking_event('GENERIC', 'SB-TN-2', now() - interval '30 minutes', 'delivered');
+SELECT is_empty($$ SELECT 1 FROM orderdb_ops.sla_breaches WHERE rule = 'unsigned' $$, 'delivered: signed');
+
+-- a late carrier event with an old event time does not refresh the parcel
+SELECT orderdb.record_tracking_event('GENERIC', 'SB-TN-1', now() - interval '4 days 1 hour', 'in_transit', p_event_id => 'late-one');
+SELECT is((SELECT breached_since FROM orderdb_ops.sla_breaches WHERE rule = 'no_tracking_update'),
+          now() - interval '2 days', 'measured from the newest event time, not the receive time');
+
+SELECT results_eq(
+    $$ SELECT attname::text COLLATE "default" FROM pg_attribute WHERE attrelid = 'orderdb_ops.sla_breaches'::regclass AND attnum BETWEEN 1 AND 3 ORDER BY attnum $$,
+    $$ VALUES ('order_id'::text), ('rule'), ('breached_since') $$,
+    'contract columns first');
+
+SELECT * FROM finish();
+ROLLBACK;
