@@ -1,0 +1,54 @@
+"""CLI command: ``orderdb web`` (the tracking page and the operations board)."""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+import click
+
+from orderdb.cli.base import console, dsn_option, get_dsn, handle_errors, main, redact
+
+
+@main.command("web")
+@dsn_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    default=8080,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port (0: any free port).",
+)
+@click.option(
+    "--ops-dsn",
+    envvar="ORDERDB_OPS_DSN",
+    default=None,
+    help="DSN of a login in role orderdb_ops for the board (default: $ORDERDB_OPS_DSN, else the "
+    "main DSN; its connections then step down to orderdb_ops when they may).",
+)
+@click.pass_context
+@handle_errors
+def web_cmd(
+    ctx: click.Context, sub_dsn: str | None, host: str, port: int, ops_dsn: str | None
+) -> None:
+    """Serve the customer tracking page and the operations board (read-only) until Ctrl-C."""
+    from orderdb.web import WebServer
+
+    dsn = get_dsn(ctx, sub_dsn)
+    server = WebServer(dsn, host, port, ops_dsn=ops_dsn)
+    try:
+        url = server.start()
+    except (RuntimeError, TimeoutError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    console.print(f"orderdb web on {url}  (database {redact(dsn)})", highlight=False)
+    console.print(f"  operations board: {url}/ops", highlight=False)
+    console.print(f"  tracking page:    {url}/track/<order_no>?customer=<id>", highlight=False)
+    console.print("Ctrl-C (or SIGTERM) stops it.")
+    done = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: done.set())
+    try:
+        done.wait()
+    finally:
+        server.stop()

@@ -1,0 +1,449 @@
+"""The Starlette application: the customer tracking page and the operations board (read-only).
+
+Routes:
+
+``/``                                   a form to look up an order, and a link to the board
+``/track/{order_no}?customer=ID``       the tracking page (HTML)
+``/api/track/{order_no}?customer=ID``   the same document as JSON (order_timeline_by_no)
+``/api/track/{order_no}/events?customer=ID``
+                                        server-sent events: ``timeline`` whenever it changes
+``/ops?warehouse=ID&carrier=CODE``      the operations board (HTML)
+``/api/ops?warehouse=ID&carrier=CODE``  the board's data as JSON
+``/healthz``                            ``ok`` when the database answers
+
+Every way of naming an order that is not the customer's (unknown number, another customer's order,
+a malformed number or customer id) gets the same 404: the same status, headers and body.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import asdict
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import anyio
+import psycopg
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import (
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from orderdb.web import present
+from orderdb.web.data import Board, TrackingNotFound, WebDB
+from orderdb.web.live import EventHub
+
+log = logging.getLogger("orderdb.web")
+
+HERE = Path(__file__).parent
+MAX_ORDER_NO = 255
+
+#: the one body every "not your order" answer gets (no order number echoed: compared byte for byte)
+NOT_FOUND_JSON = b'{"error":"not_found","message":"No order with this number for this customer."}'
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def dumps(value: object) -> str:
+    return json.dumps(value, default=_json_default, ensure_ascii=False, separators=(",", ":"))
+
+
+class WebState:
+    """What the routes share: the database access, the templates, the live-update settings."""
+
+    def __init__(
+        self,
+        db: WebDB,
+        *,
+        poll_interval: float,
+        stream_seconds: float,
+        idle_poll: float = 30.0,
+        hub: EventHub | None = None,
+    ) -> None:
+        self.db = db
+        self.hub = hub
+        self.poll_interval = poll_interval
+        self.idle_poll = max(idle_poll, poll_interval)
+        self.stream_seconds = stream_seconds
+        self.stopping = threading.Event()
+        self.templates = Jinja2Templates(directory=str(HERE / "templates"))
+        env = self.templates.env
+        env.filters["fmt_time"] = present.fmt_time
+        env.filters["iso_time"] = present.iso_time
+        env.filters["label"] = present.label
+        env.filters["duration"] = present.fmt_duration
+        env.filters["value"] = present.fmt_value
+        self._not_found_html: bytes | None = None
+
+    def render(self, name: str, context: Mapping[str, Any]) -> str:
+        return self.templates.get_template(name).render(**context)
+
+    def not_found_html(self) -> bytes:
+        if self._not_found_html is None:
+            self._not_found_html = self.render("not_found.html", {}).encode()
+        return self._not_found_html
+
+
+def _state(request: Request) -> WebState:
+    state: WebState = request.app.state.web
+    return state
+
+
+def _customer(request: Request) -> int | None:
+    raw = request.query_params.get("customer", "")
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
+        return None
+    value = int(raw)
+    return value if value > 0 else None
+
+
+def _order_no(request: Request) -> str | None:
+    order_no = str(request.path_params.get("order_no", ""))
+    if not order_no or len(order_no) > MAX_ORDER_NO:
+        return None
+    return order_no
+
+
+def not_found_html(request: Request) -> Response:
+    return Response(
+        _state(request).not_found_html(),
+        status_code=404,
+        media_type="text/html; charset=utf-8",
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+def not_found_json() -> Response:
+    return Response(
+        NOT_FOUND_JSON,
+        status_code=404,
+        media_type="application/json",
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+async def _lookup(request: Request) -> tuple[str, int, dict[str, Any]] | None:
+    order_no, customer = _order_no(request), _customer(request)
+    if order_no is None or customer is None:
+        return None
+    try:
+        doc = await anyio.to_thread.run_sync(_state(request).db.timeline, order_no, customer)
+    except TrackingNotFound:
+        return None
+    return order_no, customer, doc
+
+
+def _track_context(order_no: str, customer: int, doc: dict[str, Any]) -> dict[str, Any]:
+    events = list(doc.get("timeline") or [])
+    return {
+        "order_no": order_no,
+        "customer": customer,
+        "doc": doc,
+        "events_newest_first": list(reversed(events)),
+        "stream_url": f"/api/track/{quote(order_no, safe='')}/events?customer={customer}",
+        "json_url": f"/api/track/{quote(order_no, safe='')}?customer={customer}",
+    }
+
+
+def _doc_tag(doc: Mapping[str, Any]) -> str:
+    return hashlib.sha256(dumps(doc).encode()).hexdigest()[:20]
+
+
+# -- routes ------------------------------------------------------------------------------------
+
+
+async def index(request: Request) -> Response:
+    return _state(request).templates.TemplateResponse(request, "index.html", {})
+
+
+async def track_form(request: Request) -> Response:
+    """The form on ``/``: ``/track?order_no=N&customer=C`` -> ``/track/N?customer=C``."""
+    order_no = request.query_params.get("order_no", "").strip()
+    customer = request.query_params.get("customer", "").strip()
+    if not order_no:
+        return RedirectResponse("/", status_code=303)
+    target = f"/track/{quote(order_no, safe='')}?{urlencode({'customer': customer})}"
+    return RedirectResponse(target, status_code=303)
+
+
+async def track_page(request: Request) -> Response:
+    found = await _lookup(request)
+    if found is None:
+        return not_found_html(request)
+    order_no, customer, doc = found
+    context = _track_context(order_no, customer, doc)
+    context["tag"] = _doc_tag(doc)
+    return _state(request).templates.TemplateResponse(
+        request, "track.html", context, headers={"Cache-Control": "no-store"}
+    )
+
+
+async def track_json(request: Request) -> Response:
+    found = await _lookup(request)
+    if found is None:
+        return not_found_json()
+    return Response(
+        dumps(found[2]),
+        media_type="application/json",
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+async def track_events(request: Request) -> Response:
+    """Server-sent events: a ``timeline`` event (id = a hash of the document; data = the document
+    and its rendered HTML) first (unless it is the one the client has: ``Last-Event-ID`` or
+    ``?since=``, the page's own) and then whenever ``order_timeline_by_no`` answers differently.
+    The server re-reads the function when the relay's ``NOTIFY orderdb_events`` names the order
+    (:class:`~orderdb.web.live.EventHub`), at the latest every ``idle_poll`` seconds while the
+    relay is heard, else every ``poll_interval`` seconds. The stream ends after
+    ``stream_seconds`` (the browser reconnects with Last-Event-ID, which skips an unchanged
+    first event)."""
+    found = await _lookup(request)
+    if found is None:
+        return not_found_json()
+    order_no, customer, first = found
+    state = _state(request)
+    # what the client shows already: the page's document (?since=) or the last event it got
+    last_tag = request.headers.get("last-event-id") or request.query_params.get("since")
+
+    def event(doc: dict[str, Any]) -> str:
+        context = _track_context(order_no, customer, doc)
+        html = state.render("_tracking.html", context)
+        events = doc.get("timeline") or []
+        newest = events[-1] if events else {}
+        said = newest.get("description") or present.label(newest.get("status") or doc.get("status"))
+        data = dumps({"html": html, "announce": f"Updated: {said}", "timeline": doc})
+        return f"id: {_doc_tag(doc)}\nevent: timeline\ndata: {data}\n\n"
+
+    order_id = int(first.get("order_id") or 0)
+    hub = state.hub
+
+    def next_poll_in() -> float:
+        # the relay's NOTIFYs wake the stream; without them, poll the timeline function
+        return state.idle_poll if hub is not None and hub.relay_heard else state.poll_interval
+
+    async def stream() -> AsyncIterator[str]:
+        nonlocal last_tag
+        deadline = time.monotonic() + state.stream_seconds
+        last_write = time.monotonic()
+        yield "retry: 2000\n\n"
+        doc: dict[str, Any] | None = first
+        seen = hub.signature(order_id) if hub is not None else None
+        while not state.stopping.is_set():
+            if doc is not None:
+                tag = _doc_tag(doc)
+                if tag != last_tag:
+                    last_tag = tag
+                    last_write = time.monotonic()
+                    yield event(doc)
+            poll_at = time.monotonic() + next_poll_in()
+            while not state.stopping.is_set():
+                now = time.monotonic()
+                if now - last_write > 15:
+                    last_write = now
+                    yield ": keep-alive\n\n"
+                if now >= deadline:
+                    return
+                current = hub.signature(order_id) if hub is not None else None
+                if current != seen or now >= poll_at:
+                    seen = current
+                    break
+                await anyio.sleep(min(0.2, state.poll_interval))
+            try:
+                doc = await anyio.to_thread.run_sync(state.db.timeline, order_no, customer)
+            except TrackingNotFound:
+                yield "event: gone\ndata: {}\n\n"
+                return
+            except psycopg.Error as exc:  # database restart, timeout: keep the stream, try again
+                log.warning("timeline poll failed: %s", exc)
+                doc = None
+
+    return StreamingResponse(
+        stream(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+def _filters(request: Request) -> tuple[int | None, str | None]:
+    raw_wh = request.query_params.get("warehouse", "").strip()
+    warehouse = int(raw_wh) if raw_wh.isascii() and raw_wh.isdigit() and len(raw_wh) < 10 else None
+    carrier = request.query_params.get("carrier", "").strip()[:255] or None
+    return (warehouse if warehouse else None), carrier
+
+
+def _lanes(snapshot: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The snapshot's lanes with each lane's Gantt bars laid out (presentation only)."""
+    now = present.parse_time(snapshot.get("read_at"))
+    out = []
+    for lane in snapshot.get("lanes") or []:
+        orders, axis_start, axis_end = present.gantt(lane.get("top") or [], now)
+        out.append({**lane, "top": orders, "axis_start": axis_start, "axis_end": axis_end})
+    return out
+
+
+def _board_context(board: Board) -> dict[str, Any]:
+    snapshot = board.snapshot or {}
+    return {
+        "board": board,
+        "snapshot": snapshot,
+        "lanes": _lanes(snapshot),
+        "warehouses": [str(w) for w in snapshot.get("warehouses") or []],
+        "carriers": [str(c) for c in snapshot.get("carriers") or []],
+        "query": urlencode(
+            {k: v for k, v in (("warehouse", board.warehouse_id), ("carrier", board.carrier)) if v}
+        ),
+        "now": present.parse_time(snapshot.get("read_at")) or datetime.now(UTC),
+    }
+
+
+async def ops_page(request: Request) -> Response:
+    warehouse, carrier = _filters(request)
+    board = await anyio.to_thread.run_sync(_state(request).db.board, warehouse, carrier)
+    context = _board_context(board)
+    name = "_board.html" if request.query_params.get("fragment") == "1" else "ops.html"
+    return _state(request).templates.TemplateResponse(
+        request, name, context, headers={"Cache-Control": "no-store"}
+    )
+
+
+async def ops_json(request: Request) -> Response:
+    warehouse, carrier = _filters(request)
+    board = await anyio.to_thread.run_sync(_state(request).db.board, warehouse, carrier)
+    body = {
+        "warehouse_id": board.warehouse_id,
+        "carrier": board.carrier,
+        "snapshot": board.snapshot,
+        "snapshot_error": board.snapshot_error,
+        "kpis": asdict(board.kpis),
+        "low_stock": asdict(board.low_stock),
+        "elapsed_ms": round(board.elapsed_ms, 1),
+    }
+    return Response(
+        dumps(body), media_type="application/json", headers={"Cache-Control": "no-store"}
+    )
+
+
+async def healthz(request: Request) -> Response:
+    def ping() -> None:
+        with _state(request).db.track_pool.connection() as conn:
+            conn.execute("SELECT 1")
+
+    try:
+        await anyio.to_thread.run_sync(ping)
+    except psycopg.Error:
+        return PlainTextResponse("database unavailable", status_code=503)
+    return PlainTextResponse("ok")
+
+
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    # tracking URLs carry the customer id: never send them on as a Referer
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+    (
+        b"content-security-policy",
+        b"default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self'; "
+        b"frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+    ),
+]
+
+
+class SecurityHeaders:
+    """Adds :data:`SECURITY_HEADERS` to every HTTP response (pure ASGI: streams stay streams)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def create_app(
+    dsn: str,
+    ops_dsn: str | None = None,
+    *,
+    poll_interval: float = 1.0,
+    stream_seconds: float = 300.0,
+    board_ttl: float = 5.0,
+    per_lane: int = 20,
+    idle_poll: float = 30.0,
+    listen: bool = True,
+) -> Starlette:
+    """The web application over the database at ``dsn`` (the board over ``ops_dsn`` if given).
+
+    ``listen``: wake live tracking streams on the relay's ``NOTIFY orderdb_events``.
+    """
+    db = WebDB(dsn, ops_dsn, board_ttl=board_ttl, per_lane=per_lane)
+    hub = EventHub(dsn) if listen else None
+    state = WebState(
+        db,
+        poll_interval=poll_interval,
+        stream_seconds=stream_seconds,
+        idle_poll=idle_poll,
+        hub=hub,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        db.open()
+        if hub is not None:
+            hub.start()
+        try:
+            yield
+        finally:
+            state.stopping.set()
+            if hub is not None:
+                await anyio.to_thread.run_sync(hub.stop)
+            db.close()
+
+    app = Starlette(
+        routes=[
+            Route("/", index),
+            Route("/track", track_form),
+            Route("/track/{order_no}", track_page),
+            Route("/api/track/{order_no}", track_json),
+            Route("/api/track/{order_no}/events", track_events),
+            Route("/ops", ops_page),
+            Route("/api/ops", ops_json),
+            Route("/healthz", healthz),
+            Mount("/static", app=StaticFiles(directory=str(HERE / "static")), name="static"),
+        ],
+        middleware=[Middleware(SecurityHeaders)],
+        lifespan=lifespan,
+    )
+    app.state.web = state
+    return app

@@ -1,0 +1,280 @@
+"""The web pages in a real browser: headless Debian Chromium driven by selenium.
+
+The tracking page shows the right events in order and takes a new carrier event without a reload;
+another customer's order looks exactly like an unknown one; the board shows lanes, SLA colours,
+KPI tiles, breaches and low stock and filters; every page has labelled inputs, a language, alt
+texts, readable contrast, and no horizontal scrolling at phone width (390 px). Screenshots of each
+page are written to artifacts/screenshots/.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from selenium import webdriver
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.select import Select
+from selenium.webdriver.support.ui import WebDriverWait
+
+from orderdb.web import WebServer
+from tests.test_web_support import (
+    DESKTOP,
+    PHONE,
+    Shop,
+    chromium,
+    record_carrier_event,
+    screenshot,
+    seed_shop,
+    set_viewport,
+    timeline,
+)
+
+UNKNOWN = "ORD2099010199999999"
+
+
+@pytest.fixture(scope="module")
+def shop(db_dsn: str) -> Shop:
+    return seed_shop(db_dsn)
+
+
+@pytest.fixture(scope="module")
+def web(db_dsn: str, shop: Shop) -> Iterator[str]:
+    with WebServer(db_dsn, port=0, poll_interval=0.25, board_ttl=0.0) as server:
+        yield server.url
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[webdriver.Chrome]:
+    with chromium() as driver:
+        yield driver
+
+
+@pytest.fixture
+def desktop(browser: webdriver.Chrome) -> webdriver.Chrome:
+    set_viewport(browser, *DESKTOP, mobile=False)
+    return browser
+
+
+def _texts(driver: webdriver.Chrome, css: str) -> list[str]:
+    return [e.text for e in driver.find_elements(By.CSS_SELECTOR, css)]
+
+
+def test_the_tracking_page_shows_the_timeline_in_order(
+    desktop: webdriver.Chrome, web: str, shop: Shop, conn: psycopg.Connection[Any]
+) -> None:
+    desktop.get(f"{web}/track/{shop.tracked_no}?customer=7")
+    assert desktop.title == f"Order {shop.tracked_no} · orderdb"
+    assert desktop.find_element(By.CSS_SELECTOR, "[data-testid=status]").text == "Delivering"
+    location = desktop.find_element(By.CSS_SELECTOR, "[data-testid=current-location]").text
+    assert location == "Guangzhou sorting centre"
+    shipments = _texts(desktop, "[data-testid=shipments] li")
+    assert len(shipments) == 1
+    assert shipments[0].startswith(f"SF {shop.tracking_number}")
+    assert desktop.find_element(By.CSS_SELECTOR, "[data-testid=estimated-delivery]").text
+
+    # newest first: the reverse of the SQL timeline (oldest first), every event once
+    shown = _texts(desktop, "[data-testid=timeline] li .what")
+    assert shown == [
+        "Arrived at the sorting centre",
+        "Picked up by the courier",
+        f"Handed to the carrier (SF {shop.tracking_number})",
+        "Parcel packed",
+        "Items picked",
+        "Sent to the warehouse",
+        "Order confirmed",
+        "Order placed",
+    ]
+    doc = timeline(conn, shop.tracked_no, 7)
+    assert shown == [e["description"] for e in reversed(doc["timeline"])]
+    places = _texts(desktop, "[data-testid=timeline] li:nth-child(-n+2) .where")
+    assert places == ["Guangzhou sorting centre", "Shenzhen Bao'an hub"]
+    times = [
+        e.get_attribute("datetime")
+        for e in desktop.find_elements(By.CSS_SELECTOR, "[data-testid=timeline] time")
+    ]
+    assert all(times) and len(times) == len(shown)
+    screenshot(desktop, "track-desktop")
+
+
+def test_the_lookup_form_leads_to_the_tracking_page(
+    desktop: webdriver.Chrome, web: str, shop: Shop
+) -> None:
+    desktop.get(web + "/")
+    desktop.find_element(By.ID, "order_no").send_keys(shop.tracked_no)
+    desktop.find_element(By.ID, "customer").send_keys("7")
+    desktop.find_element(By.CSS_SELECTOR, "form.lookup button").click()
+    WebDriverWait(desktop, 10).until(ec.title_is(f"Order {shop.tracked_no} · orderdb"))
+    assert desktop.current_url == f"{web}/track/{shop.tracked_no}?customer=7"
+
+
+def test_a_new_carrier_event_appears_without_a_reload(
+    desktop: webdriver.Chrome, web: str, shop: Shop, conn: psycopg.Connection[Any]
+) -> None:
+    desktop.get(f"{web}/track/{shop.tracked_no}?customer=7")
+    WebDriverWait(desktop, 10).until(
+        lambda d: d.find_element(By.TAG_NAME, "html").get_attribute("data-live") == "connected"
+    )
+    desktop.execute_script("window.__sameDocument = 'yes';")
+    record_carrier_event(
+        conn, shop.tracking_number, "44", "Guangzhou Tianhe", "Out for delivery with the courier", 5
+    )
+    WebDriverWait(desktop, 10).until(
+        ec.text_to_be_present_in_element(
+            (By.CSS_SELECTOR, "[data-testid=timeline] li:first-child .what"),
+            "Out for delivery with the courier",
+        )
+    )
+    assert desktop.execute_script("return window.__sameDocument") == "yes"  # no reload
+    location = desktop.find_element(By.CSS_SELECTOR, "[data-testid=current-location]").text
+    assert location == "Guangzhou Tianhe"
+    assert "Out for delivery" in desktop.find_element(By.ID, "live-status").text
+    shown = _texts(desktop, "[data-testid=timeline] li .what")
+    assert shown[:2] == ["Out for delivery with the courier", "Arrived at the sorting centre"]
+    screenshot(desktop, "track-live-update")
+
+
+def test_another_customers_order_looks_like_an_unknown_one(
+    desktop: webdriver.Chrome, web: str, shop: Shop
+) -> None:
+    desktop.get(f"{web}/track/{shop.foreign_no}?customer=7")
+    foreign = desktop.page_source
+    foreign_title = desktop.title
+    desktop.get(f"{web}/track/{UNKNOWN}?customer=7")
+    assert desktop.page_source == foreign
+    assert desktop.title == foreign_title == "Order not found · orderdb"
+    assert desktop.find_element(By.TAG_NAME, "h1").text == "Order not found"
+    assert shop.foreign_no not in foreign
+    screenshot(desktop, "not-found")
+
+
+def test_the_board_shows_lanes_sla_kpis_breaches_and_low_stock(
+    desktop: webdriver.Chrome, web: str, shop: Shop
+) -> None:
+    desktop.get(f"{web}/ops")
+    lanes = {
+        e.get_attribute("data-status"): e
+        for e in desktop.find_elements(By.CSS_SELECTOR, "[data-testid=lanes] .lane")
+    }
+    assert {"pending", "delivering"} <= set(lanes)
+    states = {
+        e.get_attribute("data-order-no"): e.get_attribute("data-sla")
+        for e in lanes["pending"].find_elements(By.CSS_SELECTOR, ".card")
+    }
+    assert states[shop.unpaid_critical_no] == "red"
+    assert states[shop.unpaid_warning_no] == "yellow"
+    assert states[shop.foreign_no] == "green"
+    card = lanes["delivering"].find_element(By.CSS_SELECTOR, ".card")
+    assert card.get_attribute("data-order-no") == shop.tracked_no
+    segments = card.find_elements(By.CSS_SELECTOR, ".gantt .seg")
+    assert len(segments) == 7  # pending .. delivering
+    bar = card.find_element(By.CSS_SELECTOR, ".gantt").get_attribute("aria-label") or ""
+    assert bar.startswith("Stages: Pending") and "Delivering" in bar
+    tiles = desktop.find_elements(By.CSS_SELECTOR, "[data-testid=kpis] .tile")
+    assert len(tiles) >= 5
+    assert all(t.get_attribute("data-level") in {"ok", "warning", "critical"} for t in tiles)
+    breaches = " ".join(_texts(desktop, "[data-testid=breaches] tbody tr"))
+    assert shop.unpaid_critical_no in breaches and shop.unpaid_warning_no in breaches
+    assert _texts(desktop, "[data-testid=low-stock] tbody td.mono") == ["LOW-SKU"]
+    screenshot(desktop, "ops-desktop")
+
+    # filters: choosing a warehouse reloads the board for it
+    Select(desktop.find_element(By.ID, "warehouse")).select_by_value("2")
+    WebDriverWait(desktop, 10).until(ec.url_contains("warehouse=2"))
+    cards = [
+        e.get_attribute("data-order-no") for e in desktop.find_elements(By.CSS_SELECTOR, ".card")
+    ]
+    assert cards == [shop.other_warehouse_no]
+    assert Select(desktop.find_element(By.ID, "warehouse")).first_selected_option.text == (
+        "Warehouse 2"
+    )
+    desktop.get(f"{web}/ops?carrier=SF")
+    cards = [
+        e.get_attribute("data-order-no") for e in desktop.find_elements(By.CSS_SELECTOR, ".card")
+    ]
+    assert cards == [shop.tracked_no]
+
+
+# -- accessibility and phone width ----------------------------------------------------------
+
+PAGES = {
+    "index": "/",
+    "track": "/track/{tracked}?customer=7",
+    "not-found": "/track/" + UNKNOWN + "?customer=7",
+    "ops": "/ops",
+}
+
+# contrast ratio (WCAG 2) of each visible text element against the first opaque background up
+# its ancestors; the worst few are returned
+CONTRAST_JS = """
+function lum(c) {
+  const m = c.match(/rgba?\\(([^)]+)\\)/); if (!m) return null;
+  const p = m[1].split(',').map(s => parseFloat(s));
+  if (p.length > 3 && p[3] < 1) return null;
+  const ch = p.slice(0, 3).map(v => { v /= 255; return v <= 0.03928 ? v / 12.92
+                                       : Math.pow((v + 0.055) / 1.055, 2.4); });
+  return 0.2126 * ch[0] + 0.7152 * ch[1] + 0.0722 * ch[2];
+}
+function bg(el) {
+  for (let e = el; e; e = e.parentElement) {
+    const l = lum(getComputedStyle(e).backgroundColor); if (l !== null) return l;
+  }
+  return 1;
+}
+const out = [];
+for (const el of document.querySelectorAll('body *')) {
+  const own = Array.from(el.childNodes).some(n => n.nodeType === 3 && n.textContent.trim());
+  const r = el.getBoundingClientRect();
+  if (!own || r.width === 0 || r.height === 0) continue;
+  const fg = lum(getComputedStyle(el).color); if (fg === null) continue;
+  const b = bg(el);
+  const ratio = (Math.max(fg, b) + 0.05) / (Math.min(fg, b) + 0.05);
+  out.push([ratio, el.tagName + '.' + el.className + ': ' + el.textContent.trim().slice(0, 30)]);
+}
+out.sort((a, b) => a[0] - b[0]);
+return out.slice(0, 5);
+"""
+
+UNLABELLED_JS = """
+return Array.from(document.querySelectorAll('input, select, textarea'))
+  .filter(el => el.type !== 'hidden')
+  .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label'))
+  .map(el => el.outerHTML);
+"""
+
+
+@pytest.mark.parametrize("page", sorted(PAGES))
+def test_pages_are_accessible_and_fit_a_phone(
+    browser: webdriver.Chrome, web: str, shop: Shop, page: str
+) -> None:
+    url = web + PAGES[page].format(tracked=shop.tracked_no)
+    for name, (width, height), mobile in (
+        ("desktop", DESKTOP, False),
+        ("phone", PHONE, True),
+    ):
+        set_viewport(browser, width, height, mobile)
+        browser.get(url)
+        html = browser.find_element(By.TAG_NAME, "html")
+        assert html.get_attribute("lang") == "en"
+        assert browser.title
+        assert browser.find_elements(By.TAG_NAME, "h1"), "every page has a heading"
+        assert browser.execute_script(UNLABELLED_JS) == []
+        for img in browser.find_elements(By.TAG_NAME, "img"):
+            assert (img.get_attribute("alt") or "").strip(), img.get_attribute("outerHTML")
+        for button in browser.find_elements(By.TAG_NAME, "button"):
+            assert button.text.strip() or button.get_attribute("aria-label")
+        viewport = browser.find_element(By.CSS_SELECTOR, "meta[name=viewport]")
+        assert "width=device-width" in (viewport.get_attribute("content") or "")
+        worst = browser.execute_script(CONTRAST_JS)
+        assert worst and worst[0][0] >= 4.5, worst
+        inner, scroll = browser.execute_script(
+            "return [window.innerWidth, document.scrollingElement.scrollWidth]"
+        )
+        if mobile:
+            assert inner == PHONE[0]
+        assert scroll <= inner, f"{page} scrolls sideways at {width} px: {scroll} > {inner}"
+        if name == "phone" or page in ("index",):
+            screenshot(browser, f"{page}-{name}")
