@@ -41,6 +41,7 @@ class DemoStats:
     carrier_events: int = 0
     returns: int = 0
     ready_to_ship: list[int] = field(default_factory=list)
+    web_url: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def bump(self, name: str, n: int = 1) -> None:
@@ -189,15 +190,26 @@ def run_demo(dsn: str, console: Console, *, orders: int = 300, seed: int = 7) ->
     console.print("[bold]orderdb demo[/bold]: a simulated shop")
     console.print("migrating ...")
     migrate.migrate(dsn)
+    from orderdb.web import start_in_thread
+
+    web_url = start_in_thread(dsn, "127.0.0.1", 0)
+    console.print(f"operations board: [link={web_url}/ops]{web_url}/ops[/link]")
     with Client.connect(dsn, max_size=10) as client:
-        shipping = _simulate(client, console, orders, rng, seed, stats)
+        shipping = _simulate(client, console, orders, rng, seed, stats, web_url)
         _timelines(client, console, shipping)
         _summary(client, console, stats, time.monotonic() - started)
+    stats.web_url = web_url
     return stats
 
 
 def _simulate(
-    client: Client, console: Console, orders: int, rng: random.Random, seed: int, stats: DemoStats
+    client: Client,
+    console: Console,
+    orders: int,
+    rng: random.Random,
+    seed: int,
+    stats: DemoStats,
+    web_url: str,
 ) -> list[int]:
     """Every step of the simulation, each with its progress bar; returns the shipped orders."""
     with _progress(console) as progress:
@@ -209,6 +221,14 @@ def _simulate(
 
         task = progress.add_task("customers placing orders", total=orders)
         placed = _place_orders(client, orders, rng, stats, lambda: progress.advance(task))
+
+        if placed:  # a page to watch while the warehouse and the carrier move the order
+            from orderdb.web import tracking_url
+
+            first = client.get_order(min(placed)[0])
+            progress.console.print(
+                "tracking page: " + tracking_url(web_url, first.order_no, first.customer_id)
+            )
 
         task = progress.add_task("payment and warehouse", total=len(placed))
         with ThreadPoolExecutor(max_workers=8) as pool:
@@ -318,5 +338,21 @@ def _summary(client: Client, console: Console, stats: DemoStats, seconds: float)
             else f"[red]{drift[0] if drift else '?'} drifting rows[/red]"
         )
     )
+    with client.pool.connection() as conn:
+        breaches = conn.execute(
+            "SELECT rule, count(*) FROM orderdb_ops.sla_breaches GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+        alerts = conn.execute(
+            "SELECT level, subject, message FROM orderdb_ops.alerts"
+            " ORDER BY level = 'critical' DESC LIMIT 5"
+        ).fetchall()
+    console.print(
+        "open SLA breaches (orderdb_ops.sla_breaches): "
+        + (", ".join(f"{rule} {n}" for rule, n in breaches) or "none")
+    )
+    console.print("alerts (orderdb_ops.alerts):" + ("" if alerts else " none"))
+    for level, subject, message in alerts:
+        colour = "red" if level == "critical" else "yellow"
+        console.print(f"  [{colour}]{level}[/{colour}] {subject}: {message}", highlight=False)
     console.print("outbox events: " + ", ".join(f"{t} {c}" for t, c in events))
     console.print(f"[bold]done[/bold] in {seconds:.1f} s")
