@@ -36,6 +36,9 @@ RETURNS TABLE (order_id bigint, order_no text, status text, version integer, rep
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+-- generic plans for every statement of the call, the functions it calls included: the set-based
+-- statements of _reserve_stock were otherwise re-planned on every call (docs/benchmarks.md)
+SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
     v_options   jsonb := coalesce(p_options, '{}'::jsonb);
