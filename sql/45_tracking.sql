@@ -331,7 +331,8 @@ COMMENT ON FUNCTION orderdb._status_description(text) IS
 -- to is in "order_status"). current_location: the location of the newest carrier event (by event
 -- time) that has one. estimated_delivery: options.promised_delivery_at when set; else, while
 -- shipped and not delivered, the latest shipment's shipped_at + the median transit time
--- (delivered_at - shipped_at) of that carrier's shipments delivered in the last 30 days; else null.
+-- (delivered_at - shipped_at) of that carrier's shipments delivered in the last 30 days (the
+-- newest 1,000 of them at most, so the cost stays flat); else null.
 -- Raises 22023 (bad ids), OD004 (unknown order), OD005 (p_customer_id given and not the owner).
 -- Locks nothing.
 CREATE OR REPLACE FUNCTION orderdb.order_timeline(p_order_id bigint, p_customer_id bigint DEFAULT NULL)
@@ -449,13 +450,18 @@ BEGIN
          ORDER BY s.shipped_at DESC, s.shipment_id DESC
          LIMIT 1;
         IF FOUND THEN
+            -- the newest 1,000 deliveries at most (a backward scan of shipments_carrier_delivered):
+            -- the cost of a timeline must not grow with a carrier's volume
             SELECT v_last.shipped_at
-                   + percentile_cont(0.5) WITHIN GROUP (ORDER BY s.delivered_at - s.shipped_at)
+                   + percentile_cont(0.5) WITHIN GROUP (ORDER BY r.transit)
               INTO v_estimate
-              FROM orderdb.shipments s
-             WHERE s.carrier = v_last.carrier
-               AND s.delivered_at IS NOT NULL
-               AND s.delivered_at > now() - interval '30 days';
+              FROM (SELECT s.delivered_at - s.shipped_at AS transit
+                      FROM orderdb.shipments s
+                     WHERE s.carrier = v_last.carrier
+                       AND s.delivered_at IS NOT NULL
+                       AND s.delivered_at > now() - interval '30 days'
+                     ORDER BY s.delivered_at DESC
+                     LIMIT 1000) r;
         END IF;
     END IF;
 
