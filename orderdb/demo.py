@@ -24,6 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from orderdb import errors, migrate
 from orderdb.client import Client
+from orderdb.demo_carrier import CarrierRun, ship_with_simulated_carrier
 
 WAREHOUSES = (1, 2, 3)
 SKUS = tuple(f"DEMO-{n:03d}" for n in range(1, 21))
@@ -42,6 +43,7 @@ class DemoStats:
     returns: int = 0
     ready_to_ship: list[int] = field(default_factory=list)
     web_url: str = ""
+    carrier: CarrierRun = field(default_factory=CarrierRun)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def bump(self, name: str, n: int = 1) -> None:
@@ -195,7 +197,7 @@ def run_demo(dsn: str, console: Console, *, orders: int = 300, seed: int = 7) ->
     web_url = start_in_thread(dsn, "127.0.0.1", 0)
     console.print(f"operations board: [link={web_url}/ops]{web_url}/ops[/link]")
     with Client.connect(dsn, max_size=10) as client:
-        shipping = _simulate(client, console, orders, rng, seed, stats, web_url)
+        shipping = _simulate(client, dsn, console, orders, rng, seed, stats, web_url)
         _timelines(client, console, shipping)
         _summary(client, console, stats, time.monotonic() - started)
     stats.web_url = web_url
@@ -204,6 +206,7 @@ def run_demo(dsn: str, console: Console, *, orders: int = 300, seed: int = 7) ->
 
 def _simulate(
     client: Client,
+    dsn: str,
     console: Console,
     orders: int,
     rng: random.Random,
@@ -241,7 +244,16 @@ def _simulate(
                 progress.advance(task)
 
         # the warehouse ships (WMS callbacks) and carriers report, 8 integrations at once
-        shipping = sorted(stats.ready_to_ship)
+        # every sixth parcel goes with the simulated pull carrier (polled), the rest with
+        # carriers that push their events
+        everyone = sorted(stats.ready_to_ship)
+        polled = everyone[::6]
+        shipping = [o for o in everyone if o not in set(polled)]
+        task = progress.add_task("simulated carrier (polled)", total=len(polled))
+        stats.carrier = ship_with_simulated_carrier(
+            client, dsn, polled, seed, lambda n: progress.advance(task, n)
+        )
+
         task = progress.add_task("shipping and carrier events", total=len(shipping))
         with ThreadPoolExecutor(max_workers=8) as pool:
             futures = [
@@ -328,6 +340,17 @@ def _summary(client: Client, console: Console, stats: DemoStats, seconds: float)
         f"{stats.transitions} status changes by the shop, {stats.wms_callbacks} WMS callbacks, "
         f"{stats.carrier_events} carrier events, {stats.returns} customer returns"
     )
+    sim = stats.carrier
+    if sim.parcels:
+        landed = (
+            "[green]every scan landed exactly once[/green]"
+            if sim.stored_scans == sim.expected_scans
+            else f"[red]{sim.stored_scans} scans stored, {sim.expected_scans} expected[/red]"
+        )
+        console.print(
+            f"simulated carrier SIM: {sim.parcels} parcels polled {sim.polls} times, first scans "
+            f"also pushed; {sim.expected_scans} scans, {sim.duplicates} repeats ignored: {landed}"
+        )
     if stock:
         console.print(f"stock (demo SKUs): on hand {stock[0]}, reserved {stock[1]}")
     console.print(

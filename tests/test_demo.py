@@ -23,6 +23,7 @@ def test_demo_runs_the_shop_and_prints_a_summary(fresh_dsn: str) -> None:
     assert "tracking page: http://127.0.0.1:" in out and "/track/ORD" in out
     assert "counters equal the ledger" in out
     assert "timeline of ORD" in out
+    assert "simulated carrier SIM:" in out and "every scan landed exactly once" in out
     assert "done in" in out
     with psycopg.connect(fresh_dsn) as conn:
         statuses = dict(
