@@ -18,6 +18,30 @@ $$;
 COMMENT ON FUNCTION orderdb._order_no(bigint, timestamptz) IS
     'Formats an order number: ORD + UTC date YYYYMMDD + the number padded to at least 8 digits.';
 
+-- _locate_order: the warehouse that holds an order (orderdb.order_directory).
+-- Raises OD004 when the order does not exist. Locks nothing.
+CREATE OR REPLACE FUNCTION orderdb._locate_order(p_order_id bigint)
+RETURNS integer
+LANGUAGE plpgsql
+STABLE
+AS $$
+DECLARE
+    v_warehouse_id integer;
+BEGIN
+    SELECT d.warehouse_id INTO v_warehouse_id
+      FROM orderdb.order_directory d WHERE d.order_id = p_order_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'OD004',
+            MESSAGE = format('order %s not found', p_order_id),
+            DETAIL = format('order_id=%s', p_order_id);
+    END IF;
+    RETURN v_warehouse_id;
+END;
+$$;
+COMMENT ON FUNCTION orderdb._locate_order(bigint) IS
+    'Returns the warehouse_id that holds an order (OD004 when it does not exist).';
+
 -- create_order: creates a pending order (version 1) and reserves every line, or nothing.
 -- Idempotency: the key is claimed first (unique index + ON CONFLICT DO NOTHING); a concurrent
 -- call with the same key waits for the first one and then replays it. A replay returns the
@@ -303,14 +327,7 @@ BEGIN
     PERFORM orderdb._check_text(p_reason, 'reason', 1000);
     PERFORM orderdb._check_json(v_context, 'context', 'object');
 
-    SELECT d.warehouse_id INTO v_warehouse_id
-      FROM orderdb.order_directory d WHERE d.order_id = p_order_id;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION USING
-            ERRCODE = 'OD004',
-            MESSAGE = format('order %s not found', p_order_id),
-            DETAIL = format('order_id=%s', p_order_id);
-    END IF;
+    v_warehouse_id := orderdb._locate_order(p_order_id);
 
     RETURN QUERY
         SELECT t.order_id, t.status, t.version

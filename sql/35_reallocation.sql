@@ -170,14 +170,7 @@ BEGIN
     PERFORM orderdb._check_text(p_actor, 'actor', 1000);
     PERFORM orderdb._check_text(p_reason, 'reason', 1000);
 
-    SELECT d.warehouse_id INTO v_from
-      FROM orderdb.order_directory d WHERE d.order_id = p_order_id;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION USING
-            ERRCODE = 'OD004',
-            MESSAGE = format('order %s not found', p_order_id),
-            DETAIL = format('order_id=%s', p_order_id);
-    END IF;
+    v_from := orderdb._locate_order(p_order_id);
 
     SELECT o.status, o.version INTO v_status, v_version
       FROM orderdb.orders o
