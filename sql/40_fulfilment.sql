@@ -339,7 +339,7 @@ BEGIN
 
     -- carrier events that arrived before the order was shipped: the newest of each shipment
     FOR v_event IN
-        SELECT n.tracking_event_id, n.shipment_id
+        SELECT n.tracking_event_id, n.event_time, n.shipment_id
           FROM (SELECT DISTINCT ON (s.shipment_id) te.tracking_event_id, s.shipment_id,
                        te.event_time
                   FROM orderdb.shipments s
@@ -351,7 +351,7 @@ BEGIN
          ORDER BY n.event_time, n.tracking_event_id
     LOOP
         PERFORM orderdb._apply_tracking_to_order(p_warehouse_id, v_event.shipment_id,
-                                                 v_event.tracking_event_id);
+                                                 v_event.tracking_event_id, v_event.event_time);
     END LOOP;
 
     SELECT o.status, o.version INTO status, version

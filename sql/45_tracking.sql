@@ -5,6 +5,11 @@
 -- Lock order: the tracking-number advisory lock, then the shipments row, then the orders row
 -- (the same order as orderdb.wms_callback: advisory lock, orders row, new shipment row).
 
+-- The signatures these helpers had before tracking_events was partitioned (they looked the
+-- event up by its id alone).
+DROP FUNCTION IF EXISTS orderdb._apply_tracking_to_shipment(integer, bigint, bigint);
+DROP FUNCTION IF EXISTS orderdb._apply_tracking_to_order(integer, bigint, bigint);
+
 -- _normalize_carrier_status: the normalised status of a carrier code (orderdb.carrier_status_map),
 -- 'unknown' when the carrier/code pair has no mapping. Locks nothing.
 CREATE OR REPLACE FUNCTION orderdb._normalize_carrier_status(p_carrier text, p_carrier_status text)
@@ -20,37 +25,34 @@ $$;
 COMMENT ON FUNCTION orderdb._normalize_carrier_status(text, text) IS
     'Maps a carrier status code to the normalised taxonomy (unknown when unmapped).';
 
--- _apply_tracking_to_shipment: records a carrier event on its shipment if it is the newest known
--- event of that shipment (by event time; ties apply): status, last_event_time, delivered_at.
--- 'unknown' events change nothing. Returns true when the event is the shipment's newest.
--- Locks the shipments row.
+-- _apply_tracking_to_shipment: records a carrier event (its normalised status and event time)
+-- on its shipment if it is the newest known event of that shipment (by event time; ties
+-- apply): status, last_event_time, delivered_at. 'unknown' events change nothing. Returns true
+-- when the event is the shipment's newest. Locks the shipments row.
 CREATE OR REPLACE FUNCTION orderdb._apply_tracking_to_shipment(p_warehouse_id integer,
                                                                p_shipment_id bigint,
-                                                               p_tracking_event_id bigint)
+                                                               p_normalized_status text,
+                                                               p_event_time timestamptz)
 RETURNS boolean
 LANGUAGE plpgsql
 AS $$
-DECLARE
-    v_norm text;
-    v_time timestamptz;
 BEGIN
-    SELECT te.normalized_status, te.event_time INTO v_norm, v_time
-      FROM orderdb.tracking_events te WHERE te.tracking_event_id = p_tracking_event_id;
-    IF v_norm IS NULL OR v_norm = 'unknown' THEN
+    IF p_normalized_status IS NULL OR p_normalized_status = 'unknown' THEN
         RETURN false;
     END IF;
     UPDATE orderdb.shipments AS s
-       SET status = v_norm,
-           last_event_time = v_time,
-           delivered_at = CASE WHEN v_norm = 'delivered' THEN coalesce(s.delivered_at, v_time)
+       SET status = p_normalized_status,
+           last_event_time = p_event_time,
+           delivered_at = CASE WHEN p_normalized_status = 'delivered'
+                               THEN coalesce(s.delivered_at, p_event_time)
                                ELSE s.delivered_at END,
            updated_at = now()
      WHERE s.warehouse_id = p_warehouse_id AND s.shipment_id = p_shipment_id
-       AND (s.last_event_time IS NULL OR s.last_event_time <= v_time);
+       AND (s.last_event_time IS NULL OR s.last_event_time <= p_event_time);
     RETURN FOUND;
 END;
 $$;
-COMMENT ON FUNCTION orderdb._apply_tracking_to_shipment(integer, bigint, bigint) IS
+COMMENT ON FUNCTION orderdb._apply_tracking_to_shipment(integer, bigint, text, timestamptz) IS
     'Sets a shipment''s status from a carrier event if the event is its newest; true when it is.';
 
 -- _apply_tracking_to_order: the order status a shipment's (newest) carrier event implies,
@@ -62,10 +64,12 @@ COMMENT ON FUNCTION orderdb._apply_tracking_to_shipment(integer, bigint, bigint)
 --              order is delivered (else -> delivering)
 --   returned_to_sender: shipped | delivering | delivery_failed -> returning
 --   info_received, exception, unknown: no change. Any other order status: no change.
+-- The event is given by its key (tracking_event_id, event_time): one partition is read.
 -- Returns the order's status afterwards. Locks the orders row.
 CREATE OR REPLACE FUNCTION orderdb._apply_tracking_to_order(p_warehouse_id integer,
                                                             p_shipment_id bigint,
-                                                            p_tracking_event_id bigint)
+                                                            p_tracking_event_id bigint,
+                                                            p_event_time timestamptz)
 RETURNS text
 LANGUAGE plpgsql
 AS $$
@@ -79,7 +83,8 @@ DECLARE
     v_actor    text;
 BEGIN
     SELECT te.* INTO v_event
-      FROM orderdb.tracking_events te WHERE te.tracking_event_id = p_tracking_event_id;
+      FROM orderdb.tracking_events te
+     WHERE te.tracking_event_id = p_tracking_event_id AND te.event_time = p_event_time;
     SELECT s.order_id INTO v_order_id
       FROM orderdb.shipments s
      WHERE s.warehouse_id = p_warehouse_id AND s.shipment_id = p_shipment_id;
@@ -136,7 +141,7 @@ BEGIN
     RETURN v_status;
 END;
 $$;
-COMMENT ON FUNCTION orderdb._apply_tracking_to_order(integer, bigint, bigint) IS
+COMMENT ON FUNCTION orderdb._apply_tracking_to_order(integer, bigint, bigint, timestamptz) IS
     'Moves an order forward as a carrier event implies (never backwards); returns its status.';
 
 -- _match_tracking_events: attaches the unmatched carrier events of a new shipment's tracking
@@ -150,7 +155,7 @@ LANGUAGE plpgsql
 AS $$
 DECLARE
     v_matched integer;
-    v_newest  bigint;
+    v_newest  record;
 BEGIN
     WITH s AS (
         SELECT sh.carrier, sh.tracking_number, sh.order_id
@@ -168,14 +173,16 @@ BEGIN
         RETURN 0;
     END IF;
 
-    SELECT te.tracking_event_id INTO v_newest
+    SELECT te.normalized_status, te.event_time INTO v_newest
       FROM orderdb.tracking_events te
      WHERE te.warehouse_id = p_warehouse_id AND te.shipment_id = p_shipment_id
        AND te.normalized_status <> 'unknown'
      ORDER BY te.event_time DESC, te.tracking_event_id DESC
      LIMIT 1;
-    IF v_newest IS NOT NULL THEN
-        PERFORM orderdb._apply_tracking_to_shipment(p_warehouse_id, p_shipment_id, v_newest);
+    IF FOUND THEN
+        PERFORM orderdb._apply_tracking_to_shipment(p_warehouse_id, p_shipment_id,
+                                                    v_newest.normalized_status,
+                                                    v_newest.event_time);
     END IF;
     RETURN v_matched;
 END;
@@ -186,7 +193,9 @@ COMMENT ON FUNCTION orderdb._match_tracking_events(integer, bigint) IS
 -- record_tracking_event: stores one carrier event and applies it.
 --   * deduplicated by (carrier, p_event_id) when an event id is given, and always by (carrier,
 --     tracking number, event time, carrier status): the same event again returns duplicate = true,
---     the stored event's id and normalised status, and changes nothing;
+--     the stored event's id and normalised status, and changes nothing. The unique key on event
+--     ids includes the event time (the partition key); the same id with another time is found
+--     by a lookup under the tracking-number lock (a carrier resends an event for its parcel);
 --   * the carrier code is mapped by orderdb.carrier_status_map ('GENERIC' takes the normalised
 --     names); an unmapped code is stored as 'unknown' and changes no status
 --     (orderdb_ops.unknown_carrier_codes lists them);
@@ -215,6 +224,7 @@ DECLARE
     v_tn     record;
     v_id     bigint;
     v_newest boolean;
+    v_known  boolean := false;
 BEGIN
     PERFORM orderdb._check_text(p_carrier, 'carrier', 255, true);
     PERFORM orderdb._check_text(p_tracking_number, 'tracking_number', 255, true);
@@ -234,14 +244,20 @@ BEGIN
       FROM orderdb.tracking_numbers tn
      WHERE tn.carrier = p_carrier AND tn.tracking_number = p_tracking_number;
 
-    INSERT INTO orderdb.tracking_events AS te
-           (carrier, tracking_number, event_time, carrier_status, normalized_status, location,
-            description, event_id, payload, warehouse_id, order_id, shipment_id, matched_at)
-    VALUES (p_carrier, p_tracking_number, p_event_time, p_carrier_status, v_norm, p_location,
-            p_description, p_event_id, p_payload, v_tn.warehouse_id, v_tn.order_id,
-            v_tn.shipment_id, CASE WHEN v_tn.order_id IS NOT NULL THEN now() END)
-    ON CONFLICT DO NOTHING
-    RETURNING te.tracking_event_id INTO v_id;
+    IF p_event_id IS NOT NULL THEN
+        v_known := EXISTS (SELECT 1 FROM orderdb.tracking_events te
+                            WHERE te.carrier = p_carrier AND te.event_id = p_event_id);
+    END IF;
+    IF NOT v_known THEN
+        INSERT INTO orderdb.tracking_events AS te
+               (carrier, tracking_number, event_time, carrier_status, normalized_status, location,
+                description, event_id, payload, warehouse_id, order_id, shipment_id, matched_at)
+        VALUES (p_carrier, p_tracking_number, p_event_time, p_carrier_status, v_norm, p_location,
+                p_description, p_event_id, p_payload, v_tn.warehouse_id, v_tn.order_id,
+                v_tn.shipment_id, CASE WHEN v_tn.order_id IS NOT NULL THEN now() END)
+        ON CONFLICT DO NOTHING
+        RETURNING te.tracking_event_id INTO v_id;
+    END IF;
 
     IF v_id IS NULL THEN
         -- a duplicate: by event id, else by natural key
@@ -278,10 +294,11 @@ BEGIN
     normalized_status := v_norm;
     order_id := v_tn.order_id;
     IF v_tn.order_id IS NOT NULL THEN
-        v_newest := orderdb._apply_tracking_to_shipment(v_tn.warehouse_id, v_tn.shipment_id, v_id);
+        v_newest := orderdb._apply_tracking_to_shipment(v_tn.warehouse_id, v_tn.shipment_id,
+                                                        v_norm, p_event_time);
         IF v_newest THEN
             order_status := orderdb._apply_tracking_to_order(v_tn.warehouse_id, v_tn.shipment_id,
-                                                             v_id);
+                                                             v_id, p_event_time);
         ELSE
             SELECT o.status INTO order_status
               FROM orderdb.orders o

@@ -223,6 +223,29 @@ $$;
 COMMENT ON FUNCTION orderdb.drop_consumer(text) IS
     'Deletes an event consumer and its position; returns whether it existed.';
 
+-- _outbox_acked_position: the read position (tx_id, event_id) every event consumer has
+-- acknowledged: the lowest acknowledged position over all consumers, or the read horizon
+-- (orderdb._event_horizon, event_id 0) when there is no consumer. Events at or before it may
+-- leave the outbox (purge_events, maintain_partitions). Positions only move forward, so a
+-- concurrent ack can only make it conservative. Locks nothing.
+CREATE OR REPLACE FUNCTION orderdb._outbox_acked_position(OUT tx_id xid8, OUT event_id bigint)
+LANGUAGE plpgsql
+STABLE
+AS $$
+BEGIN
+    SELECT c.acked_tx_id, c.acked_event_id INTO tx_id, event_id
+      FROM orderdb.event_consumers c
+     ORDER BY c.acked_tx_id, c.acked_event_id
+     LIMIT 1;
+    IF NOT FOUND THEN
+        tx_id := orderdb._event_horizon();  -- no consumer: everything final may go
+        event_id := 0;
+    END IF;
+END;
+$$;
+COMMENT ON FUNCTION orderdb._outbox_acked_position() IS
+    'The outbox read position every consumer has acknowledged (the horizon when none exists).';
+
 -- purge_events: deletes up to p_batch (1..100000) outbox events that every consumer has
 -- acknowledged and that are older than p_older_than (>= 0), oldest first in read order; returns
 -- how many it deleted. Call it until it returns less than p_batch (each call a short
@@ -255,20 +278,12 @@ BEGIN
             DETAIL = format('batch=%s', coalesce(p_batch::text, 'NULL'));
     END IF;
     v_cutoff := now() - p_older_than;
-    -- the lowest acknowledged position over all consumers (positions only move forward, so a
-    -- concurrent ack can only make this bound conservative)
-    SELECT c.acked_tx_id, c.acked_event_id INTO v_tx_id, v_event_id
-      FROM orderdb.event_consumers c
-     ORDER BY c.acked_tx_id, c.acked_event_id
-     LIMIT 1;
-    IF NOT FOUND THEN
-        v_tx_id := orderdb._event_horizon();  -- no consumer: everything final may go
-        v_event_id := 0;
-    END IF;
+    SELECT p.tx_id, p.event_id INTO v_tx_id, v_event_id
+      FROM orderdb._outbox_acked_position() p;
 
     -- walk the head in read order and stop at the first event that is not old enough
     WITH head AS MATERIALIZED (
-        SELECT o.event_id,
+        SELECT o.event_id, o.created_at,
                bool_and(o.created_at < v_cutoff)
                    OVER (ORDER BY o.tx_id, o.event_id ROWS UNBOUNDED PRECEDING) AS all_old
           FROM orderdb.outbox o
@@ -279,6 +294,7 @@ BEGIN
     DELETE FROM orderdb.outbox o
      USING head h
      WHERE o.event_id = h.event_id
+       AND o.created_at = h.created_at
        AND h.all_old;
     GET DIAGNOSTICS v_deleted = ROW_COUNT;
     RETURN v_deleted;

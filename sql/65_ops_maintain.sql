@@ -48,9 +48,12 @@ COMMENT ON FUNCTION orderdb._partition_bounds(regclass) IS
 --      storage parameters (fillfactor, autovacuum) of the DEFAULT partition;
 --   2. when retention is set: every partition whose upper bound is at or before the start of
 --      the month of p_now - retention is detached and moved to schema orderdb_archive (archive)
---      or dropped.
--- Returns one row per action: (parent_table, action 'created' | 'archived' | 'dropped',
--- partition_name, range_from, range_to, rows_moved). Idempotent: a second run does nothing.
+--      or dropped. A partition of orderdb.outbox holding events some consumer has not
+--      acknowledged yet (orderdb._outbox_acked_position) stays: action 'held', rows_moved = the
+--      number of those events.
+-- Returns one row per action: (parent_table, action 'created' | 'archived' | 'dropped' | 'held',
+-- partition_name, range_from, range_to, rows_moved). Idempotent: a second run does nothing
+-- (but report the partitions still held).
 -- Raises 22023 (p_now not finite; a policy table that is missing or not range-partitioned on a
 -- single timestamptz column). Locks: creating/attaching a partition takes SHARE UPDATE
 -- EXCLUSIVE on the parent and ACCESS EXCLUSIVE on the DEFAULT partition when rows move;
@@ -75,6 +78,8 @@ DECLARE
     v_moved    bigint;
     v_cutoff   timestamptz;
     v_part     record;
+    v_acked    record;
+    v_unacked  bigint;
 BEGIN
     IF p_now IS NULL OR NOT isfinite(p_now) THEN
         RAISE EXCEPTION USING
@@ -163,6 +168,9 @@ BEGIN
 
         -- 2. retention
         CONTINUE WHEN v_policy.retention IS NULL;
+        IF v_parent = 'orderdb.outbox'::regclass THEN
+            v_acked := orderdb._outbox_acked_position();
+        END IF;
         v_cutoff := (orderdb._month_bounds(p_now - v_policy.retention, 0)).range_from;
         FOR v_part IN
             SELECT pb.part, pb.range_from AS bound_from, pb.range_to AS bound_to
@@ -170,11 +178,25 @@ BEGIN
              WHERE pb.range_to <= v_cutoff
              ORDER BY pb.range_to
         LOOP
-            EXECUTE format('ALTER TABLE %s DETACH PARTITION %s', v_parent, v_part.part);
             parent_table := v_policy.table_name;
             range_from := v_part.bound_from;
             range_to := v_part.bound_to;
             rows_moved := 0;
+            IF v_parent = 'orderdb.outbox'::regclass THEN
+                -- an outbox month leaves only once every consumer has acknowledged all of it
+                EXECUTE format('SELECT count(*) FROM %s o WHERE (o.tx_id, o.event_id) > ($1, $2)',
+                               v_part.part)
+                   INTO v_unacked
+                  USING v_acked.tx_id, v_acked.event_id;
+                IF v_unacked > 0 THEN
+                    action := 'held';
+                    partition_name := v_part.part::text;
+                    rows_moved := v_unacked;
+                    RETURN NEXT;
+                    CONTINUE;
+                END IF;
+            END IF;
+            EXECUTE format('ALTER TABLE %s DETACH PARTITION %s', v_parent, v_part.part);
             IF v_policy.archive THEN
                 EXECUTE format('ALTER TABLE %s SET SCHEMA orderdb_archive', v_part.part);
                 action := 'archived';

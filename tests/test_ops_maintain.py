@@ -240,3 +240,142 @@ def test_status_history_is_partitioned_and_kept_by_maintain(fresh_dsn: str) -> N
             (order_id, nxt[0]),
         ).fetchone()
         assert placed is not None and placed[0].startswith("orderdb.order_status_history_p")
+
+
+def _value(conn: psycopg.Connection[Any], query: str, *params: Any) -> Any:
+    row = conn.execute(query, params).fetchone()
+    assert row is not None
+    return row[0]
+
+
+def _track(conn: psycopg.Connection[Any], event_time: Any, event_id: str) -> tuple[Any, ...]:
+    row = conn.execute(
+        "SELECT tracking_event_id, duplicate FROM orderdb.record_tracking_event("
+        "'GENERIC', 'TN-MONTHS', %s, 'in_transit', NULL, NULL, %s)",
+        (event_time, event_id),
+    ).fetchone()
+    assert row is not None
+    return tuple(row)
+
+
+def test_outbox_and_tracking_events_are_partitioned_across_a_month_boundary(
+    fresh_dsn: str,
+) -> None:
+    """The outbox (by created_at) and the carrier events (by event_time) are partitioned by
+    month: rows land in their month, a carrier event resent with another event time is still a
+    duplicate when the two times fall in different months, and an outbox month leaves only once
+    every consumer has acknowledged it."""
+    with psycopg.connect(fresh_dsn, autocommit=True) as conn:
+        keys = conn.execute(
+            "SELECT conrelid::regclass::text, pg_get_constraintdef(oid) FROM pg_constraint"
+            " WHERE conrelid IN ('orderdb.outbox'::regclass, 'orderdb.tracking_events'::regclass)"
+            " AND contype IN ('p', 'u') ORDER BY 1, 2"
+        ).fetchall()
+        assert keys == [
+            ("orderdb.outbox", "PRIMARY KEY (event_id, created_at)"),
+            ("orderdb.tracking_events", "PRIMARY KEY (tracking_event_id, event_time)"),
+            (
+                "orderdb.tracking_events",
+                "UNIQUE (carrier, tracking_number, event_time, carrier_status)",
+            ),
+        ]
+        policies = conn.execute(
+            "SELECT table_name, premake, retention::text, archive FROM orderdb.partition_policy"
+            " WHERE table_name IN ('orderdb.outbox', 'orderdb.tracking_events') ORDER BY 1"
+        ).fetchall()
+        assert policies == [
+            ("orderdb.outbox", 1, "3 mons", False),
+            ("orderdb.tracking_events", 1, None, True),
+        ]
+        # start from monthly partitions only: the (empty) legacy partitions go, and maintain
+        # makes this month and the next
+        assert _value(conn, "SELECT count(*) FROM orderdb.outbox_legacy") == 0
+        assert _value(conn, "SELECT count(*) FROM orderdb.tracking_events_legacy") == 0
+        conn.execute("DROP TABLE orderdb.outbox_legacy, orderdb.tracking_events_legacy")
+        this_month = _value(conn, "SELECT (orderdb._month_bounds(now(), 0)).range_from")
+        suffix = [
+            _value(
+                conn,
+                "SELECT to_char((orderdb._month_bounds(now(), %s)).range_from AT TIME ZONE 'UTC',"
+                " 'YYYYMM')",
+                k,
+            )
+            for k in (-1, 0, 1)
+        ]
+        made = conn.execute(
+            "SELECT parent_table, action, partition_name FROM orderdb.maintain_partitions()"
+            " WHERE parent_table IN ('orderdb.outbox', 'orderdb.tracking_events')"
+        ).fetchall()
+        assert made == [
+            ("orderdb.outbox", "created", f"orderdb.outbox_p{suffix[1]}"),
+            ("orderdb.outbox", "created", f"orderdb.outbox_p{suffix[2]}"),
+            ("orderdb.tracking_events", "created", f"orderdb.tracking_events_p{suffix[1]}"),
+            ("orderdb.tracking_events", "created", f"orderdb.tracking_events_p{suffix[2]}"),
+        ]
+
+        # one second either side of the start of this month
+        before = _value(conn, "SELECT %s - interval '1 second'", this_month)
+        after = _value(conn, "SELECT %s + interval '1 second'", this_month)
+        first_id, duplicate = _track(conn, after, "EV-1")
+        assert not duplicate
+        # the same carrier event id again, stamped in the previous month: still the same event
+        assert _track(conn, before, "EV-1") == (first_id, True)
+        second_id, duplicate = _track(conn, before, "EV-2")
+        assert not duplicate and second_id != first_id
+        # and the natural key across partitions' own keys: the same (time, code) again
+        assert _track(conn, before, "EV-3") == (second_id, True)
+        where = conn.execute(
+            "SELECT event_id, tableoid::regclass::text FROM orderdb.tracking_events"
+            " WHERE tracking_number = 'TN-MONTHS' ORDER BY event_time"
+        ).fetchall()
+        assert where == [
+            ("EV-2", "orderdb.tracking_events_default"),  # last month has no partition yet
+            ("EV-1", f"orderdb.tracking_events_p{suffix[1]}"),
+        ]
+        # the outbox events were written now: this month's partition
+        outbox = conn.execute(
+            "SELECT DISTINCT tableoid::regclass::text FROM orderdb.outbox"
+            " WHERE event_type = 'tracking.recorded'"
+        ).fetchall()
+        assert outbox == [(f"orderdb.outbox_p{suffix[1]}",)]
+
+        # maintain as if run last month: it makes that month and moves the row out of DEFAULT
+        moved = conn.execute(
+            "SELECT action, partition_name, rows_moved FROM orderdb.maintain_partitions(%s)"
+            " WHERE parent_table = 'orderdb.tracking_events'",
+            (before,),
+        ).fetchall()
+        assert moved == [("created", f"orderdb.tracking_events_p{suffix[0]}", 1)]
+        assert conn.execute(
+            "SELECT tableoid::regclass::text FROM orderdb.tracking_events WHERE event_id = 'EV-2'"
+        ).fetchone() == (f"orderdb.tracking_events_p{suffix[0]}",)
+
+        # retention: five months on, this month's outbox partition is past its 3 months, but a
+        # consumer has not acknowledged its events: it is held, not dropped
+        conn.execute("SELECT count(*) FROM orderdb.read_events('months', 1)")  # the consumer
+        later = _value(conn, "SELECT now() + interval '5 months'")
+        held = conn.execute(
+            "SELECT action, partition_name, rows_moved FROM orderdb.maintain_partitions(%s)"
+            " WHERE parent_table = 'orderdb.outbox' AND action <> 'created'",
+            (later,),
+        ).fetchall()
+        # (the empty months around it, last month's and next month's, go)
+        assert held == [
+            ("dropped", f"orderdb.outbox_p{suffix[0]}", 0),
+            ("held", f"orderdb.outbox_p{suffix[1]}", 2),
+            ("dropped", f"orderdb.outbox_p{suffix[2]}", 0),
+        ]
+        events = conn.execute("SELECT event_id FROM orderdb.read_events('months', 100)").fetchall()
+        assert len(events) == 2
+        conn.execute("SELECT orderdb.ack_events('months', %s)", (events[-1][0],))
+        dropped = conn.execute(
+            "SELECT action, partition_name FROM orderdb.maintain_partitions(%s)"
+            " WHERE parent_table = 'orderdb.outbox' AND action <> 'created'",
+            (later,),
+        ).fetchall()
+        assert dropped == [("dropped", f"orderdb.outbox_p{suffix[1]}")]
+        assert conn.execute("SELECT count(*) FROM orderdb.outbox").fetchone() == (0,)
+        # the carrier events have no retention: nothing of theirs left
+        assert conn.execute(
+            "SELECT count(*) FROM orderdb.tracking_events WHERE tracking_number = 'TN-MONTHS'"
+        ).fetchone() == (2,)
