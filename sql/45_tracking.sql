@@ -362,7 +362,8 @@ AS $$
 DECLARE
     v_order     record;
     v_estimate  timestamptz;
-    v_last      record;
+    v_last_carrier text;
+    v_last_shipped timestamptz;
     v_location  text;
     v_timeline  jsonb;
     v_shipments jsonb;
@@ -391,15 +392,25 @@ BEGIN
             DETAIL = format('order_id=%s customer_id=%s', p_order_id, p_customer_id);
     END IF;
 
-    SELECT coalesce(jsonb_agg(jsonb_build_object(
-               'carrier', s.carrier, 'tracking_number', s.tracking_number, 'status', s.status,
-               'shipped_at', s.shipped_at, 'delivered_at', s.delivered_at)
-             ORDER BY s.shipped_at, s.shipment_id), '[]'::jsonb)
-      INTO v_shipments
-      FROM orderdb.shipments s
-     WHERE s.warehouse_id = v_order.warehouse_id AND s.order_id = p_order_id;
-
-    WITH entries AS (
+    -- one statement: the shipments, their carrier events and the history are each read once
+    WITH ships AS MATERIALIZED (
+        SELECT s.shipment_id, s.carrier, s.tracking_number, s.status, s.shipped_at,
+               s.delivered_at
+          FROM orderdb.shipments s
+         WHERE s.warehouse_id = v_order.warehouse_id AND s.order_id = p_order_id
+    ), events AS MATERIALIZED (
+        SELECT te.tracking_event_id, te.event_time, te.normalized_status, te.description,
+               te.location
+          FROM ships s
+          JOIN orderdb.tracking_events te
+            ON te.carrier = s.carrier AND te.tracking_number = s.tracking_number
+    ), hist AS MATERIALIZED (
+        SELECT h.version, h.to_status, h.occurred_at, h.source, h.reason, h.context,
+               CASE WHEN h.source = 'carrier' AND h.context ? 'tracking_event_id'
+                    THEN (h.context ->> 'tracking_event_id')::bigint END AS tracking_event_id
+          FROM orderdb.order_status_history h
+         WHERE h.warehouse_id = v_order.warehouse_id AND h.order_id = p_order_id
+    ), entries AS (
         SELECT v_order.created_at AS at, 0 AS kind_rank, 1::bigint AS seq,
                'pending'::text AS status, orderdb._status_description('pending') AS description,
                NULL::text AS location, 'order'::text AS kind, NULL::text AS order_status
@@ -415,41 +426,45 @@ BEGIN
                          THEN ': ' || h.reason
                          ELSE '' END,
                NULL, 'order', NULL
-          FROM orderdb.order_status_history h
-         WHERE h.warehouse_id = v_order.warehouse_id AND h.order_id = p_order_id
-           AND NOT (h.source = 'carrier' AND h.context ? 'tracking_event_id')
+          FROM hist h
+         WHERE h.tracking_event_id IS NULL
         UNION ALL
-        SELECT te.event_time, 1, te.tracking_event_id, te.normalized_status,
-               coalesce(te.description,
-                        upper(left(te.normalized_status, 1))
-                        || replace(substr(te.normalized_status, 2), '_', ' ')),
-               te.location, 'carrier',
-               (SELECT h.to_status FROM orderdb.order_status_history h
-                 WHERE h.warehouse_id = v_order.warehouse_id AND h.order_id = p_order_id
-                   AND h.source = 'carrier'
-                   AND (h.context ->> 'tracking_event_id')::bigint = te.tracking_event_id
-                 ORDER BY h.version DESC LIMIT 1)
-          FROM orderdb.shipments s
-          JOIN orderdb.tracking_events te
-            ON te.carrier = s.carrier AND te.tracking_number = s.tracking_number
-         WHERE s.warehouse_id = v_order.warehouse_id AND s.order_id = p_order_id
+        SELECT e.event_time, 1, e.tracking_event_id, e.normalized_status,
+               coalesce(e.description,
+                        upper(left(e.normalized_status, 1))
+                        || replace(substr(e.normalized_status, 2), '_', ' ')),
+               e.location, 'carrier', c.to_status
+          FROM events e
+          LEFT JOIN (SELECT DISTINCT ON (h.tracking_event_id) h.tracking_event_id, h.to_status
+                       FROM hist h
+                      WHERE h.tracking_event_id IS NOT NULL
+                      ORDER BY h.tracking_event_id, h.version DESC) c
+            ON c.tracking_event_id = e.tracking_event_id
     )
-    SELECT jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
-               'time', e.at, 'status', e.status, 'description', e.description,
-               'kind', e.kind, 'order_status', e.order_status))
-             || jsonb_build_object('location', e.location)
-             ORDER BY e.at, e.kind_rank, e.seq)
-      INTO v_timeline
-      FROM entries e;
-
-    SELECT te.location INTO v_location
-      FROM orderdb.shipments s
-      JOIN orderdb.tracking_events te
-        ON te.carrier = s.carrier AND te.tracking_number = s.tracking_number
-     WHERE s.warehouse_id = v_order.warehouse_id AND s.order_id = p_order_id
-       AND te.location IS NOT NULL
-     ORDER BY te.event_time DESC, te.tracking_event_id DESC
-     LIMIT 1;
+    SELECT (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                       'carrier', s.carrier, 'tracking_number', s.tracking_number,
+                       'status', s.status, 'shipped_at', s.shipped_at,
+                       'delivered_at', s.delivered_at)
+                     ORDER BY s.shipped_at, s.shipment_id), '[]'::jsonb)
+              FROM ships s),
+           (SELECT jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
+                       'time', e.at, 'status', e.status, 'description', e.description,
+                       'kind', e.kind, 'order_status', e.order_status))
+                     || jsonb_build_object('location', e.location)
+                     ORDER BY e.at, e.kind_rank, e.seq)
+              FROM entries e),
+           (SELECT e.location FROM events e
+             WHERE e.location IS NOT NULL
+             ORDER BY e.event_time DESC, e.tracking_event_id DESC
+             LIMIT 1),
+           l.carrier, l.shipped_at
+      INTO v_shipments, v_timeline, v_location, v_last_carrier, v_last_shipped
+      FROM (SELECT 1) one
+      -- the latest shipment not delivered yet (the estimate's base)
+      LEFT JOIN LATERAL (SELECT s.carrier, s.shipped_at FROM ships s
+                          WHERE s.delivered_at IS NULL
+                          ORDER BY s.shipped_at DESC, s.shipment_id DESC
+                          LIMIT 1) l ON true;
 
     IF jsonb_typeof(v_order.options -> 'promised_delivery_at') = 'string' THEN
         BEGIN
@@ -460,21 +475,15 @@ BEGIN
         END;
     END IF;
     IF v_estimate IS NULL AND v_order.status IN ('shipped', 'delivering', 'delivery_failed') THEN
-        SELECT s.carrier, s.shipped_at INTO v_last
-          FROM orderdb.shipments s
-         WHERE s.warehouse_id = v_order.warehouse_id AND s.order_id = p_order_id
-           AND s.delivered_at IS NULL
-         ORDER BY s.shipped_at DESC, s.shipment_id DESC
-         LIMIT 1;
-        IF FOUND THEN
+        IF v_last_carrier IS NOT NULL THEN
             -- the newest 1,000 deliveries at most (a backward scan of shipments_carrier_delivered):
             -- the cost of a timeline must not grow with a carrier's volume
-            SELECT v_last.shipped_at
+            SELECT v_last_shipped
                    + percentile_cont(0.5) WITHIN GROUP (ORDER BY r.transit)
               INTO v_estimate
               FROM (SELECT s.delivered_at - s.shipped_at AS transit
                       FROM orderdb.shipments s
-                     WHERE s.carrier = v_last.carrier
+                     WHERE s.carrier = v_last_carrier
                        AND s.delivered_at IS NOT NULL
                        AND s.delivered_at > now() - interval '30 days'
                      ORDER BY s.delivered_at DESC
