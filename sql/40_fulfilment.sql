@@ -339,9 +339,9 @@ BEGIN
 
     -- carrier events that arrived before the order was shipped: the newest of each shipment
     FOR v_event IN
-        SELECT n.tracking_event_id, n.event_time, n.shipment_id
+        SELECT n.tracking_event_id, n.event_time, n.normalized_status
           FROM (SELECT DISTINCT ON (s.shipment_id) te.tracking_event_id, s.shipment_id,
-                       te.event_time
+                       te.event_time, te.normalized_status
                   FROM orderdb.shipments s
                   JOIN orderdb.tracking_events te
                     ON te.carrier = s.carrier AND te.tracking_number = s.tracking_number
@@ -350,7 +350,8 @@ BEGIN
                  ORDER BY s.shipment_id, te.event_time DESC, te.tracking_event_id DESC) n
          ORDER BY n.event_time, n.tracking_event_id
     LOOP
-        PERFORM orderdb._apply_tracking_to_order(p_warehouse_id, v_event.shipment_id,
+        PERFORM orderdb._apply_tracking_to_order(p_warehouse_id, p_order_id,
+                                                 v_event.normalized_status,
                                                  v_event.tracking_event_id, v_event.event_time);
     END LOOP;
 

@@ -55,19 +55,50 @@ $$;
 COMMENT ON FUNCTION orderdb._apply_tracking_to_shipment(integer, bigint, text, timestamptz) IS
     'Sets a shipment''s status from a carrier event if the event is its newest; true when it is.';
 
--- _apply_tracking_to_order: the order status a shipment's (newest) carrier event implies,
--- forward only, through orderdb._apply_transition (source 'carrier', occurred_at = event time):
+-- _tracking_target: the order status a carrier event (its normalised status) implies for an
+-- order in p_order_status, forward only; NULL when it implies no change:
 --   in_transit, available_for_pickup: shipped -> delivering
 --   out_for_delivery: shipped | delivery_failed (redelivery) -> delivering
 --   failed_attempt: shipped | delivering -> delivery_failed
---   delivered: shipped | delivering | delivery_failed -> delivered once every shipment of the
---              order is delivered (else -> delivering)
+--   delivered: shipped | delivering | delivery_failed -> delivered (the caller checks that every
+--              shipment of the order is delivered)
 --   returned_to_sender: shipped | delivering | delivery_failed -> returning
 --   info_received, exception, unknown: no change. Any other order status: no change.
--- The event is given by its key (tracking_event_id, event_time): one partition is read.
--- Returns the order's status afterwards. Locks the orders row.
+-- Locks nothing.
+CREATE OR REPLACE FUNCTION orderdb._tracking_target(p_normalized_status text,
+                                                    p_order_status text)
+RETURNS text
+LANGUAGE sql
+IMMUTABLE
+AS $$
+    SELECT CASE
+        WHEN p_normalized_status IN ('in_transit', 'available_for_pickup')
+             AND p_order_status = 'shipped' THEN 'delivering'
+        WHEN p_normalized_status = 'out_for_delivery'
+             AND p_order_status IN ('shipped', 'delivery_failed') THEN 'delivering'
+        WHEN p_normalized_status = 'failed_attempt'
+             AND p_order_status IN ('shipped', 'delivering') THEN 'delivery_failed'
+        WHEN p_normalized_status = 'delivered'
+             AND p_order_status IN ('shipped', 'delivering', 'delivery_failed') THEN 'delivered'
+        WHEN p_normalized_status = 'returned_to_sender'
+             AND p_order_status IN ('shipped', 'delivering', 'delivery_failed') THEN 'returning'
+    END;
+$$;
+COMMENT ON FUNCTION orderdb._tracking_target(text, text) IS
+    'The order status a carrier event implies (forward only), or NULL for no change.';
+
+-- _apply_tracking_to_order: moves an order as its shipment's (newest) carrier event implies
+-- (orderdb._tracking_target), through orderdb._apply_transition (source 'carrier', occurred_at =
+-- event time); 'delivered' only once every shipment of the order is delivered (else
+-- delivering). The order's status is first read without a lock: most events (in_transit on an
+-- order already delivering) change nothing and then lock and write nothing — as if they had
+-- come just before any concurrent change; otherwise the row is locked and the target decided
+-- again on its current status. The event is given by its key (tracking_event_id, event_time):
+-- one partition is read, and only when the order changes.
+-- Returns the order's status afterwards. Locks the orders row when it changes.
 CREATE OR REPLACE FUNCTION orderdb._apply_tracking_to_order(p_warehouse_id integer,
-                                                            p_shipment_id bigint,
+                                                            p_order_id bigint,
+                                                            p_normalized_status text,
                                                             p_tracking_event_id bigint,
                                                             p_event_time timestamptz)
 RETURNS text
@@ -75,39 +106,31 @@ LANGUAGE plpgsql
 AS $$
 DECLARE
     v_event    record;
-    v_order_id bigint;
+    v_order_id bigint := p_order_id;
     v_status   text;
     v_target   text;
     v_pending  boolean;
     v_context  jsonb;
     v_actor    text;
 BEGIN
-    SELECT te.* INTO v_event
-      FROM orderdb.tracking_events te
-     WHERE te.tracking_event_id = p_tracking_event_id AND te.event_time = p_event_time;
-    SELECT s.order_id INTO v_order_id
-      FROM orderdb.shipments s
-     WHERE s.warehouse_id = p_warehouse_id AND s.shipment_id = p_shipment_id;
     SELECT o.status INTO v_status
       FROM orderdb.orders o
-     WHERE o.warehouse_id = p_warehouse_id AND o.order_id = v_order_id
-       FOR NO KEY UPDATE;
+     WHERE o.warehouse_id = p_warehouse_id AND o.order_id = p_order_id;
+    IF orderdb._tracking_target(p_normalized_status, v_status) IS NULL THEN
+        RETURN v_status;
+    END IF;
 
-    v_target := CASE
-        WHEN v_event.normalized_status IN ('in_transit', 'available_for_pickup')
-             AND v_status = 'shipped' THEN 'delivering'
-        WHEN v_event.normalized_status = 'out_for_delivery'
-             AND v_status IN ('shipped', 'delivery_failed') THEN 'delivering'
-        WHEN v_event.normalized_status = 'failed_attempt'
-             AND v_status IN ('shipped', 'delivering') THEN 'delivery_failed'
-        WHEN v_event.normalized_status = 'delivered'
-             AND v_status IN ('shipped', 'delivering', 'delivery_failed') THEN 'delivered'
-        WHEN v_event.normalized_status = 'returned_to_sender'
-             AND v_status IN ('shipped', 'delivering', 'delivery_failed') THEN 'returning'
-    END;
+    SELECT o.status INTO v_status
+      FROM orderdb.orders o
+     WHERE o.warehouse_id = p_warehouse_id AND o.order_id = p_order_id
+       FOR NO KEY UPDATE;
+    v_target := orderdb._tracking_target(p_normalized_status, v_status);
     IF v_target IS NULL THEN
         RETURN v_status;
     END IF;
+    SELECT te.* INTO v_event
+      FROM orderdb.tracking_events te
+     WHERE te.tracking_event_id = p_tracking_event_id AND te.event_time = p_event_time;
 
     IF v_target = 'delivered' THEN
         SELECT EXISTS (SELECT 1 FROM orderdb.shipments s
@@ -141,7 +164,7 @@ BEGIN
     RETURN v_status;
 END;
 $$;
-COMMENT ON FUNCTION orderdb._apply_tracking_to_order(integer, bigint, bigint, timestamptz) IS
+COMMENT ON FUNCTION orderdb._apply_tracking_to_order(integer, bigint, text, bigint, timestamptz) IS
     'Moves an order forward as a carrier event implies (never backwards); returns its status.';
 
 -- _match_tracking_events: attaches the unmatched carrier events of a new shipment's tracking
@@ -221,28 +244,33 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_norm   text;
-    v_tn     record;
+    v_tn_warehouse_id integer;
+    v_tn_shipment_id  bigint;
+    v_tn_order_id     bigint;
     v_id     bigint;
     v_newest boolean;
     v_known  boolean := false;
 BEGIN
-    PERFORM orderdb._check_text(p_carrier, 'carrier', 255, true);
-    PERFORM orderdb._check_text(p_tracking_number, 'tracking_number', 255, true);
-    PERFORM orderdb._check_event_time(p_event_time, 'event_time');
-    PERFORM orderdb._check_text(p_carrier_status, 'carrier_status', 255, true);
-    PERFORM orderdb._check_text(p_location, 'location', 1000);
-    PERFORM orderdb._check_text(p_description, 'description', 1000);
-    PERFORM orderdb._check_text(p_event_id, 'event_id', 255, p_event_id IS NOT NULL);
-    IF p_payload IS NOT NULL THEN
-        PERFORM orderdb._check_json(p_payload, 'payload', 'object');
-    END IF;
+    -- every check in one statement (in this order: the first bad field is the one reported)
+    PERFORM orderdb._check_text(p_carrier, 'carrier', 255, true),
+            orderdb._check_text(p_tracking_number, 'tracking_number', 255, true),
+            orderdb._check_event_time(p_event_time, 'event_time'),
+            orderdb._check_text(p_carrier_status, 'carrier_status', 255, true),
+            orderdb._check_text(p_location, 'location', 1000),
+            orderdb._check_text(p_description, 'description', 1000),
+            orderdb._check_text(p_event_id, 'event_id', 255, p_event_id IS NOT NULL),
+            CASE WHEN p_payload IS NOT NULL
+                 THEN orderdb._check_json(p_payload, 'payload', 'object') END;
 
-    v_norm := orderdb._normalize_carrier_status(p_carrier, p_carrier_status);
+    -- the lock first, in its own statement: the read below must see a shipment committed by
+    -- a WMS callback that held it
     PERFORM orderdb._lock_tracking_number(p_carrier, p_tracking_number);
-
-    SELECT tn.warehouse_id, tn.shipment_id, tn.order_id INTO v_tn
-      FROM orderdb.tracking_numbers tn
-     WHERE tn.carrier = p_carrier AND tn.tracking_number = p_tracking_number;
+    SELECT orderdb._normalize_carrier_status(p_carrier, p_carrier_status), tn.warehouse_id,
+           tn.shipment_id, tn.order_id
+      INTO v_norm, v_tn_warehouse_id, v_tn_shipment_id, v_tn_order_id
+      FROM (SELECT 1) one
+      LEFT JOIN orderdb.tracking_numbers tn
+        ON tn.carrier = p_carrier AND tn.tracking_number = p_tracking_number;
 
     IF p_event_id IS NOT NULL THEN
         v_known := EXISTS (SELECT 1 FROM orderdb.tracking_events te
@@ -253,8 +281,8 @@ BEGIN
                (carrier, tracking_number, event_time, carrier_status, normalized_status, location,
                 description, event_id, payload, warehouse_id, order_id, shipment_id, matched_at)
         VALUES (p_carrier, p_tracking_number, p_event_time, p_carrier_status, v_norm, p_location,
-                p_description, p_event_id, p_payload, v_tn.warehouse_id, v_tn.order_id,
-                v_tn.shipment_id, CASE WHEN v_tn.order_id IS NOT NULL THEN now() END)
+                p_description, p_event_id, p_payload, v_tn_warehouse_id, v_tn_order_id,
+                v_tn_shipment_id, CASE WHEN v_tn_order_id IS NOT NULL THEN now() END)
         ON CONFLICT DO NOTHING
         RETURNING te.tracking_event_id INTO v_id;
     END IF;
@@ -278,7 +306,7 @@ BEGIN
         RETURN;
     END IF;
 
-    PERFORM orderdb._emit_event('tracking.recorded', v_tn.order_id, v_tn.warehouse_id,
+    PERFORM orderdb._emit_event('tracking.recorded', v_tn_order_id, v_tn_warehouse_id,
                                 jsonb_build_object('tracking_event_id', v_id,
                                                    'carrier', p_carrier,
                                                    'tracking_number', p_tracking_number,
@@ -287,22 +315,22 @@ BEGIN
                                                    'normalized_status', v_norm,
                                                    'location', p_location,
                                                    'description', p_description,
-                                                   'matched', v_tn.order_id IS NOT NULL));
+                                                   'matched', v_tn_order_id IS NOT NULL));
 
     tracking_event_id := v_id;
     duplicate := false;
     normalized_status := v_norm;
-    order_id := v_tn.order_id;
-    IF v_tn.order_id IS NOT NULL THEN
-        v_newest := orderdb._apply_tracking_to_shipment(v_tn.warehouse_id, v_tn.shipment_id,
+    order_id := v_tn_order_id;
+    IF v_tn_order_id IS NOT NULL THEN
+        v_newest := orderdb._apply_tracking_to_shipment(v_tn_warehouse_id, v_tn_shipment_id,
                                                         v_norm, p_event_time);
         IF v_newest THEN
-            order_status := orderdb._apply_tracking_to_order(v_tn.warehouse_id, v_tn.shipment_id,
-                                                             v_id, p_event_time);
+            order_status := orderdb._apply_tracking_to_order(v_tn_warehouse_id, v_tn_order_id,
+                                                             v_norm, v_id, p_event_time);
         ELSE
             SELECT o.status INTO order_status
               FROM orderdb.orders o
-             WHERE o.warehouse_id = v_tn.warehouse_id AND o.order_id = v_tn.order_id;
+             WHERE o.warehouse_id = v_tn_warehouse_id AND o.order_id = v_tn_order_id;
         END IF;
     END IF;
     RETURN NEXT;
