@@ -78,16 +78,18 @@ DECLARE
     v_order_no  text;
     v_requested_warehouse integer := p_warehouse_id;  -- as sent (the idempotency hash)
 BEGIN
-    PERFORM orderdb._check_positive(p_customer_id, 'customer_id');
-    IF p_warehouse_id IS NOT NULL THEN
-        PERFORM orderdb._check_positive(p_warehouse_id, 'warehouse_id');
-    END IF;
+    -- the checks in this order: customer_id, warehouse_id, items, idempotency_key, actor, options
+    -- (a statement runs its calls left to right: the first bad field is the one reported)
+    PERFORM orderdb._check_positive(p_customer_id, 'customer_id'),
+            CASE WHEN p_warehouse_id IS NOT NULL
+                 THEN orderdb._check_positive(p_warehouse_id, 'warehouse_id') END;
     SELECT p.skus, p.quantities, p.unit_prices, p.line_nos, p.items, p.items_canonical
       INTO v_skus, v_qtys, v_prices, v_line_nos, v_items, v_canonical
       FROM orderdb._parse_items(p_items) p;
-    PERFORM orderdb._check_text(p_idempotency_key, 'idempotency_key', 255, p_idempotency_key IS NOT NULL);
-    PERFORM orderdb._check_text(p_actor, 'actor', 1000);
-    PERFORM orderdb._check_json(v_options, 'options', 'object');
+    PERFORM orderdb._check_text(p_idempotency_key, 'idempotency_key', 255,
+                                p_idempotency_key IS NOT NULL),
+            orderdb._check_text(p_actor, 'actor', 1000),
+            orderdb._check_json(v_options, 'options', 'object');
     IF p_warehouse_id IS NULL THEN
         -- no warehouse given: orderdb._choose_warehouse (sql/35_reallocation.sql) picks one that
         -- serves every line (OD001 when none can; a replayed key gets its order's warehouse)
