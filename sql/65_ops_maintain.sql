@@ -52,7 +52,7 @@ COMMENT ON FUNCTION orderdb._partition_bounds(regclass) IS
 --      acknowledged yet (orderdb._outbox_acked_position) stays: action 'held', rows_moved = the
 --      number of those events.
 -- Returns one row per action: (parent_table, action 'created' | 'archived' | 'dropped' | 'held',
--- partition_name, range_from, range_to, rows_moved). Idempotent: a second run does nothing
+-- partition_name, range_from, range_to (NULL: unbounded, e.g. a legacy partition), rows_moved). Idempotent: a second run does nothing
 -- (but report the partitions still held).
 -- Raises 22023 (p_now not finite; a policy table that is missing or not range-partitioned on a
 -- single timestamptz column). Locks: creating/attaching a partition takes SHARE UPDATE
@@ -179,8 +179,9 @@ BEGIN
              ORDER BY pb.range_to
         LOOP
             parent_table := v_policy.table_name;
-            range_from := v_part.bound_from;
-            range_to := v_part.bound_to;
+            -- an unbounded end (MINVALUE, as of a legacy partition) is reported as NULL
+            range_from := nullif(v_part.bound_from, '-infinity');
+            range_to := nullif(v_part.bound_to, 'infinity');
             rows_moved := 0;
             IF v_parent = 'orderdb.outbox'::regclass THEN
                 -- an outbox month leaves only once every consumer has acknowledged all of it

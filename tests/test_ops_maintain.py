@@ -379,3 +379,22 @@ def test_outbox_and_tracking_events_are_partitioned_across_a_month_boundary(
         assert conn.execute(
             "SELECT count(*) FROM orderdb.tracking_events WHERE tracking_number = 'TN-MONTHS'"
         ).fetchone() == (2,)
+
+
+def test_an_outbox_legacy_partition_leaves_with_an_unbounded_start(fresh_dsn: str) -> None:
+    """Past its retention the outbox's legacy partition (FROM MINVALUE) is dropped like any month
+    once every consumer has acknowledged it; its unbounded start is reported as NULL (clients
+    cannot all represent -infinity), and the carrier events, kept forever, stay."""
+    with psycopg.connect(fresh_dsn, autocommit=True) as conn:
+        later = _value(conn, "SELECT now() + interval '5 months'")
+        boundary = _value(conn, "SELECT (orderdb._month_bounds(now(), 1)).range_from")
+        rows = conn.execute(
+            "SELECT parent_table, action, partition_name, range_from, range_to"
+            " FROM orderdb.maintain_partitions(%s) WHERE action <> 'created'",
+            (later,),
+        ).fetchall()
+        assert ("orderdb.outbox", "dropped", "orderdb.outbox_legacy", None, boundary) in rows
+        assert not [r for r in rows if r[0] != "orderdb.outbox"]
+        assert _value(conn, "SELECT to_regclass('orderdb.tracking_events_legacy')::text") == (
+            "orderdb.tracking_events_legacy"
+        )
