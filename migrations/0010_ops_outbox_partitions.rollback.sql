@@ -40,3 +40,19 @@ ALTER SEQUENCE orderdb.outbox_flat_event_id_seq RENAME TO outbox_event_id_seq;
 ALTER TABLE orderdb.outbox ADD CONSTRAINT outbox_pkey PRIMARY KEY (event_id);
 -- squawk-ignore require-concurrent-index-creation
 CREATE INDEX outbox_read_order ON orderdb.outbox (tx_id, event_id);
+-- PostgreSQL 18 names NOT NULL constraints: back to the names of the original table
+DO $$
+DECLARE
+    v_con record;
+BEGIN
+    FOR v_con IN
+        SELECT c.conname, a.attname
+          FROM pg_catalog.pg_constraint c
+          JOIN pg_catalog.pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
+         WHERE c.conrelid = 'orderdb.outbox'::regclass AND c.contype = 'n'
+    LOOP
+        EXECUTE format('ALTER TABLE orderdb.outbox RENAME CONSTRAINT %I TO %I',
+                       v_con.conname, 'outbox_' || v_con.attname || '_not_null');
+    END LOOP;
+END;
+$$;

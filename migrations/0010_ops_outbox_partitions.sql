@@ -31,6 +31,7 @@ DO $convert$
 DECLARE
     v_boundary timestamptz;
     v_next_id  bigint;
+    v_con      record;
 BEGIN
     IF (SELECT c.relkind FROM pg_catalog.pg_class c
          WHERE c.oid = 'orderdb.outbox'::regclass) = 'p' THEN
@@ -55,6 +56,18 @@ BEGIN
     ALTER TABLE orderdb.outbox_legacy
         ADD CONSTRAINT outbox_legacy_pkey PRIMARY KEY USING INDEX outbox_legacy_pkey;
     ALTER INDEX orderdb.outbox_read_order RENAME TO outbox_legacy_read_order;
+    -- PostgreSQL 18 names NOT NULL constraints (<table>_<column>_not_null): the legacy table's
+    -- get names of their own, so the new table's are the usual ones whatever this table's
+    -- history (a rollback and re-apply included); before 18 there are none to rename
+    FOR v_con IN
+        SELECT c.conname, a.attname
+          FROM pg_catalog.pg_constraint c
+          JOIN pg_catalog.pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
+         WHERE c.conrelid = 'orderdb.outbox_legacy'::regclass AND c.contype = 'n'
+    LOOP
+        EXECUTE format('ALTER TABLE orderdb.outbox_legacy RENAME CONSTRAINT %I TO %I',
+                       v_con.conname, 'outbox_legacy_' || v_con.attname || '_not_null');
+    END LOOP;
     ALTER TABLE orderdb.outbox_legacy ALTER COLUMN event_id DROP IDENTITY;
     EXECUTE format('ALTER TABLE orderdb.outbox_legacy '
                    'ADD CONSTRAINT outbox_legacy_range CHECK (created_at < %L)', v_boundary);

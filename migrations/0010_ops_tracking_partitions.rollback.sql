@@ -70,3 +70,19 @@ CREATE INDEX tracking_events_unmatched
 CREATE INDEX tracking_events_unknown
     ON orderdb.tracking_events (carrier, carrier_status)
     WHERE normalized_status = 'unknown';
+-- PostgreSQL 18 names NOT NULL constraints: back to the names of the original table
+DO $$
+DECLARE
+    v_con record;
+BEGIN
+    FOR v_con IN
+        SELECT c.conname, a.attname
+          FROM pg_catalog.pg_constraint c
+          JOIN pg_catalog.pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
+         WHERE c.conrelid = 'orderdb.tracking_events'::regclass AND c.contype = 'n'
+    LOOP
+        EXECUTE format('ALTER TABLE orderdb.tracking_events RENAME CONSTRAINT %I TO %I',
+                       v_con.conname, 'tracking_events_' || v_con.attname || '_not_null');
+    END LOOP;
+END;
+$$;

@@ -42,6 +42,7 @@ DO $convert$
 DECLARE
     v_boundary timestamptz;
     v_next_id  bigint;
+    v_con      record;
 BEGIN
     IF (SELECT c.relkind FROM pg_catalog.pg_class c
          WHERE c.oid = 'orderdb.tracking_events'::regclass) = 'p' THEN
@@ -71,6 +72,18 @@ BEGIN
         RENAME CONSTRAINT tracking_events_natural_key TO tracking_events_legacy_natural_key;
     ALTER INDEX orderdb.tracking_events_unmatched RENAME TO tracking_events_legacy_unmatched;
     ALTER INDEX orderdb.tracking_events_unknown RENAME TO tracking_events_legacy_unknown;
+    -- PostgreSQL 18 names NOT NULL constraints (<table>_<column>_not_null): the legacy table's
+    -- get names of their own, so the new table's are the usual ones whatever this table's
+    -- history (a rollback and re-apply included); before 18 there are none to rename
+    FOR v_con IN
+        SELECT c.conname, a.attname
+          FROM pg_catalog.pg_constraint c
+          JOIN pg_catalog.pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
+         WHERE c.conrelid = 'orderdb.tracking_events_legacy'::regclass AND c.contype = 'n'
+    LOOP
+        EXECUTE format('ALTER TABLE orderdb.tracking_events_legacy RENAME CONSTRAINT %I TO %I',
+                       v_con.conname, 'tracking_events_legacy_' || v_con.attname || '_not_null');
+    END LOOP;
     ALTER TABLE orderdb.tracking_events_legacy ALTER COLUMN tracking_event_id DROP IDENTITY;
     EXECUTE format('ALTER TABLE orderdb.tracking_events_legacy '
                    'ADD CONSTRAINT tracking_events_legacy_range CHECK (event_time < %L)',
