@@ -241,3 +241,58 @@ def test_concurrent_planners_route_each_order_once(db: Client, db_dsn: str) -> N
             " WHERE warehouse_id = 63"
         ).fetchone()
     assert routed == (len(orders), len(orders))
+
+
+def test_two_parcels_delivered_at_once_deliver_the_order_once(db: Client, db_dsn: str) -> None:
+    """Orders shipped in two parcels; both parcels' 'delivered' events arrive at the same moment
+    on two connections. The order must end delivered (neither event may conclude "the other
+    parcel is still out" from a snapshot taken before the other committed), with exactly one
+    delivered row in its history and nothing else changed twice."""
+    orders = []
+    for _ in range(N):
+        order_id = _confirmed(db, [{"sku": "CC-A", "quantity": 1}, {"sku": "CC-B", "quantity": 1}])
+        db.wms_callback(
+            f"two-a-{order_id}",
+            order_id,
+            "SHIPPED",
+            {
+                "carrier": "GENERIC",
+                "tracking_number": f"TWO-A-{order_id}",
+                "lines": [{"sku": "CC-A", "quantity": 1}],
+            },
+        )
+        db.wms_callback(
+            f"two-b-{order_id}",
+            order_id,
+            "SHIPPED",
+            {"carrier": "GENERIC", "tracking_number": f"TWO-B-{order_id}"},
+        )
+        orders.append(order_id)
+    at = datetime.now(UTC) - timedelta(minutes=1)
+
+    for order_id in orders:
+
+        def work(conn: psycopg.Connection[Any], i: int, order_id: int = order_id) -> Any:
+            parcel = "A" if i == 0 else "B"
+            return conn.execute(
+                "SELECT order_status FROM orderdb.record_tracking_event("
+                "'GENERIC', %s, %s, 'delivered')",
+                (f"TWO-{parcel}-{order_id}", at),
+            ).fetchone()
+
+        results = _race(db_dsn, 2, work)
+        assert not [r for r in results if isinstance(r, Exception)], results
+        # one of them saw the other parcel still out, the other delivered the order
+        assert sorted(r[0] for r in results) == ["delivered", "delivering"], results
+
+    with psycopg.connect(db_dsn) as conn:
+        statuses = conn.execute(
+            "SELECT DISTINCT status FROM orderdb.orders WHERE order_id = ANY(%s)", (orders,)
+        ).fetchall()
+        delivered_rows = conn.execute(
+            "SELECT order_id, count(*) FROM orderdb.order_status_history"
+            " WHERE order_id = ANY(%s) AND to_status = 'delivered' GROUP BY order_id",
+            (orders,),
+        ).fetchall()
+    assert statuses == [("delivered",)]
+    assert sorted(delivered_rows) == sorted((o, 1) for o in orders)
