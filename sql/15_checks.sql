@@ -54,6 +54,26 @@ $$;
 COMMENT ON FUNCTION orderdb._check_text(text, text, integer, boolean) IS
     'Raises 22023 when a text argument is missing (if required), empty (if required) or too long.';
 
+-- _check_range: p_value must be non-NULL and between p_min and p_max (inclusive).
+-- Raises 22023 '<name> must be between <min> and <max>'. Locks nothing.
+CREATE OR REPLACE FUNCTION orderdb._check_range(p_value bigint, p_name text, p_min bigint,
+                                                p_max bigint)
+RETURNS void
+LANGUAGE plpgsql
+IMMUTABLE
+AS $$
+BEGIN
+    IF p_value IS NULL OR p_value NOT BETWEEN p_min AND p_max THEN
+        RAISE EXCEPTION USING
+            ERRCODE = '22023',
+            MESSAGE = format('%s must be between %s and %s', p_name, p_min, p_max),
+            DETAIL = format('%s=%s', p_name, coalesce(p_value::text, 'NULL'));
+    END IF;
+END;
+$$;
+COMMENT ON FUNCTION orderdb._check_range(bigint, text, bigint, bigint) IS
+    'Raises 22023 unless the value is between the bounds (NULL is rejected).';
+
 -- _check_json: p_value must be a JSON value of kind p_kind ('object' or 'array') whose text form
 -- is at most 65536 bytes. NULL is rejected (callers coalesce optional arguments first).
 -- Raises 22023 '<name> is required' / '<name> must be a JSON <kind>' /

@@ -100,12 +100,7 @@ DECLARE
     v_consumer orderdb.event_consumers%ROWTYPE;
     v_horizon  xid8;
 BEGIN
-    IF p_limit IS NULL OR p_limit < 1 OR p_limit > 10000 THEN
-        RAISE EXCEPTION USING
-            ERRCODE = '22023',
-            MESSAGE = 'limit must be between 1 and 10000',
-            DETAIL = format('limit=%s', coalesce(p_limit::text, 'NULL'));
-    END IF;
+    PERFORM orderdb._check_range(p_limit, 'limit', 1, 10000);
     v_consumer := orderdb._event_consumer(p_consumer, true);
     -- computed before the read: the horizon only grows, so every row below it is final and
     -- visible to the (later) snapshot of the query below
@@ -271,12 +266,7 @@ BEGIN
             MESSAGE = 'older_than must be a non-negative interval',
             DETAIL = format('older_than=%s', coalesce(p_older_than::text, 'NULL'));
     END IF;
-    IF p_batch IS NULL OR p_batch < 1 OR p_batch > 100000 THEN
-        RAISE EXCEPTION USING
-            ERRCODE = '22023',
-            MESSAGE = 'batch must be between 1 and 100000',
-            DETAIL = format('batch=%s', coalesce(p_batch::text, 'NULL'));
-    END IF;
+    PERFORM orderdb._check_range(p_batch, 'batch', 1, 100000);
     v_cutoff := now() - p_older_than;
     SELECT p.tx_id, p.event_id INTO v_tx_id, v_event_id
       FROM orderdb._outbox_acked_position() p;
@@ -336,12 +326,7 @@ BEGIN
             MESSAGE = 'event_types must be NULL (all) or 1 to 100 event type names',
             DETAIL = format('event_types=%s', p_event_types);
     END IF;
-    IF p_max_attempts IS NULL OR p_max_attempts NOT BETWEEN 1 AND 100 THEN
-        RAISE EXCEPTION USING
-            ERRCODE = '22023',
-            MESSAGE = 'max_attempts must be between 1 and 100',
-            DETAIL = format('max_attempts=%s', coalesce(p_max_attempts::text, 'NULL'));
-    END IF;
+    PERFORM orderdb._check_range(p_max_attempts, 'max_attempts', 1, 100);
     PERFORM orderdb._check_text(p_description, 'description', 1000);
     v_secret := coalesce(p_secret, replace(gen_random_uuid()::text || gen_random_uuid()::text,
                                            '-', ''));
@@ -407,12 +392,7 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF p_limit IS NULL OR p_limit NOT BETWEEN 1 AND 1000 THEN
-        RAISE EXCEPTION USING
-            ERRCODE = '22023',
-            MESSAGE = 'limit must be between 1 and 1000',
-            DETAIL = format('limit=%s', coalesce(p_limit::text, 'NULL'));
-    END IF;
+    PERFORM orderdb._check_range(p_limit, 'limit', 1, 1000);
     IF p_lease IS NULL OR p_lease <= interval '0' THEN
         RAISE EXCEPTION USING
             ERRCODE = '22023',
@@ -474,11 +454,8 @@ DECLARE
     v_error    text := left(p_error, 1000);
 BEGIN
     PERFORM orderdb._check_positive(p_attempt, 'attempt');
-    IF p_status_code IS NOT NULL AND p_status_code NOT BETWEEN 100 AND 599 THEN
-        RAISE EXCEPTION USING
-            ERRCODE = '22023',
-            MESSAGE = 'status_code must be between 100 and 599',
-            DETAIL = format('status_code=%s', p_status_code);
+    IF p_status_code IS NOT NULL THEN
+        PERFORM orderdb._check_range(p_status_code, 'status_code', 100, 599);
     END IF;
     SELECT d.* INTO v_delivery
       FROM orderdb.webhook_deliveries d

@@ -81,18 +81,8 @@ BEGIN
         PERFORM orderdb._check_positive(p_warehouse_id, 'warehouse_id');
     END IF;
     PERFORM orderdb._check_text(p_carrier, 'carrier', 255);
-    IF p_per_lane IS NULL OR p_per_lane NOT BETWEEN 1 AND 100 THEN
-        RAISE EXCEPTION USING
-            ERRCODE = '22023',
-            MESSAGE = 'per_lane must be between 1 and 100',
-            DETAIL = format('per_lane=%s', coalesce(p_per_lane::text, 'NULL'));
-    END IF;
-    IF p_limit IS NULL OR p_limit NOT BETWEEN 1 AND 500 THEN
-        RAISE EXCEPTION USING
-            ERRCODE = '22023',
-            MESSAGE = 'limit must be between 1 and 500',
-            DETAIL = format('limit=%s', coalesce(p_limit::text, 'NULL'));
-    END IF;
+    PERFORM orderdb._check_range(p_per_lane, 'per_lane', 1, 100);
+    PERFORM orderdb._check_range(p_limit, 'limit', 1, 500);
 
     WITH horizon AS (
         SELECT now() - coalesce(max(r.horizon), interval '90 days') AS since
