@@ -152,7 +152,8 @@ def maintain_cmd(
     For every table in orderdb.partition_policy (orderdb.maintain_partitions()): partitions
     <table>_pYYYYMM for this month and `premake` months ahead (rows already in the DEFAULT
     partition move in), and partitions older than `retention` detached into schema
-    orderdb_archive (or dropped). Run it daily or weekly; a second run does nothing.
+    orderdb_archive (or dropped); an outbox month some consumer has not acknowledged yet stays
+    (reported as held). Run it daily or weekly; a second run does nothing more.
     """
     from pathlib import Path
 
