@@ -337,7 +337,8 @@ BEGIN
       FROM orderdb._walk_forward(p_warehouse_id, p_order_id, 'shipped', p_actor, p_reason,
                                  p_context, p_source, p_occurred_at) w;
 
-    -- carrier events that arrived before the order was shipped: the newest of each shipment
+    -- carrier events that arrived before the order was shipped: the newest of each shipment,
+    -- and its earliest delivered event (applied whenever it arrives), in event-time order
     FOR v_event IN
         SELECT n.tracking_event_id, n.event_time, n.normalized_status
           FROM (SELECT DISTINCT ON (s.shipment_id) te.tracking_event_id, s.shipment_id,
@@ -348,7 +349,17 @@ BEGIN
                  WHERE s.warehouse_id = p_warehouse_id AND s.order_id = p_order_id
                    AND te.normalized_status <> 'unknown'
                  ORDER BY s.shipment_id, te.event_time DESC, te.tracking_event_id DESC) n
-         ORDER BY n.event_time, n.tracking_event_id
+        UNION
+        SELECT d.tracking_event_id, d.event_time, d.normalized_status
+          FROM (SELECT DISTINCT ON (s.shipment_id) te.tracking_event_id, te.event_time,
+                       te.normalized_status
+                  FROM orderdb.shipments s
+                  JOIN orderdb.tracking_events te
+                    ON te.carrier = s.carrier AND te.tracking_number = s.tracking_number
+                 WHERE s.warehouse_id = p_warehouse_id AND s.order_id = p_order_id
+                   AND te.normalized_status = 'delivered'
+                 ORDER BY s.shipment_id, te.event_time, te.tracking_event_id) d
+         ORDER BY 2, 1
     LOOP
         PERFORM orderdb._apply_tracking_to_order(p_warehouse_id, p_order_id,
                                                  v_event.normalized_status,

@@ -27,8 +27,11 @@ COMMENT ON FUNCTION orderdb._normalize_carrier_status(text, text) IS
 
 -- _apply_tracking_to_shipment: records a carrier event (its normalised status and event time)
 -- on its shipment if it is the newest known event of that shipment (by event time; ties
--- apply): status, last_event_time, delivered_at. 'unknown' events change nothing. Returns true
--- when the event is the shipment's newest. Locks the shipments row.
+-- apply): status, last_event_time, delivered_at. A delivered event is applied whenever it
+-- arrives (a parcel reported delivered is delivered): older than the newest event, it still sets
+-- status and delivered_at of a shipment not delivered yet (last_event_time stays the newest).
+-- 'unknown' events change nothing. Returns true when the event was applied.
+-- Locks the shipments row.
 CREATE OR REPLACE FUNCTION orderdb._apply_tracking_to_shipment(p_warehouse_id integer,
                                                                p_shipment_id bigint,
                                                                p_normalized_status text,
@@ -42,18 +45,19 @@ BEGIN
     END IF;
     UPDATE orderdb.shipments AS s
        SET status = p_normalized_status,
-           last_event_time = p_event_time,
+           last_event_time = greatest(s.last_event_time, p_event_time),
            delivered_at = CASE WHEN p_normalized_status = 'delivered'
                                THEN coalesce(s.delivered_at, p_event_time)
                                ELSE s.delivered_at END,
            updated_at = now()
      WHERE s.warehouse_id = p_warehouse_id AND s.shipment_id = p_shipment_id
-       AND (s.last_event_time IS NULL OR s.last_event_time <= p_event_time);
+       AND (s.last_event_time IS NULL OR s.last_event_time <= p_event_time
+            OR (p_normalized_status = 'delivered' AND s.delivered_at IS NULL));
     RETURN FOUND;
 END;
 $$;
 COMMENT ON FUNCTION orderdb._apply_tracking_to_shipment(integer, bigint, text, timestamptz) IS
-    'Sets a shipment''s status from a carrier event if the event is its newest; true when it is.';
+    'Sets a shipment''s status from a carrier event if it is its newest (or a first delivered); true when applied.';
 
 -- _tracking_target: the order status a carrier event (its normalised status) implies for an
 -- order in p_order_status, forward only; NULL when it implies no change:
@@ -168,8 +172,9 @@ COMMENT ON FUNCTION orderdb._apply_tracking_to_order(integer, bigint, text, bigi
     'Moves an order forward as a carrier event implies (never backwards); returns its status.';
 
 -- _match_tracking_events: attaches the unmatched carrier events of a new shipment's tracking
--- number to it and sets the shipment's status from the newest of them. The order's status is
--- left to the caller (orderdb._finish_shipping). Returns the number of events matched.
+-- number to it and sets the shipment's status from the newest of them — or from the earliest
+-- delivered one, when there is one (a parcel reported delivered is delivered). The order's
+-- status is left to the caller (orderdb._finish_shipping). Returns the number of events matched.
 -- Locks the matched tracking_events rows and the shipments row.
 CREATE OR REPLACE FUNCTION orderdb._match_tracking_events(p_warehouse_id integer,
                                                           p_shipment_id bigint)
@@ -207,6 +212,18 @@ BEGIN
                                                     v_newest.normalized_status,
                                                     v_newest.event_time);
     END IF;
+    IF v_newest.normalized_status IS DISTINCT FROM 'delivered' THEN
+        SELECT te.normalized_status, te.event_time INTO v_newest
+          FROM orderdb.tracking_events te
+         WHERE te.warehouse_id = p_warehouse_id AND te.shipment_id = p_shipment_id
+           AND te.normalized_status = 'delivered'
+         ORDER BY te.event_time, te.tracking_event_id
+         LIMIT 1;
+        IF FOUND THEN
+            PERFORM orderdb._apply_tracking_to_shipment(p_warehouse_id, p_shipment_id,
+                                                        'delivered', v_newest.event_time);
+        END IF;
+    END IF;
     RETURN v_matched;
 END;
 $$;
@@ -225,7 +242,8 @@ COMMENT ON FUNCTION orderdb._match_tracking_events(integer, bigint) IS
 --   * a tracking number no shipment has yet: stored unmatched (order_id NULL) and matched when
 --     the WMS SHIPPED callback creates the shipment;
 --   * moves the order forward only (orderdb._apply_tracking_to_order), and only with the newest
---     event of its shipment: a late or out-of-order event is stored and changes nothing.
+--     event of its shipment: a late or out-of-order event is stored and changes nothing — except
+--     a delivered event, applied whenever it arrives (the parcel is delivered);
 -- p_event_time is taken as given: finite, at most a day in the future.
 -- Emits tracking.recorded. Raises 22023 (bad input). Locks the tracking-number advisory lock,
 -- the shipments row, the orders row.
