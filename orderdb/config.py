@@ -1,30 +1,66 @@
-"""Connection settings: --dsn, else ORDERDB_DSN, else the embedded PostgreSQL server."""
+"""Connection settings: --dsn, else ORDERDB_DSN, else libpq's environment (PGHOST, PGSERVICE,
+PGDATABASE), else the embedded PostgreSQL server."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+from typing import TextIO
 
 import psycopg
-from psycopg import sql
+from psycopg import pq, sql
+from psycopg.conninfo import make_conninfo
 
 EMBEDDED_DBNAME = "orderdb"
 
+# any of these set means "the user has chosen a server the libpq way"
+LIBPQ_CHOICE_VARIABLES = ("PGHOST", "PGSERVICE", "PGDATABASE")
 
-def resolve_dsn(dsn: str | None = None) -> str:
-    """The DSN to use: the given one, else $ORDERDB_DSN, else the embedded server's database.
 
-    The embedded server is started (or reused) and its ``orderdb`` database created on first use.
+def libpq_environment_dsn() -> str | None:
+    """A DSN of every libpq setting taken from the environment, when PGHOST, PGSERVICE or
+    PGDATABASE is set; else None.
+
+    The settings are spelled out (rather than an empty DSN) so that tools which take the DSN
+    apart, such as yoyo, connect to the same server as libpq would.
+    """
+    if not any(os.environ.get(name) for name in LIBPQ_CHOICE_VARIABLES):
+        return None
+    params = {}
+    for option in pq.Conninfo.get_defaults():
+        envvar = option.envvar.decode() if option.envvar else None
+        if envvar and os.environ.get(envvar) and option.val is not None:
+            params[option.keyword.decode()] = option.val.decode()
+    return make_conninfo("", **params)
+
+
+def resolve_dsn(dsn: str | None = None, *, announce: TextIO | None = None) -> str:
+    """The DSN to use: the given one, else $ORDERDB_DSN, else libpq's environment when PGHOST,
+    PGSERVICE or PGDATABASE is set, else the embedded server's database.
+
+    The embedded server is started (or reused) and its ``orderdb`` database created on first use;
+    with ``announce`` (the CLI passes stderr) the fallback is said there: which server, where its
+    data lives.
     """
     if dsn:
         return dsn
     env = os.environ.get("ORDERDB_DSN")
     if env:
         return env
+    from_libpq = libpq_environment_dsn()
+    if from_libpq is not None:
+        return from_libpq
     from orderdb import embedded
 
     server = embedded.ensure_started()
     ensure_database(server.dsn, EMBEDDED_DBNAME)
+    if announce is not None:
+        print(
+            f"orderdb: no --dsn, ORDERDB_DSN or PGHOST/PGSERVICE/PGDATABASE given: using the "
+            f"embedded PostgreSQL server on 127.0.0.1:{server.port} (database "
+            f"{EMBEDDED_DBNAME}, data in {server.data_root})",
+            file=announce,
+        )
     return server.url(EMBEDDED_DBNAME)
 
 

@@ -28,7 +28,10 @@ err_console = Console(stderr=True)
     "--dsn",
     envvar="ORDERDB_DSN",
     default=None,
-    help="PostgreSQL connection string (default: $ORDERDB_DSN, else the embedded server).",
+    help=(
+        "PostgreSQL connection string (default: $ORDERDB_DSN, else libpq's environment when "
+        "PGHOST, PGSERVICE or PGDATABASE is set, else the embedded server)."
+    ),
 )
 @click.version_option(package_name="orderdb")
 @click.pass_context
@@ -49,10 +52,11 @@ def dsn_option(func: F) -> F:
 
 
 def get_dsn(ctx: click.Context, sub_dsn: str | None = None) -> str:
-    """This command's DSN: its --dsn, else the group's --dsn / $ORDERDB_DSN, else embedded."""
+    """This command's DSN: its --dsn, else the group's --dsn / $ORDERDB_DSN, else libpq's
+    environment, else the embedded server (said on stderr)."""
     root = ctx.find_root()
     chosen = sub_dsn or (root.obj or {}).get("dsn")
-    return resolve_dsn(chosen)
+    return resolve_dsn(chosen, announce=sys.stderr)
 
 
 def json_default(value: object) -> object:
