@@ -6,8 +6,10 @@ ours (the *data root*)::
     <data_root>/
         pgdata/            the cluster (initdb), owned by the server user, mode 700
         postgresql.log     the server log (pg_ctl -l)
-        port               the TCP port, chosen once and reused by every later process
-        sock/              unix socket folder (a short folder in /tmp when this path is too long)
+        port               the port number, chosen once and reused by every later process
+        sock/              the Unix socket's folder, mode 700 (a short folder in /tmp when this
+                           path is too long): the server listens there only, never on TCP, so
+                           only the data root's owner (and root) can connect
         .lock              fcntl.flock'ed while initialising, starting or stopping
         .initialized       written once initdb and the configuration are complete
 
@@ -42,6 +44,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import IO
+from urllib.parse import quote
 
 from orderdb.errors import OrderDBError
 
@@ -81,7 +84,8 @@ _MAX_SOCKET_DIR = 90  # sun_path is 108 bytes; "/.s.PGSQL.65535" needs 15 of the
 _LOG_TAIL_LINES = 40
 
 _BASE_SETTINGS: dict[str, str] = {
-    "listen_addresses": "127.0.0.1",
+    # the private Unix socket only: over TCP with trust any local user would be a superuser
+    "listen_addresses": "",
     "max_connections": "200",
     "shared_preload_libraries": "",
     "logging_collector": "off",
@@ -99,10 +103,16 @@ class EmbeddedServerError(OrderDBError):
 
 @dataclass(frozen=True)
 class EmbeddedServer:
-    """A running embedded server: its data root and the TCP port it listens on (127.0.0.1)."""
+    """A running embedded server: its data root, its port number and the private folder of its
+    Unix socket (the only place it listens; no TCP)."""
 
     data_root: Path
     port: int
+
+    @property
+    def socket_dir(self) -> Path:
+        """The folder of the server's Unix socket (mode 700, the server's user's)."""
+        return _socket_dir(self.data_root)
 
     @property
     def dsn(self) -> str:
@@ -110,8 +120,9 @@ class EmbeddedServer:
         return self.url()
 
     def url(self, dbname: str = "postgres") -> str:
-        """Superuser connection URL of database ``dbname`` (trust auth, TCP on 127.0.0.1)."""
-        return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/{dbname}"
+        """Superuser connection URL of database ``dbname`` (over the private Unix socket)."""
+        host = quote(str(self.socket_dir), safe="")
+        return f"postgresql://{SUPERUSER}@/{quote(dbname, safe='')}?host={host}&port={self.port}"
 
 
 @dataclass(frozen=True)
@@ -405,6 +416,13 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _listens_on_tcp(pgdata: Path) -> bool:
+    """Whether the live postmaster of ``pgdata`` listens on a TCP address (postmaster.pid's
+    sixth line; servers started by older orderdb versions did, with trust authentication)."""
+    lines = _read_pid_file(pgdata)
+    return bool(lines and len(lines) > 5 and lines[5].strip())
+
+
 def _running(pgdata: Path) -> tuple[int, int | None, str] | None:
     """(pid, port, status) of a live postmaster of ``pgdata``, else None."""
     lines = _read_pid_file(pgdata)
@@ -565,8 +583,8 @@ def _initdb(data_root: Path, pgdata: Path, *, sync: bool) -> None:
         "--locale=C",
         "--locale-provider=builtin",
         "--builtin-locale=C.UTF-8",
-        "--auth-local=trust",
-        "--auth-host=trust",
+        "--auth-local=trust",  # the socket's folder is private: only its owner (and root) reach it
+        "--auth-host=scram-sha-256",  # no TCP by default; and no password is set
         "--no-instructions",
     ]
     if not sync:
@@ -611,6 +629,9 @@ def _start(data_root: Path, settings: Mapping[str, str], *, sync: bool) -> Embed
                     f"{PG_MAJOR}. Use another data root, or dump, delete and restore it."
                 )
             ready = _wait_ready(pgdata, _START_TIMEOUT)
+            if ready is not None and _listens_on_tcp(pgdata):
+                _stop_locked(data_root, pgdata, mode="fast")  # started with TCP: start it again
+                ready = None
             if ready is not None:
                 _pid, port = ready
                 port = port or _read_port(data_root)
@@ -684,9 +705,11 @@ def ensure_started(
     """Start (initialising if needed) the embedded server of ``data_root``, or reuse it if running.
 
     ``data_root`` defaults to :func:`default_data_root`. The cluster is UTF8, superuser
-    ``postgres``, trust authentication for local connections only, listening on 127.0.0.1 on a
-    port chosen once and kept in ``<data_root>/port``. ``extra_settings`` (postgresql.conf names
-    and values) apply when this call starts the server; a running server is reused as it is.
+    ``postgres``, listening on its private Unix socket only (trust authentication there; the
+    socket's folder has mode 700) with a port number chosen once and kept in
+    ``<data_root>/port``. ``extra_settings`` (postgresql.conf names and values) apply when this
+    call starts the server; a running server is reused as it is, except one that an older orderdb
+    started listening on TCP, which is restarted.
     Safe to call from several processes at once (an exclusive flock serialises them). Returns
     once the server accepts connections; raises :class:`EmbeddedServerError` with the log's tail
     on failure.
@@ -732,26 +755,31 @@ def _stop(data_root: Path, *, mode: str) -> bool:
     if not data_root.is_dir():
         return False
     with _locked(data_root / _LOCK):
-        if _running(pgdata) is None:
-            return False
-        argv = [
-            str(bin_path("pg_ctl")),
-            "-D",
-            str(pgdata),
-            "-m",
-            mode,
-            "-w",
-            "-t",
-            str(_STOP_TIMEOUT),
-            "-s",
-            "stop",
-        ]
-        try:
-            _run(argv, cwd=data_root, timeout=_STOP_TIMEOUT + 30)
-        except EmbeddedServerError:
-            if _running(pgdata) is not None:
-                raise
-        return True
+        return _stop_locked(data_root, pgdata, mode=mode)
+
+
+def _stop_locked(data_root: Path, pgdata: Path, *, mode: str) -> bool:
+    """:func:`_stop` under the data root's lock, which the caller holds."""
+    if _running(pgdata) is None:
+        return False
+    argv = [
+        str(bin_path("pg_ctl")),
+        "-D",
+        str(pgdata),
+        "-m",
+        mode,
+        "-w",
+        "-t",
+        str(_STOP_TIMEOUT),
+        "-s",
+        "stop",
+    ]
+    try:
+        _run(argv, cwd=data_root, timeout=_STOP_TIMEOUT + 30)
+    except EmbeddedServerError:
+        if _running(pgdata) is not None:
+            raise
+    return True
 
 
 def status(data_root: Path | None = None) -> ServerStatus:

@@ -47,8 +47,9 @@ def data_root() -> Iterator[Path]:
 
 def test_server_url_and_dsn() -> None:
     server = embedded.EmbeddedServer(Path("/x"), 6543)
-    assert server.dsn == "postgresql://postgres@127.0.0.1:6543/postgres"
-    assert server.url("orderdb") == "postgresql://postgres@127.0.0.1:6543/orderdb"
+    assert server.socket_dir == Path("/x/sock")
+    assert server.dsn == "postgresql://postgres@/postgres?host=%2Fx%2Fsock&port=6543"
+    assert server.url("orderdb") == "postgresql://postgres@/orderdb?host=%2Fx%2Fsock&port=6543"
 
 
 def test_default_data_root(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -62,7 +63,10 @@ def test_default_data_root(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_throwaway_lifecycle() -> None:
     with embedded.throwaway() as server:
-        assert _port_open(server.port)
+        # the private Unix socket only: no TCP port open, the socket's folder mode 700
+        assert not _port_open(server.port)
+        assert (server.socket_dir / f".s.PGSQL.{server.port}").is_socket()
+        assert server.socket_dir.stat().st_mode & 0o777 == 0o700
         assert server.port != 5432
         with psycopg.connect(server.dsn, autocommit=True) as conn:
             assert conn.info.server_version // 10000 == 18
@@ -71,7 +75,7 @@ def test_throwaway_lifecycle() -> None:
             row = conn.execute("SHOW max_connections").fetchone()
             assert row == ("200",)
             row = conn.execute("SHOW listen_addresses").fetchone()
-            assert row == ("127.0.0.1",)
+            assert row == ("",)
             row = conn.execute(
                 "SELECT pg_encoding_to_char(encoding) FROM pg_database WHERE datname = 'postgres'"
             ).fetchone()
@@ -81,8 +85,17 @@ def test_throwaway_lifecycle() -> None:
         assert st.version.startswith("18.")
         assert (server.data_root / "postgresql.log").is_file()
         folder = server.data_root
-    assert not _port_open(server.port)
     assert not folder.exists()
+
+
+def test_a_server_listening_on_tcp_is_restarted_on_the_socket_only(data_root: Path) -> None:
+    # as older orderdb versions started it: TCP on 127.0.0.1 with trust authentication
+    old = embedded.ensure_started(data_root, extra_settings={"listen_addresses": "127.0.0.1"})
+    assert _port_open(old.port)
+    server = embedded.ensure_started(data_root)
+    assert not _port_open(server.port)
+    with psycopg.connect(server.dsn) as conn:
+        assert conn.execute("SHOW listen_addresses").fetchone() == ("",)
 
 
 def test_throwaway_extra_settings() -> None:
@@ -108,7 +121,7 @@ def test_ensure_started_reuse_stop_restart(data_root: Path) -> None:
     assert embedded.stop(data_root) is True
     st = embedded.status(data_root)
     assert not st.running and st.pid is None
-    assert not _port_open(first.port)
+    assert not (first.socket_dir / f".s.PGSQL.{first.port}").exists()
     assert embedded.stop(data_root) is False
 
     third = embedded.ensure_started(data_root)
@@ -124,7 +137,7 @@ def test_concurrent_ensure_started_share_one_server(data_root: Path) -> None:
         from pathlib import Path
         from orderdb import embedded
         server = embedded.ensure_started(Path(sys.argv[1]))
-        print(server.port, embedded.status(server.data_root).pid)
+        print(server.port, embedded.status(server.data_root).pid, server.dsn)
         """
     )
     env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -144,8 +157,7 @@ def test_concurrent_ensure_started_share_one_server(data_root: Path) -> None:
         assert proc.returncode == 0, err
         results.append(out.split())
     assert len({tuple(r) for r in results}) == 1, results
-    port = int(results[0][0])
-    with psycopg.connect(f"postgresql://postgres@127.0.0.1:{port}/postgres") as conn:
+    with psycopg.connect(results[0][2]) as conn:
         assert conn.execute("SELECT 1").fetchone() == (1,)
 
 
@@ -197,7 +209,8 @@ def test_start_failure_reports_log_tail(data_root: Path) -> None:
     assert not embedded.status(data_root).running
     # a good configuration afterwards starts the same cluster
     server = embedded.ensure_started(data_root)
-    assert _port_open(server.port)
+    with psycopg.connect(server.dsn) as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)
 
 
 def test_long_data_root_uses_short_socket_dir(data_root: Path) -> None:
