@@ -150,7 +150,7 @@ WORKLOADS: tuple[Workload, ...] = (
         reference="simple-update",
         requires=(
             "orderdb.record_tracking_event(text,text,timestamptz,text,text,text,text,jsonb)",
-            "orderdb.wms_callback(text,bigint,text,jsonb)",
+            "orderdb.wms_callback(text,bigint,text,jsonb,text)",
         ),
     ),
     Workload("select-only", "pgbench select-only (reference)", "ref", builtin="select-only"),
@@ -163,7 +163,7 @@ WORKLOADS: tuple[Workload, ...] = (
         requires=(
             "orderdb.order_timeline(bigint,bigint)",
             "orderdb.record_tracking_event(text,text,timestamptz,text,text,text,text,jsonb)",
-            "orderdb.wms_callback(text,bigint,text,jsonb)",
+            "orderdb.wms_callback(text,bigint,text,jsonb,text)",
         ),
     ),
     Workload(
@@ -505,7 +505,7 @@ def _prepare_orderdb(dsn: str, cfg: BenchConfig, log: Log) -> dict[str, Any]:
         shipping = all(
             _exists(conn, s)
             for s in (
-                "orderdb.wms_callback(text,bigint,text,jsonb)",
+                "orderdb.wms_callback(text,bigint,text,jsonb,text)",
                 "orderdb.record_tracking_event(text,text,timestamptz,text,text,text,text,jsonb)",
             )
         )

@@ -371,13 +371,16 @@ class Client:
         event_type: str,
         payload: Mapping[str, Any] | None = None,
         *,
+        source: str = "wms",
         conn: Conn | None = None,
     ) -> WmsResult:
         """``orderdb.wms_callback``: PICKED | PACKED | SHIPPED | EXCEPTION, idempotent on
-        ``event_id`` (a replay returns ``duplicate=True`` and changes nothing)."""
+        ``(source, event_id)`` (a replay returns ``duplicate=True`` and changes nothing; the same
+        id with another order or event type raises IdempotencyConflict). ``source`` names the
+        sender (event ids are unique per source)."""
         row = self._one(
-            "SELECT * FROM orderdb.wms_callback(%s, %s, %s, %s)",
-            (event_id, order_id, event_type, _jsonb(dict(payload or {}))),
+            "SELECT * FROM orderdb.wms_callback(%s, %s, %s, %s, %s)",
+            (event_id, order_id, event_type, _jsonb(dict(payload or {})), source),
             conn,
         )
         return WmsResult(**row)

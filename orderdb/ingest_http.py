@@ -18,7 +18,8 @@ Every POST names an integration (``orderdb.integrations``): the carrier code in 
 4. body not a JSON object: 400; a required field missing or malformed: 422 naming the field;
 5. the entry point, one transaction: the same event id twice is accepted once (the database
    dedupes; the second answer says ``"duplicate": true``). Contract errors map to 422 (22xxx,
-   with the field), 404 (OD004), 409 (OD002/OD003), 503 (40001/40P01, retry).
+   with the field), 404 (OD004), 409 (OD002/OD003; OD006: a WMS event id reused for another
+   order or event type — ids are scoped per integration), 503 (40001/40P01, retry).
 
 Status queries and health checks use a connection pool of their own, so they keep answering
 while ingestion is saturated. Secrets are read from ``orderdb.integrations`` (owner only) and
@@ -227,7 +228,7 @@ def _db_error(exc: psycopg.Error) -> JSONResponse:
         )
     if state == "OD004":
         return _error(404, "not_found", message, sqlstate=state, detail=detail)
-    if state in ("OD002", "OD003"):
+    if state in ("OD002", "OD003", "OD006"):
         return _error(409, "conflict", message, sqlstate=state, detail=detail)
     if state in ("40001", "40P01"):
         return _error(503, "retry", message, sqlstate=state, retry_after=1)
@@ -441,8 +442,15 @@ class IngestApp:
         except FieldError as exc:
             return _error(422, "invalid_field", exc.message, field=exc.field)
         row = await self._call(
-            "SELECT order_id, status, version, duplicate FROM orderdb.wms_callback(%s, %s, %s, %s)",
-            (event["event_id"], event["order_id"], event["event_type"], Jsonb(event["payload"])),
+            "SELECT order_id, status, version, duplicate"
+            " FROM orderdb.wms_callback(%s, %s, %s, %s, %s)",
+            (
+                event["event_id"],
+                event["order_id"],
+                event["event_type"],
+                Jsonb(event["payload"]),
+                name,
+            ),
         )
         if isinstance(row, JSONResponse):
             return row

@@ -375,7 +375,10 @@ COMMENT ON FUNCTION orderdb._finish_shipping(integer, bigint, text, text, jsonb,
     'Moves an order that holds nothing more to shipped (or cancelled) and applies early carrier events.';
 
 -- wms_callback: one warehouse (WMS) callback for an order: PICKED, PACKED, SHIPPED or EXCEPTION.
---   * the same p_event_id again: duplicate = true, current status and version, nothing changes;
+--   * event ids are scoped per p_source (the sender: HTTP ingestion passes its integration name;
+--     default 'wms'): the same (p_source, p_event_id) again with the same order and event type is
+--     a duplicate: duplicate = true, current status and version, nothing changes; with another
+--     order or event type it is OD006 and nothing changes;
 --   * every callback is stored (orderdb.wms_events) with its outcome: a stage the order has
 --     passed (late) or repeats changes nothing and is no error; one that skips ahead walks forward
 --     through the skipped stages, each in the history;
@@ -388,11 +391,15 @@ COMMENT ON FUNCTION orderdb._finish_shipping(integer, bigint, text, text, jsonb,
 --   * EXCEPTION {exception_type}: puts the order on hold with that reason; on an order already on
 --     hold it adds the reason (orderdb.order_hold_reasons).
 -- Raises 22023 (bad input, unknown event type, tracking number of another order, bad lines),
--- OD004 (unknown order), OD003 (a pending order; SHIPPED on a cancelled order).
+-- OD004 (unknown order), OD003 (a pending order; SHIPPED on a cancelled order), OD006 (the event
+-- id of this source was used for another order or event type).
 -- Locks the tracking-number advisory lock (SHIPPED), the orders row, inventory rows in sku order.
+-- The signature before event ids were scoped per source (no p_source).
+DROP FUNCTION IF EXISTS orderdb.wms_callback(text, bigint, text, jsonb);
 CREATE OR REPLACE FUNCTION orderdb.wms_callback(p_event_id text, p_order_id bigint,
                                                 p_event_type text,
-                                                p_payload jsonb DEFAULT '{}')
+                                                p_payload jsonb DEFAULT '{}',
+                                                p_source text DEFAULT 'wms')
 RETURNS TABLE (order_id bigint, status text, version integer, duplicate boolean)
 LANGUAGE plpgsql
 SECURITY DEFINER
@@ -413,9 +420,11 @@ DECLARE
     v_owner     bigint;
     v_status    text;
     v_version   integer;
+    v_known     record;
 BEGIN
     PERFORM orderdb._check_text(p_event_id, 'event_id', 255, true);
     PERFORM orderdb._check_positive(p_order_id, 'order_id');
+    PERFORM orderdb._check_text(p_source, 'source', 255, true);
     IF p_event_type IS NULL OR p_event_type NOT IN ('PICKED', 'PACKED', 'SHIPPED', 'EXCEPTION') THEN
         RAISE EXCEPTION USING
             ERRCODE = '22023',
@@ -455,11 +464,24 @@ BEGIN
     END IF;
     SELECT * INTO v_order FROM orderdb._lock_order(p_order_id);
 
-    INSERT INTO orderdb.wms_events AS w (event_id, warehouse_id, order_id, event_type, payload,
-                                         occurred_at)
-    VALUES (p_event_id, v_order.warehouse_id, p_order_id, p_event_type, v_payload, v_at)
+    INSERT INTO orderdb.wms_events AS w (source, event_id, warehouse_id, order_id, event_type,
+                                         payload, occurred_at)
+    VALUES (p_source, p_event_id, v_order.warehouse_id, p_order_id, p_event_type, v_payload, v_at)
     ON CONFLICT ON CONSTRAINT wms_events_pkey DO NOTHING;
     IF NOT FOUND THEN
+        SELECT w.order_id, w.event_type INTO v_known
+          FROM orderdb.wms_events w
+         WHERE w.source = p_source AND w.event_id = p_event_id;
+        IF v_known.order_id <> p_order_id OR v_known.event_type <> p_event_type THEN
+            RAISE EXCEPTION USING
+                ERRCODE = 'OD006',
+                MESSAGE = format('event_id %L of source %L was already used for another callback',
+                                 left(p_event_id, 255), left(p_source, 255)),
+                DETAIL = format('stored: order_id=%s event_type=%s; this call: order_id=%s '
+                                'event_type=%s', v_known.order_id, v_known.event_type,
+                                p_order_id, p_event_type),
+                HINT = 'Each callback needs its own event id (unique per source).';
+        END IF;
         order_id := p_order_id;
         status := v_order.status;
         version := v_order.version;
@@ -476,7 +498,8 @@ BEGIN
             HINT = 'Confirm the order first (transition_order to confirmed).';
     END IF;
 
-    v_context := jsonb_build_object('wms_event_id', p_event_id, 'event_type', p_event_type);
+    v_context := jsonb_build_object('wms_event_id', p_event_id, 'wms_source', p_source,
+                                    'event_type', p_event_type);
     v_status := v_order.status;
     v_version := v_order.version;
 
@@ -563,7 +586,7 @@ BEGIN
 
     UPDATE orderdb.wms_events AS w
        SET outcome = v_outcome, status_after = v_status, version_after = v_version
-     WHERE w.event_id = p_event_id;
+     WHERE w.source = p_source AND w.event_id = p_event_id;
 
     order_id := p_order_id;
     status := v_status;
@@ -572,8 +595,8 @@ BEGIN
     RETURN NEXT;
 END;
 $$;
-COMMENT ON FUNCTION orderdb.wms_callback(text, bigint, text, jsonb) IS
-    'Applies one WMS callback (PICKED, PACKED, SHIPPED, EXCEPTION) to an order, idempotent on p_event_id.';
+COMMENT ON FUNCTION orderdb.wms_callback(text, bigint, text, jsonb, text) IS
+    'Applies one WMS callback (PICKED, PACKED, SHIPPED, EXCEPTION) to an order, idempotent on (p_source, p_event_id).';
 
 -- cancel_order_lines: cancels (part of) the lines an order still holds: their reservations are
 -- released (held -> released). p_lines [{"sku", "quantity"?}] (quantity absent: all that line

@@ -113,6 +113,50 @@ def test_healthz(base_url: str) -> None:
     assert r.json()["status"] == "ok" and r.json()["database"] == "ok"
 
 
+def test_wms_event_ids_are_scoped_per_integration(base_url: str, db_dsn: str) -> None:
+    first, second = _packed_order(db_dsn), _packed_order(db_dsn)
+    event_id = f"scope-{first}"
+    east = {"X-OrderDB-Integration": "wms-east"}
+    with httpx.Client(base_url=base_url) as client:
+        picked = {
+            "event_id": event_id,
+            "order_id": first,
+            "event_type": "PICKED",
+            "timestamp": _now(),
+        }
+        assert _post(client, "/hooks/wms", picked, SECRETS["wms"]).json()["duplicate"] is False
+        # the same id from another integration is another event, not a duplicate
+        other = {
+            "event_id": event_id,
+            "order_id": second,
+            "event_type": "PICKED",
+            "timestamp": _now(),
+        }
+        r = _post(client, "/hooks/wms", other, SECRETS["wms-east"], east)
+        assert r.status_code == 200, r.text
+        assert r.json()["duplicate"] is False and r.json()["status"] == "picked"
+        # the same id from the same integration for another order: 409, nothing changes
+        reused = {
+            "event_id": event_id,
+            "order_id": second,
+            "event_type": "PACKED",
+            "timestamp": _now(),
+        }
+        r = _post(client, "/hooks/wms", reused, SECRETS["wms"])
+        assert r.status_code == 409, r.text
+        assert r.json()["sqlstate"] == "OD006" and event_id in r.json()["message"]
+    with psycopg.connect(db_dsn) as conn:
+        rows = conn.execute(
+            "SELECT source, order_id FROM orderdb.wms_events WHERE event_id = %s ORDER BY source",
+            (event_id,),
+        ).fetchall()
+        status = conn.execute(
+            "SELECT status FROM orderdb.orders WHERE order_id = %s", (second,)
+        ).fetchone()
+    assert rows == [("wms", first), ("wms-east", second)]
+    assert status == ("picked",)
+
+
 def test_wms_and_carrier_flow_with_duplicates(base_url: str, db_dsn: str) -> None:
     order_id = _packed_order(db_dsn)
     with httpx.Client(base_url=base_url) as client:

@@ -212,7 +212,7 @@ def test_the_ingest_entry_points_work_as_orderdb_ingest(
         )
         assert _refused(ingest, sql.SQL("SELECT orderdb.get_order(1)")) is None
         wms = owner.execute(
-            "SELECT to_regprocedure('orderdb.wms_callback(text, bigint, text, jsonb)')"
+            "SELECT to_regprocedure('orderdb.wms_callback(text, bigint, text, jsonb, text)')"
         ).fetchone()
         if wms is not None and wms[0] is not None:
             result = ingest.execute(
