@@ -48,9 +48,15 @@ def yoyo_url(dsn: str) -> str:
     port = params.pop("port", None)
     dbname = quote(str(params.pop("dbname", "") or user or "postgres"), safe="")
     auth = user + (":" + quote(str(password), safe="") if password else "")
-    netloc = (auth + "@" if auth else "") + (quote(host, safe="") if "/" in host else host)
-    if port:
-        netloc += f":{port}"
+    netloc = auth + "@" if auth else ""
+    if "/" in host or "," in host:
+        # a Unix socket folder (or a host list) cannot be a URL's host part, and yoyo reads the
+        # host part without unquoting it: passed as a query argument, yoyo hands it to psycopg
+        params["host"] = host
+        if port:
+            params["port"] = port
+    else:
+        netloc += host + (f":{port}" if port else "")
     query = urlencode({k: str(v) for k, v in params.items()})
     return f"postgresql+psycopg://{netloc}/{dbname}" + (f"?{query}" if query else "")
 
