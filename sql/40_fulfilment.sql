@@ -34,7 +34,8 @@ COMMENT ON FUNCTION orderdb._lock_order(bigint) IS
     'Locks an order''s row and returns its warehouse, status, previous status, version and customer.';
 
 -- _check_event_time: a caller-supplied event time (WMS occurred_at, carrier event time) is taken
--- as given, but must be present, finite and at most one day in the future.
+-- as given, but must be present, finite, not before 2000-01-01 (UTC) and at most one day in the
+-- future (other clocks are skewed, but not by years).
 -- Raises 22023 naming p_name. Locks nothing.
 CREATE OR REPLACE FUNCTION orderdb._check_event_time(p_value timestamptz, p_name text)
 RETURNS void
@@ -45,16 +46,18 @@ BEGIN
     IF p_value IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = format('%s is required', p_name);
     END IF;
-    IF NOT isfinite(p_value) OR p_value > now() + interval '1 day' THEN
+    IF NOT isfinite(p_value) OR p_value < timestamptz '2000-01-01 00:00:00+00'
+       OR p_value > now() + interval '1 day' THEN
         RAISE EXCEPTION USING
             ERRCODE = '22023',
-            MESSAGE = format('%s must be finite and at most one day in the future', p_name),
+            MESSAGE = format('%s must be finite, not before 2000-01-01 and at most one day in '
+                             'the future', p_name),
             DETAIL = format('%s=%s now=%s', p_name, p_value, now());
     END IF;
 END;
 $$;
 COMMENT ON FUNCTION orderdb._check_event_time(timestamptz, text) IS
-    'Raises 22023 unless an event time is present, finite and at most one day in the future.';
+    'Raises 22023 unless an event time is present, finite, from 2000 on and at most a day ahead.';
 
 -- _payload_time: payload->>'occurred_at' as timestamptz (now() when absent or null), checked by
 -- orderdb._check_event_time. Raises 22023 'payload.occurred_at ...'. Locks nothing.
@@ -89,7 +92,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION orderdb._payload_time(jsonb) IS
-    'Returns payload.occurred_at (default now()), which must be finite and at most a day ahead.';
+    'Returns payload.occurred_at (default now()), which must be finite, from 2000 on and at most a day ahead.';
 
 -- _lock_tracking_number: transaction advisory lock on (carrier, tracking_number), taken by the
 -- WMS SHIPPED callback and by record_tracking_event before anything else, so an event that
@@ -382,7 +385,8 @@ COMMENT ON FUNCTION orderdb._finish_shipping(integer, bigint, text, text, jsonb,
 --   * every callback is stored (orderdb.wms_events) with its outcome: a stage the order has
 --     passed (late) or repeats changes nothing and is no error; one that skips ahead walks forward
 --     through the skipped stages, each in the history;
---   * payload.occurred_at (default now()) is taken as given: finite, at most a day ahead;
+--   * payload.occurred_at (default now()) is taken as given: finite, not before 2000-01-01, at
+--     most a day ahead;
 --   * SHIPPED {carrier, tracking_number, lines?}: creates a shipment and consumes the reservations
 --     of the lines it carries (all remaining when lines is absent). The order becomes shipped
 --     when nothing is held any more (partial shipments: several calls; the remainder may be

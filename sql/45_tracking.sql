@@ -244,7 +244,7 @@ COMMENT ON FUNCTION orderdb._match_tracking_events(integer, bigint) IS
 --   * moves the order forward only (orderdb._apply_tracking_to_order), and only with the newest
 --     event of its shipment: a late or out-of-order event is stored and changes nothing — except
 --     a delivered event, applied whenever it arrives (the parcel is delivered);
--- p_event_time is taken as given: finite, at most a day in the future.
+-- p_event_time is taken as given: finite, not before 2000-01-01, at most a day in the future.
 -- Emits tracking.recorded. Raises 22023 (bad input). Locks the tracking-number advisory lock,
 -- the shipments row, the orders row.
 CREATE OR REPLACE FUNCTION orderdb.record_tracking_event(p_carrier text, p_tracking_number text,

@@ -25,10 +25,10 @@ SELECT throws_ok($$ SELECT * FROM orderdb.wms_callback('x1', 999999999, 'PICKED'
 SELECT throws_ok(format($$ SELECT * FROM orderdb.wms_callback('x1', %s, 'PICKED', '[]') $$, :o), '22023',
                  'payload must be a JSON object', 'payload an array');
 SELECT throws_ok(format($$ SELECT * FROM orderdb.wms_callback('x1', %s, 'PICKED', '{"occurred_at": "infinity"}') $$, :o),
-                 '22023', 'payload.occurred_at must be finite and at most one day in the future', 'infinite occurred_at');
+                 '22023', 'payload.occurred_at must be finite, not before 2000-01-01 and at most one day in the future', 'infinite occurred_at');
 SELECT throws_ok(format($$ SELECT * FROM orderdb.wms_callback('x1', %s, 'PICKED',
                           jsonb_build_object('occurred_at', (now() + interval '25 hours')::text)) $$, :o),
-                 '22023', 'payload.occurred_at must be finite and at most one day in the future', 'occurred_at over a day ahead');
+                 '22023', 'payload.occurred_at must be finite, not before 2000-01-01 and at most one day in the future', 'occurred_at over a day ahead');
 SELECT throws_ok(format($$ SELECT * FROM orderdb.wms_callback('x1', %s, 'PICKED', '{"occurred_at": "yesterday-ish"}') $$, :o),
                  '22023', 'payload.occurred_at must be a timestamp string (ISO 8601)', 'unparsable occurred_at');
 SELECT throws_ok(format($$ SELECT * FROM orderdb.wms_callback('x1', %s, 'SHIPPED', '{"tracking_number": "T1"}') $$, :o),
