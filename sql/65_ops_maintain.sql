@@ -39,8 +39,13 @@ $$;
 COMMENT ON FUNCTION orderdb._partition_bounds(regclass) IS
     'Range partitions of a table with their bounds (-infinity/infinity for MINVALUE/MAXVALUE).';
 
--- maintain_partitions: for every table of orderdb.partition_policy (range-partitioned on one
--- timestamptz column, ideally with a DEFAULT partition):
+-- The signature before the dry run and the p_now bound (maintain_partitions(timestamptz)).
+DROP FUNCTION IF EXISTS orderdb.maintain_partitions(timestamptz);
+
+-- _maintain_partitions: the work of orderdb.maintain_partitions (below), for any p_now (a finite
+-- one; the public function refuses one more than a day ahead). Owner only: the tests simulate
+-- months passing through it. For every table of orderdb.partition_policy (range-partitioned on
+-- one timestamptz column, ideally with a DEFAULT partition):
 --   1. creates the monthly partitions <table>_pYYYYMM from the month of p_now to premake months
 --      ahead that do not exist yet (a month another partition covers, such as the legacy
 --      partition of a converted table, is skipped); rows of that month already sitting in the DEFAULT partition
@@ -52,18 +57,19 @@ COMMENT ON FUNCTION orderdb._partition_bounds(regclass) IS
 --      acknowledged yet (orderdb._outbox_acked_position) stays: action 'held', rows_moved = the
 --      number of those events.
 -- Returns one row per action: (parent_table, action 'created' | 'archived' | 'dropped' | 'held',
--- partition_name, range_from, range_to (NULL: unbounded, e.g. a legacy partition), rows_moved). Idempotent: a second run does nothing
--- (but report the partitions still held).
+-- partition_name, range_from, range_to (NULL: unbounded, e.g. a legacy partition),
+-- rows_moved). Idempotent: a second run does nothing (but report the partitions still held).
+-- p_dry_run: the same rows (rows_moved: the rows that would move), and nothing is changed.
 -- Raises 22023 (p_now not finite; a policy table that is missing or not range-partitioned on a
 -- single timestamptz column). Locks: creating/attaching a partition takes SHARE UPDATE
 -- EXCLUSIVE on the parent and ACCESS EXCLUSIVE on the DEFAULT partition when rows move;
 -- detaching takes ACCESS EXCLUSIVE on the parent for a moment (run it off-peak, with a
--- lock_timeout: `orderdb maintain` sets 5 s).
-CREATE OR REPLACE FUNCTION orderdb.maintain_partitions(p_now timestamptz DEFAULT now())
+-- lock_timeout: `orderdb maintain` sets 5 s). A dry run takes no lock beyond its reads.
+CREATE OR REPLACE FUNCTION orderdb._maintain_partitions(p_now timestamptz,
+                                                        p_dry_run boolean DEFAULT false)
 RETURNS TABLE (parent_table text, action text, partition_name text, range_from timestamptz,
                range_to timestamptz, rows_moved bigint)
 LANGUAGE plpgsql
-SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -131,7 +137,14 @@ BEGIN
                                    WHERE pb.range_from < v_bounds.range_to
                                      AND pb.range_to > v_bounds.range_from);
             v_moved := 0;
-            IF v_default IS NULL THEN
+            IF p_dry_run THEN
+                IF v_default IS NOT NULL THEN
+                    EXECUTE format('SELECT count(*) FROM %s WHERE %I >= %L AND %I < %L',
+                                   v_default, v_key, v_bounds.range_from, v_key,
+                                   v_bounds.range_to)
+                       INTO v_moved;
+                END IF;
+            ELSIF v_default IS NULL THEN
                 EXECUTE format('CREATE TABLE orderdb.%I PARTITION OF %s FOR VALUES FROM (%L) TO (%L)',
                                v_name, v_parent, v_bounds.range_from, v_bounds.range_to);
             ELSE
@@ -197,6 +210,16 @@ BEGIN
                     CONTINUE;
                 END IF;
             END IF;
+            IF p_dry_run THEN
+                action := CASE WHEN v_policy.archive THEN 'archived' ELSE 'dropped' END;
+                partition_name := CASE WHEN v_policy.archive
+                                       THEN 'orderdb_archive.'
+                                            || (SELECT c.relname FROM pg_catalog.pg_class c
+                                                 WHERE c.oid = v_part.part)
+                                       ELSE v_part.part::text END;
+                RETURN NEXT;
+                CONTINUE;
+            END IF;
             EXECUTE format('ALTER TABLE %s DETACH PARTITION %s', v_parent, v_part.part);
             IF v_policy.archive THEN
                 EXECUTE format('ALTER TABLE %s SET SCHEMA orderdb_archive', v_part.part);
@@ -214,6 +237,37 @@ BEGIN
     END LOOP;
 END;
 $$;
-COMMENT ON FUNCTION orderdb.maintain_partitions(timestamptz) IS
+COMMENT ON FUNCTION orderdb._maintain_partitions(timestamptz, boolean) IS
+    'The work of maintain_partitions for any finite p_now (owner only; p_dry_run changes nothing).';
+
+-- maintain_partitions: partition upkeep as of p_now (orderdb._maintain_partitions: monthly
+-- partitions ahead, retention), `orderdb maintain`. p_now may not be more than a day ahead of
+-- the server's clock: a p_now in the future would archive or drop months that are still
+-- current (the outbox of this month included). p_dry_run: report the actions, change nothing.
+-- Raises 22023 (p_now NULL, not finite or more than a day ahead; a bad policy table).
+-- Locks: as orderdb._maintain_partitions.
+CREATE OR REPLACE FUNCTION orderdb.maintain_partitions(p_now timestamptz DEFAULT now(),
+                                                       p_dry_run boolean DEFAULT false)
+RETURNS TABLE (parent_table text, action text, partition_name text, range_from timestamptz,
+               range_to timestamptz, rows_moved bigint)
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF p_now IS NULL OR NOT isfinite(p_now) OR p_now > now() + interval '1 day' THEN
+        RAISE EXCEPTION USING
+            ERRCODE = '22023',
+            MESSAGE = 'now must be a finite timestamp at most one day in the future',
+            DETAIL = format('now=%s server now=%s', coalesce(p_now::text, 'NULL'), now()),
+            HINT = 'Leave now out (it defaults to the server''s clock).';
+    END IF;
+    IF p_dry_run IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'dry_run is required';
+    END IF;
+    RETURN QUERY SELECT * FROM orderdb._maintain_partitions(p_now, p_dry_run);
+END;
+$$;
+COMMENT ON FUNCTION orderdb.maintain_partitions(timestamptz, boolean) IS
     'Creates monthly partitions ahead and archives (or drops) partitions past their retention, '
-    'for the tables of orderdb.partition_policy.';
+    'for the tables of orderdb.partition_policy; p_now at most a day ahead; p_dry_run reports only.';

@@ -137,6 +137,11 @@ def exporter_cmd(ctx: click.Context, sub_dsn: str | None, host: str, port: int) 
     is_flag=True,
     help="With --export-dir: drop an archived partition once its file is written.",
 )
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Only report what would be done (rows that would move included); change nothing.",
+)
 @click.option("--json", "as_json", is_flag=True, help="The actions as JSON lines.")
 @click.pass_context
 @handle_errors
@@ -145,6 +150,7 @@ def maintain_cmd(
     sub_dsn: str | None,
     export_dir: str | None,
     drop_exported: bool,
+    dry_run: bool,
     as_json: bool,
 ) -> None:
     """Create monthly partitions ahead and archive partitions past their retention.
@@ -153,7 +159,8 @@ def maintain_cmd(
     <table>_pYYYYMM for this month and `premake` months ahead (rows already in the DEFAULT
     partition move in), and partitions older than `retention` detached into schema
     orderdb_archive (or dropped); an outbox month some consumer has not acknowledged yet stays
-    (reported as held). Run it daily or weekly; a second run does nothing more.
+    (reported as held). Run it daily or weekly; a second run does nothing more. --dry-run
+    lists the same actions and changes nothing (nothing is exported).
     """
     from pathlib import Path
 
@@ -166,11 +173,12 @@ def maintain_cmd(
         cur.execute("SET lock_timeout = '5s'")
         rows = cur.execute(
             "SELECT parent_table, action, partition_name, range_from, range_to, rows_moved"
-            " FROM orderdb.maintain_partitions()"
+            " FROM orderdb.maintain_partitions(p_dry_run => %s)",
+            (dry_run,),
         ).fetchall()
         for row in rows:
             row["exported_to"] = None
-            if row["action"] != "archived" or export_dir is None:
+            if row["action"] != "archived" or export_dir is None or dry_run:
                 continue
             schema, name = row["partition_name"].split(".", 1)
             target = Path(export_dir) / f"{name}.csv"
@@ -195,7 +203,9 @@ def maintain_cmd(
         console.print("partitions: up to date")
         return
     print_table(
-        "partition maintenance",
+        "partition maintenance (dry run: nothing was changed)"
+        if dry_run
+        else "partition maintenance",
         ["table", "action", "partition", "from", "to", "rows moved", "file"],
         [
             [
