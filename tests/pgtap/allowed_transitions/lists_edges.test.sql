@@ -31,7 +31,7 @@ SELECT is_empty(
     'every non-initial status can be reached');
 
 -- an edge added to the table is followed at once (data, not code)
-SELECT orderdb.receive_stock(403, 'AT-A', 5);
+SELECT FROM orderdb.receive_stock(403, 'AT-A', 5);
 CREATE TEMP TABLE o AS SELECT * FROM orderdb.create_order(1, 403, '[{"sku": "AT-A", "quantity": 1}]');
 INSERT INTO orderdb.order_transitions VALUES ('pending', 'on_hold');
 SELECT results_eq(

@@ -4,8 +4,8 @@
 BEGIN;
 SELECT plan(12);
 
-SELECT orderdb.receive_stock(711, 'WEB-BD', 50);
-SELECT orderdb.receive_stock(712, 'WEB-BD', 50);
+SELECT FROM orderdb.receive_stock(711, 'WEB-BD', 50);
+SELECT FROM orderdb.receive_stock(712, 'WEB-BD', 50);
 SELECT order_id AS green, order_no AS green_no
   FROM orderdb.create_order(81, 711, '[{"sku": "WEB-BD", "quantity": 1}]') \gset
 SELECT order_id AS yellow, order_no AS yellow_no
@@ -16,8 +16,8 @@ SELECT order_id AS red, order_no AS red_no
                             jsonb_build_object('payment_due_by', now() - interval '3 days')) \gset
 SELECT order_id AS other FROM orderdb.create_order(84, 712, '[{"sku": "WEB-BD", "quantity": 1}]') \gset
 SELECT order_id AS gone FROM orderdb.create_order(85, 711, '[{"sku": "WEB-BD", "quantity": 1}]') \gset
-SELECT * FROM orderdb.transition_order(:gone, 'cancelled', 1);
-SELECT * FROM orderdb.transition_order(:other, 'confirmed', 1);
+SELECT FROM orderdb.transition_order(:gone, 'cancelled', 1);
+SELECT FROM orderdb.transition_order(:other, 'confirmed', 1);
 
 CREATE TEMP TABLE snap AS SELECT orderdb_ops.board_snapshot(711) AS s;
 CREATE TEMP TABLE pending AS

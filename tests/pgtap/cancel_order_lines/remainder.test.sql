@@ -3,12 +3,12 @@
 BEGIN;
 SELECT plan(10);
 
-SELECT orderdb.receive_stock(407, 'C-A', 10);
-SELECT orderdb.receive_stock(407, 'C-B', 10);
+SELECT FROM orderdb.receive_stock(407, 'C-A', 10);
+SELECT FROM orderdb.receive_stock(407, 'C-B', 10);
 SELECT order_id AS o FROM orderdb.create_order(1, 407, '[{"sku": "C-A", "quantity": 2}, {"sku": "C-B", "quantity": 3}]') \gset
-SELECT orderdb.transition_order(:o, 'confirmed', 1);
-SELECT orderdb.wms_callback('cl-1', :o, 'PACKED');
-SELECT orderdb.wms_callback('cl-2', :o, 'EXCEPTION', '{"exception_type": "OUT_OF_STOCK", "sku": "C-B"}');
+SELECT FROM orderdb.transition_order(:o, 'confirmed', 1);
+SELECT FROM orderdb.wms_callback('cl-1', :o, 'PACKED');
+SELECT FROM orderdb.wms_callback('cl-2', :o, 'EXCEPTION', '{"exception_type": "OUT_OF_STOCK", "sku": "C-B"}');
 
 SELECT throws_ok(format($$ SELECT * FROM orderdb.cancel_order_lines(%s, '[{"sku": "C-B"}]', 1) $$, :o), 'OD002', NULL,
                  'stale version');
@@ -27,7 +27,7 @@ SELECT results_eq(format($$ SELECT sku::text COLLATE "default", qty_held, qty_co
 SELECT is_empty($$ SELECT * FROM orderdb_ops.inventory_drift WHERE warehouse_id = 407 $$, 'counters == ledger');
 
 SELECT order_id AS o2 FROM orderdb.create_order(1, 407, '[{"sku": "C-A", "quantity": 1}]') \gset
-SELECT orderdb.transition_order(:o2, 'confirmed', 1);
+SELECT FROM orderdb.transition_order(:o2, 'confirmed', 1);
 SELECT results_eq(format($$ SELECT status, released FROM orderdb.cancel_order_lines(%s, NULL, 2) $$, :o2),
                   $$ VALUES ('cancelled'::text, 1) $$, 'cancelling every line cancels the order');
 SELECT throws_ok(format($$ SELECT * FROM orderdb.cancel_order_lines(%s, NULL, 3) $$, :o2), 'OD003', NULL,

@@ -13,10 +13,10 @@ EXCEPTION WHEN OTHERS THEN
     RETURN v_state || ': ' || coalesce(v_detail, '');
 END $f$;
 
-SELECT orderdb.receive_stock(202, 'AN-A', 10);
-SELECT orderdb.receive_stock(202, 'AN-B', 3);
-SELECT orderdb.receive_stock(202, 'AN-C', 10);
-SELECT orderdb.create_order(1, 202, '[{"sku": "AN-B", "quantity": 1}]');
+SELECT FROM orderdb.receive_stock(202, 'AN-A', 10);
+SELECT FROM orderdb.receive_stock(202, 'AN-B', 3);
+SELECT FROM orderdb.receive_stock(202, 'AN-C', 10);
+SELECT FROM orderdb.create_order(1, 202, '[{"sku": "AN-B", "quantity": 1}]');
 CREATE TEMP TABLE before AS
     SELECT (SELECT count(*) FROM orderdb.orders) AS orders,
            (SELECT count(*) FROM orderdb.order_lines) AS lines,

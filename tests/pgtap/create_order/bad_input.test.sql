@@ -5,7 +5,7 @@
 BEGIN;
 SELECT plan(36);
 
-SELECT orderdb.receive_stock(207, 'BI-' || g, 10) FROM generate_series(1, 500) g;
+SELECT FROM generate_series(1, 500) g, LATERAL orderdb.receive_stock(207, 'BI-' || g, 10);
 CREATE TEMP TABLE before AS
     SELECT (SELECT count(*) FROM orderdb.orders) AS orders,
            (SELECT count(*) FROM orderdb.order_lines) AS lines,

@@ -4,7 +4,7 @@
 BEGIN;
 SELECT plan(12);
 
-SELECT orderdb.receive_stock(208, 'EO-1', 10);
+SELECT FROM orderdb.receive_stock(208, 'EO-1', 10);
 
 CREATE FUNCTION pg_temp.co(p_items text, p_key text DEFAULT NULL, p_actor text DEFAULT NULL,
                            p_options text DEFAULT '{}', p_customer bigint DEFAULT 1,

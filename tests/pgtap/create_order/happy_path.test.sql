@@ -3,8 +3,8 @@
 BEGIN;
 SELECT plan(12);
 
-SELECT orderdb.receive_stock(201, 'CO-A', 10);
-SELECT orderdb.receive_stock(201, 'CO-B', 5);
+SELECT FROM orderdb.receive_stock(201, 'CO-A', 10);
+SELECT FROM orderdb.receive_stock(201, 'CO-B', 5);
 CREATE TEMP TABLE o AS
     SELECT * FROM orderdb.create_order(
         42, 201, '[{"sku": "CO-B", "quantity": 2, "unit_price": "19.90"},

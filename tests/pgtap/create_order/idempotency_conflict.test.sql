@@ -3,9 +3,9 @@
 BEGIN;
 SELECT plan(8);
 
-SELECT orderdb.receive_stock(205, 'IC-A', 10);
-SELECT orderdb.receive_stock(206, 'IC-A', 10);
-SELECT orderdb.create_order(5, 205, '[{"sku": "IC-A", "quantity": 2}]', 'key-205', NULL, '{"a": 1}');
+SELECT FROM orderdb.receive_stock(205, 'IC-A', 10);
+SELECT FROM orderdb.receive_stock(206, 'IC-A', 10);
+SELECT FROM orderdb.create_order(5, 205, '[{"sku": "IC-A", "quantity": 2}]', 'key-205', NULL, '{"a": 1}');
 
 SELECT throws_ok($$ SELECT orderdb.create_order(6, 205, '[{"sku": "IC-A", "quantity": 2}]', 'key-205', NULL, '{"a": 1}') $$,
                  'OD006', 'idempotency key reused with a different request', 'another customer');

@@ -4,8 +4,8 @@
 BEGIN;
 SELECT plan(9);
 
-SELECT orderdb.receive_stock(204, 'IR-A', 10);
-SELECT orderdb.receive_stock(204, 'IR-B', 10);
+SELECT FROM orderdb.receive_stock(204, 'IR-A', 10);
+SELECT FROM orderdb.receive_stock(204, 'IR-B', 10);
 CREATE TEMP TABLE first AS
     SELECT * FROM orderdb.create_order(5, 204, '[{"sku": "IR-A", "quantity": 2, "unit_price": "19.90"},
                                                 {"sku": "IR-B", "quantity": 1}]',
@@ -30,7 +30,7 @@ SELECT results_eq(
     $$ SELECT order_id, true FROM first $$,
     'another actor, item order and price spelling: still the same request');
 
-SELECT orderdb.transition_order((SELECT order_id FROM first), 'confirmed', 1);
+SELECT FROM orderdb.transition_order((SELECT order_id FROM first), 'confirmed', 1);
 SELECT results_eq(
     $$ SELECT order_id, status, version, replayed FROM orderdb.create_order(5, 204,
            '[{"sku": "IR-A", "quantity": 2, "unit_price": "19.90"}, {"sku": "IR-B", "quantity": 1}]',

@@ -12,7 +12,7 @@ EXCEPTION WHEN OTHERS THEN
     RETURN v_state || ': ' || coalesce(v_detail, '');
 END $f$;
 
-SELECT orderdb.receive_stock(203, 'NS-A', 10);
+SELECT FROM orderdb.receive_stock(203, 'NS-A', 10);
 SELECT is(pg_temp.err($$ SELECT orderdb.create_order(1, 203, '[{"sku": "NS-NEVER", "quantity": 1}]') $$),
           'OD001: sku=NS-NEVER requested=1 available=0', 'never-stocked sku alone: OD001, available 0');
 SELECT is(pg_temp.err($$ SELECT orderdb.create_order(1, 203, '[{"sku": "NS-A", "quantity": 1},

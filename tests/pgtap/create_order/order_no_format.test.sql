@@ -11,7 +11,7 @@ SET LOCAL timezone = 'Asia/Shanghai';
 SELECT is(orderdb._order_no(5, '2026-03-05 01:30+08'), 'ORD2026030400000005',
           'the date is the UTC date (01:30 in Shanghai is still the 4th in UTC)');
 
-SELECT orderdb.receive_stock(208, 'ON-A', 5);
+SELECT FROM orderdb.receive_stock(208, 'ON-A', 5);
 CREATE TEMP TABLE o AS SELECT * FROM orderdb.create_order(1, 208, '[{"sku": "ON-A", "quantity": 1}]');
 SELECT is((SELECT order_no FROM o), (SELECT orderdb._order_no(order_id, now()) FROM o),
           'create_order numbers its order with the global sequence, in UTC');

@@ -3,12 +3,12 @@
 BEGIN;
 SELECT plan(9);
 
-SELECT orderdb.receive_stock(401, 'GO-A', 10);
-SELECT orderdb.receive_stock(401, 'GO-B', 10);
+SELECT FROM orderdb.receive_stock(401, 'GO-A', 10);
+SELECT FROM orderdb.receive_stock(401, 'GO-B', 10);
 CREATE TEMP TABLE o AS
     SELECT * FROM orderdb.create_order(9, 401, '[{"sku": "GO-B", "quantity": 2, "unit_price": "19.90"},
                                                 {"sku": "GO-A", "quantity": 1}]', NULL, 'shop', '{"note": "x"}');
-SELECT orderdb.transition_order((SELECT order_id FROM o), 'confirmed', 1);
+SELECT FROM orderdb.transition_order((SELECT order_id FROM o), 'confirmed', 1);
 CREATE TEMP TABLE d AS SELECT orderdb.get_order((SELECT order_id FROM o)) AS doc;
 
 SELECT is((SELECT (doc ->> 'order_id')::bigint FROM d), (SELECT order_id FROM o), 'order_id');

@@ -3,9 +3,9 @@
 BEGIN;
 SELECT plan(5);
 
-SELECT orderdb.receive_stock(404, 'ID-A', 10);
-SELECT orderdb.receive_stock(404, 'ID-B', 10);
-SELECT orderdb.receive_stock(405, 'ID-A', 10);
+SELECT FROM orderdb.receive_stock(404, 'ID-A', 10);
+SELECT FROM orderdb.receive_stock(404, 'ID-B', 10);
+SELECT FROM orderdb.receive_stock(405, 'ID-A', 10);
 CREATE TEMP TABLE o AS SELECT * FROM orderdb.create_order(1, 404, '[{"sku": "ID-A", "quantity": 3}, {"sku": "ID-B", "quantity": 1}]');
 SELECT is_empty($$ SELECT * FROM orderdb_ops.inventory_drift WHERE warehouse_id IN (404, 405) $$,
                 'consistent: empty');

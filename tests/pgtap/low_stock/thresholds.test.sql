@@ -3,11 +3,11 @@
 BEGIN;
 SELECT plan(5);
 
-SELECT orderdb.receive_stock(612, 'LS-OK', 10);
-SELECT orderdb.receive_stock(612, 'LS-LOW', 9);
-SELECT orderdb.receive_stock(612, 'LS-ZERO', 2);
-SELECT orderdb.create_order(1, 612, '[{"sku": "LS-ZERO", "quantity": 2}]');
-SELECT orderdb.receive_stock(612, 'LS-CUSTOM', 30);
+SELECT FROM orderdb.receive_stock(612, 'LS-OK', 10);
+SELECT FROM orderdb.receive_stock(612, 'LS-LOW', 9);
+SELECT FROM orderdb.receive_stock(612, 'LS-ZERO', 2);
+SELECT FROM orderdb.create_order(1, 612, '[{"sku": "LS-ZERO", "quantity": 2}]');
+SELECT FROM orderdb.receive_stock(612, 'LS-CUSTOM', 30);
 
 SELECT results_eq(
     $$ SELECT sku COLLATE "default", available, threshold, level FROM orderdb_ops.low_stock WHERE warehouse_id = 612 ORDER BY sku $$,

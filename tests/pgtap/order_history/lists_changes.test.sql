@@ -3,11 +3,11 @@
 BEGIN;
 SELECT plan(4);
 
-SELECT orderdb.receive_stock(402, 'OH-A', 10);
+SELECT FROM orderdb.receive_stock(402, 'OH-A', 10);
 CREATE TEMP TABLE o AS SELECT * FROM orderdb.create_order(1, 402, '[{"sku": "OH-A", "quantity": 1}]', NULL, 'shop');
-SELECT orderdb.transition_order((SELECT order_id FROM o), 'confirmed', 1, 'payment-svc', 'paid', '{"ip": "10.1.2.3"}');
-SELECT orderdb.transition_order((SELECT order_id FROM o), 'on_hold', 2, 'fraud-check', 'score 0.93', '{"request_id": "r-9"}');
-SELECT orderdb.transition_order((SELECT order_id FROM o), 'cancelled', 3, 'ops', NULL);
+SELECT FROM orderdb.transition_order((SELECT order_id FROM o), 'confirmed', 1, 'payment-svc', 'paid', '{"ip": "10.1.2.3"}');
+SELECT FROM orderdb.transition_order((SELECT order_id FROM o), 'on_hold', 2, 'fraud-check', 'score 0.93', '{"request_id": "r-9"}');
+SELECT FROM orderdb.transition_order((SELECT order_id FROM o), 'cancelled', 3, 'ops', NULL);
 
 SELECT results_eq(
     $$ SELECT version, from_status, to_status, actor, reason, context

@@ -2,7 +2,7 @@
 BEGIN;
 SELECT plan(5);
 
-SELECT orderdb.receive_stock(420, 'TS', 10);
+SELECT FROM orderdb.receive_stock(420, 'TS', 10);
 SELECT order_id AS o FROM orderdb.create_order(77, 420, '[{"sku": "TS", "quantity": 1}]') \gset
 
 SELECT throws_ok(format($$ SELECT orderdb.order_timeline(%s, 78) $$, :o), 'OD005', NULL, 'another customer: forbidden');

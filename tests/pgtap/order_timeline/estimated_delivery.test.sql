@@ -3,7 +3,7 @@
 BEGIN;
 SELECT plan(4);
 
-SELECT orderdb.receive_stock(422, 'ED', 100);
+SELECT FROM orderdb.receive_stock(422, 'ED', 100);
 CREATE FUNCTION pg_temp.shipped_order(p_tn text, p_shipped_ago interval, p_options jsonb DEFAULT '{}')
 RETURNS bigint LANGUAGE plpgsql AS $f$
 DECLARE v bigint;
@@ -17,12 +17,12 @@ END $f$;
 INSERT INTO orderdb.carrier_status_map (carrier, carrier_status, normalized_status) VALUES ('EDX', 'DLV', 'delivered');
 
 -- three past deliveries: 20 h, 30 h, 40 h in transit (median 30 h)
-SELECT pg_temp.shipped_order('E1', '5 days');
-SELECT orderdb.record_tracking_event('EDX', 'E1', now() - interval '5 days' + interval '20 hours', 'DLV');
-SELECT pg_temp.shipped_order('E2', '6 days');
-SELECT orderdb.record_tracking_event('EDX', 'E2', now() - interval '6 days' + interval '30 hours', 'DLV');
-SELECT pg_temp.shipped_order('E3', '7 days');
-SELECT orderdb.record_tracking_event('EDX', 'E3', now() - interval '7 days' + interval '40 hours', 'DLV');
+SELECT FROM pg_temp.shipped_order('E1', '5 days');
+SELECT FROM orderdb.record_tracking_event('EDX', 'E1', now() - interval '5 days' + interval '20 hours', 'DLV');
+SELECT FROM pg_temp.shipped_order('E2', '6 days');
+SELECT FROM orderdb.record_tracking_event('EDX', 'E2', now() - interval '6 days' + interval '30 hours', 'DLV');
+SELECT FROM pg_temp.shipped_order('E3', '7 days');
+SELECT FROM orderdb.record_tracking_event('EDX', 'E3', now() - interval '7 days' + interval '40 hours', 'DLV');
 
 SELECT pg_temp.shipped_order('E4', '2 hours') AS o \gset
 SELECT is(((orderdb.order_timeline(:o)) ->> 'estimated_delivery')::timestamptz, now() - interval '2 hours' + interval '30 hours',

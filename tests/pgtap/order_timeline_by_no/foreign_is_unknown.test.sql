@@ -4,7 +4,7 @@
 BEGIN;
 SELECT plan(6);
 
-SELECT orderdb.receive_stock(702, 'WEB-FX', 10);
+SELECT FROM orderdb.receive_stock(702, 'WEB-FX', 10);
 SELECT order_no AS n FROM orderdb.create_order(72, 702, '[{"sku": "WEB-FX", "quantity": 1}]') \gset
 
 CREATE FUNCTION pg_temp.failure(p_order_no text, p_customer bigint) RETURNS text[]

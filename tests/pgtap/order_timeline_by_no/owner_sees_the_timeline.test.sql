@@ -2,7 +2,7 @@
 BEGIN;
 SELECT plan(3);
 
-SELECT orderdb.receive_stock(701, 'WEB-TL', 10);
+SELECT FROM orderdb.receive_stock(701, 'WEB-TL', 10);
 SELECT order_id AS o, order_no AS n
   FROM orderdb.create_order(71, 701, '[{"sku": "WEB-TL", "quantity": 1}]') \gset
 SELECT version AS v FROM orderdb.transition_order(:o, 'confirmed', 1) \gset

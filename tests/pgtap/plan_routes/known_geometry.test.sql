@@ -4,11 +4,11 @@
 BEGIN;
 SELECT plan(9);
 
-SELECT orderdb.receive_stock(430, 'RT', 100);
-SELECT orderdb.set_warehouse_location(430, 0, 0);
+SELECT FROM orderdb.receive_stock(430, 'RT', 100);
+SELECT FROM orderdb.set_warehouse_location(430, 0, 0);
 SELECT orderdb.add_courier(430, 'far', 0.5, 0.5, 5) AS c_far \gset
 SELECT orderdb.add_courier(430, 'near', 0, 0.001, 3) AS c_near \gset
-SELECT orderdb.add_courier(430, 'off duty', 0, 0, 9, false);
+SELECT FROM orderdb.add_courier(430, 'off duty', 0, 0, 9, false);
 
 CREATE FUNCTION pg_temp.packed_at(p_lon double precision, p_stage text DEFAULT 'PACKED') RETURNS bigint LANGUAGE plpgsql AS $f$
 DECLARE v bigint;
@@ -25,8 +25,8 @@ SELECT pg_temp.packed_at(-0.05) AS ow \gset
 SELECT pg_temp.packed_at(0.02) AS o2 \gset
 SELECT pg_temp.packed_at(0.04, 'PICKED') AS op \gset
 SELECT order_id AS nocoord FROM orderdb.create_order(3, 430, '[{"sku": "RT", "quantity": 1}]') \gset
-SELECT orderdb.transition_order(:nocoord, 'confirmed', 1);
-SELECT orderdb.wms_callback('rt-nc', :nocoord, 'PACKED');
+SELECT FROM orderdb.transition_order(:nocoord, 'confirmed', 1);
+SELECT FROM orderdb.wms_callback('rt-nc', :nocoord, 'PACKED');
 
 SELECT plan_routes AS r FROM (SELECT jsonb_agg(to_jsonb(p) ORDER BY p.route_id) AS plan_routes FROM orderdb.plan_routes(430) p) x \gset
 

@@ -11,13 +11,13 @@ INSERT INTO orderdb.warehouse_priority (warehouse_id, auto_allocate)
 SELECT w.warehouse_id, false FROM orderdb.warehouses w
 ON CONFLICT (warehouse_id) DO UPDATE SET auto_allocate = false;
 
-SELECT orderdb.receive_stock(3531, 'CW-A', 5);
-SELECT orderdb.receive_stock(3531, 'CW-B', 100);
-SELECT orderdb.receive_stock(3532, 'CW-A', 50);
-SELECT orderdb.receive_stock(3532, 'CW-B', 50);
-SELECT orderdb.receive_stock(3533, 'CW-A', 1000);
-SELECT orderdb.receive_stock(3534, 'CW-T', 7);
-SELECT orderdb.receive_stock(3535, 'CW-T', 7);
+SELECT FROM orderdb.receive_stock(3531, 'CW-A', 5);
+SELECT FROM orderdb.receive_stock(3531, 'CW-B', 100);
+SELECT FROM orderdb.receive_stock(3532, 'CW-A', 50);
+SELECT FROM orderdb.receive_stock(3532, 'CW-B', 50);
+SELECT FROM orderdb.receive_stock(3533, 'CW-A', 1000);
+SELECT FROM orderdb.receive_stock(3534, 'CW-T', 7);
+SELECT FROM orderdb.receive_stock(3535, 'CW-T', 7);
 
 CREATE FUNCTION pg_temp.wh(p_items text, p_key text DEFAULT NULL) RETURNS integer LANGUAGE plpgsql AS $f$
 DECLARE v_id bigint;

@@ -8,12 +8,12 @@ INSERT INTO orderdb.warehouse_priority (warehouse_id, auto_allocate)
 SELECT w.warehouse_id, false FROM orderdb.warehouses w
 ON CONFLICT (warehouse_id) DO UPDATE SET auto_allocate = false;
 
-SELECT orderdb.receive_stock(3551, 'RB-A', 20);
-SELECT orderdb.receive_stock(3551, 'RB-P', 20);
-SELECT orderdb.receive_stock(3552, 'RB-A', 15);
-SELECT orderdb.receive_stock(3552, 'RB-P', 20);
-SELECT orderdb.set_stock_buckets(3551, 'RB-A', 4);
-SELECT orderdb.set_stock_buckets(3552, 'RB-A', 4);
+SELECT FROM orderdb.receive_stock(3551, 'RB-A', 20);
+SELECT FROM orderdb.receive_stock(3551, 'RB-P', 20);
+SELECT FROM orderdb.receive_stock(3552, 'RB-A', 15);
+SELECT FROM orderdb.receive_stock(3552, 'RB-P', 20);
+SELECT FROM orderdb.set_stock_buckets(3551, 'RB-A', 4);
+SELECT FROM orderdb.set_stock_buckets(3552, 'RB-A', 4);
 
 CREATE TEMP TABLE o AS
     SELECT * FROM orderdb.create_order(1, NULL, '[{"sku": "RB-A", "quantity": 5}, {"sku": "RB-P", "quantity": 2}]');

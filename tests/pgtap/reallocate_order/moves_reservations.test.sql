@@ -5,13 +5,13 @@
 BEGIN;
 SELECT plan(14);
 
-SELECT orderdb.receive_stock(3501, 'RM-A', 10);
-SELECT orderdb.receive_stock(3501, 'RM-B', 10);
-SELECT orderdb.receive_stock(3502, 'RM-A', 10);
-SELECT orderdb.receive_stock(3502, 'RM-B', 10);
+SELECT FROM orderdb.receive_stock(3501, 'RM-A', 10);
+SELECT FROM orderdb.receive_stock(3501, 'RM-B', 10);
+SELECT FROM orderdb.receive_stock(3502, 'RM-A', 10);
+SELECT FROM orderdb.receive_stock(3502, 'RM-B', 10);
 CREATE TEMP TABLE o AS
     SELECT * FROM orderdb.create_order(1, 3501, '[{"sku": "RM-B", "quantity": 2}, {"sku": "RM-A", "quantity": 3}]');
-SELECT orderdb.transition_order((SELECT order_id FROM o), 'confirmed', 1);
+SELECT FROM orderdb.transition_order((SELECT order_id FROM o), 'confirmed', 1);
 
 SELECT results_eq(
     $$ SELECT order_id, warehouse_id, status, version

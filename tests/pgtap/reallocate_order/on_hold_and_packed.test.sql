@@ -3,8 +3,8 @@
 BEGIN;
 SELECT plan(8);
 
-SELECT orderdb.receive_stock(3521, 'RH-A', 100);
-SELECT orderdb.receive_stock(3522, 'RH-A', 100);
+SELECT FROM orderdb.receive_stock(3521, 'RH-A', 100);
+SELECT FROM orderdb.receive_stock(3522, 'RH-A', 100);
 CREATE FUNCTION pg_temp.order_at(p_path text[]) RETURNS bigint LANGUAGE plpgsql AS $f$
 DECLARE v_id bigint; v_version integer; v_status text;
 BEGIN

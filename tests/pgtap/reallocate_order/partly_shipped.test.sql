@@ -3,17 +3,16 @@
 BEGIN;
 SELECT plan(3);
 
-SELECT orderdb.receive_stock(3541, 'RP-A', 10);
-SELECT orderdb.receive_stock(3541, 'RP-B', 10);
-SELECT orderdb.receive_stock(3542, 'RP-A', 10);
-SELECT orderdb.receive_stock(3542, 'RP-B', 10);
+SELECT FROM orderdb.receive_stock(3541, 'RP-A', 10);
+SELECT FROM orderdb.receive_stock(3541, 'RP-B', 10);
+SELECT FROM orderdb.receive_stock(3542, 'RP-A', 10);
+SELECT FROM orderdb.receive_stock(3542, 'RP-B', 10);
 CREATE TEMP TABLE o AS
     SELECT * FROM orderdb.create_order(1, 3541, '[{"sku": "RP-A", "quantity": 2}, {"sku": "RP-B", "quantity": 2}]');
-SELECT orderdb.transition_order((SELECT order_id FROM o), s.status, s.v)
-  FROM (VALUES ('confirmed', 1), ('dispatched', 2), ('picked', 3), ('packed', 4)) s(status, v)
- ORDER BY s.v;
-SELECT orderdb.wms_callback('rp-ship-1', (SELECT order_id FROM o), 'SHIPPED',
-                            '{"carrier": "SF", "tracking_number": "SF3541000001", "lines": [{"sku": "RP-A", "quantity": 2}]}');
+SELECT FROM (VALUES ('confirmed', 1), ('dispatched', 2), ('picked', 3), ('packed', 4)) s(status, v),
+       LATERAL orderdb.transition_order((SELECT order_id FROM o), s.status, s.v);
+SELECT FROM orderdb.wms_callback('rp-ship-1', (SELECT order_id FROM o), 'SHIPPED',
+                                 '{"carrier": "SF", "tracking_number": "SF3541000001", "lines": [{"sku": "RP-A", "quantity": 2}]}');
 CREATE TEMP TABLE before AS
     SELECT o.status, o.version, (SELECT array_agg(reserved ORDER BY warehouse_id, sku) FROM orderdb.inventory
                                    WHERE warehouse_id IN (3541, 3542)) AS reserved

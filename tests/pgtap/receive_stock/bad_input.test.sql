@@ -2,7 +2,7 @@
 BEGIN;
 SELECT plan(13);
 
-SELECT orderdb.receive_stock(102, 'RS-BAD', 7);
+SELECT FROM orderdb.receive_stock(102, 'RS-BAD', 7);
 CREATE TEMP TABLE before AS
     SELECT (SELECT count(*) FROM orderdb.stock_receipts) AS receipts,
            (SELECT count(*) FROM orderdb.inventory) AS rows,

@@ -19,7 +19,7 @@ SELECT results_eq(
     $$ VALUES ('RS-1'::text COLLATE "C", 10, 'dock-3'::text), ('RS-1', 5, NULL) $$,
     'every receipt is recorded with its actor');
 
-SELECT orderdb.create_order(1, 101, '[{"sku": "RS-1", "quantity": 4}]');
+SELECT FROM orderdb.create_order(1, 101, '[{"sku": "RS-1", "quantity": 4}]');
 SELECT results_eq(
     $$ SELECT on_hand, reserved, available FROM orderdb.receive_stock(101, 'RS-1', 1) $$,
     $$ VALUES (16, 4, 12) $$,

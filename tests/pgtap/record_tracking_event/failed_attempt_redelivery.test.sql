@@ -4,11 +4,11 @@
 BEGIN;
 SELECT plan(6);
 
-SELECT orderdb.receive_stock(412, 'FA', 10);
+SELECT FROM orderdb.receive_stock(412, 'FA', 10);
 SELECT order_id AS o FROM orderdb.create_order(1, 412, '[{"sku": "FA", "quantity": 1}]') \gset
-SELECT orderdb.transition_order(:o, 'confirmed', 1);
-SELECT orderdb.wms_callback('fa-1', :o, 'SHIPPED', jsonb_build_object('carrier', 'AFTERSHIP', 'tracking_number', 'FA1',
-                            'occurred_at', (now() - interval '2 days')::text));
+SELECT FROM orderdb.transition_order(:o, 'confirmed', 1);
+SELECT FROM orderdb.wms_callback('fa-1', :o, 'SHIPPED', jsonb_build_object('carrier', 'AFTERSHIP', 'tracking_number', 'FA1',
+                                 'occurred_at', (now() - interval '2 days')::text));
 
 SELECT results_eq($$ SELECT order_status FROM orderdb.record_tracking_event('AFTERSHIP', 'FA1', now() - interval '40 hours', 'InTransit', 'Hub') $$,
                   $$ VALUES ('delivering'::text) $$, 'InTransit: delivering');

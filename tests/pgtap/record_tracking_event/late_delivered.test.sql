@@ -5,14 +5,14 @@
 BEGIN;
 SELECT plan(16);
 
-SELECT orderdb.receive_stock(915101, 'LD-A', 10);
-SELECT orderdb.receive_stock(915101, 'LD-B', 10);
+SELECT FROM orderdb.receive_stock(915101, 'LD-A', 10);
+SELECT FROM orderdb.receive_stock(915101, 'LD-B', 10);
 
 -- one parcel: out_for_delivery 6 days ago, exception 5 days ago, then delivered 5.5 days ago
 SELECT order_id AS o FROM orderdb.create_order(915101, 915101, '[{"sku": "LD-A", "quantity": 1}]') \gset
-SELECT orderdb.transition_order(:o, 'confirmed', 1);
-SELECT orderdb.wms_callback('ld-915101-1', :o, 'SHIPPED', jsonb_build_object('carrier', 'GENERIC', 'tracking_number', 'LD915101-1',
-                            'occurred_at', (now() - interval '10 days')::text));
+SELECT FROM orderdb.transition_order(:o, 'confirmed', 1);
+SELECT FROM orderdb.wms_callback('ld-915101-1', :o, 'SHIPPED', jsonb_build_object('carrier', 'GENERIC', 'tracking_number', 'LD915101-1',
+                                 'occurred_at', (now() - interval '10 days')::text));
 SELECT results_eq($$ SELECT order_status FROM orderdb.record_tracking_event('GENERIC', 'LD915101-1', now() - interval '6 days', 'out_for_delivery', 'Van') $$,
                   $$ VALUES ('delivering'::text) $$, 'out_for_delivery: delivering');
 SELECT results_eq($$ SELECT order_status FROM orderdb.record_tracking_event('GENERIC', 'LD915101-1', now() - interval '5 days', 'exception', 'Depot') $$,
@@ -33,13 +33,13 @@ SELECT results_eq($$ SELECT order_status FROM orderdb.record_tracking_event('GEN
 
 -- two parcels: the late delivered of the first leaves the order delivering until the second
 SELECT order_id AS o2 FROM orderdb.create_order(915101, 915101, '[{"sku": "LD-A", "quantity": 1}, {"sku": "LD-B", "quantity": 1}]') \gset
-SELECT orderdb.transition_order(:o2, 'confirmed', 1);
-SELECT orderdb.wms_callback('ld-915101-2', :o2, 'SHIPPED', jsonb_build_object('carrier', 'GENERIC', 'tracking_number', 'LD915101-2A',
-                            'lines', '[{"sku": "LD-A"}]'::jsonb, 'occurred_at', (now() - interval '4 days')::text));
-SELECT orderdb.wms_callback('ld-915101-3', :o2, 'SHIPPED', jsonb_build_object('carrier', 'GENERIC', 'tracking_number', 'LD915101-2B',
-                            'lines', '[{"sku": "LD-B"}]'::jsonb, 'occurred_at', (now() - interval '4 days')::text));
-SELECT orderdb.record_tracking_event('GENERIC', 'LD915101-2A', now() - interval '3 hours', 'out_for_delivery');
-SELECT orderdb.record_tracking_event('GENERIC', 'LD915101-2A', now() - interval '1 hour', 'exception');
+SELECT FROM orderdb.transition_order(:o2, 'confirmed', 1);
+SELECT FROM orderdb.wms_callback('ld-915101-2', :o2, 'SHIPPED', jsonb_build_object('carrier', 'GENERIC', 'tracking_number', 'LD915101-2A',
+                                 'lines', '[{"sku": "LD-A"}]'::jsonb, 'occurred_at', (now() - interval '4 days')::text));
+SELECT FROM orderdb.wms_callback('ld-915101-3', :o2, 'SHIPPED', jsonb_build_object('carrier', 'GENERIC', 'tracking_number', 'LD915101-2B',
+                                 'lines', '[{"sku": "LD-B"}]'::jsonb, 'occurred_at', (now() - interval '4 days')::text));
+SELECT FROM orderdb.record_tracking_event('GENERIC', 'LD915101-2A', now() - interval '3 hours', 'out_for_delivery');
+SELECT FROM orderdb.record_tracking_event('GENERIC', 'LD915101-2A', now() - interval '1 hour', 'exception');
 SELECT results_eq($$ SELECT order_status FROM orderdb.record_tracking_event('GENERIC', 'LD915101-2A', now() - interval '2 hours', 'delivered') $$,
                   $$ VALUES ('delivering'::text) $$, 'first parcel delivered late: the order waits for the second');
 SELECT isnt((SELECT delivered_at FROM orderdb.shipments WHERE tracking_number = 'LD915101-2A'), NULL, 'the first parcel is done');
@@ -48,10 +48,10 @@ SELECT results_eq($$ SELECT order_status FROM orderdb.record_tracking_event('GEN
 
 -- events that arrive before the shipment exists, the delivered one older than an exception
 SELECT order_id AS o3 FROM orderdb.create_order(915101, 915101, '[{"sku": "LD-B", "quantity": 1}]') \gset
-SELECT orderdb.transition_order(:o3, 'confirmed', 1);
-SELECT orderdb.record_tracking_event('GENERIC', 'LD915101-3', now() - interval '3 hours', 'out_for_delivery');
-SELECT orderdb.record_tracking_event('GENERIC', 'LD915101-3', now() - interval '1 hour', 'exception');
-SELECT orderdb.record_tracking_event('GENERIC', 'LD915101-3', now() - interval '2 hours', 'delivered');
+SELECT FROM orderdb.transition_order(:o3, 'confirmed', 1);
+SELECT FROM orderdb.record_tracking_event('GENERIC', 'LD915101-3', now() - interval '3 hours', 'out_for_delivery');
+SELECT FROM orderdb.record_tracking_event('GENERIC', 'LD915101-3', now() - interval '1 hour', 'exception');
+SELECT FROM orderdb.record_tracking_event('GENERIC', 'LD915101-3', now() - interval '2 hours', 'delivered');
 SELECT results_eq(format($$ SELECT status FROM orderdb.wms_callback('ld-915101-4', %s, 'SHIPPED',
                                    jsonb_build_object('carrier', 'GENERIC', 'tracking_number', 'LD915101-3',
                                                       'occurred_at', (now() - interval '1 day')::text)) $$, :o3),

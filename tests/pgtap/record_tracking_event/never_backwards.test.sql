@@ -3,11 +3,11 @@
 BEGIN;
 SELECT plan(6);
 
-SELECT orderdb.receive_stock(411, 'NB', 10);
+SELECT FROM orderdb.receive_stock(411, 'NB', 10);
 SELECT order_id AS o FROM orderdb.create_order(1, 411, '[{"sku": "NB", "quantity": 1}]') \gset
-SELECT orderdb.transition_order(:o, 'confirmed', 1);
-SELECT orderdb.wms_callback('nb-1', :o, 'SHIPPED', jsonb_build_object('carrier', 'GENERIC', 'tracking_number', 'NB1',
-                            'occurred_at', (now() - interval '1 day')::text));
+SELECT FROM orderdb.transition_order(:o, 'confirmed', 1);
+SELECT FROM orderdb.wms_callback('nb-1', :o, 'SHIPPED', jsonb_build_object('carrier', 'GENERIC', 'tracking_number', 'NB1',
+                                 'occurred_at', (now() - interval '1 day')::text));
 
 SELECT results_eq($$ SELECT order_status FROM orderdb.record_tracking_event('GENERIC', 'NB1', now() - interval '1 hour', 'delivered', 'Door') $$,
                   $$ VALUES ('delivered'::text) $$, 'delivered straight from shipped');

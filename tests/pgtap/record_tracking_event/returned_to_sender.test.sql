@@ -3,11 +3,11 @@
 BEGIN;
 SELECT plan(5);
 
-SELECT orderdb.receive_stock(414, 'RS', 10);
+SELECT FROM orderdb.receive_stock(414, 'RS', 10);
 SELECT order_id AS o FROM orderdb.create_order(1, 414, '[{"sku": "RS", "quantity": 2}]') \gset
-SELECT orderdb.transition_order(:o, 'confirmed', 1);
-SELECT orderdb.wms_callback('rs-1', :o, 'SHIPPED', '{"carrier": "KUAIDI100", "tracking_number": "K1"}');
-SELECT orderdb.record_tracking_event('KUAIDI100', 'K1', now() - interval '2 hours', '14', 'Door', 'refused');
+SELECT FROM orderdb.transition_order(:o, 'confirmed', 1);
+SELECT FROM orderdb.wms_callback('rs-1', :o, 'SHIPPED', '{"carrier": "KUAIDI100", "tracking_number": "K1"}');
+SELECT FROM orderdb.record_tracking_event('KUAIDI100', 'K1', now() - interval '2 hours', '14', 'Door', 'refused');
 
 SELECT is((SELECT status FROM orderdb.orders WHERE order_id = :o), 'delivery_failed', 'refused: delivery_failed');
 SELECT results_eq($$ SELECT normalized_status, order_status FROM orderdb.record_tracking_event('KUAIDI100', 'K1', now() - interval '1 hour', '6', 'Hub', 'returning to sender') $$,

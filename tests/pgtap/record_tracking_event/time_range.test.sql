@@ -4,9 +4,9 @@
 BEGIN;
 SELECT plan(10);
 
-SELECT orderdb.receive_stock(915301, 'TR-A', 10);
+SELECT FROM orderdb.receive_stock(915301, 'TR-A', 10);
 SELECT order_id AS o FROM orderdb.create_order(915301, 915301, '[{"sku": "TR-A", "quantity": 1}]') \gset
-SELECT orderdb.transition_order(:o, 'confirmed', 1);
+SELECT FROM orderdb.transition_order(:o, 'confirmed', 1);
 
 SELECT throws_ok($$ SELECT * FROM orderdb.record_tracking_event('GENERIC', 'TR915301', '1999-12-31 23:59:59+00', 'in_transit') $$,
                  '22023', 'event_time must be finite, not before 2000-01-01 and at most one day in the future', 'carrier event in 1999');

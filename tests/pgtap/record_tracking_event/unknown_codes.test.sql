@@ -3,10 +3,10 @@
 BEGIN;
 SELECT plan(7);
 
-SELECT orderdb.receive_stock(413, 'UK', 10);
+SELECT FROM orderdb.receive_stock(413, 'UK', 10);
 SELECT order_id AS o FROM orderdb.create_order(1, 413, '[{"sku": "UK", "quantity": 1}]') \gset
-SELECT orderdb.transition_order(:o, 'confirmed', 1);
-SELECT orderdb.wms_callback('uk-1', :o, 'SHIPPED', '{"carrier": "YTO", "tracking_number": "YT1"}');
+SELECT FROM orderdb.transition_order(:o, 'confirmed', 1);
+SELECT FROM orderdb.wms_callback('uk-1', :o, 'SHIPPED', '{"carrier": "YTO", "tracking_number": "YT1"}');
 
 SELECT results_eq($$ SELECT normalized_status, order_status FROM orderdb.record_tracking_event('YTO', 'YT1', now() - interval '2 minutes', '已中转', 'Hangzhou', 'in transfer') $$,
                   $$ VALUES ('unknown'::text, 'shipped'::text) $$, 'an unmapped code is unknown, no status change');

@@ -3,9 +3,9 @@
 BEGIN;
 SELECT plan(6);
 
-SELECT orderdb.receive_stock(410, 'UM', 10);
+SELECT FROM orderdb.receive_stock(410, 'UM', 10);
 SELECT order_id AS o FROM orderdb.create_order(1, 410, '[{"sku": "UM", "quantity": 1}]') \gset
-SELECT orderdb.transition_order(:o, 'confirmed', 1);
+SELECT FROM orderdb.transition_order(:o, 'confirmed', 1);
 
 SELECT results_eq($$ SELECT duplicate, normalized_status, order_id, order_status FROM
                      orderdb.record_tracking_event('SF', 'SFUM1', now() - interval '2 hours', '54', 'Shenzhen', 'picked up') $$,

@@ -3,12 +3,12 @@
 BEGIN;
 SELECT plan(9);
 
-SELECT orderdb.receive_stock(415, 'R-A', 10);
-SELECT orderdb.receive_stock(415, 'R-B', 10);
+SELECT FROM orderdb.receive_stock(415, 'R-A', 10);
+SELECT FROM orderdb.receive_stock(415, 'R-B', 10);
 SELECT order_id AS o FROM orderdb.create_order(1, 415, '[{"sku": "R-A", "quantity": 2}, {"sku": "R-B", "quantity": 3}]') \gset
-SELECT orderdb.transition_order(:o, 'confirmed', 1);
-SELECT orderdb.wms_callback('rr-1', :o, 'SHIPPED', '{"carrier": "GENERIC", "tracking_number": "RR1"}');
-SELECT orderdb.record_tracking_event('GENERIC', 'RR1', now() - interval '1 hour', 'delivered');
+SELECT FROM orderdb.transition_order(:o, 'confirmed', 1);
+SELECT FROM orderdb.wms_callback('rr-1', :o, 'SHIPPED', '{"carrier": "GENERIC", "tracking_number": "RR1"}');
+SELECT FROM orderdb.record_tracking_event('GENERIC', 'RR1', now() - interval '1 hour', 'delivered');
 SELECT version AS v FROM orderdb.orders WHERE order_id = :o \gset
 
 SELECT throws_ok(format($$ SELECT * FROM orderdb.request_return(%s, '[{"sku": "R-A", "quantity": 3}]', %s) $$, :o, :v),

@@ -3,7 +3,7 @@
 BEGIN;
 SELECT plan(7);
 
-SELECT orderdb.receive_stock(122, 'SB-2', 10);
+SELECT FROM orderdb.receive_stock(122, 'SB-2', 10);
 SELECT throws_ok($$ SELECT * FROM orderdb.set_stock_buckets(122, 'SB-2', 0) $$, '22023',
                  'buckets must be from 1 to 1024', 'buckets 0');
 SELECT throws_ok($$ SELECT * FROM orderdb.set_stock_buckets(122, 'SB-2', 1025) $$, '22023',

@@ -3,8 +3,8 @@
 BEGIN;
 SELECT plan(10);
 
-SELECT orderdb.receive_stock(121, 'SB-1', 100);
-SELECT orderdb.create_order(1, 121, '[{"sku": "SB-1", "quantity": 4}]');
+SELECT FROM orderdb.receive_stock(121, 'SB-1', 100);
+SELECT FROM orderdb.create_order(1, 121, '[{"sku": "SB-1", "quantity": 4}]');
 SELECT results_eq($$ SELECT buckets, on_hand, reserved, available
                        FROM orderdb.set_stock_buckets(121, 'SB-1', 8) $$,
                   $$ VALUES (8, 100, 4, 96) $$, 'switching keeps the stock and the reservation');
@@ -22,9 +22,9 @@ SELECT results_eq($$ SELECT * FROM orderdb.stock_level(121, 'SB-1') $$,
 SELECT throws_ok($$ SELECT orderdb.create_order(3, 121, '[{"sku": "SB-1", "quantity": 47}]') $$,
                  'OD001', NULL, 'more than the buckets hold together is OD001');
 
-SELECT orderdb.receive_stock(121, 'SB-1', 10);
-SELECT orderdb.transition_order(o.order_id, 'cancelled', 1)
-  FROM orderdb.orders o WHERE o.warehouse_id = 121 AND o.customer_id = 2;
+SELECT FROM orderdb.receive_stock(121, 'SB-1', 10);
+SELECT FROM orderdb.orders o, LATERAL orderdb.transition_order(o.order_id, 'cancelled', 1) t
+ WHERE o.warehouse_id = 121 AND o.customer_id = 2;
 SELECT results_eq($$ SELECT * FROM orderdb.stock_level(121, 'SB-1') $$,
                   $$ VALUES (110, 4, 106) $$, 'receipts and cancellations reach the buckets');
 SELECT is_empty($$ SELECT * FROM orderdb_ops.inventory_drift WHERE warehouse_id = 121 $$,

@@ -4,13 +4,13 @@
 BEGIN;
 SELECT plan(6);
 
-SELECT orderdb.receive_stock(622, 'SC-A', 50);
+SELECT FROM orderdb.receive_stock(622, 'SC-A', 50);
 SELECT order_id AS very_late FROM orderdb.create_order(1, 622, '[{"sku": "SC-A", "quantity": 1}]',
        p_options => jsonb_build_object('promised_ship_at', now() - interval '25 hours')) \gset
-SELECT orderdb.transition_order(:very_late, 'confirmed', 1);
+SELECT FROM orderdb.transition_order(:very_late, 'confirmed', 1);
 SELECT order_id AS late FROM orderdb.create_order(1, 622, '[{"sku": "SC-A", "quantity": 1}]',
        p_options => jsonb_build_object('promised_ship_at', now() - interval '1 hour')) \gset
-SELECT orderdb.transition_order(:late, 'confirmed', 1);
+SELECT FROM orderdb.transition_order(:late, 'confirmed', 1);
 SELECT order_id AS unpaid FROM orderdb.create_order(1, 622, '[{"sku": "SC-A", "quantity": 1}]',
        p_options => jsonb_build_object('payment_due_by', now() - interval '1 minute')) \gset
 

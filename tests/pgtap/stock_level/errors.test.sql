@@ -2,7 +2,7 @@
 BEGIN;
 SELECT plan(6);
 
-SELECT orderdb.receive_stock(112, 'SL-2', 1);
+SELECT FROM orderdb.receive_stock(112, 'SL-2', 1);
 SELECT throws_ok($$ SELECT * FROM orderdb.stock_level(112, 'NEVER') $$, 'OD004', NULL,
                  'a sku never stocked in the warehouse is OD004');
 SELECT throws_ok($$ SELECT * FROM orderdb.stock_level(999112, 'SL-2') $$, 'OD004', NULL,

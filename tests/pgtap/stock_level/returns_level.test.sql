@@ -2,10 +2,10 @@
 BEGIN;
 SELECT plan(3);
 
-SELECT orderdb.receive_stock(111, 'SL-1', 20);
+SELECT FROM orderdb.receive_stock(111, 'SL-1', 20);
 SELECT results_eq($$ SELECT * FROM orderdb.stock_level(111, 'SL-1') $$,
                   $$ VALUES (20, 0, 20) $$, 'fresh stock: nothing reserved');
-SELECT orderdb.create_order(1, 111, '[{"sku": "SL-1", "quantity": 6}]');
+SELECT FROM orderdb.create_order(1, 111, '[{"sku": "SL-1", "quantity": 6}]');
 SELECT results_eq($$ SELECT * FROM orderdb.stock_level(111, 'SL-1') $$,
                   $$ VALUES (20, 6, 14) $$, 'reservations count in reserved, not in available');
 SELECT results_eq($$ SELECT on_hand, reserved, available FROM orderdb.stock_level(111, 'SL-1') $$,

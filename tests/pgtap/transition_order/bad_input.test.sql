@@ -2,7 +2,7 @@
 BEGIN;
 SELECT plan(12);
 
-SELECT orderdb.receive_stock(303, 'TB-A', 10);
+SELECT FROM orderdb.receive_stock(303, 'TB-A', 10);
 CREATE TEMP TABLE o AS SELECT * FROM orderdb.create_order(1, 303, '[{"sku": "TB-A", "quantity": 1}]');
 CREATE FUNCTION pg_temp.tr(p_status text, p_version integer DEFAULT 1, p_actor text DEFAULT NULL,
                            p_reason text DEFAULT NULL, p_context jsonb DEFAULT '{}', p_order bigint DEFAULT NULL)

@@ -3,7 +3,7 @@
 BEGIN;
 SELECT plan(10);
 
-SELECT orderdb.receive_stock(306, 'CR-A', 100);
+SELECT FROM orderdb.receive_stock(306, 'CR-A', 100);
 CREATE FUNCTION pg_temp.order_at(p_path text[]) RETURNS bigint LANGUAGE plpgsql AS $f$
 DECLARE v_id bigint; v_version integer; v_status text;
 BEGIN

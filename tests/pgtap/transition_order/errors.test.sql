@@ -14,9 +14,9 @@ EXCEPTION WHEN OTHERS THEN
     RETURN v_state || ': ' || coalesce(v_detail, '');
 END $f$;
 
-SELECT orderdb.receive_stock(302, 'TE-A', 10);
+SELECT FROM orderdb.receive_stock(302, 'TE-A', 10);
 CREATE TEMP TABLE o AS SELECT * FROM orderdb.create_order(1, 302, '[{"sku": "TE-A", "quantity": 1}]');
-SELECT orderdb.transition_order((SELECT order_id FROM o), 'confirmed', 1);
+SELECT FROM orderdb.transition_order((SELECT order_id FROM o), 'confirmed', 1);
 
 SELECT throws_ok($$ SELECT orderdb.transition_order(999999999, 'confirmed', 1) $$, 'OD004',
                  'order 999999999 not found', 'unknown order: OD004');
@@ -32,7 +32,7 @@ SELECT throws_ok(format('SELECT orderdb.transition_order(%s, %L, 2)', (SELECT or
                  'OD003', NULL, 'no edge to the same status: OD003');
 SELECT throws_ok(format('SELECT orderdb.transition_order(%s, %L, 1)', (SELECT order_id FROM o), 'shipped'),
                  'OD002', NULL, 'stale version and forbidden edge: OD002 wins');
-SELECT orderdb.transition_order((SELECT order_id FROM o), 'cancelled', 2);
+SELECT FROM orderdb.transition_order((SELECT order_id FROM o), 'cancelled', 2);
 SELECT throws_ok(format('SELECT orderdb.transition_order(%s, %L, 3)', (SELECT order_id FROM o), 'confirmed'),
                  'OD003', NULL, 'nothing leaves a terminal status');
 SELECT results_eq(

@@ -3,7 +3,7 @@
 BEGIN;
 SELECT plan(6);
 
-SELECT orderdb.receive_stock(301, 'TH-A', 10);
+SELECT FROM orderdb.receive_stock(301, 'TH-A', 10);
 CREATE TEMP TABLE o AS SELECT * FROM orderdb.create_order(1, 301, '[{"sku": "TH-A", "quantity": 1}]');
 
 SELECT results_eq(

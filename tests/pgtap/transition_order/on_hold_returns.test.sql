@@ -3,7 +3,7 @@
 BEGIN;
 SELECT plan(12);
 
-SELECT orderdb.receive_stock(304, 'OH-A', 100);
+SELECT FROM orderdb.receive_stock(304, 'OH-A', 100);
 CREATE FUNCTION pg_temp.order_at(p_path text[]) RETURNS bigint LANGUAGE plpgsql AS $f$
 DECLARE v_id bigint; v_version integer; v_status text;
 BEGIN
@@ -49,14 +49,14 @@ SELECT results_eq(format('SELECT status, version FROM orderdb.transition_order(%
                   format('held at %s: returns to %s', status, status))
   FROM held ORDER BY version;
 -- cancelled from on_hold
-SELECT orderdb.transition_order(o, 'on_hold', 3) FROM pg_temp.order_at(ARRAY['confirmed', 'dispatched']) o;
+SELECT FROM pg_temp.order_at(ARRAY['confirmed', 'dispatched']) o, LATERAL orderdb.transition_order(o, 'on_hold', 3);
 SELECT results_eq(
     $$ SELECT t.status FROM orderdb.orders o2, orderdb.transition_order(o2.order_id, 'cancelled', 4) t
         WHERE o2.warehouse_id = 304 AND o2.status = 'on_hold' $$,
     $$ VALUES ('cancelled'::text) $$, 'on_hold may always go to cancelled');
 -- a second hold after a return remembers the new status
-SELECT orderdb.transition_order(order_id, 'dispatched', version + 1) FROM held WHERE status = 'confirmed';
-SELECT orderdb.transition_order(order_id, 'on_hold', version + 2) FROM held WHERE status = 'confirmed';
+SELECT FROM held h, LATERAL orderdb.transition_order(h.order_id, 'dispatched', h.version + 1) WHERE h.status = 'confirmed';
+SELECT FROM held h, LATERAL orderdb.transition_order(h.order_id, 'on_hold', h.version + 2) WHERE h.status = 'confirmed';
 SELECT throws_ok(format('SELECT orderdb.transition_order(%s, %L, %s)', order_id, 'confirmed', version + 3), 'OD003', NULL,
                  'a later hold returns to the status before that hold, not an older one')
   FROM held WHERE status = 'confirmed';

@@ -3,8 +3,8 @@
 BEGIN;
 SELECT plan(8);
 
-SELECT orderdb.receive_stock(307, 'RR-A', 10);
-SELECT orderdb.receive_stock(307, 'RR-B', 10);
+SELECT FROM orderdb.receive_stock(307, 'RR-A', 10);
+SELECT FROM orderdb.receive_stock(307, 'RR-B', 10);
 CREATE FUNCTION pg_temp.walk(p_id bigint, p_path text[]) RETURNS integer LANGUAGE plpgsql AS $f$
 DECLARE v_version integer; v_status text;
 BEGIN

@@ -3,8 +3,8 @@
 BEGIN;
 SELECT plan(7);
 
-SELECT orderdb.receive_stock(305, 'SC-A', 20);
-SELECT orderdb.receive_stock(305, 'SC-B', 20);
+SELECT FROM orderdb.receive_stock(305, 'SC-A', 20);
+SELECT FROM orderdb.receive_stock(305, 'SC-B', 20);
 CREATE FUNCTION pg_temp.walk(p_id bigint, p_path text[]) RETURNS integer LANGUAGE plpgsql AS $f$
 DECLARE v_version integer; v_status text;
 BEGIN

@@ -4,9 +4,9 @@
 BEGIN;
 SELECT plan(6);
 
-SELECT orderdb.receive_stock(401, 'WA', 10);
+SELECT FROM orderdb.receive_stock(401, 'WA', 10);
 SELECT order_id AS o FROM orderdb.create_order(1, 401, '[{"sku": "WA", "quantity": 2}]') \gset
-SELECT orderdb.transition_order(:o, 'confirmed', 1);
+SELECT FROM orderdb.transition_order(:o, 'confirmed', 1);
 
 SELECT results_eq(format($$ SELECT status, version, duplicate FROM orderdb.wms_callback('wms-1', %s, 'PICKED') $$, :o),
                   $$ VALUES ('picked'::text, 4, false) $$, 'first PICKED walks confirmed -> dispatched -> picked');

@@ -4,11 +4,11 @@
 BEGIN;
 SELECT plan(13);
 
-SELECT orderdb.receive_stock(915201, 'SC-A', 10);
+SELECT FROM orderdb.receive_stock(915201, 'SC-A', 10);
 SELECT order_id AS o1 FROM orderdb.create_order(915201, 915201, '[{"sku": "SC-A", "quantity": 1}]') \gset
 SELECT order_id AS o2 FROM orderdb.create_order(915201, 915201, '[{"sku": "SC-A", "quantity": 1}]') \gset
-SELECT orderdb.transition_order(:o1, 'confirmed', 1);
-SELECT orderdb.transition_order(:o2, 'confirmed', 1);
+SELECT FROM orderdb.transition_order(:o1, 'confirmed', 1);
+SELECT FROM orderdb.transition_order(:o2, 'confirmed', 1);
 
 SELECT results_eq(format($$ SELECT status, duplicate FROM orderdb.wms_callback('sc-915201-1', %s, 'PICKED') $$, :o1),
                   $$ VALUES ('picked'::text, false) $$, 'first callback applied (default source)');

@@ -3,10 +3,10 @@
 BEGIN;
 SELECT plan(7);
 
-SELECT orderdb.receive_stock(404, 'WD', 10);
+SELECT FROM orderdb.receive_stock(404, 'WD', 10);
 SELECT order_id AS o FROM orderdb.create_order(1, 404, '[{"sku": "WD", "quantity": 1}]') \gset
-SELECT orderdb.transition_order(:o, 'confirmed', 1);
-SELECT orderdb.wms_callback('ex-0', :o, 'PICKED');
+SELECT FROM orderdb.transition_order(:o, 'confirmed', 1);
+SELECT FROM orderdb.wms_callback('ex-0', :o, 'PICKED');
 
 SELECT results_eq(format($$ SELECT status, version FROM orderdb.wms_callback('ex-1', %s, 'EXCEPTION',
                              '{"exception_type": "ADDRESS_INCOMPLETE"}') $$, :o),

@@ -3,12 +3,12 @@
 BEGIN;
 SELECT plan(15);
 
-SELECT orderdb.receive_stock(403, 'WC', 10);
+SELECT FROM orderdb.receive_stock(403, 'WC', 10);
 SELECT order_id AS o FROM orderdb.create_order(1, 403, '[{"sku": "WC", "quantity": 1}]') \gset
 
 SELECT throws_ok(format($$ SELECT * FROM orderdb.wms_callback('x1', %s, 'PICKED') $$, :o), 'OD003', NULL,
                  'a pending order is not released to the warehouse');
-SELECT orderdb.transition_order(:o, 'confirmed', 1);
+SELECT FROM orderdb.transition_order(:o, 'confirmed', 1);
 
 SELECT throws_ok(format($$ SELECT * FROM orderdb.wms_callback('x1', %s, 'LOADED') $$, :o), '22023',
                  'unknown event_type ''LOADED''', 'unknown event type');

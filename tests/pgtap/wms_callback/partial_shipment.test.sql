@@ -3,10 +3,10 @@
 BEGIN;
 SELECT plan(11);
 
-SELECT orderdb.receive_stock(405, 'P-A', 10);
-SELECT orderdb.receive_stock(405, 'P-B', 10);
+SELECT FROM orderdb.receive_stock(405, 'P-A', 10);
+SELECT FROM orderdb.receive_stock(405, 'P-B', 10);
 SELECT order_id AS o FROM orderdb.create_order(1, 405, '[{"sku": "P-A", "quantity": 2}, {"sku": "P-B", "quantity": 3}]') \gset
-SELECT orderdb.transition_order(:o, 'confirmed', 1);
+SELECT FROM orderdb.transition_order(:o, 'confirmed', 1);
 
 SELECT results_eq(format($$ SELECT status, duplicate FROM orderdb.wms_callback('ps-1', %s, 'SHIPPED',
                              '{"carrier": "SF", "tracking_number": "SFP1", "lines": [{"sku": "P-A", "quantity": 2}, {"sku": "P-B", "quantity": 1}]}') $$, :o),

@@ -4,11 +4,11 @@
 BEGIN;
 SELECT plan(7);
 
-SELECT orderdb.receive_stock(406, 'SE', 10);
+SELECT FROM orderdb.receive_stock(406, 'SE', 10);
 SELECT order_id AS o FROM orderdb.create_order(1, 406, '[{"sku": "SE", "quantity": 1}]') \gset
 SELECT order_id AS o2 FROM orderdb.create_order(1, 406, '[{"sku": "SE", "quantity": 1}]') \gset
-SELECT orderdb.transition_order(:o, 'confirmed', 1);
-SELECT orderdb.transition_order(:o2, 'confirmed', 1);
+SELECT FROM orderdb.transition_order(:o, 'confirmed', 1);
+SELECT FROM orderdb.transition_order(:o2, 'confirmed', 1);
 
 SELECT results_eq(format($$ SELECT status, version FROM orderdb.wms_callback('se-1', %s, 'SHIPPED',
                              '{"carrier": "ZTO", "tracking_number": "Z1"}') $$, :o),
@@ -23,7 +23,7 @@ SELECT results_eq(format($$ SELECT status, version FROM orderdb.wms_callback('se
 SELECT throws_ok(format($$ SELECT * FROM orderdb.wms_callback('se-3', %s, 'SHIPPED',
                           '{"carrier": "ZTO", "tracking_number": "Z1"}') $$, :o2),
                  '22023', NULL, 'a tracking number of another order');
-SELECT orderdb.transition_order(:o2, 'cancelled', 2);
+SELECT FROM orderdb.transition_order(:o2, 'cancelled', 2);
 SELECT throws_ok(format($$ SELECT * FROM orderdb.wms_callback('se-4', %s, 'SHIPPED',
                           '{"carrier": "ZTO", "tracking_number": "Z2"}') $$, :o2),
                  'OD003', NULL, 'a cancelled order cannot be shipped');

@@ -3,10 +3,10 @@
 BEGIN;
 SELECT plan(8);
 
-SELECT orderdb.receive_stock(402, 'WB', 10);
+SELECT FROM orderdb.receive_stock(402, 'WB', 10);
 SELECT order_id AS o FROM orderdb.create_order(1, 402, '[{"sku": "WB", "quantity": 1}]') \gset
-SELECT orderdb.transition_order(:o, 'confirmed', 1);
-SELECT orderdb.transition_order(:o, 'dispatched', 2);
+SELECT FROM orderdb.transition_order(:o, 'confirmed', 1);
+SELECT FROM orderdb.transition_order(:o, 'dispatched', 2);
 
 SELECT results_eq(format($$ SELECT status, version, duplicate FROM orderdb.wms_callback('sk-1', %s, 'PACKED',
                              jsonb_build_object('occurred_at', (now() - interval '2 hours')::text)) $$, :o),
