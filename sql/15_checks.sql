@@ -3,7 +3,8 @@
 -- p_ prefix (customer_id, items[2].quantity, options), as callers know them.
 --
 -- Bounds (API.md): ids and quantities positive; sku and keys <= 255 characters; free text
--- (actor, reason) <= 1000; JSON arguments <= 65536 bytes (text form); 1..500 lines per order.
+-- (actor, reason) <= 1000; JSON arguments <= 65536 bytes (text form) and nested at most 32 levels
+-- deep; 1..500 lines per order.
 
 -- _check_positive: p_value must be non-NULL and > 0.
 -- Raises 22023 '<name> must be a positive integer'. Locks nothing.
@@ -74,15 +75,36 @@ $$;
 COMMENT ON FUNCTION orderdb._check_range(bigint, text, bigint, bigint) IS
     'Raises 22023 unless the value is between the bounds (NULL is rejected).';
 
+-- _json_too_deep: true when the JSON value p_value (p_text: its text form) nests more than 32
+-- levels deep ('{}' and '[]' are one level; '{"a": []}' two). Cheap for the common case: a text
+-- with at most 32 '[' and '{' characters cannot nest deeper, and only a text with more is
+-- walked (one jsonb_path_exists in C: a container at level 32 of the tree). Locks nothing.
+CREATE OR REPLACE FUNCTION orderdb._json_too_deep(p_value jsonb, p_text text)
+RETURNS boolean
+LANGUAGE sql
+IMMUTABLE
+AS $$
+    SELECT length(p_text) - length(translate(p_text, '[{', '')) > 32
+           AND jsonb_path_exists(p_value,
+                                 'strict $.**{32} ? (@.type() == "object" || @.type() == "array")');
+$$;
+COMMENT ON FUNCTION orderdb._json_too_deep(jsonb, text) IS
+    'True when a JSON value nests more than 32 levels deep (walked only past 32 brackets).';
+
 -- _check_json: p_value must be a JSON value of kind p_kind ('object' or 'array') whose text form
--- is at most 65536 bytes. NULL is rejected (callers coalesce optional arguments first).
+-- is at most 65536 bytes and that nests at most 32 levels deep (a reader's JSON decoder — Python's
+-- included — must be able to take back what was accepted). NULL is rejected (callers coalesce
+-- optional arguments first).
 -- Raises 22023 '<name> is required' / '<name> must be a JSON <kind>' /
--- '<name> must be at most 65536 bytes'. Locks nothing.
+-- '<name> must be at most 65536 bytes' / '<name> must nest at most 32 levels deep'.
+-- Locks nothing.
 CREATE OR REPLACE FUNCTION orderdb._check_json(p_value jsonb, p_name text, p_kind text)
 RETURNS void
 LANGUAGE plpgsql
 IMMUTABLE
 AS $$
+DECLARE
+    v_text text;
 BEGIN
     IF p_value IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = format('%s is required', p_name);
@@ -91,16 +113,23 @@ BEGIN
             ERRCODE = '22023',
             MESSAGE = format('%s must be a JSON %s', p_name, p_kind),
             DETAIL = format('got a JSON %s', jsonb_typeof(p_value));
-    ELSIF octet_length(p_value::text) > 65536 THEN
+    END IF;
+    v_text := p_value::text;
+    IF octet_length(v_text) > 65536 THEN
         RAISE EXCEPTION USING
             ERRCODE = '22023',
             MESSAGE = format('%s must be at most 65536 bytes', p_name),
-            DETAIL = format('size=%s', octet_length(p_value::text));
+            DETAIL = format('size=%s', octet_length(v_text));
+    ELSIF orderdb._json_too_deep(p_value, v_text) THEN
+        RAISE EXCEPTION USING
+            ERRCODE = '22023',
+            MESSAGE = format('%s must nest at most 32 levels deep', p_name),
+            HINT = 'Flatten the document: 32 levels of objects and arrays at most.';
     END IF;
 END;
 $$;
 COMMENT ON FUNCTION orderdb._check_json(jsonb, text, text) IS
-    'Raises 22023 unless the value is a JSON object/array (p_kind) of at most 64 kB.';
+    'Raises 22023 unless the value is a JSON object/array (p_kind) of at most 64 kB, 32 levels deep.';
 
 -- _check_status: p_status must be a known order status (orderdb.order_statuses).
 -- Raises 22023 '<name> is required' / 'unknown <name>'. Reads order_statuses; locks nothing.
@@ -126,7 +155,8 @@ COMMENT ON FUNCTION orderdb._check_status(text, text) IS
 
 -- _parse_items: validates and normalises a JSON array of order lines
 --   [{"sku": text, "quantity": integer, "unit_price": number | numeric string | null}, ...]
--- Rules: 1..p_max_lines elements; each an object; sku a string of 1..255 characters, each sku
+-- Rules: at most 64 kB and 32 levels deep (orderdb._check_json); 1..p_max_lines elements; each
+-- an object; sku a string of 1..255 characters, each sku
 -- once; quantity a JSON number that is a positive integer (<= 2147483647) — required unless
 -- p_quantity_required is false (then absent/null means "all"); unit_price optional: a JSON number
 -- or a decimal string ('19.90'), 0 <= unit_price <= 1e12. Other keys are ignored.
@@ -153,7 +183,8 @@ BEGIN
     -- Fast path: one pass that only decides "every line is valid" and builds the outputs; any
     -- doubt (a bad line, a duplicate sku, a bad array) falls through to the full query below,
     -- which words the error. Both paths give the same outputs for valid input.
-    IF jsonb_typeof(p_items) = 'array' AND octet_length(p_items::text) <= 65536 THEN
+    IF jsonb_typeof(p_items) = 'array' AND octet_length(p_items::text) <= 65536
+       AND NOT orderdb._json_too_deep(p_items, p_items::text) THEN
         IF jsonb_array_length(p_items) BETWEEN 1 AND p_max_lines THEN
             SELECT count(*) FILTER (WHERE l.ok IS NOT TRUE),
                    array_agg(l.sku ORDER BY l.sku COLLATE "C"),

@@ -214,3 +214,34 @@ def test_an_error_inside_the_callers_transaction_is_mapped(client: Client, db_ds
         tx.rollback()
     with pytest.raises(errors.NotFound):
         client.stock_level(15, "CL-TX3")
+
+
+def _nested(depth: int) -> dict[str, Any]:
+    doc: dict[str, Any] = {"leaf": 1}
+    for _ in range(depth - 1):
+        doc = {"a": doc}
+    return doc
+
+
+def test_deep_json_is_refused_so_get_order_reads_every_order(client: Client, db_dsn: str) -> None:
+    """Options nested 1,000 deep (2 kB) used to be stored, and Client.get_order then failed with
+    RecursionError: the database refuses JSON nested more than 32 levels, so every stored order
+    reads back."""
+    client.receive_stock(11, "CL-DEEP", 10)
+    deep = '{"a":' * 1000 + "1" + "}" * 1000
+    with psycopg.connect(db_dsn) as conn:
+        with pytest.raises(psycopg.Error) as info:
+            conn.execute(
+                "SELECT * FROM orderdb.create_order(915402, 11, %s::jsonb, NULL, NULL, %s::jsonb)",
+                ('[{"sku": "CL-DEEP", "quantity": 1}]', deep),
+            )
+        assert info.value.sqlstate == "22023"
+        assert info.value.diag.message_primary == "options must nest at most 32 levels deep"
+    with pytest.raises(errors.InvalidInputError, match="options must nest at most 32 levels"):
+        client.create_order(915402, 11, [{"sku": "CL-DEEP", "quantity": 1}], options=_nested(33))
+    with psycopg.connect(db_dsn) as conn:
+        assert _count(conn, "SELECT count(*) FROM orderdb.orders WHERE customer_id = 915402") == 0
+    created = client.create_order(
+        915402, 11, [{"sku": "CL-DEEP", "quantity": 1}], options=_nested(32)
+    )
+    assert client.get_order(created.order_id).options == _nested(32)

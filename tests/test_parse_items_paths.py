@@ -320,3 +320,20 @@ def test_line_count_bounds(conn: psycopg.Connection[Any], count: int, duplicate:
         fast, full = both(conn, json.dumps(lines), "lines", required)
         assert fast == full
         assert fast.startswith("OK ") == (count <= 500 and not duplicate)
+
+
+@pytest.mark.parametrize("note_depth", [29, 30, 31, 1000])
+@pytest.mark.parametrize("kind", ["array", "object"])
+def test_nesting_depth_bound(conn: psycopg.Connection[Any], note_depth: int, kind: str) -> None:
+    """A line's extra key nested so that the items array is 31, 32, 33 or 1,002 levels deep: both
+    paths accept up to 32 levels and refuse deeper with the same message."""
+    opener, closer = ("[", "]") if kind == "array" else ('{"n": ', "}")
+    note = opener * note_depth + "1" + closer * note_depth
+    text = f'[{{"sku": "D-1", "quantity": 1, "note": {note}}}, {{"sku": "D-2", "quantity": 2}}]'
+    for required in (True, False):
+        fast, full = both(conn, text, "items", required)
+        assert fast == full
+        if note_depth + 2 <= 32:
+            assert fast.startswith("OK "), fast
+        else:
+            assert fast == "ERR 22023 items must nest at most 32 levels deep", fast
