@@ -68,7 +68,7 @@ QUERIES: dict[str, tuple[LiteralString, int]] = {
     "server": ("SELECT metric, value FROM orderdb_ops.server_health", 50),
 }
 
-SLA_RULES = ("no_tracking_update", "late_shipment", "unsigned", "unpaid")
+SLA_RULES = ("no_tracking_update", "late_shipment", "unsigned", "unpaid", "late_delivery")
 LEVEL_STYLE = {"ok": "green", "warning": "yellow", "critical": "red"}
 
 

@@ -34,6 +34,10 @@
 --                      occurred_at of the change into the current status) older than threshold
 --   unsigned           shipped, delivering or delivery_failed, newest out_for_delivery carrier
 --                      event older than threshold (and not delivered)
+--   late_delivery      shipped, delivering or delivery_failed (not delivered) past
+--                      options.promised_delivery_at, else threshold after the first change into
+--                      shipped, whatever the carrier reports meanwhile
+-- Every rule orderdb.sla_rules may hold (its CHECK sla_rules_known_rule) has a branch here.
 CREATE OR REPLACE FUNCTION orderdb._sla_breaches()
 RETURNS TABLE (order_id bigint, rule text, breached_since timestamptz, warehouse_id integer,
                order_no text, status text, level text, action text, detail jsonb)
@@ -124,11 +128,30 @@ WITH rules AS (
       FROM shipped s
       JOIN rules r ON r.rule = 'unsigned' AND s.created_at >= now() - r.horizon
      WHERE s.out_for_delivery_at IS NOT NULL
+), overdue AS (
+    SELECT c.warehouse_id, c.order_id, c.order_no, c.status, r.rule, r.critical_after,
+           r.action,
+           coalesce(orderdb._ops_timestamptz(coalesce(c.options ->> 'promised_delivery_at',
+                                                        c.options ->> 'promised_delivery_by')),
+                    m.shipped_at + r.threshold) AS breached_since,
+           jsonb_build_object('shipped_at', m.shipped_at,
+                              'promised_delivery_at',
+                              coalesce(c.options -> 'promised_delivery_at',
+                                       c.options -> 'promised_delivery_by')) AS detail
+      FROM candidates c
+      JOIN rules r ON r.rule = 'late_delivery' AND c.created_at >= now() - r.horizon
+     CROSS JOIN LATERAL (
+            SELECT min(h.occurred_at) AS shipped_at
+              FROM orderdb.order_status_history h
+             WHERE h.warehouse_id = c.warehouse_id AND h.order_id = c.order_id
+               AND h.to_status = 'shipped') m
+     WHERE c.status IN ('shipped', 'delivering', 'delivery_failed')
 ), breaches AS (
     SELECT * FROM unpaid
     UNION ALL SELECT * FROM late
     UNION ALL SELECT * FROM stale
     UNION ALL SELECT * FROM unsigned
+    UNION ALL SELECT * FROM overdue
 )
 SELECT b.order_id,
        b.rule,
@@ -152,7 +175,7 @@ SELECT b.order_id, b.rule, b.breached_since, b.warehouse_id, b.order_no, b.statu
   FROM orderdb._sla_breaches() b;
 COMMENT ON VIEW orderdb_ops.sla_breaches IS
     'Orders breaching an enabled SLA rule now (unpaid, late_shipment, no_tracking_update, '
-    'unsigned), since when, and how badly.';
+    'unsigned, late_delivery), since when, and how badly.';
 
 -- fulfillment_kpis: one row per fulfilment KPI of kpi_thresholds, over the orders created in
 -- its window (window_size, default 7 days). value is a ratio (0..1) or hours; threshold is the

@@ -5,6 +5,15 @@
 --   source 'kpi'              a fulfilment KPI outside its target (subject: the metric)
 --   source 'sla'              an SLA rule with breaching orders (subject: the rule; message: how
 --                             many, the oldest ones; since: the oldest breach)
+--   source 'carrier'          an open parcel whose newest carrier event is an exception (critical)
+--                             or a failed delivery attempt (warning), until a later event moves it
+--                             on (subject: the order number; message: carrier, tracking number,
+--                             location, what the carrier said; since: the event time, or when
+--                             it was received if that is earlier). One row
+--                             per parcel. Open: not delivered, its order not delivered or closed.
+--                             Read from the partial index tracking_events_problem (events of the
+--                             longest enabled SLA horizon, 60 days by default), then each parcel
+--                             and order by primary key: the cost follows the recent exceptions.
 --   source 'stock'            a sku below its low-stock threshold (subject: warehouse/sku)
 --   source 'inventory_drift'  a reserved counter that disagrees with the reservation ledger
 --   source 'relay'            an outbox consumer whose oldest unacknowledged event is too old
@@ -48,6 +57,34 @@ SELECT 'sla',
        min(b.breached_since)
   FROM orderdb_ops.sla_breaches b
  GROUP BY b.rule
+UNION ALL
+SELECT 'carrier',
+       p.order_no,
+       CASE p.normalized_status WHEN 'exception' THEN 'critical' ELSE 'warning' END,
+       format('%s: parcel %s %s%s, %s', CASE p.normalized_status
+                                          WHEN 'exception' THEN 'carrier exception'
+                                          ELSE 'delivery attempt failed' END,
+              p.carrier, p.tracking_number,
+              CASE WHEN p.location IS NOT NULL THEN ' at ' || left(p.location, 100) ELSE '' END,
+              left(coalesce(p.description, p.carrier_status), 200)),
+       least(p.event_time, p.received_at)
+  FROM (SELECT DISTINCT ON (s.warehouse_id, s.shipment_id)
+               o.order_no, s.carrier, s.tracking_number, te.normalized_status,
+               te.carrier_status, te.location, te.description, te.event_time, te.received_at
+          FROM orderdb.tracking_events te
+          JOIN orderdb.shipments s
+            ON s.warehouse_id = te.warehouse_id AND s.shipment_id = te.shipment_id
+          JOIN orderdb.orders o ON o.warehouse_id = s.warehouse_id AND o.order_id = s.order_id
+         WHERE te.normalized_status IN ('exception', 'failed_attempt')
+           AND te.event_time >= (SELECT now() - coalesce(max(r.horizon), interval '90 days')
+                                   FROM orderdb.sla_rules r
+                                  WHERE r.enabled)
+           -- still the parcel's newest event, the parcel not delivered, the order not done
+           AND s.last_event_time = te.event_time
+           AND s.status = te.normalized_status
+           AND s.delivered_at IS NULL
+           AND o.status NOT IN ('delivered', 'completed', 'cancelled', 'returned')
+         ORDER BY s.warehouse_id, s.shipment_id, te.tracking_event_id DESC) p
 UNION ALL
 SELECT 'stock',
        format('warehouse %s / %s', s.warehouse_id, s.sku),
@@ -152,8 +189,9 @@ CREATE OR REPLACE VIEW orderdb_ops.alerts AS
 SELECT a.source, a.subject, a.level, a.message, a.since
   FROM orderdb._alerts() a;
 COMMENT ON VIEW orderdb_ops.alerts IS
-    'Everything that needs an operator: KPI and SLA breaches, low stock, inventory drift, relay '
-    'lag, table bloat/HOT, lock waits, long transactions, NOTIFY queue (warning or critical).';
+    'Everything that needs an operator: KPI and SLA breaches, carrier exceptions and failed '
+    'deliveries, low stock, inventory drift, relay lag, table bloat/HOT, lock waits, long '
+    'transactions, NOTIFY queue (warning or critical).';
 
 -- sla_check: escalates every current breach (orderdb_ops.sla_breaches) whose rule's
 -- escalate_after has passed and that was never escalated for that order and rule: records it in

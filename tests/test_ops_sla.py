@@ -1,6 +1,7 @@
 """SLA rules end to end on a crafted scenario: a parcel whose carrier went quiet, an unsigned
-delivery, two late shipments (one more than 24 h late), an unpaid order, a low sku. Each shows
-up in sla_breaches, fulfillment_kpis, alerts and the Prometheus metrics, and sla_check escalates
+delivery (with a carrier exception since), both of them late (shipped 5 days ago), two late
+shipments (one more than 24 h late), an unpaid order, a low sku. Each shows up in sla_breaches,
+fulfillment_kpis, alerts and the Prometheus metrics, and sla_check escalates
 each breach exactly once (run twice, and concurrently). Times are crafted through the API
 (WMS occurred_at, carrier event times, promised dates in the order options)."""
 
@@ -128,7 +129,9 @@ def test_breaches_per_rule(scenario: tuple[str, dict[str, int]]) -> None:
     got = {(r["order_id"], r["rule"]): r for r in rows}
     assert set(got) == {
         (ids["stale"], "no_tracking_update"),
+        (ids["stale"], "late_delivery"),
         (ids["unsigned"], "unsigned"),
+        (ids["unsigned"], "late_delivery"),
         (ids["very_late"], "late_shipment"),
         (ids["late"], "late_shipment"),
         (ids["unpaid"], "unpaid"),
@@ -146,11 +149,16 @@ def test_breaches_per_rule(scenario: tuple[str, dict[str, int]]) -> None:
     assert abs(since("unsigned", "unsigned") - (NOW - timedelta(days=1))) < tol
     assert abs(since("very_late", "late_shipment") - (NOW - timedelta(hours=30))) < tol
     assert abs(since("unpaid", "unpaid") - (NOW - timedelta(minutes=10))) < tol
+    # shipped 5 days ago, no promise: late 4 days after shipping
+    assert abs(since("stale", "late_delivery") - (NOW - timedelta(days=1))) < tol
+    assert abs(since("unsigned", "late_delivery") - (NOW - timedelta(days=1))) < tol
     levels = {k: v["level"] for k, v in got.items()}
     assert levels[ids["stale"], "no_tracking_update"] == "critical"  # 2 days > 24 h
     assert levels[ids["unsigned"], "unsigned"] == "warning"  # 1 day < 2 days
     assert levels[ids["very_late"], "late_shipment"] == "critical"
     assert levels[ids["late"], "late_shipment"] == "warning"
+    assert levels[ids["stale"], "late_delivery"] == "warning"  # 1 day < 2 days
+    assert got[ids["stale"], "late_delivery"]["action"] == "delay_compensation"
     assert got[ids["stale"], "no_tracking_update"]["action"] == "contact_carrier"
     detail = got[ids["stale"], "no_tracking_update"]["detail"]
     assert set(detail) == {"last_carrier_event_at", "last_wms_event_at", "last_status_change_at"}
@@ -165,7 +173,7 @@ def test_disabled_rule_and_threshold_are_data(fresh_dsn: str) -> None:
             " WHERE rule = 'no_tracking_update'"
         )
         rules = {r["rule"] for r in _rows(conn, "SELECT rule FROM orderdb_ops.sla_breaches")}
-        assert rules == {"late_shipment", "unpaid"}
+        assert rules == {"late_shipment", "unpaid", "late_delivery"}
         conn.execute(
             "UPDATE orderdb.sla_rules SET threshold = interval '47 hours'"
             " WHERE rule = 'no_tracking_update'"
@@ -203,6 +211,7 @@ def test_kpis_and_alerts(scenario: tuple[str, dict[str, int]]) -> None:
     for a in alerts:
         by_source.setdefault(a["source"], []).append((a["subject"], a["level"]))
     assert by_source["sla"] == [
+        ("late_delivery", "warning"),
         ("late_shipment", "critical"),
         ("no_tracking_update", "critical"),
         ("unpaid", "warning"),
@@ -212,6 +221,10 @@ def test_kpis_and_alerts(scenario: tuple[str, dict[str, int]]) -> None:
     assert by_source["stock"] == [("warehouse 1 / SKU-SCARCE", "warning")]
     sla_msg = next(a["message"] for a in alerts if a["subject"] == "late_shipment")
     assert sla_msg.startswith("2 order(s) breach late_shipment (1 critical)")
+    # the unsigned parcel's newest carrier event is an exception: an alert for its order
+    assert [a["level"] for a in alerts if a["source"] == "carrier"] == ["critical"]
+    carrier_msg = next(a["message"] for a in alerts if a["source"] == "carrier")
+    assert "TN-UNSIGNED" in carrier_msg
 
 
 def test_metrics_of_the_scenario(scenario: tuple[str, dict[str, int]]) -> None:
@@ -232,6 +245,8 @@ def test_metrics_of_the_scenario(scenario: tuple[str, dict[str, int]]) -> None:
     )
     assert samples["orderdb_sla_breaches", (("level", "warning"), ("rule", "unsigned"))] == 1
     assert samples["orderdb_sla_breaches", (("level", "warning"), ("rule", "unpaid"))] == 1
+    assert samples["orderdb_sla_breaches", (("level", "warning"), ("rule", "late_delivery"))] == 2
+    assert samples["orderdb_alerts", (("level", "critical"), ("source", "carrier"))] == 1
     oldest = samples["orderdb_sla_breach_oldest_seconds", (("rule", "no_tracking_update"),)]
     assert 2 * 86400 - 60 < oldest < 2 * 86400 + 600
     assert samples["orderdb_fulfillment_kpi_ratio", (("metric", "delayed_shipment_rate"),)] == 0.4
@@ -246,6 +261,7 @@ def test_metrics_of_the_scenario(scenario: tuple[str, dict[str, int]]) -> None:
         "late_shipment": "critical",
         "unsigned": "warning",
         "unpaid": "warning",
+        "late_delivery": "warning",
     }
 
 
@@ -275,7 +291,9 @@ def test_sla_check_escalates_each_breach_once(fresh_dsn: str) -> None:
         expected = sorted(
             [
                 (ids["stale"], "no_tracking_update", "contact_carrier"),
+                (ids["stale"], "late_delivery", "delay_compensation"),
                 (ids["unsigned"], "unsigned", "satisfaction_survey"),
+                (ids["unsigned"], "late_delivery", "delay_compensation"),
                 (ids["very_late"], "late_shipment", "delay_compensation"),
                 (ids["unpaid"], "unpaid", "payment_reminder"),
             ]
@@ -309,16 +327,13 @@ def test_sla_check_escalates_each_breach_once(fresh_dsn: str) -> None:
         ]
         # a breach that clears and comes back is not escalated again
         _track(conn, "TN-STALE", "in_transit", -timedelta(minutes=1))
-        assert not _rows(
-            conn, "SELECT 1 FROM orderdb_ops.sla_breaches WHERE order_id = %s", ids["stale"]
-        )
+        quiet = "SELECT 1 FROM orderdb_ops.sla_breaches WHERE order_id = %s AND rule = %s"
+        assert not _rows(conn, quiet, ids["stale"], "no_tracking_update")
         conn.execute(
             "UPDATE orderdb.sla_rules SET threshold = interval '1 second'"
             " WHERE rule = 'no_tracking_update'"
         )
-        assert _rows(
-            conn, "SELECT 1 FROM orderdb_ops.sla_breaches WHERE order_id = %s", ids["stale"]
-        )
+        assert _rows(conn, quiet, ids["stale"], "no_tracking_update")
         third = _rows(conn, "SELECT order_id, rule FROM orderdb.sla_check()")
         # (with a 1-second threshold the unsigned parcel is now quiet too: that one is new)
         assert [(r["order_id"], r["rule"]) for r in third] == [
@@ -326,7 +341,7 @@ def test_sla_check_escalates_each_breach_once(fresh_dsn: str) -> None:
         ]
         events = _escalation_events(conn)
         assert events.count((ids["stale"], "no_tracking_update", "contact_carrier")) == 1
-        assert len(events) == 6
+        assert len(events) == 8
 
 
 def test_sla_check_concurrent_runs_escalate_once(fresh_dsn: str) -> None:
@@ -351,10 +366,10 @@ def test_sla_check_concurrent_runs_escalate_once(fresh_dsn: str) -> None:
     for t in threads:
         t.join(timeout=60)
     assert not errors, errors
-    assert sum(results) == 4 and len(results) == 18
+    assert sum(results) == 6 and len(results) == 18
     with psycopg.connect(fresh_dsn, autocommit=True) as conn:
-        assert len(_escalations(conn)) == 4
-        assert len(_escalation_events(conn)) == 4
+        assert len(_escalations(conn)) == 6
+        assert len(_escalation_events(conn)) == 6
 
 
 def test_sla_check_command(fresh_dsn: str) -> None:
@@ -367,7 +382,9 @@ def test_sla_check_command(fresh_dsn: str) -> None:
     assert sorted((r["order_id"], r["action"]) for r in lines) == sorted(
         [
             (ids["stale"], "contact_carrier"),
+            (ids["stale"], "delay_compensation"),
             (ids["unsigned"], "satisfaction_survey"),
+            (ids["unsigned"], "delay_compensation"),
             (ids["very_late"], "delay_compensation"),
             (ids["unpaid"], "payment_reminder"),
         ]

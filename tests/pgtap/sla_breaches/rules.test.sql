@@ -32,11 +32,13 @@ SELECT orderdb.create_order(1, 621, '[{"sku": "SB-A", "quantity": 1}]',
 
 SELECT results_eq(
     $$ SELECT order_id, rule, breached_since, level FROM orderdb_ops.sla_breaches ORDER BY order_id, rule $$,
-    format($$ VALUES (%s::bigint, 'no_tracking_update'::text, now() - interval '2 days', 'critical'::text),
+    format($$ VALUES (%s::bigint, 'late_delivery'::text, now() - interval '1 day', 'warning'::text),
+                     (%s, 'no_tracking_update', now() - interval '2 days', 'critical'),
+                     (%s, 'late_delivery', now() - interval '1 day', 'warning'),
                      (%s, 'unsigned', now() - interval '1 day', 'warning'),
                      (%s, 'late_shipment', now() - interval '30 hours', 'critical'),
                      (%s, 'unpaid', now() - interval '10 minutes', 'warning') $$,
-           :stale, :unsigned, :late, :unpaid),
+           :stale, :stale, :unsigned, :unsigned, :late, :unpaid),
     'each crafted breach, since its deadline, with its level');
 
 SELECT is((SELECT action FROM orderdb_ops.sla_breaches WHERE rule = 'unsigned'), 'satisfaction_survey',
