@@ -10,6 +10,7 @@ package ``postgresql-15-plpgsql-check`` and so runs on the local PostgreSQL 15 s
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -63,19 +64,43 @@ def pgtap_files() -> list[Path]:
     return sorted(PGTAP_DIR.rglob("*.test.sql"))
 
 
-def pg_prove_command(dsn: str, files: list[Path], psql: str | None = None) -> list[str]:
-    """pg_prove argv for ``files`` on ``dsn`` (psql: the bundled one on the embedded server)."""
+def pg_prove_command(
+    dsn: str, files: list[Path], psql: str | None = None, *, verbose: bool = False
+) -> list[str]:
+    """pg_prove argv for ``files`` on ``dsn`` (psql: the bundled one on the embedded server).
+
+    A folder among ``files`` is searched recursively (``-r``) for ``.sql`` files; ``verbose``
+    prints every file's TAP stream (``--verbose``)."""
     pg_prove = shutil.which("pg_prove")
     if pg_prove is None:
         raise click.ClickException(f"pg_prove is not installed: {PG_PROVE_HINT}")
     params = conninfo_to_dict(dsn)
     argv = [pg_prove, "--ext", ".sql", "--failures", "--comments"]
+    if any(Path(f).is_dir() for f in files):
+        argv.append("-r")
+    if verbose:
+        argv.append("--verbose")
     if psql:
         argv += ["--psql-bin", psql]
     for flag, key in (("-h", "host"), ("-p", "port"), ("-U", "user"), ("-d", "dbname")):
         if params.get(key):
             argv += [flag, str(params[key])]
     return argv + [str(f) for f in files]
+
+
+# a line of pg_prove --verbose output that is TAP (a plan, a test line, a comment, a blank) or
+# pg_prove's own (a file's header, its verdict, the summary); anything else is a row a pgTAP file
+# printed: setup output mixed into the TAP stream
+_TAP_OR_PG_PROVE = re.compile(
+    r"(not )?ok \d+( .*)?|1\.\.\d+|#.*|\s*|ok|\S+\.sql \.+ ?|All tests successful\."
+    r"|Files=\d+, Tests=\d+, .*|Result: PASS"
+)
+
+
+def tap_noise(verbose_output: str) -> list[str]:
+    """The lines of a passing ``pg_prove --verbose`` run that are neither TAP nor pg_prove's own:
+    rows printed by setup statements of the pgTAP files (they should print nothing)."""
+    return [line for line in verbose_output.splitlines() if not _TAP_OR_PG_PROVE.fullmatch(line)]
 
 
 @click.group()
