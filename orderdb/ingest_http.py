@@ -4,22 +4,36 @@ Endpoints::
 
     POST /hooks/carriers/<carrier>   one carrier scan    -> orderdb.record_tracking_event
     POST /hooks/wms                  one WMS callback    -> orderdb.wms_callback
-    GET  /status/<tracking_number>   shipment and order status (?carrier=SF optional)
+    GET  /status/<tracking_number>   shipment and order status (?carrier=SF optional), signed
     GET  /healthz                    liveness and database reachability
 
 Every POST names an integration (``orderdb.integrations``): the carrier code in the path, or the
 ``X-OrderDB-Integration`` header for the WMS (default ``wms``). Per request, in this order:
 
 1. unknown or disabled integration (or of the other kind): 404;
-2. token bucket of the integration (``rate`` per second, ``burst``): 429 with ``Retry-After``
-   when empty; nothing else is done for such a request, so a burst costs the database nothing;
-3. body over 64 kB: 413; signature ``X-OrderDB-Signature: sha256=<hex HMAC-SHA256 of the raw
-   body with the integration's secret>`` missing or wrong: 401;
-4. body not a JSON object: 400; a required field missing or malformed: 422 naming the field;
-5. the entry point, one transaction: the same event id twice is accepted once (the database
+2. body over 64 kB (declared, or counted while it arrives, chunked or not): 413, and the body is
+   not read further; a body not complete within ``read_timeout`` seconds: 408 (both close the
+   connection);
+3. signature ``X-OrderDB-Signature: sha256=<hex HMAC-SHA256 of the raw body with the
+   integration's secret>`` missing or wrong: 401;
+4. token bucket of the integration (``rate`` per second, ``burst``): 429 with ``Retry-After``
+   when empty. Only signed requests take tokens, so nobody without the secret can use up a
+   sender's rate; the database is not touched before this point;
+5. body not a JSON object: 400; a field missing or malformed, a string holding NUL or a lone
+   surrogate, a value nested deeper than 32 levels: 422 naming the field;
+6. the entry point, one transaction: the same event id twice is accepted once (the database
    dedupes; the second answer says ``"duplicate": true``). Contract errors map to 422 (22xxx,
    with the field), 404 (OD004), 409 (OD002/OD003; OD006: a WMS event id reused for another
-   order or event type — ids are scoped per integration), 503 (40001/40P01, retry).
+   order or event type — ids are scoped per integration), 503 (40001/40P01, retry; database
+   away).
+
+Errors answer ``{"error": <code>, "message": <text>, "field": <name>, ...}`` (``field`` where one
+field is at fault).
+
+A status query is signed too: ``X-OrderDB-Integration`` (any enabled integration, default
+``wms``), ``X-OrderDB-Timestamp`` (Unix seconds, within 5 minutes of the server's clock) and
+``X-OrderDB-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<path and query as sent>">``
+(:func:`sign_status`); else 401.
 
 Status queries and health checks use a connection pool of their own, so they keep answering
 while ingestion is saturated. Secrets are read from ``orderdb.integrations`` (owner only) and
@@ -47,7 +61,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
@@ -56,7 +70,14 @@ log = logging.getLogger(__name__)
 SIGNATURE_HEADER = "x-orderdb-signature"
 INTEGRATION_HEADER = "x-orderdb-integration"
 DEFAULT_WMS_INTEGRATION = "wms"
+TIMESTAMP_HEADER = "x-orderdb-timestamp"
 MAX_BODY_BYTES = 65536
+#: seconds a request body may take to arrive in full
+DEFAULT_READ_TIMEOUT = 10.0
+#: how deep a JSON field may nest (the database's bound for a JSON argument)
+MAX_JSON_DEPTH = 32
+#: how far the timestamp of a signed status query may be from the server's clock
+STATUS_CLOCK_SKEW = 300
 WMS_EVENT_TYPES = ("PICKED", "PACKED", "SHIPPED", "EXCEPTION")
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
@@ -82,8 +103,21 @@ def verify(secret: bytes, body: bytes, header: str | None) -> bool:
     given = header.strip()
     if given.startswith("sha256="):
         given = given[len("sha256=") :]
+    if len(given) != 64 or not given.isascii():  # compare_digest refuses non-ASCII text
+        return False
     expected = hmac.new(secret, body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(given.lower(), expected)
+    return hmac.compare_digest(given.lower().encode(), expected.encode())
+
+
+def sign_status(secret: str | bytes, target: str, timestamp: int | None = None) -> dict[str, str]:
+    """The headers that sign ``GET <target>`` (path and query exactly as sent, e.g.
+    ``/status/SF1234567890?carrier=SF``) for the integration whose secret this is; add
+    ``X-OrderDB-Integration`` unless it is ``wms``."""
+    stamp = str(int(time.time()) if timestamp is None else timestamp)
+    return {
+        "X-OrderDB-Timestamp": stamp,
+        "X-OrderDB-Signature": sign(secret, f"{stamp}.{target}".encode()),
+    }
 
 
 class TokenBucket:
@@ -128,11 +162,89 @@ class FieldError(Exception):
         self.message = message
 
 
-def _error(status: int, error: str, message: str, **extra: Any) -> JSONResponse:
+def _error(
+    status: int, error: str, message: str, *, close: bool = False, **extra: Any
+) -> JSONResponse:
+    """An error answer; ``close``: the request body was not read to its end, so the connection
+    cannot carry another request."""
     headers = {}
     if "retry_after" in extra:
         headers["Retry-After"] = str(extra["retry_after"])
+    if close:
+        headers["Connection"] = "close"
     return JSONResponse({"error": error, "message": message, **extra}, status, headers=headers)
+
+
+# a JSON string (its escapes left alone) or a bracket; what scanning for depth needs to see
+_JSON_TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.S)
+_BAD_TEXT = re.compile("[\x00\ud800-\udfff]")
+
+
+def _too_deep(raw: bytes, limit: int) -> tuple[bool, str | None]:
+    """Whether the JSON ``raw`` has a value of the top-level object nested more than ``limit``
+    levels deep, and the key of that value when known. A linear scan, run before parsing, so a
+    body of 20,000 brackets costs neither the parser's recursion nor much time."""
+    depth = 0
+    last_string: bytes | None = None
+    key: bytes | None = None
+    for match in _JSON_TOKEN.finditer(raw):
+        token = match.group()
+        first = token[0]
+        if first == 0x22:  # a string: at depth 1, the last one before a bracket is its key
+            if depth == 1:
+                last_string = token
+        elif first in (0x5B, 0x7B):
+            depth += 1
+            if depth == 2:
+                key = last_string
+            if depth > limit + 1:
+                try:
+                    name = json.loads(key) if key is not None else None
+                except ValueError:
+                    name = None
+                if isinstance(name, str) and _BAD_TEXT.search(name) is None:
+                    return True, name
+                return True, None
+        else:
+            depth -= 1
+    return False, None
+
+
+def _text_problem(value: str) -> str | None:
+    bad = _BAD_TEXT.search(value)
+    if bad is None:
+        return None
+    if bad.group() == "\x00":
+        return "contains NUL (\\u0000), which text cannot hold"
+    return "contains a lone surrogate (\\ud800 to \\udfff), which is not text"
+
+
+def check_json_fields(body: Mapping[str, Any], max_depth: int = MAX_JSON_DEPTH) -> None:
+    """Raises FieldError for the first top-level field whose value holds a string (or key) with
+    NUL or a lone surrogate, or nests deeper than ``max_depth`` (``{}`` and ``[]`` are 1)."""
+    for name, value in body.items():
+        problem = _text_problem(name)
+        if problem is not None:
+            field = json.dumps(name)[1:-1]  # ASCII, escaped
+            raise FieldError(field, f"a field name {problem}")
+        stack: list[tuple[Any, int]] = [(value, 1)]
+        while stack:
+            item, depth = stack.pop()
+            if isinstance(item, str):
+                problem = _text_problem(item)
+                if problem is not None:
+                    raise FieldError(name, f"{name} {problem}")
+            elif isinstance(item, dict | list):
+                if depth > max_depth:
+                    raise FieldError(name, f"{name} nests deeper than {max_depth} levels")
+                if isinstance(item, dict):
+                    for key, inner in item.items():
+                        problem = _text_problem(key)
+                        if problem is not None:
+                            raise FieldError(name, f"{name} has a key that {problem}")
+                        stack.append((inner, depth + 1))
+                else:
+                    stack.extend((inner, depth + 1) for inner in item)
 
 
 def _text(body: Mapping[str, Any], name: str, *, required: bool, max_len: int) -> str | None:
@@ -232,6 +344,11 @@ def _db_error(exc: psycopg.Error) -> JSONResponse:
         return _error(409, "conflict", message, sqlstate=state, detail=detail)
     if state in ("40001", "40P01"):
         return _error(503, "retry", message, sqlstate=state, retry_after=1)
+    if not state and isinstance(exc, psycopg.DataError):  # refused by psycopg before sending
+        return _error(422, "invalid_field", message, field=None)
+    if isinstance(exc, psycopg.OperationalError) and (not state or state.startswith("08")):
+        log.warning("database unavailable: %s", message)
+        return _error(503, "unavailable", "the database is not reachable; retry", retry_after=1)
     log.error("ingestion failed: %s (%s)", message, state)
     return _error(500, "internal", "the database refused the event", sqlstate=state)
 
@@ -248,8 +365,10 @@ class IngestApp:
         refresh_seconds: float = 30.0,
         acquire_timeout: float = 5.0,
         max_body_bytes: int = MAX_BODY_BYTES,
+        read_timeout: float = DEFAULT_READ_TIMEOUT,
     ) -> None:
         self.dsn = dsn
+        self.read_timeout = read_timeout
         self.pool_size = pool_size
         self.status_pool_size = status_pool_size
         self.refresh_seconds = refresh_seconds
@@ -301,8 +420,15 @@ class IngestApp:
             await self._pool.close()
             await self._status_pool.close()
 
-    async def refresh(self, *, force: bool = False, min_age: float | None = None) -> None:
-        """Reloads the integrations when older than ``refresh_seconds`` (or ``min_age``)."""
+    async def refresh(
+        self,
+        *,
+        force: bool = False,
+        min_age: float | None = None,
+        pool: AsyncConnectionPool[Any] | None = None,
+    ) -> None:
+        """Reloads the integrations when older than ``refresh_seconds`` (or ``min_age``), with a
+        connection of ``pool`` (default: the event pool)."""
         threshold = 0.0 if force else (self.refresh_seconds if min_age is None else min_age)
         if not force and time.monotonic() - self._loaded_at < threshold:
             return
@@ -310,7 +436,7 @@ class IngestApp:
         async with self._refresh_lock:
             if not force and time.monotonic() - self._loaded_at < threshold:
                 return  # refreshed meanwhile by another request
-            async with self._pool.connection(timeout=self.acquire_timeout) as conn:
+            async with (pool or self._pool).connection(timeout=self.acquire_timeout) as conn:
                 cur = await conn.execute(
                     "SELECT name, kind, secret, rate, burst, enabled FROM orderdb.integrations"
                 )
@@ -328,26 +454,75 @@ class IngestApp:
             self.integrations = loaded
             self._loaded_at = time.monotonic()
 
-    async def _integration(self, name: str, kind: str) -> Integration | None:
-        await self.refresh()
+    async def _integration(
+        self, name: str, kind: str | None, pool: AsyncConnectionPool[Any] | None = None
+    ) -> Integration | None:
+        """The enabled integration ``name`` of this ``kind`` (None: of any kind)."""
+        await self.refresh(pool=pool)
         integ = self.integrations.get(name)
         if integ is None:
-            await self.refresh(min_age=1.0)  # a new integration is found within a second
+            await self.refresh(min_age=1.0, pool=pool)  # a new one is found within a second
             integ = self.integrations.get(name)
-        if integ is None or not integ.enabled or integ.kind != kind:
+        if integ is None or not integ.enabled or (kind is not None and integ.kind != kind):
             return None
         return integ
+
+    async def _read_body(self, request: Request) -> bytes | JSONResponse:
+        """The body, read as it arrives: at most ``max_body_bytes`` (413 as soon as it is more,
+        declared or counted) and within ``read_timeout`` seconds (408)."""
+        too_large = f"body over {self.max_body_bytes} bytes"
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
+            return _error(413, "too_large", too_large, close=True)
+        body = bytearray()
+        try:
+            async with asyncio.timeout(self.read_timeout):
+                async for chunk in request.stream():
+                    body += chunk
+                    if len(body) > self.max_body_bytes:
+                        return _error(413, "too_large", too_large, close=True)
+        except TimeoutError:
+            return _error(
+                408,
+                "timeout",
+                f"the body did not arrive within {self.read_timeout:g} seconds",
+                close=True,
+            )
+        except ClientDisconnect:
+            return _error(400, "disconnected", "the client went away", close=True)
+        return bytes(body)
 
     # -- the common part of both hooks -------------------------------------------------------
 
     async def _admit(
         self, request: Request, name: str, kind: str
     ) -> tuple[Integration, dict[str, Any]] | JSONResponse:
+        # answers before the body is read close the connection (the rest of the body is not read)
+        unknown = _error(404, "unknown_integration", f"no {kind} integration {name!r}", close=True)
         if not _NAME.match(name):
-            return _error(404, "unknown_integration", f"no {kind} integration {name!r}")
-        integ = await self._integration(name, kind)
+            return unknown
+        try:
+            integ = await self._integration(name, kind)
+        except (PoolTimeout, psycopg.OperationalError):
+            return _error(
+                503,
+                "unavailable",
+                "the database is not reachable; retry",
+                close=True,
+                retry_after=1,
+            )
         if integ is None:
-            return _error(404, "unknown_integration", f"no {kind} integration {name!r}")
+            return unknown
+        raw = await self._read_body(request)
+        if isinstance(raw, JSONResponse):
+            return raw
+        if not verify(integ.secret, raw, request.headers.get(SIGNATURE_HEADER)):
+            return _error(
+                401,
+                "bad_signature",
+                "missing or wrong X-OrderDB-Signature (sha256=<hex HMAC-SHA256 of the body>)",
+            )
+        # only now, signed: a request without the secret takes none of the sender's tokens
         wait = self.buckets[name].take()
         if wait > 0:
             return _error(
@@ -356,24 +531,26 @@ class IngestApp:
                 f"integration {name} is over its rate ({integ.rate:g}/s, burst {integ.burst})",
                 retry_after=max(1, math.ceil(wait)),
             )
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
-            return _error(413, "too_large", f"body over {self.max_body_bytes} bytes")
-        raw = await request.body()
-        if len(raw) > self.max_body_bytes:
-            return _error(413, "too_large", f"body over {self.max_body_bytes} bytes")
-        if not verify(integ.secret, raw, request.headers.get(SIGNATURE_HEADER)):
-            return _error(
-                401,
-                "bad_signature",
-                "missing or wrong X-OrderDB-Signature (sha256=<hex HMAC-SHA256 of the body>)",
-            )
+        return self._parse(raw, integ)
+
+    @staticmethod
+    def _parse(raw: bytes, integ: Integration) -> tuple[Integration, dict[str, Any]] | JSONResponse:
+        deep, key = _too_deep(raw, MAX_JSON_DEPTH)
+        if deep:
+            if key is not None and raw.lstrip()[:1] == b"{":
+                message = f"{key} nests deeper than {MAX_JSON_DEPTH} levels"
+                return _error(422, "invalid_field", message, field=key)
+            return _error(400, "bad_json", f"the body nests deeper than {MAX_JSON_DEPTH} levels")
         try:
             body = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            return _error(400, "bad_json", "the body is not JSON")
+        except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+            return _error(400, "bad_json", "the body is not JSON (UTF-8)")
         if not isinstance(body, dict):
             return _error(400, "bad_json", "the body must be a JSON object")
+        try:
+            check_json_fields(body)
+        except FieldError as exc:
+            return _error(422, "invalid_field", exc.message, field=exc.field)
         return integ, body
 
     async def _call(self, query: str, params: tuple[Any, ...]) -> tuple[Any, ...] | JSONResponse:
@@ -467,10 +644,49 @@ class IngestApp:
             200,
         )
 
+    async def _authorize_status(self, request: Request) -> JSONResponse | None:
+        """None when the status query is signed by an enabled integration, else the 401."""
+        refused = _error(
+            401,
+            "bad_signature",
+            "a status query needs X-OrderDB-Integration, X-OrderDB-Timestamp (Unix seconds, "
+            "within 5 minutes) and X-OrderDB-Signature: sha256=<hex HMAC-SHA256 of "
+            '"<timestamp>.<path?query>" with the integration\'s secret>',
+        )
+        name = request.headers.get(INTEGRATION_HEADER) or DEFAULT_WMS_INTEGRATION
+        stamp = request.headers.get(TIMESTAMP_HEADER) or ""
+        signature = request.headers.get(SIGNATURE_HEADER)
+        if not signature or not _NAME.match(name):
+            return refused
+        if not (stamp.isascii() and stamp.isdigit() and len(stamp) <= 12):
+            return refused
+        if abs(time.time() - int(stamp)) > STATUS_CLOCK_SKEW:
+            return refused
+        try:
+            integ = await self._integration(name, None, self._status_pool)
+        except (PoolTimeout, psycopg.OperationalError):
+            return _error(503, "unavailable", "the database is not reachable; retry", retry_after=1)
+        if integ is None:
+            return refused
+        target = bytes(request.scope.get("raw_path") or request.url.path.encode())
+        query = bytes(request.scope.get("query_string") or b"")
+        if query:
+            target += b"?" + query
+        if not verify(integ.secret, stamp.encode() + b"." + target, signature):
+            return refused
+        return None
+
     async def status(self, request: Request) -> JSONResponse:
         assert self._status_pool is not None
+        refused = await self._authorize_status(request)
+        if refused is not None:
+            return refused
         tracking_number = str(request.path_params["tracking_number"])
         carrier = request.query_params.get("carrier")
+        for field, value in (("tracking_number", tracking_number), ("carrier", carrier)):
+            problem = _text_problem(value or "")
+            if problem is not None:
+                return _error(422, "invalid_field", f"{field} {problem}", field=field)
         try:
             async with self._status_pool.connection(timeout=self.acquire_timeout) as conn:
                 cur = await conn.execute(
@@ -503,11 +719,12 @@ def serve(
     port: int = 8089,
     pool_size: int = 8,
     log_level: str = "info",
+    read_timeout: float = DEFAULT_READ_TIMEOUT,
 ) -> None:
     """Runs the ingestion server until interrupted (``orderdb ingest serve``)."""
     import uvicorn
 
-    app = IngestApp(dsn, pool_size=pool_size).app
+    app = IngestApp(dsn, pool_size=pool_size, read_timeout=read_timeout).app
     uvicorn.run(app, host=host, port=port, log_level=log_level, lifespan="on")
 
 
@@ -515,9 +732,11 @@ __all__ = [
     "IngestApp",
     "Integration",
     "TokenBucket",
+    "check_json_fields",
     "parse_carrier_event",
     "parse_wms_event",
     "serve",
     "sign",
+    "sign_status",
     "verify",
 ]

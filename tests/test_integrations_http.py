@@ -21,7 +21,7 @@ import pytest
 import uvicorn
 from psycopg.types.json import Jsonb
 
-from orderdb.ingest_http import IngestApp, TokenBucket, sign, verify
+from orderdb.ingest_http import IngestApp, TokenBucket, sign, sign_status, verify
 
 SECRETS = {
     "SF": "sf-secret-0123456789abcdef",
@@ -88,6 +88,11 @@ def _post(
     if secret is not None:
         hdrs["X-OrderDB-Signature"] = sign(secret, raw)
     return client.post(path, content=raw, headers=hdrs)
+
+
+def _status(client: httpx.Client, target: str) -> httpx.Response:
+    """A status query signed by the ``wms`` integration (target: path and query as sent)."""
+    return client.get(target, headers=sign_status(SECRETS["wms"], target))
 
 
 def _now(delta_s: float = 0.0) -> str:
@@ -221,14 +226,13 @@ def test_wms_and_carrier_flow_with_duplicates(base_url: str, db_dsn: str) -> Non
         assert r2.json()["duplicate"] is True
         assert r2.json()["tracking_event_id"] == body["tracking_event_id"]
 
-        status = client.get(f"/status/SF37{order_id:08d}")
+        assert client.get(f"/status/SF37{order_id:08d}").status_code == 401  # unsigned
+        status = _status(client, f"/status/SF37{order_id:08d}")
         assert status.status_code == 200
         assert status.json()["order_status"] == "delivering"
         assert status.json()["location"] == "Shenzhen"
-        assert (
-            client.get(f"/status/SF37{order_id:08d}", params={"carrier": "ZTO"}).status_code == 404
-        )
-        assert client.get("/status/NOPE-404").status_code == 404
+        assert _status(client, f"/status/SF37{order_id:08d}?carrier=ZTO").status_code == 404
+        assert _status(client, "/status/NOPE-404").status_code == 404
 
     with psycopg.connect(db_dsn, autocommit=True) as conn:
         n = conn.execute(
@@ -554,7 +558,7 @@ def test_burst_over_the_limit_gets_429_while_status_answers(base_url: str, db_ds
         with httpx.Client(base_url=base_url, timeout=30) as client:
             while not stop.is_set():
                 t0 = time.monotonic()
-                r = client.get(f"/status/{tn}")
+                r = _status(client, f"/status/{tn}")
                 with lock:
                     status_log.append((t0, time.monotonic() - t0, r.status_code))
 

@@ -46,11 +46,24 @@ CARRIER_CONFIG_ENV = "ORDERDB_CARRIERS_CONFIG"
     "--pool-size", default=8, show_default=True, type=int, help="Database connections for events."
 )
 @click.option("--log-level", default="info", show_default=True, help="uvicorn log level.")
+@click.option(
+    "--read-timeout",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(0.1, 300.0),
+    help="Seconds a request body may take to arrive (else 408 and the connection is closed).",
+)
 @dsn_option
 @click.pass_context
 @handle_errors
 def ingest_serve_cmd(
-    ctx: click.Context, host: str, port: int, pool_size: int, log_level: str, sub_dsn: str | None
+    ctx: click.Context,
+    host: str,
+    port: int,
+    pool_size: int,
+    log_level: str,
+    read_timeout: float,
+    sub_dsn: str | None,
 ) -> None:
     """Serve POST /hooks/carriers/<carrier>, POST /hooks/wms (HMAC-signed), GET /status/<tn>
     and GET /healthz (docs/integrations.md)."""
@@ -58,7 +71,14 @@ def ingest_serve_cmd(
 
     dsn = get_dsn(ctx, sub_dsn)
     err_console.print(f"orderdb ingest: listening on http://{host}:{port}", highlight=False)
-    serve(dsn, host=host, port=port, pool_size=pool_size, log_level=log_level)
+    serve(
+        dsn,
+        host=host,
+        port=port,
+        pool_size=pool_size,
+        log_level=log_level,
+        read_timeout=read_timeout,
+    )
 
 
 def _carrier_config(path: Path | None) -> dict[str, dict[str, Any]]:
