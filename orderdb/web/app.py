@@ -9,10 +9,12 @@ Routes:
                                         server-sent events: ``timeline`` whenever it changes
 ``/ops?warehouse=ID&carrier=CODE``      the operations board (HTML)
 ``/api/ops?warehouse=ID&carrier=CODE``  the board's data as JSON
-``/healthz``                            ``ok`` when the database answers
+``/healthz``                            ``ok`` when the database answers and is migrated
 
 Every way of naming an order that is not the customer's (unknown number, another customer's order,
-a malformed number or customer id) gets the same 404: the same status, headers and body.
+a malformed number or customer id, control characters such as NUL) gets the same 404: the same
+status, headers and body. When the database is away (no connection within about a second) or not
+migrated, pages and ``/healthz`` answer 503 with ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -34,6 +37,7 @@ from urllib.parse import quote, urlencode
 import anyio
 import psycopg
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import (
@@ -48,13 +52,17 @@ from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from orderdb.web import present
-from orderdb.web.data import Board, TrackingNotFound, WebDB
+from orderdb.web.data import MIGRATE_HINT, Board, TrackingNotFound, WebDB
 from orderdb.web.live import EventHub
 
 log = logging.getLogger("orderdb.web")
 
 HERE = Path(__file__).parent
 MAX_ORDER_NO = 255
+#: characters no order number or carrier code holds (and NUL, which PostgreSQL text cannot hold)
+_NOT_TEXT = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
+#: SQLSTATEs of a database the schema is missing from: not migrated
+_UNMIGRATED_STATES = frozenset({"3F000", "42883", "42P01"})
 
 #: the one body every "not your order" answer gets (no order number echoed: compared byte for byte)
 NOT_FOUND_JSON = b'{"error":"not_found","message":"No order with this number for this customer."}'
@@ -123,7 +131,7 @@ def _customer(request: Request) -> int | None:
 
 def _order_no(request: Request) -> str | None:
     order_no = str(request.path_params.get("order_no", ""))
-    if not order_no or len(order_no) > MAX_ORDER_NO:
+    if not order_no or len(order_no) > MAX_ORDER_NO or _NOT_TEXT.search(order_no):
         return None
     return order_no
 
@@ -293,6 +301,8 @@ def _filters(request: Request) -> tuple[int | None, str | None]:
     raw_wh = request.query_params.get("warehouse", "").strip()
     warehouse = int(raw_wh) if raw_wh.isascii() and raw_wh.isdigit() and len(raw_wh) < 10 else None
     carrier = request.query_params.get("carrier", "").strip()[:255] or None
+    if carrier is not None and _NOT_TEXT.search(carrier):
+        raise HTTPException(400, "carrier: not a carrier code (control characters)")
     return (warehouse if warehouse else None), carrier
 
 
@@ -348,16 +358,38 @@ async def ops_json(request: Request) -> Response:
     )
 
 
-async def healthz(request: Request) -> Response:
-    def ping() -> None:
-        with _state(request).db.track_pool.connection() as conn:
-            conn.execute("SELECT 1")
+def _unavailable(request: Request, message: str) -> Response:
+    headers = {"Retry-After": "5", "Cache-Control": "no-store"}
+    if request.url.path.startswith("/api/"):
+        body = dumps({"error": "unavailable", "message": message})
+        return Response(body, 503, headers=headers, media_type="application/json")
+    return PlainTextResponse(message, 503, headers=headers)
 
+
+async def database_error(request: Request, exc: Exception) -> Response:
+    """psycopg errors that escape a route: the database away or timing out (OperationalError),
+    or its schema missing (not migrated) are 503; anything else is a bug (500, logged)."""
+    assert isinstance(exc, psycopg.Error)
+    if exc.sqlstate in _UNMIGRATED_STATES:
+        log.error("%s (%s)", MIGRATE_HINT, str(exc).splitlines()[0] if str(exc) else exc)
+        return _unavailable(request, MIGRATE_HINT)
+    if isinstance(exc, psycopg.OperationalError):
+        log.warning("database unavailable: %s", str(exc).splitlines()[0] if str(exc) else exc)
+        return _unavailable(request, "database unavailable; retry shortly")
+    log.error("database error", exc_info=exc)
+    return PlainTextResponse("internal error", 500, headers={"Cache-Control": "no-store"})
+
+
+async def healthz(request: Request) -> Response:
+    """``ok`` only when a connection comes within about a second and the schema is there (the
+    functions the pages call): else 503 saying which, so a load balancer takes the server out."""
     try:
-        await anyio.to_thread.run_sync(ping)
+        problem = await anyio.to_thread.run_sync(_state(request).db.health)
     except psycopg.Error:
-        return PlainTextResponse("database unavailable", status_code=503)
-    return PlainTextResponse("ok")
+        return _unavailable(request, "database unavailable")
+    if problem is not None:
+        return _unavailable(request, problem)
+    return PlainTextResponse("ok", headers={"Cache-Control": "no-store"})
 
 
 SECURITY_HEADERS = [
@@ -443,6 +475,7 @@ def create_app(
             Mount("/static", app=StaticFiles(directory=str(HERE / "static")), name="static"),
         ],
         middleware=[Middleware(SecurityHeaders)],
+        exception_handlers={psycopg.Error: database_error},
         lifespan=lifespan,
     )
     app.state.web = state

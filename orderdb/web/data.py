@@ -10,21 +10,26 @@ Two connection pools:
   ``orderdb_ops`` when the login may become it (``--ops-dsn`` names a login of that group; with the
   main DSN an owner or superuser login steps down to ``orderdb_ops``).
 
-Both have a statement timeout so a slow query cannot pile up requests.
+Both have a statement timeout so a slow query cannot pile up requests. A request waits at most
+``CONNECT_WAIT`` seconds for a connection unless every connection of its pool is busy (then up to
+``BUSY_WAIT``): with the database down, pages and ``/healthz`` answer 503 within about a second
+instead of waiting for the pool's default 30 s.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 log = logging.getLogger("orderdb.web")
 
@@ -36,9 +41,68 @@ NOT_FOUND_STATES = frozenset({"OD004", "OD005"})
 
 TRACK_FUNCTION = "orderdb.order_timeline_by_no(text,bigint)"
 
+#: seconds a request waits for a connection before concluding the database is away
+CONNECT_WAIT = 1.0
+#: seconds it waits when every connection of the pool is in use (the database is there, busy)
+BUSY_WAIT = 10.0
+#: libpq connect_timeout (seconds) of the pools' connections, unless the DSN sets one
+CONNECT_TIMEOUT = 3
+
+MIGRATE_HINT = "the database is not migrated: run `orderdb migrate`"
+
 
 class TrackingNotFound(Exception):
     """The order number does not name an order of this customer (unknown, foreign or malformed)."""
+
+
+def _pool_kwargs(dsn: str) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"autocommit": True}
+    try:
+        if conninfo_to_dict(dsn).get("connect_timeout") is None:
+            kwargs["connect_timeout"] = CONNECT_TIMEOUT
+    except psycopg.ProgrammingError:  # a DSN libpq cannot parse: the pool reports it
+        pass
+    return kwargs
+
+
+class Gate:
+    """Lends connections of one pool, waiting ``CONNECT_WAIT`` seconds for one; longer
+    (``BUSY_WAIT``) only when all the pool's connections are lent out, i.e. the database answers
+    and is busy. Otherwise the pool could not connect: PoolTimeout (a psycopg.OperationalError)
+    at once, which the pages answer with 503."""
+
+    def __init__(self, pool: ConnectionPool[Conn]) -> None:
+        self.pool = pool
+        self.in_use = 0
+        self._lock = threading.Lock()
+
+    def getconn(self) -> Conn:
+        try:
+            conn = self.pool.getconn(timeout=CONNECT_WAIT)
+        except PoolTimeout:
+            with self._lock:
+                busy = self.in_use >= self.pool.max_size
+            if not busy:
+                raise PoolTimeout(
+                    f"database unavailable: no connection within {CONNECT_WAIT:g} s"
+                ) from None
+            conn = self.pool.getconn(timeout=BUSY_WAIT)
+        with self._lock:
+            self.in_use += 1
+        return conn
+
+    def putconn(self, conn: Conn) -> None:
+        with self._lock:
+            self.in_use -= 1
+        self.pool.putconn(conn)
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[Conn]:
+        conn = self.getconn()
+        try:
+            yield conn
+        finally:
+            self.putconn(conn)
 
 
 def _switch_role(conn: Conn, role: str, function: str | None = None) -> bool:
@@ -112,7 +176,7 @@ class WebDB:
             min_size=1,
             max_size=max_size,
             open=False,
-            kwargs={"autocommit": True},
+            kwargs=_pool_kwargs(dsn),
             configure=_configure_track,
             name="orderdb-web-track",
         )
@@ -121,10 +185,12 @@ class WebDB:
             min_size=1,
             max_size=max(2, max_size // 2),
             open=False,
-            kwargs={"autocommit": True},
+            kwargs=_pool_kwargs(ops_dsn or dsn),
             configure=_configure_ops,
             name="orderdb-web-ops",
         )
+        self.track = Gate(self.track_pool)
+        self.ops = Gate(self.ops_pool)
         self.board_ttl = board_ttl
         self.per_lane = per_lane
         self.list_limit = list_limit
@@ -146,7 +212,7 @@ class WebDB:
     def timeline(self, order_no: str, customer_id: int) -> dict[str, Any]:
         """``orderdb.order_timeline_by_no``; any "not this customer's order" is TrackingNotFound."""
         try:
-            with self.track_pool.connection() as conn:
+            with self.track.connection() as conn:
                 row = conn.execute(
                     "SELECT orderdb.order_timeline_by_no(%s, %s)", (order_no, customer_id)
                 ).fetchone()
@@ -154,11 +220,27 @@ class WebDB:
             state = exc.sqlstate or ""
             if state in NOT_FOUND_STATES or state.startswith("22"):
                 raise TrackingNotFound from None
+            if not state and isinstance(exc, psycopg.DataError):  # e.g. NUL, refused by psycopg
+                raise TrackingNotFound from None
             raise
         if row is None or row[0] is None:
             raise TrackingNotFound
         doc: dict[str, Any] = row[0]
         return doc
+
+    def health(self) -> str | None:
+        """None when the database answers and holds the schema the pages read, else what is
+        wrong. Raises psycopg.OperationalError (PoolTimeout) when the database is away."""
+        with self.track.connection() as conn:
+            # the catalog, not to_regprocedure: the page roles may lack USAGE on one schema
+            row = conn.execute(
+                "SELECT count(DISTINCT n.nspname) = 2"
+                "  FROM pg_catalog.pg_proc p"
+                "  JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace"
+                " WHERE (n.nspname, p.proname) IN"
+                "       (('orderdb', 'order_timeline_by_no'), ('orderdb_ops', 'board_snapshot'))"
+            ).fetchone()
+        return None if row is not None and row[0] else MIGRATE_HINT
 
     # -- operations board ----------------------------------------------------------------------
 
@@ -225,7 +307,7 @@ class WebDB:
             "limit": self.list_limit,
         }
         try:
-            conn = self.ops_pool.getconn()
+            conn = self.ops.getconn()
         except psycopg.Error as exc:  # no connection within the pool's timeout
             error = f"database unavailable: {str(exc).splitlines()[0] if str(exc) else exc}"
             return Board(
@@ -252,7 +334,7 @@ class WebDB:
                 params,
             )
         finally:
-            self.ops_pool.putconn(conn)
+            self.ops.putconn(conn)
         snapshot = snap.rows[0]["snapshot"] if snap.rows else None
         return Board(
             warehouse_id=warehouse_id,
@@ -278,4 +360,4 @@ def _panel(conn: Conn, query: str, params: dict[str, Any]) -> Panel:
         return Panel(error=f"{exc.sqlstate or 'error'}: {str(exc).splitlines()[0]}")
 
 
-__all__: Sequence[str] = ["Board", "Panel", "TrackingNotFound", "WebDB"]
+__all__: Sequence[str] = ["Board", "Gate", "Panel", "TrackingNotFound", "WebDB"]
