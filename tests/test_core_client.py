@@ -245,3 +245,53 @@ def test_deep_json_is_refused_so_get_order_reads_every_order(client: Client, db_
         915402, 11, [{"sku": "CL-DEEP", "quantity": 1}], options=_nested(32)
     )
     assert client.get_order(created.order_id).options == _nested(32)
+
+
+def test_transaction_commits_at_the_end_and_rolls_back_on_an_error(client: Client) -> None:
+    with client.transaction() as tx:
+        client.receive_stock(17, "CL-T1", 5, conn=tx)
+        kept = client.create_order(3, 17, [{"sku": "CL-T1", "quantity": 2}], conn=tx)
+        with pytest.raises(errors.NotFoundError):  # not committed yet
+            client.get_order(kept.order_id)
+    assert client.get_order(kept.order_id).status == "pending"
+    with pytest.raises(errors.InsufficientStockError), client.transaction() as tx:
+        client.receive_stock(18, "CL-T2", 1, conn=tx)
+        client.create_order(3, 18, [{"sku": "CL-T2", "quantity": 2}], conn=tx)
+    with pytest.raises(errors.NotFoundError):  # the receipt is undone too
+        client.stock_level(18, "CL-T2")
+
+
+def _terminate(dsn: str, pid: int) -> None:
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        row = admin.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,)).fetchone()
+        assert row == (True,)
+
+
+def test_lost_connections_are_transient_and_the_pool_replaces_them(
+    client: Client, db_dsn: str
+) -> None:
+    client.receive_stock(19, "CL-K", 3)
+    with pytest.raises(errors.TransientError) as lost, client.transaction() as tx:
+        client.receive_stock(19, "CL-K", 1, conn=tx)
+        _terminate(db_dsn, tx.info.backend_pid)
+        client.stock_level(19, "CL-K", conn=tx)
+    assert isinstance(lost.value, OrderDBError)
+    assert client.stock_level(19, "CL-K").on_hand == 3  # nothing was committed
+    # idle pooled connections the server closed are replaced at checkout (the pool's check)
+    with client.pool.connection() as pooled:
+        idle_pid = pooled.info.backend_pid
+    _terminate(db_dsn, idle_pid)
+    for _ in range(5):
+        assert client.stock_level(19, "CL-K").on_hand == 3
+
+
+def test_a_serialization_failure_is_transient(client: Client) -> None:
+    client.receive_stock(20, "CL-S", 5)
+    created = client.create_order(4, 20, [{"sku": "CL-S", "quantity": 1}])
+    with pytest.raises(errors.TransientError) as failed, client.transaction() as tx:
+        tx.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        client.get_order(created.order_id, conn=tx)  # the snapshot is taken
+        client.transition(created.order_id, "confirmed", expected_version=1)
+        client.transition(created.order_id, "cancelled", expected_version=1, conn=tx)
+    assert failed.value.sqlstate == "40001"
+    assert client.get_order(created.order_id).status == "confirmed"

@@ -268,7 +268,7 @@ def test_reallocation_through_the_python_error_classes(stocked: str) -> None:
             conn.execute("SELECT * FROM orderdb.reallocate_order(%s, 3632, 99)", (row[0],))
         except psycopg.Error as exc:
             mapped = from_psycopg(exc)
-            assert mapped is not None and type(mapped).__name__ == "VersionConflict"
+            assert mapped is not None and type(mapped).__name__ == "VersionConflictError"
             assert mapped.detail == "status=pending version=1"
         else:
             pytest.fail("stale version accepted")
