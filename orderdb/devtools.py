@@ -98,9 +98,17 @@ _TAP_OR_PG_PROVE = re.compile(
 
 
 def tap_noise(verbose_output: str) -> list[str]:
-    """The lines of a passing ``pg_prove --verbose`` run that are neither TAP nor pg_prove's own:
-    rows printed by setup statements of the pgTAP files (they should print nothing)."""
-    return [line for line in verbose_output.splitlines() if not _TAP_OR_PG_PROVE.fullmatch(line)]
+    """The lines of a passing ``pg_prove --verbose`` run that are neither TAP nor pg_prove's own,
+    as ``file: line``: rows printed by setup statements of the pgTAP files (they should print
+    nothing)."""
+    noise: list[str] = []
+    current = ""
+    for line in verbose_output.splitlines():
+        if re.fullmatch(r"\S+\.sql \.+ ?", line):
+            current = line.split(" ", 1)[0]
+        elif not _TAP_OR_PG_PROVE.fullmatch(line):
+            noise.append(f"{current}: {line}")
+    return noise
 
 
 @click.group()

@@ -143,7 +143,8 @@ def test_pgtap_suite_passes_on_a_demo_database(pg_server: PgServer, as_owner: bo
         )
     assert result.returncode == 0, _failures(result.stdout) + result.stderr
     assert "All tests successful" in result.stdout, result.stdout[-5000:] + result.stderr
-    assert tap_noise(result.stdout) == [], "setup rows in the TAP stream"
+    noise = tap_noise(result.stdout)
+    assert noise == [], "setup rows in the TAP stream:\n" + "\n".join(noise)
 
 
 def _failures(verbose_output: str) -> str:
