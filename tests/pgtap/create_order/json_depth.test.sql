@@ -5,7 +5,7 @@
 BEGIN;
 SELECT plan(14);
 
-SELECT orderdb.receive_stock(915401, 'JD-A', 10);
+SELECT FROM orderdb.receive_stock(915401, 'JD-A', 10);
 CREATE TEMP TABLE deep AS
 SELECT (repeat('{"a":', 1000) || '1' || repeat('}', 1000))::jsonb AS d1000,
        (repeat('{"a":', 33) || '1' || repeat('}', 33))::jsonb AS d33,
@@ -27,7 +27,7 @@ SELECT throws_ok($$ SELECT * FROM orderdb.create_order(915401, 915401,
 SELECT order_id AS o FROM orderdb.create_order(915401, 915401, '[{"sku": "JD-A", "quantity": 1}]') \gset
 SELECT throws_ok(format($$ SELECT * FROM orderdb.transition_order(%s, 'confirmed', 1, NULL, NULL, (SELECT d33 FROM deep)) $$, :o),
                  '22023', 'context must nest at most 32 levels deep', 'transition_order context');
-SELECT orderdb.transition_order(:o, 'confirmed', 1);
+SELECT FROM orderdb.transition_order(:o, 'confirmed', 1);
 SELECT throws_ok(format($$ SELECT * FROM orderdb.wms_callback('jd-915401-1', %s, 'PICKED', (SELECT d33 FROM deep)) $$, :o),
                  '22023', 'payload must nest at most 32 levels deep', 'wms_callback payload');
 SELECT throws_ok($$ SELECT * FROM orderdb.record_tracking_event('GENERIC', 'JD915401', now(), 'in_transit', NULL, NULL, NULL, (SELECT d33 FROM deep)) $$,
