@@ -224,6 +224,56 @@ $$;
 COMMENT ON FUNCTION orderdb._raise_transition_error(integer, bigint, text, integer) IS
     'Raises the contract error (22023, OD004, OD002 or OD003) for a refused status change.';
 
+-- _record_status_change: writes one row of orderdb.order_status_history — the only writer, so
+-- the effective-time rule is in one place. occurred_at is kept as reported (NULL: now());
+-- effective_at = greatest(least(occurred_at, now()), the order's previous change's effective_at,
+-- or its created_at for the first change): never earlier than the step before, never later than
+-- the change was recorded (a clock ahead is capped), so timelines, the board,
+-- SLA rules and KPIs never go backwards however far behind the reporting clock is (docs/
+-- tracking.md "Reported and effective times"). The previous change is looked up by version,
+-- in the partitions recorded since the order's creation. Returns effective_at.
+-- Trusts its caller (holds the orders row lock, passes the version it set). Locks nothing more.
+CREATE OR REPLACE FUNCTION orderdb._record_status_change(p_warehouse_id integer, p_order_id bigint,
+                                                         p_version integer, p_from_status text,
+                                                         p_to_status text, p_actor text,
+                                                         p_reason text, p_context jsonb,
+                                                         p_source text,
+                                                         p_occurred_at timestamptz)
+RETURNS timestamptz
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_created   timestamptz;
+    v_previous  timestamptz;
+    v_occurred  timestamptz := coalesce(p_occurred_at, now());
+    v_effective timestamptz;
+BEGIN
+    SELECT o.created_at INTO v_created
+      FROM orderdb.orders o
+     WHERE o.warehouse_id = p_warehouse_id AND o.order_id = p_order_id;
+    SELECT h.effective_at INTO v_previous
+      FROM orderdb.order_status_history h
+     WHERE h.warehouse_id = p_warehouse_id AND h.order_id = p_order_id
+       AND h.version < p_version
+       AND h.changed_at >= coalesce(v_created, '-infinity'::timestamptz)
+     ORDER BY h.version DESC
+     LIMIT 1;
+    -- a change cannot have happened after it was recorded: a clock ahead is capped at now()
+    v_effective := greatest(least(v_occurred, now()), v_previous, v_created);
+
+    INSERT INTO orderdb.order_status_history (warehouse_id, order_id, version, from_status,
+                                              to_status, actor, reason, context, source,
+                                              occurred_at, effective_at)
+    VALUES (p_warehouse_id, p_order_id, p_version, p_from_status, p_to_status, p_actor, p_reason,
+            coalesce(p_context, '{}'::jsonb), coalesce(p_source, 'api'), v_occurred,
+            v_effective);
+    RETURN v_effective;
+END;
+$$;
+COMMENT ON FUNCTION orderdb._record_status_change(integer, bigint, integer, text, text, text,
+                                                  text, jsonb, text, timestamptz) IS
+    'Writes one status-history row with its effective time (never before the previous change).';
+
 -- _apply_transition: THE state-machine rule. Moves an order to p_to_status if (a) its version is
 -- p_expected_version (NULL: any version, for internal callers that hold the order row lock), (b)
 -- the edge is in orderdb.order_transitions, and (c) out of on_hold only to the status before the
@@ -270,12 +320,9 @@ BEGIN
                                                 p_expected_version);
     END IF;
 
-    INSERT INTO orderdb.order_status_history (warehouse_id, order_id, version, from_status,
-                                              to_status, actor, reason, context, source,
-                                              occurred_at)
-    VALUES (p_warehouse_id, p_order_id, v_version, v_from, p_to_status, p_actor, p_reason,
-            coalesce(p_context, '{}'::jsonb), coalesce(p_source, 'api'),
-            coalesce(p_occurred_at, now()));
+    PERFORM orderdb._record_status_change(p_warehouse_id, p_order_id, v_version, v_from,
+                                          p_to_status, p_actor, p_reason, p_context, p_source,
+                                          p_occurred_at);
 
     IF p_to_status = 'shipped' THEN
         PERFORM orderdb._consume_reservations(p_warehouse_id, p_order_id, p_lines);

@@ -296,11 +296,10 @@ BEGIN
     UPDATE orderdb.order_directory AS d SET warehouse_id = p_to_warehouse_id
      WHERE d.order_id = p_order_id;
 
-    INSERT INTO orderdb.order_status_history (warehouse_id, order_id, version, from_status,
-                                              to_status, actor, reason, context, source)
-    VALUES (p_to_warehouse_id, p_order_id, v_version, v_status, v_status, p_actor, p_reason,
-            jsonb_build_object('from_warehouse_id', v_from, 'to_warehouse_id', p_to_warehouse_id),
-            'reallocation');
+    PERFORM orderdb._record_status_change(
+        p_to_warehouse_id, p_order_id, v_version, v_status, v_status, p_actor, p_reason,
+        jsonb_build_object('from_warehouse_id', v_from, 'to_warehouse_id', p_to_warehouse_id),
+        'reallocation', NULL);
 
     SELECT coalesce(jsonb_agg(jsonb_build_object('sku', r.sku, 'quantity', r.quantity)
                               ORDER BY r.sku), '[]'::jsonb)

@@ -1,9 +1,12 @@
 -- Operator views: SLA breaches (rules in orderdb.sla_rules) and fulfilment KPIs (thresholds in
 -- orderdb.kpi_thresholds).
 --
--- Times are the times things happened, not when orderdb heard of them: a carrier event's
--- event_time, a WMS callback's occurred_at, a status change's occurred_at (which the WMS and
--- carrier entry points set from those). Promised dates come from the order's options (create_order
+-- Times are the times things happened, not when orderdb heard of them, as *effective* times
+-- (docs/tracking.md "Reported and effective times"): a status change's effective_at (its
+-- reported occurred_at, never before the order's previous change nor its creation, never after
+-- it was recorded); a carrier event's event_time and a WMS callback's occurred_at capped at
+-- when they were received, an out-for-delivery scan never before its parcel was handed over.
+-- So no rule's clock starts before the step it measures from, and no KPI duration is negative. Promised dates come from the order's options (create_order
 -- p_options, ISO 8601 strings): promised_ship_at (alias promised_ship_by), promised_delivery_at
 -- (as order_timeline's estimated_delivery; alias promised_delivery_by), payment_due_by (alias
 -- payment_due_at). A missing or malformed one is ignored: the rule's default applies.
@@ -31,7 +34,7 @@
 --   late_shipment      not shipped (pending .. packed, on_hold) past options.promised_ship_at,
 --                      else threshold after the first confirmation
 --   no_tracking_update shipped or delivering, newest of (carrier event_time, WMS occurred_at,
---                      occurred_at of the change into the current status) older than threshold
+--                      effective time of the change into the current status) older than threshold
 --   unsigned           shipped, delivering or delivery_failed, newest out_for_delivery carrier
 --                      event older than threshold (and not delivered)
 --   late_delivery      shipped, delivering or delivery_failed (not delivered) past
@@ -84,7 +87,7 @@ WITH rules AS (
       FROM candidates c
       JOIN rules r ON r.rule = 'late_shipment' AND c.created_at >= now() - r.horizon
      CROSS JOIN LATERAL (
-            SELECT min(h.occurred_at) AS confirmed_at
+            SELECT min(h.effective_at) AS confirmed_at
               FROM orderdb.order_status_history h
              WHERE h.warehouse_id = c.warehouse_id AND h.order_id = c.order_id
                AND h.to_status = 'confirmed') m
@@ -93,21 +96,23 @@ WITH rules AS (
     SELECT c.*, ct.last_event_at, ct.out_for_delivery_at, m.last_change_at, w.last_wms_at
       FROM candidates c
      CROSS JOIN LATERAL (
-            SELECT max(t.event_time) AS last_event_at,
-                   max(t.event_time) FILTER (WHERE t.normalized_status = 'out_for_delivery')
+            SELECT max(least(t.event_time, t.received_at)) AS last_event_at,
+                   max(greatest(least(t.event_time, t.received_at),
+                                least(s.shipped_at, s.created_at), c.created_at))
+                       FILTER (WHERE t.normalized_status = 'out_for_delivery')
                        AS out_for_delivery_at
               FROM orderdb.shipments s
               JOIN orderdb.tracking_events t
                 ON t.carrier = s.carrier AND t.tracking_number = s.tracking_number
              WHERE s.warehouse_id = c.warehouse_id AND s.order_id = c.order_id) ct
      LEFT JOIN LATERAL (
-            SELECT h.occurred_at AS last_change_at
+            SELECT h.effective_at AS last_change_at
               FROM orderdb.order_status_history h
              WHERE h.warehouse_id = c.warehouse_id AND h.order_id = c.order_id
              ORDER BY h.version DESC
              LIMIT 1) m ON true
      CROSS JOIN LATERAL (
-            SELECT max(we.occurred_at) AS last_wms_at
+            SELECT max(least(we.occurred_at, we.received_at)) AS last_wms_at
               FROM orderdb.wms_events we
              WHERE we.warehouse_id = c.warehouse_id AND we.order_id = c.order_id) w
      WHERE c.status IN ('shipped', 'delivering', 'delivery_failed')
@@ -235,9 +240,9 @@ WITH k AS (
       FROM params p
       JOIN orderdb.orders o ON o.created_at >= now() - p.max_window
      CROSS JOIN LATERAL (
-            SELECT min(h.occurred_at) FILTER (WHERE h.to_status = 'confirmed') AS confirmed_at,
-                   min(h.occurred_at) FILTER (WHERE h.to_status = 'shipped') AS shipped_at,
-                   min(h.occurred_at) FILTER (WHERE h.to_status = 'delivered') AS delivered_at,
+            SELECT min(h.effective_at) FILTER (WHERE h.to_status = 'confirmed') AS confirmed_at,
+                   min(h.effective_at) FILTER (WHERE h.to_status = 'shipped') AS shipped_at,
+                   min(h.effective_at) FILTER (WHERE h.to_status = 'delivered') AS delivered_at,
                    coalesce(bool_or(h.to_status = 'delivery_failed'), false) AS failed_delivery
               FROM orderdb.order_status_history h
              WHERE h.warehouse_id = o.warehouse_id AND h.order_id = o.order_id) m

@@ -53,8 +53,8 @@ COMMENT ON FUNCTION orderdb.order_timeline_by_no(text, bigint) IS
 --              and "top": the p_per_lane oldest orders (by creation) with their carrier, time in
 --              the stage, "sla_state" (red: a critical breach, yellow: a warning breach, green:
 --              none; orderdb_ops.sla_breaches decides) with the rules, and "stages" (each status
---              the order went through with its start and end by occurred_at; the current one
---              ends null)
+--              the order went through with its start and end by effective time — never before
+--              the previous stage, so no bar ends before it starts; the current one ends null)
 --   breaches   the p_limit oldest rows of orderdb_ops.sla_breaches for the filters
 --   warehouses, carriers   the values the filters offer
 -- Orders count when created within the longest enabled SLA horizon (orderdb.sla_rules.horizon,
@@ -138,7 +138,7 @@ BEGIN
                           FROM (SELECT 1 AS version, 'pending'::text AS status,
                                        a.created_at AS at
                                 UNION ALL
-                                SELECT h.version, h.to_status, h.occurred_at
+                                SELECT h.version, h.to_status, h.effective_at
                                   FROM orderdb.order_status_history h
                                  WHERE h.warehouse_id = a.warehouse_id
                                    AND h.order_id = a.order_id) y) x

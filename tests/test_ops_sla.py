@@ -48,6 +48,21 @@ def _confirm(conn: psycopg.Connection[Any], order_id: int) -> None:
     conn.execute("SELECT orderdb.transition_order(%s, 'confirmed', 1)", (order_id,))
 
 
+def _created_ago(conn: psycopg.Connection[Any], order_id: int, ago: timedelta) -> None:
+    """Moves an order's creation and its changes so far back by ``ago`` (a step is never
+    measured before the one it follows: a parcel shipped 5 days ago needs an older order)."""
+    conn.execute(
+        "UPDATE orderdb.orders SET created_at = created_at - %s WHERE order_id = %s",
+        (ago, order_id),
+    )
+    conn.execute(
+        "UPDATE orderdb.order_status_history"
+        " SET occurred_at = occurred_at - %s, effective_at = effective_at - %s"
+        " WHERE order_id = %s",
+        (ago, ago, order_id),
+    )
+
+
 def _ship(conn: psycopg.Connection[Any], order_id: int, tracking: str, at: timedelta) -> None:
     conn.execute(
         "SELECT orderdb.wms_callback(%s, %s, 'SHIPPED', %s::jsonb)",
@@ -75,12 +90,14 @@ def build_scenario(conn: psycopg.Connection[Any]) -> dict[str, int]:
     # stale: shipped 5 days ago, last carrier event (in transit) 4 days ago
     stale = _create(conn)
     _confirm(conn, stale)
+    _created_ago(conn, stale, timedelta(days=5, hours=12))
     _ship(conn, stale, "TN-STALE", -timedelta(days=5))
     _track(conn, "TN-STALE", "in_transit", -timedelta(days=4))
 
     # unsigned: out for delivery 4 days ago; a carrier note 2 hours ago keeps it from being stale
     unsigned = _create(conn)
     _confirm(conn, unsigned)
+    _created_ago(conn, unsigned, timedelta(days=5, hours=12))
     _ship(conn, unsigned, "TN-UNSIGNED", -timedelta(days=5))
     _track(conn, "TN-UNSIGNED", "out_for_delivery", -timedelta(days=4))
     _track(conn, "TN-UNSIGNED", "exception", -timedelta(hours=2))
@@ -97,6 +114,7 @@ def build_scenario(conn: psycopg.Connection[Any]) -> dict[str, int]:
     # healthy: delivered on time, and a fresh pending order
     fine = _create(conn)
     _confirm(conn, fine)
+    _created_ago(conn, fine, timedelta(hours=6))
     _ship(conn, fine, "TN-FINE", -timedelta(hours=5))
     _track(conn, "TN-FINE", "delivered", -timedelta(hours=1))
     fresh = _create(conn)
@@ -197,7 +215,10 @@ def test_kpis_and_alerts(scenario: tuple[str, dict[str, int]]) -> None:
     assert kpis["delivery_failure_rate"]["value"] == 0
     assert kpis["delivery_failure_rate"]["level"] == "ok"
     assert kpis["out_of_stock_rate"]["value"] == 0 and kpis["out_of_stock_rate"]["sample"] == 7
-    assert kpis["on_time_delivery_rate"]["value"] == 1  # the one delivered order was on time
+    # the one delivered order was on time; the two parcels shipped 5 days ago are past the
+    # 3-day promise of orders created before that, undelivered: 1/3
+    assert kpis["on_time_delivery_rate"]["value"] == Decimal("0.3333")
+    assert kpis["on_time_delivery_rate"]["sample"] == 3
     assert kpis["avg_fulfillment_hours"]["sample"] == 1
     assert {k: float(r["threshold"]) for k, r in kpis.items()} == {
         "delayed_shipment_rate": 0.05,
@@ -217,7 +238,10 @@ def test_kpis_and_alerts(scenario: tuple[str, dict[str, int]]) -> None:
         ("unpaid", "warning"),
         ("unsigned", "warning"),
     ]
-    assert by_source["kpi"] == [("delayed_shipment_rate", "critical")]
+    assert by_source["kpi"] == [
+        ("delayed_shipment_rate", "critical"),
+        ("on_time_delivery_rate", "critical"),
+    ]
     assert by_source["stock"] == [("warehouse 1 / SKU-SCARCE", "warning")]
     sla_msg = next(a["message"] for a in alerts if a["subject"] == "late_shipment")
     assert sla_msg.startswith("2 order(s) breach late_shipment (1 critical)")

@@ -8,16 +8,22 @@ SELECT orderdb.receive_stock(621, 'SB-A', 50);
 -- quiet parcel: shipped 5 days ago, last carrier event 4 days ago
 SELECT order_id AS stale FROM orderdb.create_order(1, 621, '[{"sku": "SB-A", "quantity": 1}]') \gset
 SELECT orderdb.transition_order(:stale, 'confirmed', 1);
+-- out for delivery 4 days ago, a carrier note 1 hour ago
+SELECT order_id AS unsigned FROM orderdb.create_order(1, 621, '[{"sku": "SB-A", "quantity": 1}]') \gset
+SELECT orderdb.transition_order(:unsigned, 'confirmed', 1);
+-- both parcels' orders were created and confirmed 6 days ago (a step is never shown, or
+-- measured, before the one it follows: effective times)
+UPDATE orderdb.orders SET created_at = created_at - interval '6 days' WHERE order_id IN (:stale, :unsigned);
+UPDATE orderdb.order_status_history
+   SET occurred_at = occurred_at - interval '6 days', effective_at = effective_at - interval '6 days'
+ WHERE order_id IN (:stale, :unsigned);
+SELECT orderdb.wms_callback('sb-ship-2', :unsigned, 'SHIPPED',
+       jsonb_build_object('carrier', 'GENERIC', 'tracking_number', 'SB-TN-2',
+                          'occurred_at', now() - interval '5 days'));
 SELECT orderdb.wms_callback('sb-ship-1', :stale, 'SHIPPED',
        jsonb_build_object('carrier', 'GENERIC', 'tracking_number', 'SB-TN-1',
                           'occurred_at', now() - interval '5 days'));
 SELECT orderdb.record_tracking_event('GENERIC', 'SB-TN-1', now() - interval '4 days', 'in_transit');
--- out for delivery 4 days ago, a carrier note 1 hour ago
-SELECT order_id AS unsigned FROM orderdb.create_order(1, 621, '[{"sku": "SB-A", "quantity": 1}]') \gset
-SELECT orderdb.transition_order(:unsigned, 'confirmed', 1);
-SELECT orderdb.wms_callback('sb-ship-2', :unsigned, 'SHIPPED',
-       jsonb_build_object('carrier', 'GENERIC', 'tracking_number', 'SB-TN-2',
-                          'occurred_at', now() - interval '5 days'));
 SELECT orderdb.record_tracking_event('GENERIC', 'SB-TN-2', now() - interval '4 days', 'out_for_delivery');
 SELECT orderdb.record_tracking_event('GENERIC', 'SB-TN-2', now() - interval '1 hour', 'exception');
 -- promised to ship 30 hours ago; to pay 10 minutes ago
