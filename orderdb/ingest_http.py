@@ -210,6 +210,18 @@ def _too_deep(raw: bytes, limit: int) -> tuple[bool, str | None]:
     return False, None
 
 
+def _refuse_constant(name: str) -> Any:
+    """json.loads accepts NaN and Infinity, which JSON (and jsonb) do not."""
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400
+        raise ValueError(f"{text} is out of range")
+    return value
+
+
 def _text_problem(value: str) -> str | None:
     bad = _BAD_TEXT.search(value)
     if bad is None:
@@ -335,9 +347,9 @@ def _db_error(exc: psycopg.Error) -> JSONResponse:
     message = exc.diag.message_primary or str(exc)
     detail = exc.diag.message_detail
     if state.startswith("22"):
-        return _error(
-            422, "invalid_field", message, field=_sql_field(message), sqlstate=state, detail=detail
-        )
+        # orderdb's own checks (22023) start with the field; PostgreSQL's messages do not
+        field = _sql_field(message) if state == "22023" else None
+        return _error(422, "invalid_field", message, field=field, sqlstate=state, detail=detail)
     if state == "OD004":
         return _error(404, "not_found", message, sqlstate=state, detail=detail)
     if state in ("OD002", "OD003", "OD006"):
@@ -542,9 +554,11 @@ class IngestApp:
                 return _error(422, "invalid_field", message, field=key)
             return _error(400, "bad_json", f"the body nests deeper than {MAX_JSON_DEPTH} levels")
         try:
-            body = json.loads(raw)
+            body = json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite_float)
         except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
-            return _error(400, "bad_json", "the body is not JSON (UTF-8)")
+            return _error(
+                400, "bad_json", "the body is not JSON (UTF-8; numbers finite, no NaN/Infinity)"
+            )
         if not isinstance(body, dict):
             return _error(400, "bad_json", "the body must be a JSON object")
         try:

@@ -358,6 +358,23 @@ def test_bodies_that_are_not_usable_json_are_4xx(ingest: Server, body: bytes) ->
         assert answer.json()["error"], answer.body
 
 
+@pytest.mark.parametrize("number", [b"NaN", b"-Infinity", b"1e400"])
+def test_nan_infinity_and_overflowing_numbers_are_400(ingest: Server, number: bytes) -> None:
+    """Python's parser takes NaN, Infinity and 1e400 (as inf); JSON and jsonb do not."""
+    scan = json.dumps(_scan()).encode()[:-1] + b', "data": {"a": ' + number + b"}}"
+    answer = _signed(ingest, "/hooks/carriers/HX", scan, SECRETS["HX"])
+    assert (answer.status, answer.json()["error"]) == (400, "bad_json"), answer.body
+    wms = (
+        b'{"event_id": "nan-1", "order_id": 1, "event_type": "PICKED", "timestamp": "'
+        + datetime.now(UTC).isoformat().encode()
+        + b'", "payload": {"a": '
+        + number
+        + b"}}"
+    )
+    answer = _signed(ingest, "/hooks/wms", wms, SECRETS["hwms"], {"X-OrderDB-Integration": "hwms"})
+    assert (answer.status, answer.json()["error"]) == (400, "bad_json"), answer.body
+
+
 @pytest.mark.parametrize(
     ("payload", "field"),
     [
