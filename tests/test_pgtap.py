@@ -1,5 +1,7 @@
 """Runs every pgTAP file (tests/pgtap/<function>/<behaviour>.test.sql) with pg_prove, one pytest
-test per file, against a database cloned from the migrated template (pgTAP installed)."""
+test per file, against a database cloned from the migrated template (pgTAP installed). A file's
+TAP stream holds nothing but TAP: setup statements print no rows. The same files on a database
+full of demo data, as a superuser and as the owner: tests/test_pgtap_real_databases.py."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from orderdb.devtools import PGTAP_DIR, pg_prove_command, pgtap_files
+from orderdb.devtools import PGTAP_DIR, pg_prove_command, pgtap_files, tap_noise
 
 from .conftest import PgServer
 
@@ -29,8 +31,16 @@ def test_pgtap_file(path: Path, db_dsn: str, pg_server: PgServer) -> None:
 
         psql = str(embedded.bin_path("psql"))
     result = subprocess.run(
-        pg_prove_command(db_dsn, [path], psql), capture_output=True, text=True, check=False
+        pg_prove_command(db_dsn, [path], psql, verbose=True),
+        capture_output=True,
+        text=True,
+        check=False,
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert "All tests successful" in output, output
+    noise = tap_noise(result.stdout)
+    assert noise == [], (
+        "setup rows in the TAP stream (print nothing: SELECT FROM f(...); docs/development.md):\n"
+        + "\n".join(noise)
+    )
