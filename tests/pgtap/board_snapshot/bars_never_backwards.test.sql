@@ -3,11 +3,11 @@
 BEGIN;
 SELECT plan(3);
 
-SELECT orderdb.receive_stock(940314, 'BAR-1', 10);
+SELECT FROM orderdb.receive_stock(940314, 'BAR-1', 10);
 SELECT order_id AS o FROM orderdb.create_order(940314, 940314, '[{"sku": "BAR-1", "quantity": 1}]') \gset
-SELECT orderdb.transition_order(:o, 'confirmed', 1);
-SELECT orderdb.wms_callback('bar-1', :o, 'PICKED',
-                            jsonb_build_object('occurred_at', (now() - interval '10 minutes')::text));
+SELECT FROM orderdb.transition_order(:o, 'confirmed', 1);
+SELECT FROM orderdb.wms_callback('bar-1', :o, 'PICKED',
+                                 jsonb_build_object('occurred_at', (now() - interval '10 minutes')::text));
 
 CREATE TEMP TABLE stages AS
     SELECT st.value AS s, st.ordinality AS i
