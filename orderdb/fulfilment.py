@@ -73,7 +73,8 @@ class ReturnReceived:
 @dataclass(frozen=True)
 class TimelineEntry:
     """One line of the customer's timeline: an order status change (kind 'order') or a carrier
-    event (kind 'carrier', status = normalised carrier status)."""
+    event (kind 'carrier', status = normalised carrier status). ``time`` is the effective time
+    (never before the step before it); ``reported_time`` the time as reported, where it differs."""
 
     time: datetime
     status: str
@@ -81,6 +82,7 @@ class TimelineEntry:
     location: str | None
     kind: str
     order_status: str | None = None
+    reported_time: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,7 @@ class Timeline:
                     location=e.get("location"),
                     kind=e.get("kind", "order"),
                     order_status=e.get("order_status"),
+                    reported_time=_ts(e.get("reported_time")),
                 )
                 for e in doc.get("timeline") or ()
             ),

@@ -357,42 +357,60 @@ $$;
 COMMENT ON FUNCTION orderdb.record_tracking_event(text, text, timestamptz, text, text, text, text, jsonb) IS
     'Stores one carrier tracking event once, matches it to its shipment and moves the order forward.';
 
--- _status_description: the customer-facing sentence of an order status in the timeline.
+-- _customer_text: the customer-safe sentence of orderdb.customer_texts for p_code of p_kind
+-- ('status', 'exception', 'carrier', 'change') in p_locale: that code's text, else the kind's
+-- generic text (code '*'); a locale without the text falls back to 'en'. NULL when neither
+-- exists. Never returns the code itself: codes and reasons may be internal. Locks nothing.
+CREATE OR REPLACE FUNCTION orderdb._customer_text(p_kind text, p_code text,
+                                                  p_locale text DEFAULT 'en')
+RETURNS text
+LANGUAGE sql
+STABLE
+AS $fn$
+    SELECT t.text
+      FROM orderdb.customer_texts t
+     WHERE t.locale IN (p_locale, 'en') AND t.kind = p_kind AND t.code IN (p_code, '*')
+     ORDER BY t.code = '*', t.locale <> p_locale
+     LIMIT 1;
+$fn$;
+COMMENT ON FUNCTION orderdb._customer_text(text, text, text) IS
+    'The customer-safe text of a status, exception type, carrier status or change '
+    '(orderdb.customer_texts, generic and English fallbacks).';
+
+-- _status_description: the customer-facing sentence of an order status in the timeline
+-- (orderdb.customer_texts, kind 'status', English).
 CREATE OR REPLACE FUNCTION orderdb._status_description(p_status text)
 RETURNS text
 LANGUAGE sql
-IMMUTABLE
-AS $$
-    SELECT CASE p_status
-        WHEN 'pending' THEN 'Order placed'
-        WHEN 'confirmed' THEN 'Order confirmed'
-        WHEN 'dispatched' THEN 'Sent to the warehouse'
-        WHEN 'picked' THEN 'Items picked'
-        WHEN 'packed' THEN 'Parcel packed'
-        WHEN 'shipped' THEN 'Handed to the carrier'
-        WHEN 'delivering' THEN 'On its way'
-        WHEN 'delivered' THEN 'Delivered'
-        WHEN 'completed' THEN 'Order completed'
-        WHEN 'cancelled' THEN 'Order cancelled'
-        WHEN 'on_hold' THEN 'On hold'
-        WHEN 'delivery_failed' THEN 'Delivery attempt failed'
-        WHEN 'return_requested' THEN 'Return requested'
-        WHEN 'returning' THEN 'Return on its way to the warehouse'
-        WHEN 'returned' THEN 'Return received'
-        ELSE p_status END;
-$$;
+STABLE
+AS $fn$
+    SELECT orderdb._customer_text('status', p_status, 'en');
+$fn$;
 COMMENT ON FUNCTION orderdb._status_description(text) IS
-    'The customer-facing sentence for an order status (order_timeline).';
+    'The customer-facing sentence for an order status (orderdb.customer_texts).';
 
 -- order_timeline: what a customer sees of an order, as one JSON document:
 --   {"order_id", "order_no", "status", "current_location", "estimated_delivery",
 --    "shipments": [{"carrier", "tracking_number", "status", "shipped_at", "delivered_at"}],
---    "timeline": [{"time", "status", "description", "location", "kind"}]}
--- timeline: the order's creation and status changes (time = when they happened: occurred_at)
--- and its carrier events (time = event time), oldest first; each carrier event once (a status
--- change a carrier event caused is shown as that event, kind 'carrier'; the order status it led
--- to is in "order_status"). current_location: the location of the newest carrier event (by event
--- time) that has one. estimated_delivery: options.promised_delivery_at when set; else, while
+--    "timeline": [{"time", "status", "description", "location", "kind", "reported_time"?}]}
+-- timeline: the order's creation, its status changes and its carrier events, each carrier event
+-- once (a status change a carrier event caused is shown as that event, kind 'carrier'; the
+-- order status it led to is in "order_status"). "time" is the effective time, "reported_time"
+-- the time as reported where the two differ (docs/tracking.md "Reported and effective times"):
+--   creation: created_at (always the first entry);
+--   status change: order_status_history.effective_at (never before the previous change);
+--   carrier event: it belongs after a status change (its phase): the change it caused, else
+--     the newest change caused by an event of the order reported no later than it, else the
+--     order's newest change when its parcel was recorded (the handover); its time is
+--     greatest(event time, shipments.shipped_at, created_at, the phase's effective time);
+--   reported times are capped at the time they were recorded (a clock ahead);
+-- sorted by time (never decreasing); ties: by phase (the creation first, a status change before
+-- the carrier events that belong after it), then by reported time. Descriptions are
+-- customer-safe texts (orderdb.customer_texts via orderdb._customer_text): the status's, a
+-- warehouse exception type's (on hold), a carrier status's when the carrier gave none; never a
+-- transition reason or an exception type as such. current_location: the location of the newest
+-- carrier event (by time, then reported time) that has one. estimated_delivery:
+-- options.promised_delivery_at when set; else, while
 -- shipped and not delivered, the latest shipment's shipped_at + the median transit time
 -- (delivered_at - shipped_at) of that carrier's shipments delivered in the last 30 days (the
 -- newest 1,000 of them at most, so the cost stays flat); else null.
@@ -413,6 +431,7 @@ DECLARE
     v_location  text;
     v_timeline  jsonb;
     v_shipments jsonb;
+    v_locale    text := 'en';
 BEGIN
     PERFORM orderdb._check_positive(p_order_id, 'order_id');
     IF p_customer_id IS NOT NULL THEN
@@ -439,53 +458,86 @@ BEGIN
     END IF;
 
     -- one statement: the shipments, their carrier events and the history are each read once
-    WITH ships AS MATERIALIZED (
-        SELECT s.shipment_id, s.carrier, s.tracking_number, s.status, s.shipped_at,
-               s.delivered_at
-          FROM orderdb.shipments s
-         WHERE s.warehouse_id = v_order.warehouse_id AND s.order_id = p_order_id
-    ), events AS MATERIALIZED (
-        SELECT te.tracking_event_id, te.event_time, te.normalized_status, te.description,
-               te.location
-          FROM ships s
-          JOIN orderdb.tracking_events te
-            ON te.carrier = s.carrier AND te.tracking_number = s.tracking_number
-    ), hist AS MATERIALIZED (
-        SELECT h.version, h.to_status, h.occurred_at, h.source, h.reason, h.context,
+    WITH hist AS MATERIALIZED (
+        SELECT h.version, h.to_status, h.occurred_at, h.effective_at, h.changed_at, h.source,
+               h.context,
                CASE WHEN h.source = 'carrier' AND h.context ? 'tracking_event_id'
                     THEN (h.context ->> 'tracking_event_id')::bigint END AS tracking_event_id
           FROM orderdb.order_status_history h
          WHERE h.warehouse_id = v_order.warehouse_id AND h.order_id = p_order_id
+    ), ships AS MATERIALIZED (
+        -- the parcel's handover: the order's newest change when the shipment was recorded
+        -- (handover_version: recorded before it, or by the same warehouse callback; carrier
+        -- changes come after a handover) and the earliest time its carrier events may be shown
+        SELECT s.shipment_id, s.carrier, s.tracking_number, s.status, s.shipped_at,
+               s.delivered_at,
+               coalesce((SELECT max(h.version) FROM hist h
+                          WHERE h.source <> 'carrier'
+                            AND (h.changed_at < s.created_at
+                                 OR h.context ->> 'wms_event_id' = s.wms_event_id)),
+                        1) AS handover_version,
+               greatest(v_order.created_at, least(s.shipped_at, s.created_at)) AS handover_floor
+          FROM orderdb.shipments s
+         WHERE s.warehouse_id = v_order.warehouse_id AND s.order_id = p_order_id
+    ), carrier_events AS MATERIALIZED (
+        -- version: the status change the event caused (NULL: none)
+        SELECT te.tracking_event_id, te.event_time, te.received_at, te.normalized_status,
+               te.description, te.location, s.handover_version, s.handover_floor,
+               c.to_status AS order_status, c.version
+          FROM ships s
+          JOIN orderdb.tracking_events te
+            ON te.carrier = s.carrier AND te.tracking_number = s.tracking_number
+          LEFT JOIN (SELECT DISTINCT ON (h.tracking_event_id) h.tracking_event_id, h.to_status,
+                            h.version
+                       FROM hist h
+                      WHERE h.tracking_event_id IS NOT NULL
+                      ORDER BY h.tracking_event_id, h.version DESC) c
+            ON c.tracking_event_id = te.tracking_event_id
+    ), phased AS (
+        -- phase: the order's version the event belongs after: the change it caused, else the
+        -- newest change caused by an event reported no later than it, else the handover
+        SELECT e.*,
+               coalesce(e.version,
+                        greatest(e.handover_version,
+                                 (SELECT max(l.version) FROM carrier_events l
+                                   WHERE l.version IS NOT NULL
+                                     AND l.event_time <= e.event_time))) AS phase
+          FROM carrier_events e
+    ), events AS MATERIALIZED (
+        SELECT p.*,
+               greatest(least(p.event_time, p.received_at), p.handover_floor,
+                        coalesce((SELECT h.effective_at FROM hist h WHERE h.version = p.phase),
+                                 v_order.created_at)) AS effective_time
+          FROM phased p
     ), entries AS (
-        SELECT v_order.created_at AS at, 0 AS kind_rank, 1::bigint AS seq,
-               'pending'::text AS status, orderdb._status_description('pending') AS description,
+        SELECT v_order.created_at AS at, NULL::timestamptz AS reported, 1 AS phase, 0 AS sub,
+               1::bigint AS seq, 'pending'::text AS status,
+               orderdb._customer_text('status', 'pending', v_locale) AS description,
                NULL::text AS location, 'order'::text AS kind, NULL::text AS order_status
         UNION ALL
-        SELECT h.occurred_at, 0, h.version, h.to_status,
+        SELECT h.effective_at, h.occurred_at, h.version, 0, h.version, h.to_status,
                CASE WHEN h.source = 'reallocation'
-                    THEN 'Order moved to another warehouse'
-                    ELSE orderdb._status_description(h.to_status) END
-                 || CASE WHEN h.to_status = 'shipped' AND h.context ? 'carrier'
-                         THEN format(' (%s %s)', h.context ->> 'carrier',
-                                     h.context ->> 'tracking_number')
-                         WHEN h.to_status = 'on_hold' AND h.reason IS NOT NULL
-                         THEN ': ' || h.reason
-                         ELSE '' END,
+                    THEN orderdb._customer_text('change', 'reallocation', v_locale)
+                    WHEN h.to_status = 'on_hold' AND h.context ? 'exception_type'
+                    THEN orderdb._customer_text('exception', h.context ->> 'exception_type',
+                                                v_locale)
+                    ELSE orderdb._customer_text('status', h.to_status, v_locale)
+                      || CASE WHEN h.to_status = 'shipped' AND h.context ? 'carrier'
+                              THEN format(' (%s %s)', h.context ->> 'carrier',
+                                          h.context ->> 'tracking_number')
+                              ELSE '' END
+               END,
                NULL, 'order', NULL
           FROM hist h
          WHERE h.tracking_event_id IS NULL
         UNION ALL
-        SELECT e.event_time, 1, e.tracking_event_id, e.normalized_status,
+        SELECT e.effective_time, e.event_time, e.phase,
+               CASE WHEN e.version IS NULL THEN 1 ELSE 0 END, e.tracking_event_id,
+               e.normalized_status,
                coalesce(e.description,
-                        upper(left(e.normalized_status, 1))
-                        || replace(substr(e.normalized_status, 2), '_', ' ')),
-               e.location, 'carrier', c.to_status
+                        orderdb._customer_text('carrier', e.normalized_status, v_locale)),
+               e.location, 'carrier', e.order_status
           FROM events e
-          LEFT JOIN (SELECT DISTINCT ON (h.tracking_event_id) h.tracking_event_id, h.to_status
-                       FROM hist h
-                      WHERE h.tracking_event_id IS NOT NULL
-                      ORDER BY h.tracking_event_id, h.version DESC) c
-            ON c.tracking_event_id = e.tracking_event_id
     )
     SELECT (SELECT coalesce(jsonb_agg(jsonb_build_object(
                        'carrier', s.carrier, 'tracking_number', s.tracking_number,
@@ -495,13 +547,15 @@ BEGIN
               FROM ships s),
            (SELECT jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
                        'time', e.at, 'status', e.status, 'description', e.description,
-                       'kind', e.kind, 'order_status', e.order_status))
+                       'kind', e.kind, 'order_status', e.order_status,
+                       'reported_time', CASE WHEN e.reported IS DISTINCT FROM e.at
+                                             THEN e.reported END))
                      || jsonb_build_object('location', e.location)
-                     ORDER BY e.at, e.kind_rank, e.seq)
+                     ORDER BY e.at, e.phase, e.sub, e.reported, e.seq)
               FROM entries e),
            (SELECT e.location FROM events e
              WHERE e.location IS NOT NULL
-             ORDER BY e.event_time DESC, e.tracking_event_id DESC
+             ORDER BY e.effective_time DESC, e.event_time DESC, e.tracking_event_id DESC
              LIMIT 1),
            l.carrier, l.shipped_at
       INTO v_shipments, v_timeline, v_location, v_last_carrier, v_last_shipped
