@@ -55,6 +55,89 @@ $$;
 COMMENT ON FUNCTION orderdb._check_text(text, text, integer, boolean) IS
     'Raises 22023 when a text argument is missing (if required), empty (if required) or too long.';
 
+-- SKUs. A sku is an identifier a person reads and types: 1..255 characters, no control
+-- characters (U+0000..U+001F, U+007F..U+009F), not blank (only spaces, no-break, ideographic or
+-- zero-width spaces), and normalised to Unicode NFC wherever it enters (create_order items, the
+-- lines of the fulfilment and return calls, receive_stock, stock_level, set_stock_buckets,
+-- rebalance_stock_buckets), so that "é" typed on two keyboards (one code point, or e + U+0301)
+-- is one sku. It is stored and compared byte-wise (COLLATE "C") in that form. Leading and
+-- trailing spaces are kept (they are part of what the caller sent); messages show a sku quoted
+-- (orderdb._quote_sku: sku "SKU-1 "), so such a space is visible.
+
+-- _nfc: p_value in Unicode normalisation form NFC. ASCII text (byte length = character length)
+-- is returned as is without calling normalize(). Locks nothing.
+CREATE OR REPLACE FUNCTION orderdb._nfc(p_value text)
+RETURNS text
+LANGUAGE sql
+IMMUTABLE
+AS $$
+    SELECT CASE WHEN octet_length(p_value) = length(p_value) THEN p_value
+                ELSE normalize(p_value, NFC) END;
+$$;
+COMMENT ON FUNCTION orderdb._nfc(text) IS
+    'The text in Unicode NFC (ASCII returned as is).';
+
+-- _sku_problem: what is wrong with a (non-NULL, normalised) sku as the end of a message —
+-- 'must be 1 to 255 characters', 'must not contain control characters', 'must not be blank' —
+-- or NULL when it is a valid sku. Locks nothing.
+CREATE OR REPLACE FUNCTION orderdb._sku_problem(p_sku text)
+RETURNS text
+LANGUAGE sql
+IMMUTABLE
+AS $$
+    SELECT CASE
+        WHEN length(p_sku) NOT BETWEEN 1 AND 255 THEN 'must be 1 to 255 characters'
+        WHEN p_sku ~ '[\u0001-\u001f\u007f-\u009f]' THEN 'must not contain control characters'
+        WHEN btrim(p_sku, U&' \00A0\1680\2000\2001\2002\2003\2004\2005\2006\2007\2008'
+                          || U&'\2009\200A\200B\2028\2029\202F\205F\3000\FEFF') = ''
+            THEN 'must not be blank'
+    END;
+$$;
+COMMENT ON FUNCTION orderdb._sku_problem(text) IS
+    'Why a sku is invalid (length, control characters, blank), or NULL when it is valid.';
+
+-- _quote_sku: a sku as messages show it: in double quotes, JSON-escaped (sku "SKU-1 "), cut to
+-- 255 characters. Locks nothing.
+CREATE OR REPLACE FUNCTION orderdb._quote_sku(p_sku text)
+RETURNS text
+LANGUAGE sql
+IMMUTABLE
+AS $$
+    SELECT to_json(left(p_sku, 255))::text;
+$$;
+COMMENT ON FUNCTION orderdb._quote_sku(text) IS
+    'A sku quoted for messages (JSON string form).';
+
+-- _check_sku: checks a sku argument (required; orderdb._sku_problem) and returns it in NFC.
+-- Raises 22023 '<name> is required' / '<name> must be 1 to 255 characters' / '<name> must not
+-- contain control characters' / '<name> must not be blank', DETAIL the sku quoted.
+-- Locks nothing.
+CREATE OR REPLACE FUNCTION orderdb._check_sku(p_sku text, p_name text DEFAULT 'sku')
+RETURNS text
+LANGUAGE plpgsql
+IMMUTABLE
+AS $$
+DECLARE
+    v_sku     text;
+    v_problem text;
+BEGIN
+    IF p_sku IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = format('%s is required', p_name);
+    END IF;
+    v_sku := orderdb._nfc(p_sku);
+    v_problem := orderdb._sku_problem(v_sku);
+    IF v_problem IS NOT NULL THEN
+        RAISE EXCEPTION USING
+            ERRCODE = '22023',
+            MESSAGE = format('%s %s', p_name, v_problem),
+            DETAIL = format('%s=%s length=%s', p_name, orderdb._quote_sku(v_sku), length(v_sku));
+    END IF;
+    RETURN v_sku;
+END;
+$$;
+COMMENT ON FUNCTION orderdb._check_sku(text, text) IS
+    'Raises 22023 unless the sku is valid (1..255 characters, no control characters, not blank); returns it in NFC.';
+
 -- _check_range: p_value must be non-NULL and between p_min and p_max (inclusive).
 -- Raises 22023 '<name> must be between <min> and <max>'. Locks nothing.
 CREATE OR REPLACE FUNCTION orderdb._check_range(p_value bigint, p_name text, p_min bigint,
@@ -156,7 +239,8 @@ COMMENT ON FUNCTION orderdb._check_status(text, text) IS
 -- _parse_items: validates and normalises a JSON array of order lines
 --   [{"sku": text, "quantity": integer, "unit_price": number | numeric string | null}, ...]
 -- Rules: at most 64 kB and 32 levels deep (orderdb._check_json); 1..p_max_lines elements; each
--- an object; sku a string of 1..255 characters, each sku
+-- an object; sku a string, normalised to NFC, of 1..255 characters without control characters
+-- and not blank (orderdb._sku_problem), each sku
 -- once; quantity a JSON number that is a positive integer (<= 2147483647) — required unless
 -- p_quantity_required is false (then absent/null means "all"); unit_price optional: a JSON number
 -- or a decimal string ('19.90'), 0 <= unit_price <= 1e12. Other keys are ignored.
@@ -200,7 +284,7 @@ BEGIN
               FROM (
                 SELECT f.ord, f.sku, f.price,
                        CASE WHEN f.qn BETWEEN 1 AND 2147483647 THEN f.qn::integer END AS qty,
-                       f.is_object AND length(f.sku) BETWEEN 1 AND 255
+                       f.is_object AND f.sku IS NOT NULL AND orderdb._sku_problem(f.sku) IS NULL
                        AND CASE WHEN f.qn IS NULL THEN f.qty_absent AND NOT p_quantity_required
                                 ELSE f.qn BETWEEN 1 AND 2147483647 AND f.qn = trunc(f.qn) END
                        AND CASE WHEN f.price IS NULL THEN f.price_absent
@@ -209,7 +293,7 @@ BEGIN
                     SELECT a.ord,
                            jsonb_typeof(a.elem) = 'object' AS is_object,
                            CASE WHEN jsonb_typeof(a.elem -> 'sku') = 'string'
-                                THEN a.elem ->> 'sku' END AS sku,
+                                THEN orderdb._nfc(a.elem ->> 'sku') END AS sku,
                            CASE WHEN jsonb_typeof(a.elem -> 'quantity') = 'number'
                                 THEN (a.elem -> 'quantity')::numeric END AS qn,
                            coalesce(jsonb_typeof(a.elem -> 'quantity'), 'null') = 'null'
@@ -276,11 +360,11 @@ BEGIN
                        format('%s[%s] must be a JSON object', p_name, e.idx)
                      WHEN e.sku IS NULL THEN
                        format('%s[%s].sku must be a string', p_name, e.idx)
-                     WHEN length(e.sku) NOT BETWEEN 1 AND 255 THEN
-                       format('%s[%s].sku must be 1 to 255 characters', p_name, e.idx)
+                     WHEN orderdb._sku_problem(e.sku) IS NOT NULL THEN
+                       format('%s[%s].sku %s', p_name, e.idx, orderdb._sku_problem(e.sku))
                      WHEN e.sku_rank > 1 THEN
                        format('%s[%s].sku %s appears more than once', p_name, e.idx,
-                              left(e.sku, 255))
+                              orderdb._quote_sku(e.sku))
                      WHEN e.qty_type IS NULL AND NOT p_quantity_required THEN NULL
                      WHEN e.qty_type IS DISTINCT FROM 'number' THEN
                        format('%s[%s].quantity must be a positive integer', p_name, e.idx)
@@ -310,12 +394,12 @@ BEGIN
               FROM (
                 SELECT a.ord - 1 AS idx, a.elem,
                        CASE WHEN jsonb_typeof(a.elem -> 'sku') = 'string'
-                            THEN a.elem ->> 'sku' END AS sku,
+                            THEN orderdb._nfc(a.elem ->> 'sku') END AS sku,
                        nullif(jsonb_typeof(a.elem -> 'quantity'), 'null') AS qty_type,
                        nullif(jsonb_typeof(a.elem -> 'unit_price'), 'null') AS price_type,
                        row_number() OVER (
                            PARTITION BY CASE WHEN jsonb_typeof(a.elem -> 'sku') = 'string'
-                                             THEN a.elem ->> 'sku' END
+                                             THEN orderdb._nfc(a.elem ->> 'sku') END
                            ORDER BY a.ord) AS sku_rank
                   FROM jsonb_array_elements(p_items) WITH ORDINALITY AS a(elem, ord)
               ) e

@@ -7,8 +7,8 @@
 
 -- receive_stock: adds p_quantity units to (warehouse, sku), creating the warehouse and the
 -- inventory row on first receipt, and records the receipt (orderdb.stock_receipts).
--- Raises 22023 (warehouse_id/quantity not positive, sku not 1..255 characters, actor over 1000
--- characters, on_hand would exceed 2147483647).
+-- Raises 22023 (warehouse_id/quantity not positive, a bad sku (orderdb._check_sku; the sku is
+-- stored in NFC), actor over 1000 characters, on_hand would exceed 2147483647).
 -- Locks the inventory row (warehouse_id, sku).
 CREATE OR REPLACE FUNCTION orderdb.receive_stock(p_warehouse_id integer, p_sku text,
                                                  p_quantity integer, p_actor text DEFAULT NULL)
@@ -20,7 +20,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     PERFORM orderdb._check_positive(p_warehouse_id, 'warehouse_id');
-    PERFORM orderdb._check_text(p_sku, 'sku', 255, true);
+    p_sku := orderdb._check_sku(p_sku);  -- NFC, no control characters, not blank
     PERFORM orderdb._check_positive(p_quantity, 'quantity');
     PERFORM orderdb._check_text(p_actor, 'actor', 1000);
 
@@ -71,7 +71,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     PERFORM orderdb._check_positive(p_warehouse_id, 'warehouse_id');
-    PERFORM orderdb._check_text(p_sku, 'sku', 255, true);
+    p_sku := orderdb._check_sku(p_sku);
 
     SELECT i.on_hand, i.reserved, i.on_hand - i.reserved
       INTO on_hand, reserved, available
@@ -80,7 +80,8 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION USING
             ERRCODE = 'OD004',
-            MESSAGE = format('no stock row for sku %s in warehouse %s', p_sku, p_warehouse_id),
+            MESSAGE = format('no stock row for sku %s in warehouse %s', orderdb._quote_sku(p_sku),
+                             p_warehouse_id),
             DETAIL = format('warehouse_id=%s sku=%s', p_warehouse_id, p_sku);
     END IF;
     RETURN NEXT;
@@ -165,7 +166,7 @@ BEGIN
     END IF;
     RAISE EXCEPTION USING
         ERRCODE = 'OD001',
-        MESSAGE = format('insufficient stock for sku %s', v_short[1][1]),
+        MESSAGE = format('insufficient stock for sku %s', orderdb._quote_sku(v_short[1][1])),
         DETAIL = format('sku=%s requested=%s available=%s',
                         v_short[1][1], v_short[1][2], v_short[1][3]),
         HINT = 'Nothing was reserved.';
@@ -209,14 +210,19 @@ BEGIN
     END IF;
 
     IF p_lines IS NOT NULL THEN
-        SELECT p.skus, p.quantities INTO v_req_skus, v_req_qtys
-          FROM orderdb._parse_items(p_lines, 'lines', false) p;
+        -- the callers' lines are resolved already (orderdb._resolve_lines: the skus as the order
+        -- stores them): not parsed again, so a sku stored before the sku rules still moves
+        SELECT array_agg(e ->> 'sku'), array_agg((e ->> 'quantity')::integer)
+          INTO v_req_skus, v_req_qtys
+          FROM jsonb_array_elements(p_lines) AS e;
         -- every requested sku must be a line with enough quantity in the source state
         SELECT (array_agg(
                   CASE WHEN l.sku IS NULL THEN
-                         format('lines: sku %s is not a line of order %s', r.sku, p_order_id)
+                         format('lines: sku %s is not a line of order %s',
+                                orderdb._quote_sku(r.sku), p_order_id)
                        ELSE format('lines: quantity %s of sku %s exceeds the %s quantity %s',
-                                   r.quantity, r.sku, p_from_state, l.available) END
+                                   r.quantity, orderdb._quote_sku(r.sku), p_from_state,
+                                   l.available) END
                   ORDER BY r.sku)
                   FILTER (WHERE l.sku IS NULL OR r.quantity > l.available))[1]
           INTO v_error

@@ -210,7 +210,7 @@ BEGIN
         END IF;
         RAISE EXCEPTION USING
             ERRCODE = 'OD001',
-            MESSAGE = format('insufficient stock for sku %s', p_skus[1]),
+            MESSAGE = format('insufficient stock for sku %s', orderdb._quote_sku(p_skus[1])),
             DETAIL = format('sku=%s requested=%s available=%s', p_skus[1], p_quantities[1],
                             v_avail),
             HINT = 'Nothing was reserved.';
@@ -265,7 +265,7 @@ BEGIN
     IF v_short_sku IS NOT NULL THEN
         RAISE EXCEPTION USING
             ERRCODE = 'OD001',
-            MESSAGE = format('insufficient stock for sku %s', v_short_sku),
+            MESSAGE = format('insufficient stock for sku %s', orderdb._quote_sku(v_short_sku)),
             DETAIL = format('sku=%s requested=%s available=%s', v_short_sku, v_short_req,
                             v_short_avail),
             HINT = 'Nothing was reserved.';
@@ -310,7 +310,7 @@ BEGIN
                 RAISE EXCEPTION USING
                     ERRCODE = '23514',
                     MESSAGE = format('stock buckets of sku %s hold fewer reserved units than '
-                                     'the ledger moves', r.sku),
+                                     'the ledger moves', orderdb._quote_sku(r.sku)),
                     DETAIL = format('warehouse_id=%s sku=%s reserved=%s moving=%s',
                                     p_warehouse_id, r.sku, v_reserved, r.quantity),
                     HINT = 'See orderdb_ops.inventory_drift.';
@@ -416,7 +416,7 @@ DECLARE
     v_left         bigint;
 BEGIN
     PERFORM orderdb._check_positive(p_warehouse_id, 'warehouse_id');
-    PERFORM orderdb._check_text(p_sku, 'sku', 255, true);
+    p_sku := orderdb._check_sku(p_sku);
     IF p_buckets IS NULL OR p_buckets NOT BETWEEN 1 AND 1024 THEN
         RAISE EXCEPTION USING
             ERRCODE = '22023',
@@ -433,7 +433,8 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION USING
             ERRCODE = 'OD004',
-            MESSAGE = format('no stock row for sku %s in warehouse %s', p_sku, p_warehouse_id),
+            MESSAGE = format('no stock row for sku %s in warehouse %s', orderdb._quote_sku(p_sku),
+                             p_warehouse_id),
             DETAIL = format('warehouse_id=%s sku=%s', p_warehouse_id, p_sku),
             HINT = 'Receive the sku first (orderdb.receive_stock).';
     END IF;
@@ -509,11 +510,12 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     PERFORM orderdb._check_positive(p_warehouse_id, 'warehouse_id');
-    PERFORM orderdb._check_text(p_sku, 'sku', 255, true);
+    p_sku := orderdb._check_sku(p_sku);
     IF orderdb._rewrite_buckets(p_warehouse_id, p_sku, 0, 0) IS NULL THEN
         RAISE EXCEPTION USING
             ERRCODE = 'OD004',
-            MESSAGE = format('sku %s is not bucketed in warehouse %s', p_sku, p_warehouse_id),
+            MESSAGE = format('sku %s is not bucketed in warehouse %s', orderdb._quote_sku(p_sku),
+                             p_warehouse_id),
             DETAIL = format('warehouse_id=%s sku=%s', p_warehouse_id, p_sku),
             HINT = 'orderdb.set_stock_buckets splits a SKU''s stock into buckets.';
     END IF;

@@ -94,13 +94,14 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION USING
             ERRCODE = 'OD001',
-            MESSAGE = format('insufficient stock for sku %s', p_skus[1]),
+            MESSAGE = format('insufficient stock for sku %s', orderdb._quote_sku(p_skus[1])),
             DETAIL = format('sku=%s requested=%s available=0', p_skus[1], p_quantities[1]),
             HINT = 'No warehouse takes part in the automatic choice (orderdb.warehouse_priority).';
     END IF;
     RAISE EXCEPTION USING
         ERRCODE = 'OD001',
-        MESSAGE = format('insufficient stock for sku %s', v_best.first_short_sku),
+        MESSAGE = format('insufficient stock for sku %s',
+                         orderdb._quote_sku(v_best.first_short_sku)),
         DETAIL = format('sku=%s requested=%s available=%s', v_best.first_short_sku,
                         v_best.first_short_requested, v_best.first_short_available),
         HINT = format('No warehouse can serve every line; the closest, warehouse %s, serves %s of '
@@ -261,8 +262,8 @@ BEGIN
         IF v_short IS NOT NULL THEN
             RAISE EXCEPTION USING
                 ERRCODE = 'OD001',
-                MESSAGE = format('insufficient stock for sku %s in warehouse %s', v_short[1][1],
-                                 p_to_warehouse_id),
+                MESSAGE = format('insufficient stock for sku %s in warehouse %s',
+                                 orderdb._quote_sku(v_short[1][1]), p_to_warehouse_id),
                 DETAIL = format('sku=%s requested=%s available=%s',
                                 v_short[1][1], v_short[1][2], v_short[1][3]),
                 HINT = 'Nothing was moved.';

@@ -193,11 +193,14 @@ BEGIN
 
     SELECT (array_agg(
               CASE WHEN l.sku IS NULL THEN
-                     format('lines: sku %s is not a line of order %s', r.sku, p_order_id)
+                     format('lines: sku %s is not a line of order %s',
+                            orderdb._quote_sku(r.sku), p_order_id)
                    WHEN l.available = 0 THEN
-                     format('lines: sku %s has no %s quantity', r.sku, p_state)
+                     format('lines: sku %s has no %s quantity', orderdb._quote_sku(r.sku),
+                            p_state)
                    ELSE format('lines: quantity %s of sku %s exceeds the %s quantity %s',
-                               r.quantity, r.sku, p_state, l.available) END
+                               r.quantity, orderdb._quote_sku(r.sku), p_state,
+                               l.available) END
               ORDER BY r.sku)
               FILTER (WHERE l.sku IS NULL OR l.available = 0 OR r.quantity > l.available))[1],
            jsonb_agg(jsonb_build_object('sku', r.sku, 'quantity', coalesce(r.quantity, l.available))

@@ -37,16 +37,16 @@ SELECT throws_ok(pg_temp.pi('[null]'), '22023', 'items[0] must be a JSON object'
 
 -- duplicate skus: the second occurrence is named
 SELECT throws_ok(pg_temp.pi('[{"sku": "A", "quantity": 1}, {"sku": "A", "quantity": 1}]'), '22023',
-                 'items[1].sku A appears more than once', 'duplicate sku');
+                 'items[1].sku "A" appears more than once', 'duplicate sku');
 SELECT throws_ok(pg_temp.pi('[{"sku": "B", "quantity": 1}, {"sku": "A", "quantity": 1}, {"sku": "C", "quantity": 1}, {"sku": "A", "quantity": 5}]'),
-                 '22023', 'items[3].sku A appears more than once', 'duplicate sku, not adjacent in input');
+                 '22023', 'items[3].sku "A" appears more than once', 'duplicate sku, not adjacent in input');
 SELECT throws_ok(pg_temp.pi('[{"sku": "A"}, {"sku": "A"}]', 'lines', false), '22023',
-                 'lines[1].sku A appears more than once', 'duplicate sku, quantity optional');
+                 'lines[1].sku "A" appears more than once', 'duplicate sku, quantity optional');
 SELECT throws_ok(
     format('SELECT * FROM orderdb._parse_items(%L::jsonb)',
            (SELECT jsonb_agg(jsonb_build_object('sku', 'L-' || least(g, 499), 'quantity', 1) ORDER BY g)
               FROM generate_series(1, 500) g)),
-    '22023', 'items[499].sku L-499 appears more than once', 'duplicate in a 500-line order');
+    '22023', 'items[499].sku "L-499" appears more than once', 'duplicate in a 500-line order');
 
 -- quantity
 SELECT throws_ok(pg_temp.pi('[{"sku": "A", "quantity": 1.5}]'), '22023', 'items[0].quantity must be a positive integer', '1.5');
@@ -83,11 +83,11 @@ SELECT throws_ok(pg_temp.pi('[{"sku": "A", "quantity": 1, "unit_price": "x"}, {"
 SELECT throws_ok(pg_temp.pi('[{"sku": "A", "quantity": 0, "unit_price": "x"}]'), '22023',
                  'items[0].quantity must be a positive integer', 'quantity before unit_price');
 SELECT throws_ok(pg_temp.pi('[{"sku": "A", "quantity": 1}, {"sku": "A", "quantity": 0}]'), '22023',
-                 'items[1].sku A appears more than once', 'duplicate before quantity');
+                 'items[1].sku "A" appears more than once', 'duplicate before quantity');
 SELECT throws_ok(pg_temp.pi('[{"sku": "A", "quantity": 1}, {"sku": 1, "quantity": 1}, {"sku": "A", "quantity": 1}]'), '22023',
                  'items[1].sku must be a string', 'a bad sku before a later duplicate');
 SELECT throws_ok(pg_temp.pi('[{"sku": "B", "quantity": 1}, {"sku": "A", "quantity": 1}, {"sku": "B", "quantity": 1}, {"sku": "A", "quantity": 1}]'),
-                 '22023', 'items[2].sku B appears more than once', 'the first duplicate by index');
+                 '22023', 'items[2].sku "B" appears more than once', 'the first duplicate by index');
 SELECT throws_ok(format('SELECT * FROM orderdb._parse_items(%L::jsonb)',
                         jsonb_build_array(jsonb_build_object('sku', 'A', 'quantity', 1),
                                           jsonb_build_object('sku', repeat('x', 256), 'quantity', 0))),

@@ -13,7 +13,7 @@ SELECT FROM orderdb.wms_callback('cl-2', :o, 'EXCEPTION', '{"exception_type": "O
 SELECT throws_ok(format($$ SELECT * FROM orderdb.cancel_order_lines(%s, '[{"sku": "C-B"}]', 1) $$, :o), 'OD002', NULL,
                  'stale version');
 SELECT throws_ok(format($$ SELECT * FROM orderdb.cancel_order_lines(%s, '[{"sku": "C-X"}]', 6) $$, :o), '22023',
-                 'lines: sku C-X is not a line of order ' || :o, 'unknown line');
+                 'lines: sku "C-X" is not a line of order ' || :o, 'unknown line');
 SELECT results_eq(format($$ SELECT status, version, released FROM orderdb.cancel_order_lines(%s, '[{"sku": "C-B"}]', 6, 'ops', 'C-B out of stock') $$, :o),
                   $$ VALUES ('on_hold'::text, 6, 3) $$, 'C-B released, the order stays on hold');
 SELECT results_eq($$ SELECT sku::text COLLATE "default", on_hand, reserved FROM orderdb.inventory WHERE warehouse_id = 407 ORDER BY sku $$,

@@ -27,7 +27,7 @@ SELECT throws_ok(
     $$ SELECT orderdb.create_order(2, 202, '[{"sku": "AN-A", "quantity": 4},
                                             {"sku": "AN-B", "quantity": 3},
                                             {"sku": "AN-C", "quantity": 1}]') $$,
-    'OD001', 'insufficient stock for sku AN-B', 'one short line fails the order with OD001');
+    'OD001', 'insufficient stock for sku "AN-B"', 'one short line fails the order with OD001');
 SELECT is(pg_temp.err($$ SELECT orderdb.create_order(2, 202, '[{"sku": "AN-A", "quantity": 4},
                                                              {"sku": "AN-B", "quantity": 3}]') $$),
           'OD001: sku=AN-B requested=3 available=2', 'DETAIL names sku, requested and available');

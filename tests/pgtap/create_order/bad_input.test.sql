@@ -47,7 +47,7 @@ SELECT throws_ok(pg_temp.co('[{"sku": "", "quantity": 1}]'), '22023', 'items[0].
 SELECT throws_ok(pg_temp.co(format('[{"sku": "BI-1", "quantity": 1}, {"sku": "%s", "quantity": 1}]', repeat('x', 256))),
                  '22023', 'items[1].sku must be 1 to 255 characters', '256-character sku');
 SELECT throws_ok(pg_temp.co('[{"sku": "BI-1", "quantity": 1}, {"sku": "BI-2", "quantity": 1}, {"sku": "BI-1", "quantity": 2}]'),
-                 '22023', 'items[2].sku BI-1 appears more than once', 'duplicate sku');
+                 '22023', 'items[2].sku "BI-1" appears more than once', 'duplicate sku');
 -- quantity
 SELECT throws_ok(pg_temp.co('[{"sku": "BI-1"}]'), '22023', 'items[0].quantity must be a positive integer', 'quantity missing');
 SELECT throws_ok(pg_temp.co('[{"sku": "BI-1", "quantity": null}]'), '22023', 'items[0].quantity must be a positive integer', 'quantity null');

@@ -24,7 +24,7 @@ SELECT throws_ok(pg_temp.co('[]', '', repeat('a', 1001), '[]', 1, -1), '22023',
 SELECT throws_ok(pg_temp.co('[{"sku": "EO-1", "quantity": 0}]', '', repeat('a', 1001), '[]'), '22023',
                  'items[0].quantity must be a positive integer', 'then items');
 SELECT throws_ok(pg_temp.co('[{"sku": "EO-1", "quantity": 1}, {"sku": "EO-1", "quantity": 1}]', '', NULL, '[]', 1, NULL),
-                 '22023', 'items[1].sku EO-1 appears more than once', 'items before the rest, no warehouse given');
+                 '22023', 'items[1].sku "EO-1" appears more than once', 'items before the rest, no warehouse given');
 SELECT throws_ok(pg_temp.co('[{"sku": "EO-1", "quantity": 1}]', repeat('k', 256), repeat('a', 1001), '[]'), '22023',
                  'idempotency_key must be 1 to 255 characters', 'then idempotency_key');
 SELECT throws_ok(pg_temp.co('[{"sku": "EO-1", "quantity": 1}]', NULL, repeat('a', 1001), '[]'), '22023',

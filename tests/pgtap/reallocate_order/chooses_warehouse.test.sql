@@ -41,10 +41,10 @@ SELECT is((SELECT reserved FROM orderdb.inventory WHERE warehouse_id = 3532 AND 
 
 UPDATE orderdb.warehouse_priority SET auto_allocate = false WHERE warehouse_id = 3532;
 SELECT throws_ok($$ SELECT orderdb.create_order(1, NULL, '[{"sku": "CW-A", "quantity": 10}, {"sku": "CW-B", "quantity": 1}]') $$,
-                 'OD001', 'insufficient stock for sku CW-B',
+                 'OD001', 'insufficient stock for sku "CW-B"',
                  'OD001 when no taking-part warehouse serves every line (the closest, 3533, lacks CW-B)');
 SELECT throws_ok($$ SELECT orderdb.create_order(1, NULL, '[{"sku": "CW-NEVER", "quantity": 1}]') $$,
-                 'OD001', 'insufficient stock for sku CW-NEVER', 'OD001 for a sku no warehouse stocks');
+                 'OD001', 'insufficient stock for sku "CW-NEVER"', 'OD001 for a sku no warehouse stocks');
 
 SELECT results_eq(
     $$ SELECT c.replayed, c.order_id = d.order_id

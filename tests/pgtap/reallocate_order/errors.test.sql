@@ -41,7 +41,7 @@ SELECT throws_ok($$ SELECT orderdb.reallocate_order((SELECT order_id FROM c), 35
 
 -- OD001: warehouse 3512 has 1 RE-B for 2 requested; 3513 never stocked RE-B
 PREPARE short_b AS SELECT orderdb.reallocate_order((SELECT order_id FROM o), 3512, 1);
-SELECT throws_ok('short_b', 'OD001', 'insufficient stock for sku RE-B in warehouse 3512', 'target short of one line');
+SELECT throws_ok('short_b', 'OD001', 'insufficient stock for sku "RE-B" in warehouse 3512', 'target short of one line');
 CREATE FUNCTION pg_temp.detail_of(p_sql text) RETURNS text LANGUAGE plpgsql AS $f$
 DECLARE v_detail text;
 BEGIN

@@ -12,7 +12,7 @@ SELECT FROM orderdb.record_tracking_event('GENERIC', 'RR1', now() - interval '1 
 SELECT version AS v FROM orderdb.orders WHERE order_id = :o \gset
 
 SELECT throws_ok(format($$ SELECT * FROM orderdb.request_return(%s, '[{"sku": "R-A", "quantity": 3}]', %s) $$, :o, :v),
-                 '22023', 'lines: quantity 3 of sku R-A exceeds the consumed quantity 2', 'more than was shipped');
+                 '22023', 'lines: quantity 3 of sku "R-A" exceeds the consumed quantity 2', 'more than was shipped');
 SELECT throws_ok(format($$ SELECT * FROM orderdb.request_return(%s, '[{"sku": "R-A"}]', %s) $$, :o, :v - 1),
                  'OD002', NULL, 'stale version');
 SELECT results_eq(format($$ SELECT status, version FROM orderdb.request_return(%s, '[{"sku": "R-B", "quantity": 1}]', %s, 'customer', 'too big') $$, :o, :v),

@@ -18,10 +18,10 @@ SELECT results_eq(format($$ SELECT sku::text COLLATE "default", qty_held, qty_co
 SELECT is_empty($$ SELECT * FROM orderdb_ops.inventory_drift WHERE warehouse_id = 405 $$, 'counters == ledger after a partial shipment');
 SELECT throws_ok(format($$ SELECT * FROM orderdb.wms_callback('ps-x', %s, 'SHIPPED',
                           '{"carrier": "SF", "tracking_number": "SFP2", "lines": [{"sku": "P-A", "quantity": 1}]}') $$, :o),
-                 '22023', 'lines: sku P-A has no held quantity', 'a line already shipped cannot ship again');
+                 '22023', 'lines: sku "P-A" has no held quantity', 'a line already shipped cannot ship again');
 SELECT throws_ok(format($$ SELECT * FROM orderdb.wms_callback('ps-y', %s, 'SHIPPED',
                           '{"carrier": "SF", "tracking_number": "SFP2", "lines": [{"sku": "P-B", "quantity": 5}]}') $$, :o),
-                 '22023', 'lines: quantity 5 of sku P-B exceeds the held quantity 2', 'more than held');
+                 '22023', 'lines: quantity 5 of sku "P-B" exceeds the held quantity 2', 'more than held');
 SELECT results_eq(format($$ SELECT status, duplicate FROM orderdb.wms_callback('ps-2', %s, 'SHIPPED',
                              '{"carrier": "SF", "tracking_number": "SFP2"}') $$, :o),
                   $$ VALUES ('shipped'::text, false) $$, 'shipping the rest makes the order shipped');
