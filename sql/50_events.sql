@@ -299,9 +299,13 @@ COMMENT ON FUNCTION orderdb.purge_events(interval, integer) IS
 -- ---------------------------------------------------------------------------------------------
 
 -- create_webhook_subscription: registers an endpoint for the given event types (NULL: all).
--- p_secret NULL: a random 64-hex-character secret is generated. Returns the id and the secret.
--- Raises 22023 (url not http(s) or over 2000 characters, empty/oversized event type list,
--- secret not 16..255 characters, max_attempts outside 1..100). Locks nothing.
+-- p_secret NULL: a Standard Webhooks secret is generated, 'whsec_' || base64 of 32 random bytes
+-- (SHA-256 of two random UUIDs: 244 random bits). A given secret is either in that form
+-- ('whsec_' || base64, unpadded allowed, of at least 24 bytes: the signing key is the decoded
+-- bytes) or any other 16..255 characters (the key is the text's UTF-8 bytes). Returns the id and
+-- the secret. Raises 22023 (url not http(s) or over 2000 characters, empty/oversized event type
+-- list, secret not 16..255 characters or a malformed whsec_ secret, max_attempts outside
+-- 1..100). Locks nothing.
 CREATE OR REPLACE FUNCTION orderdb.create_webhook_subscription(
     p_url text, p_event_types text[] DEFAULT NULL, p_secret text DEFAULT NULL,
     p_max_attempts integer DEFAULT 8, p_description text DEFAULT NULL)
@@ -312,6 +316,8 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_secret text;
+    v_b64    text;
+    v_key    bytea;
 BEGIN
     IF p_url IS NULL OR p_url !~ '^https?://[^\s]+$' OR length(p_url) > 2000 THEN
         RAISE EXCEPTION USING
@@ -328,13 +334,27 @@ BEGIN
     END IF;
     PERFORM orderdb._check_range(p_max_attempts, 'max_attempts', 1, 100);
     PERFORM orderdb._check_text(p_description, 'description', 1000);
-    v_secret := coalesce(p_secret, replace(gen_random_uuid()::text || gen_random_uuid()::text,
-                                           '-', ''));
+    v_secret := coalesce(p_secret,
+                         'whsec_' || encode(sha256(uuid_send(gen_random_uuid())
+                                                   || uuid_send(gen_random_uuid())), 'base64'));
     IF length(v_secret) NOT BETWEEN 16 AND 255 THEN
         RAISE EXCEPTION USING
             ERRCODE = '22023',
             MESSAGE = 'secret must be 16 to 255 characters',
             DETAIL = format('length=%s', length(v_secret));
+    END IF;
+    IF starts_with(v_secret, 'whsec_') THEN
+        v_b64 := rtrim(substr(v_secret, 7), '=');
+        IF v_b64 ~ '^[A-Za-z0-9+/]+$' AND length(v_b64) % 4 <> 1 THEN
+            v_key := decode(v_b64 || repeat('=', (4 - length(v_b64) % 4) % 4), 'base64');
+        END IF;
+        IF v_key IS NULL OR length(v_key) < 24 THEN
+            RAISE EXCEPTION USING
+                ERRCODE = '22023',
+                MESSAGE = 'secret in the whsec_ form must be whsec_ followed by the base64 of at '
+                          'least 24 bytes',
+                DETAIL = format('length=%s', length(v_secret));
+        END IF;
     END IF;
     RETURN QUERY
     INSERT INTO orderdb.webhook_subscriptions AS s
@@ -430,18 +450,25 @@ $$;
 COMMENT ON FUNCTION orderdb._webhook_claim(integer, interval) IS
     'Claims (leases) due webhook deliveries, at most one per subscription and order, in order.';
 
--- _webhook_record: records one attempt of a claimed delivery (HTTP status or error, duration)
+-- _webhook_record: records one attempt of a claimed delivery (HTTP status or error, duration,
+-- the response's headers as a JSON object and the start of its body, cut to 4096 characters)
 -- and moves the delivery on: 2xx -> delivered; otherwise, after max_attempts attempts -> dead
 -- (dead-lettered; the order's later events then proceed), else pending again after an
--- exponential backoff: least(p_backoff_base * 2^(attempts-1), p_backoff_max).
+-- exponential backoff with jitter: least(p_backoff_base * 2^(attempts-1), p_backoff_max) times a
+-- random 1.0..1.25 (never earlier than the plain backoff, so receivers that failed together do
+-- not all get their retries at the same instant).
 -- An attempt of a delivery that is no longer pending or whose attempt number is stale (another
 -- dispatcher took over after the lease ran out) is logged and changes nothing else.
 -- Returns the delivery's status afterwards. Raises OD004 (no such delivery), 22023 (attempt not
--- positive, status code outside 100..599). Locks the delivery's row.
+-- positive, status code outside 100..599, response_headers not a JSON object or over 16 kB).
+-- Locks the delivery's row.
+DROP FUNCTION IF EXISTS orderdb._webhook_record(bigint, integer, integer, text, integer, interval,
+                                                interval);
 CREATE OR REPLACE FUNCTION orderdb._webhook_record(
     p_delivery_id bigint, p_attempt integer, p_status_code integer, p_error text,
     p_duration_ms integer, p_backoff_base interval DEFAULT '1 second',
-    p_backoff_max interval DEFAULT '1 hour')
+    p_backoff_max interval DEFAULT '1 hour', p_response_headers jsonb DEFAULT NULL,
+    p_response_body text DEFAULT NULL)
 RETURNS text
 LANGUAGE plpgsql
 SECURITY DEFINER
@@ -457,6 +484,14 @@ BEGIN
     IF p_status_code IS NOT NULL THEN
         PERFORM orderdb._check_range(p_status_code, 'status_code', 100, 599);
     END IF;
+    IF p_response_headers IS NOT NULL AND (jsonb_typeof(p_response_headers) <> 'object'
+                                           OR octet_length(p_response_headers::text) > 16384) THEN
+        RAISE EXCEPTION USING
+            ERRCODE = '22023',
+            MESSAGE = 'response_headers must be a JSON object of at most 16384 bytes',
+            DETAIL = format('type=%s bytes=%s', jsonb_typeof(p_response_headers),
+                            octet_length(p_response_headers::text));
+    END IF;
     SELECT d.* INTO v_delivery
       FROM orderdb.webhook_deliveries d
      WHERE d.delivery_id = p_delivery_id
@@ -467,8 +502,10 @@ BEGIN
             MESSAGE = format('webhook delivery %s not found', p_delivery_id),
             DETAIL = format('delivery_id=%s', coalesce(p_delivery_id::text, 'NULL'));
     END IF;
-    INSERT INTO orderdb.webhook_attempts (delivery_id, attempt, status_code, error, duration_ms)
-    VALUES (p_delivery_id, p_attempt, p_status_code, v_error, greatest(p_duration_ms, 0));
+    INSERT INTO orderdb.webhook_attempts (delivery_id, attempt, status_code, error, duration_ms,
+                                          response_headers, response_body)
+    VALUES (p_delivery_id, p_attempt, p_status_code, v_error, greatest(p_duration_ms, 0),
+            p_response_headers, left(p_response_body, 4096));
     IF v_delivery.status <> 'pending' OR v_delivery.attempts <> p_attempt - 1 THEN
         RETURN v_delivery.status;  -- stale claim: logged only
     END IF;
@@ -493,13 +530,15 @@ BEGIN
            next_attempt_at = now() + least(coalesce(p_backoff_base, interval '1 second')
                                            * power(2, least(p_attempt - 1, 30)),
                                            coalesce(p_backoff_max, interval '1 hour'))
+                                     * (1 + random() / 4)
      WHERE d.delivery_id = p_delivery_id;
     RETURN 'pending';
 END;
 $$;
 COMMENT ON FUNCTION orderdb._webhook_record(bigint, integer, integer, text, integer, interval,
-                                            interval) IS
-    'Records a webhook delivery attempt and moves the delivery to delivered, dead or a retry.';
+                                            interval, jsonb, text) IS
+    'Records a webhook delivery attempt (status, error, duration, response headers and body) and '
+    'moves the delivery to delivered, dead or a retry (exponential backoff with jitter).';
 
 -- retry_webhook_delivery: puts a dead-lettered delivery back in the queue (attempts reset, due
 -- now). Raises OD004 (no such delivery), 22023 (id not positive, or the delivery is not dead).
