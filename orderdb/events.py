@@ -11,12 +11,23 @@ order, durable named positions, at-least-once). This module adds:
 * :class:`Relay`, which runs an :class:`EventLoop` under its own consumer name and fans every batch
   out: Python handlers, ``NOTIFY orderdb_events`` (small batched payloads) and webhook deliveries
   (queued in the transaction that acknowledges the batch), plus a dispatcher thread that POSTs the
-  deliveries (HMAC-SHA256 signed, retried with exponential backoff, dead-lettered after
-  ``max_attempts``, one at a time per order and subscription).
+  deliveries over one kept-alive ``httpx`` client (signed per Standard Webhooks, retried with
+  exponential backoff and jitter, dead-lettered after ``max_attempts``, one at a time per order and
+  subscription; every attempt's status, response headers, the start of its body and its duration
+  are recorded). ``httpx`` is needed for webhooks only (the ``ops`` extra); the rest of this module
+  works without it.
+
+Standard Webhooks (https://www.standardwebhooks.com, spec ``spec/standard-webhooks.md`` of
+github.com/standard-webhooks/standard-webhooks): each POST carries ``webhook-id`` (``evt_<event
+id>``, the same for every attempt), ``webhook-timestamp`` (the attempt's Unix time in seconds) and
+``webhook-signature`` (``v1,<base64 of HMAC-SHA256 of "{webhook-id}.{webhook-timestamp}.{body}">``).
+The key is :func:`secret_key` of the subscription's secret.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import json
@@ -24,18 +35,20 @@ import logging
 import random
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = [
     "CHANNEL",
@@ -49,9 +62,13 @@ __all__ = [
     "iter_lines",
     "notify_payloads",
     "read_events",
+    "secret_key",
     "sign",
     "verify_signature",
     "webhook_body",
+    "webhook_headers",
+    "webhook_id",
+    "webhook_signature",
 ]
 
 log = logging.getLogger("orderdb.events")
@@ -64,7 +81,13 @@ CHANNEL = "orderdb_events"
 WAKEUP_CHANNEL = "orderdb_relay"
 #: payloads are cut well below PostgreSQL's 8000-byte limit
 MAX_NOTIFY_BYTES = 4000
+#: deprecated (kept for one release beside the Standard Webhooks headers): see :func:`sign`
 SIGNATURE_HEADER = "X-Orderdb-Signature"
+#: the prefix of a Standard Webhooks secret (``whsec_`` + base64 of the key)
+SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret
+#: how much of a receiver's answer an attempt keeps: body characters, header JSON bytes
+MAX_RESPONSE_BODY = 4096
+MAX_RESPONSE_HEADERS = 15000
 
 
 #: the select list that :meth:`Event.from_row` expects (payload as text: numbers stay exact)
@@ -150,13 +173,67 @@ def notify_payloads(events: Sequence[Event], max_bytes: int = MAX_NOTIFY_BYTES) 
     return payloads
 
 
+def _hmac_sha256(key: bytes, data: bytes) -> bytes:
+    return hmac.new(key, data, hashlib.sha256).digest()
+
+
+def secret_key(secret: str) -> bytes:
+    """The Standard Webhooks HMAC key of a subscription secret.
+
+    ``whsec_<base64>`` (what new subscriptions get): the decoded bytes, as
+    ``standardwebhooks.Webhook(secret)`` decodes them. Any other secret (the 64-hex-character
+    secrets of earlier releases, or one chosen by hand): its UTF-8 bytes, so a receiver verifies
+    with ``standardwebhooks.Webhook(secret.encode())``.
+    """
+    if secret.startswith(SECRET_PREFIX):
+        b64 = secret[len(SECRET_PREFIX) :].rstrip("=")
+        try:
+            key = base64.b64decode(b64 + "=" * (-len(b64) % 4), validate=True)
+        except (binascii.Error, ValueError):
+            key = b""
+        if key:
+            return key
+    return secret.encode()
+
+
+def webhook_id(event_id: int) -> str:
+    """The ``webhook-id`` of an event's deliveries: ``evt_<event_id>`` (the same for every attempt
+    and every subscription: receivers use it as the idempotency key)."""
+    return f"evt_{event_id}"
+
+
+def webhook_signature(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
+    """The ``webhook-signature`` header value (Standard Webhooks, symmetric): ``v1,<base64 of
+    HMAC-SHA256 of "{msg_id}.{timestamp}.{body}">`` keyed with :func:`secret_key`."""
+    mac = _hmac_sha256(secret_key(secret), f"{msg_id}.{timestamp}.".encode() + body)
+    return "v1," + base64.b64encode(mac).decode()
+
+
+def webhook_headers(
+    secret: str, event_id: int, body: bytes, timestamp: int | None = None
+) -> dict[str, str]:
+    """The signature headers of one attempt: ``webhook-id``, ``webhook-timestamp`` (now, unless
+    given), ``webhook-signature`` and the deprecated ``X-Orderdb-Signature``."""
+    ts = int(time.time()) if timestamp is None else timestamp
+    msg_id = webhook_id(event_id)
+    return {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(ts),
+        "webhook-signature": webhook_signature(secret, msg_id, ts, body),
+        SIGNATURE_HEADER: sign(secret, body),
+    }
+
+
 def sign(secret: str, body: bytes) -> str:
-    """The ``X-Orderdb-Signature`` header value of ``body``: ``sha256=<hex HMAC-SHA256>``."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    """The deprecated ``X-Orderdb-Signature`` header value of ``body``: ``sha256=<hex
+    HMAC-SHA256>`` keyed with the secret's text (UTF-8), whatever its form. Sent for one more
+    release beside the Standard Webhooks headers; verify ``webhook-signature`` instead."""
+    return "sha256=" + _hmac_sha256(secret.encode(), body).hex()
 
 
 def verify_signature(secret: str, body: bytes, header: str | None) -> bool:
-    """Whether ``header`` is the signature of ``body`` under ``secret`` (constant-time compare)."""
+    """Whether ``header`` is the deprecated ``X-Orderdb-Signature`` of ``body`` under ``secret``
+    (constant-time compare)."""
     return header is not None and hmac.compare_digest(sign(secret, body), header)
 
 
@@ -341,10 +418,12 @@ class Relay:
        moment misses the hint and reads the outbox (or ``read_events`` with a consumer of its
        own) instead.
 
-    A dispatcher thread (``webhooks=True``) claims due deliveries, POSTs them (see
-    :func:`webhook_body`, :func:`sign`) with up to ``webhook_concurrency`` requests in flight,
-    records every attempt, and retries failures after ``backoff_base * 2^(attempt-1)`` (capped at
-    ``backoff_max``) until the subscription's ``max_attempts``, then dead-letters the delivery.
+    A dispatcher thread (``webhooks=True``, needs ``httpx``) claims due deliveries, POSTs them
+    (see :func:`webhook_body`, :func:`webhook_headers`) over one kept-alive ``httpx.Client`` with
+    up to ``webhook_concurrency`` requests in flight, records every attempt (status or error,
+    duration, response headers, the first 4096 characters of the response body), and retries
+    failures after ``backoff_base * 2^(attempt-1)`` (capped at ``backoff_max``) plus up to 25 %
+    random jitter until the subscription's ``max_attempts``, then dead-letters the delivery.
     Acknowledged events older than ``retention`` are purged every ``purge_interval`` seconds
     (``retention=None``: never). Both loops reconnect with backoff after a lost connection.
     """
@@ -404,6 +483,7 @@ class Relay:
         self._handler = handler
         dispatcher: threading.Thread | None = None
         if self.webhooks:
+            _require_httpx()  # fail here, not in the dispatcher thread
             dispatcher = threading.Thread(
                 target=self._dispatch_loop, name="orderdb-webhooks", daemon=True
             )
@@ -482,10 +562,34 @@ class Relay:
 
     # -- webhooks -------------------------------------------------------------------------------
 
+    def _http_client(self) -> httpx.Client:
+        """One client for every delivery: connections are kept alive and reused per host;
+        redirects are not followed (a 3xx is a failed attempt)."""
+        import httpx
+
+        client = httpx.Client(
+            timeout=self.webhook_timeout,
+            follow_redirects=False,
+            limits=httpx.Limits(
+                max_connections=self.webhook_concurrency,
+                max_keepalive_connections=self.webhook_concurrency,
+                keepalive_expiry=30.0,
+            ),
+            headers={"User-Agent": "orderdb-relay"},
+        )
+        return client
+
     def _dispatch_loop(self) -> None:
         backoff = _Backoff(0.1, self.reconnect_max)
         lease = timedelta(seconds=max(30.0, self.webhook_timeout * 3))
-        with ThreadPoolExecutor(self.webhook_concurrency, "orderdb-webhook") as pool:
+        with (
+            ThreadPoolExecutor(self.webhook_concurrency, "orderdb-webhook") as pool,
+            self._http_client() as client,
+        ):
+
+            def post(delivery: dict[str, Any]) -> _Attempt:
+                return self._post(client, delivery)
+
             while not self.loop.stopping:
                 try:
                     with psycopg.connect(
@@ -498,7 +602,7 @@ class Relay:
                         while not self.loop.stopping:
                             claimed = self._claim(conn, lease)
                             if claimed:
-                                results = list(pool.map(self._post, claimed))
+                                results = list(pool.map(post, claimed))
                                 for delivery, result in zip(claimed, results, strict=True):
                                     self._record(conn, delivery, result)
                                 continue
@@ -523,7 +627,9 @@ class Relay:
             )
             return cur.fetchall()
 
-    def _post(self, delivery: dict[str, Any]) -> tuple[int | None, str | None, int]:
+    def _post(self, client: httpx.Client, delivery: dict[str, Any]) -> _Attempt:
+        import httpx
+
         body = webhook_body(
             delivery["event_id"],
             delivery["event_type"],
@@ -531,53 +637,48 @@ class Relay:
             delivery["payload_text"],
             delivery["event_created_at"],
         )
-        request = urllib.request.Request(  # noqa: S310 - http(s) only (CHECK on the table)
-            delivery["url"],
-            data=body,
-            method="POST",
-            headers={
-                "Content-Type": "application/json",
-                "User-Agent": "orderdb-relay",
-                SIGNATURE_HEADER: sign(delivery["secret"], body),
-                "X-Orderdb-Event-Id": str(delivery["event_id"]),
-                "X-Orderdb-Event-Type": delivery["event_type"],
-                "X-Orderdb-Delivery-Id": str(delivery["delivery_id"]),
-                "X-Orderdb-Attempt": str(delivery["attempt"]),
-            },
-        )
+        headers = {
+            "Content-Type": "application/json",
+            **webhook_headers(delivery["secret"], delivery["event_id"], body),
+            "X-Orderdb-Event-Id": str(delivery["event_id"]),
+            "X-Orderdb-Event-Type": delivery["event_type"],
+            "X-Orderdb-Delivery-Id": str(delivery["delivery_id"]),
+            "X-Orderdb-Attempt": str(delivery["attempt"]),
+        }
         started = time.monotonic()
-        status: int | None = None
-        error: str | None = None
+        attempt = _Attempt()
         try:
-            with _OPENER.open(request, timeout=self.webhook_timeout) as response:
-                status = int(response.status)
-                response.read(65536)
-        except urllib.error.HTTPError as exc:
-            status = int(exc.code)
-            error = f"HTTP {exc.code} {exc.reason}"
-        except Exception as exc:  # network errors, timeouts, bad URLs: recorded, retried
-            error = f"{type(exc).__name__}: {exc}"
-        duration = int((time.monotonic() - started) * 1000)
-        if status is not None and not 100 <= status <= 599:
-            error, status = f"invalid HTTP status {status}", None
-        return status, error, duration
+            with client.stream("POST", delivery["url"], content=body, headers=headers) as response:
+                attempt.status = response.status_code
+                attempt.headers = _bounded_headers(response.headers)
+                attempt.body = _bounded_body(response)
+                if not 200 <= response.status_code <= 299:
+                    attempt.error = f"HTTP {response.status_code} {response.reason_phrase}".strip()
+        except httpx.HTTPError as exc:  # network errors, timeouts, bad URLs: recorded, retried
+            attempt.error = f"{type(exc).__name__}: {exc}"
+        except Exception as exc:  # anything else a receiver can provoke: recorded, retried
+            attempt.error = f"{type(exc).__name__}: {exc}"
+        attempt.duration_ms = int((time.monotonic() - started) * 1000)
+        if attempt.status is not None and not 100 <= attempt.status <= 599:
+            attempt.error, attempt.status = f"invalid HTTP status {attempt.status}", None
+        return attempt
 
-    def _record(
-        self, conn: Conn, delivery: dict[str, Any], result: tuple[int | None, str | None, int]
-    ) -> None:
-        status, error, duration = result
+    def _record(self, conn: Conn, delivery: dict[str, Any], attempt: _Attempt) -> None:
         row = conn.execute(
-            "SELECT orderdb._webhook_record(%s, %s, %s, %s, %s, %s, %s)",
+            "SELECT orderdb._webhook_record(%s, %s, %s, %s, %s, %s, %s, %s, %s)",
             (
                 delivery["delivery_id"],
                 delivery["attempt"],
-                status,
-                error,
-                duration,
+                attempt.status,
+                attempt.error,
+                attempt.duration_ms,
                 self.backoff_base,
                 self.backoff_max,
+                None if attempt.headers is None else Jsonb(attempt.headers),
+                attempt.body,
             ),
         ).fetchone()
+        status, error = attempt.status, attempt.error
         outcome = row[0] if row else None
         self.stats.webhook_attempts += 1
         if outcome == "delivered":
@@ -596,14 +697,61 @@ class Relay:
             self.stats.webhook_failed += 1
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """A redirect is a failed delivery (a POST must not silently turn into a GET elsewhere)."""
+@dataclass
+class _Attempt:
+    """What one POST gave: HTTP status (None: no answer), error, duration, and the bounded
+    response headers and body."""
 
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
+    status: int | None = None
+    error: str | None = None
+    duration_ms: int = 0
+    headers: dict[str, str] | None = None
+    body: str | None = None
 
 
-_OPENER = urllib.request.build_opener(_NoRedirect())
+def _require_httpx() -> None:
+    try:
+        import httpx  # noqa: F401
+    except ImportError as exc:  # pragma: no cover - depends on the installed extras
+        raise RuntimeError(
+            "sending webhooks needs httpx: pip install 'orderdb[ops]' (or run the relay with"
+            " --no-webhooks)"
+        ) from exc
+
+
+def _no_nul(text: str) -> str:
+    # PostgreSQL text and jsonb hold no NUL character
+    return text.replace("\x00", "\ufffd")
+
+
+def _bounded_headers(headers: httpx.Headers) -> dict[str, str]:
+    """The response headers as ``{lower-case name: value}`` (repeated names joined with ", "),
+    each value cut to 1000 characters, at most :data:`MAX_RESPONSE_HEADERS` bytes of JSON."""
+    joined: dict[str, str] = {}
+    for name, value in headers.multi_items():
+        key = _no_nul(name.lower()[:200])
+        joined[key] = f"{joined[key]}, {value}" if key in joined else value
+    out: dict[str, str] = {}
+    size = 2
+    for key, value in joined.items():
+        value = _no_nul(value[:1000])
+        item = len(json.dumps({key: value}).encode()) + 2
+        if size + item > MAX_RESPONSE_HEADERS:
+            break
+        out[key] = value
+        size += item
+    return out
+
+
+def _bounded_body(response: httpx.Response) -> str:
+    """The first :data:`MAX_RESPONSE_BODY` bytes of the body as text (undecodable bytes and NUL
+    replaced); the rest is not read."""
+    data = bytearray()
+    for chunk in response.iter_bytes():
+        data += chunk
+        if len(data) >= MAX_RESPONSE_BODY:
+            break
+    return _no_nul(bytes(data[:MAX_RESPONSE_BODY]).decode("utf-8", errors="replace"))
 
 
 def iter_lines(events: Sequence[Event]) -> Iterator[str]:

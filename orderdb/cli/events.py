@@ -221,7 +221,11 @@ def webhooks_group() -> None:
 @click.option(
     "--event-type", "event_types", multiple=True, help="Only these event types (repeatable)."
 )
-@click.option("--secret", default=None, help="HMAC secret (default: a random one, printed).")
+@click.option(
+    "--secret",
+    default=None,
+    help="Signing secret (default: a new random whsec_... secret, printed once).",
+)
 @click.option("--max-attempts", type=int, default=8, show_default=True)
 @click.option("--description", default=None)
 @dsn_option
@@ -236,7 +240,11 @@ def webhooks_add(
     description: str | None,
     sub_dsn: str | None,
 ) -> None:
-    """Subscribe URL to events (all types unless --event-type); prints its id and secret."""
+    """Subscribe URL to events (all types unless --event-type); prints its id and secret.
+
+    The secret (whsec_<base64>, Standard Webhooks) is printed this once: no other command shows
+    it. Receivers verify deliveries with it, e.g. standardwebhooks.Webhook(secret).verify(...).
+    """
     with psycopg.connect(get_dsn(ctx, sub_dsn), autocommit=True) as conn:
         row = conn.execute(
             "SELECT subscription_id, secret FROM orderdb.create_webhook_subscription("
@@ -245,6 +253,11 @@ def webhooks_add(
         ).fetchone()
     assert row is not None
     echo_json({"subscription_id": row[0], "url": url, "secret": row[1]})
+    err_console.print(
+        "the secret is not shown again: store it now",
+        markup=False,
+        highlight=False,
+    )
 
 
 @webhooks_group.command("list")
