@@ -146,7 +146,7 @@ WITH rules AS (
       FROM candidates c
       JOIN rules r ON r.rule = 'late_delivery' AND c.created_at >= now() - r.horizon
      CROSS JOIN LATERAL (
-            SELECT min(h.occurred_at) AS shipped_at
+            SELECT min(h.effective_at) AS shipped_at
               FROM orderdb.order_status_history h
              WHERE h.warehouse_id = c.warehouse_id AND h.order_id = c.order_id
                AND h.to_status = 'shipped') m
