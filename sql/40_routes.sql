@@ -156,7 +156,8 @@ COMMENT ON FUNCTION orderdb.set_courier_available(integer, bigint, boolean, doub
 -- plus 5 minutes per stop) and its courier marked unavailable. Returns the routes planned now.
 -- Orders and couriers are read in one statement (one snapshot); orders rows are never locked,
 -- so concurrent order updates never wait for a planner.
--- Raises 22023 (warehouse_id not positive), OD004 (the warehouse has no location).
+-- Raises 22023 (warehouse_id not positive), OD004 (the warehouse does not exist, or has no
+-- location).
 -- Locks the warehouse's planner advisory lock, the assigned couriers rows.
 CREATE OR REPLACE FUNCTION orderdb.plan_routes(p_warehouse_id integer)
 RETURNS TABLE (route_id bigint, courier_id bigint, stop_count integer, distance_km numeric,
@@ -221,6 +222,13 @@ BEGIN
            WHERE co.warehouse_id = p_warehouse_id AND co.available) c
      WHERE l.warehouse_id = p_warehouse_id;
     IF NOT FOUND THEN
+        IF NOT EXISTS (SELECT 1 FROM orderdb.warehouses w WHERE w.warehouse_id = p_warehouse_id) THEN
+            RAISE EXCEPTION USING
+                ERRCODE = 'OD004',
+                MESSAGE = format('warehouse %s not found', p_warehouse_id),
+                DETAIL = format('warehouse_id=%s', p_warehouse_id),
+                HINT = 'A warehouse exists once it has received stock (orderdb.receive_stock).';
+        END IF;
         RAISE EXCEPTION USING
             ERRCODE = 'OD004',
             MESSAGE = format('warehouse %s has no location', p_warehouse_id),
