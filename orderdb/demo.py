@@ -25,6 +25,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from orderdb import errors, migrate
 from orderdb.client import Client
 from orderdb.demo_carrier import CarrierRun, ship_with_simulated_carrier
+from orderdb.richtext import esc, plain
 
 WAREHOUSES = (1, 2, 3)
 SKUS = tuple(f"DEMO-{n:03d}" for n in range(1, 21))
@@ -230,7 +231,8 @@ def _simulate(
 
             first = client.get_order(min(placed)[0])
             progress.console.print(
-                "tracking page: " + tracking_url(web_url, first.order_no, first.customer_id)
+                "tracking page: " + tracking_url(web_url, first.order_no, first.customer_id),
+                markup=False,
             )
 
         task = progress.add_task("payment and warehouse", total=len(placed))
@@ -299,14 +301,19 @@ def _timelines(client: Client, console: Console, order_ids: list[int]) -> None:
         if shown == 0 and "failed_attempt" not in statuses:
             continue
         table = Table(
-            title=f"timeline of {timeline.order_no} ({timeline.status}); "
-            f"now at {timeline.current_location or '-'}"
+            title=plain(
+                f"timeline of {timeline.order_no} ({timeline.status}); "
+                f"now at {timeline.current_location or '-'}"
+            )
         )
         for col in ("time (UTC)", "status", "description", "location"):
             table.add_column(col)
         for e in timeline.timeline:
             table.add_row(
-                e.time.strftime("%H:%M:%S.%f")[:-3], e.status, e.description or "", e.location or ""
+                e.time.strftime("%H:%M:%S.%f")[:-3],
+                plain(e.status),
+                plain(e.description),
+                plain(e.location),
             )
         console.print(table)
         shown += 1
@@ -332,7 +339,7 @@ def _summary(client: Client, console: Console, stats: DemoStats, seconds: float)
     table.add_column("status")
     table.add_column("orders", justify="right")
     for status, count in funnel:
-        table.add_row(status, str(count))
+        table.add_row(plain(status), str(count))
     console.print(table)
     console.print(
         f"this run: {stats.created} orders placed, {stats.replayed} retries answered from the "
@@ -371,11 +378,14 @@ def _summary(client: Client, console: Console, stats: DemoStats, seconds: float)
         ).fetchall()
     console.print(
         "open SLA breaches (orderdb_ops.sla_breaches): "
-        + (", ".join(f"{rule} {n}" for rule, n in breaches) or "none")
+        + (", ".join(f"{rule} {n}" for rule, n in breaches) or "none"),
+        markup=False,
     )
     console.print("alerts (orderdb_ops.alerts):" + ("" if alerts else " none"))
     for level, subject, message in alerts:
         colour = "red" if level == "critical" else "yellow"
-        console.print(f"  [{colour}]{level}[/{colour}] {subject}: {message}", highlight=False)
-    console.print("outbox events: " + ", ".join(f"{t} {c}" for t, c in events))
+        console.print(
+            f"  [{colour}]{esc(level)}[/{colour}] {esc(subject)}: {esc(message)}", highlight=False
+        )
+    console.print("outbox events: " + ", ".join(f"{t} {c}" for t, c in events), markup=False)
     console.print(f"[bold]done[/bold] in {seconds:.1f} s")

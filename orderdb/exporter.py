@@ -17,7 +17,7 @@ from prometheus_client import start_http_server
 from prometheus_client.core import CollectorRegistry, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from orderdb.monitor import SLA_RULES, snapshot
+from orderdb.monitor import QUERIES, SLA_RULES, snapshot
 
 LEVELS = {"ok": 0, "warning": 1, "critical": 2}
 
@@ -27,15 +27,20 @@ def _num(value: Any) -> float:
 
 
 def metrics_from_snapshot(snap: dict[str, Any]) -> list[Metric]:
-    """The metric families of one monitor snapshot."""
+    """The metric families of one monitor snapshot.
+
+    A family whose view could not be read is left out (absent, not 0: a health not measured is
+    not exported); ``orderdb_exporter_view_errors`` names the view."""
     out: list[Metric] = []
+    unread = set(snap["errors"])
 
     orders = GaugeMetricFamily(
         "orderdb_orders", "Orders per status (planner estimate on large tables).", labels=["status"]
     )
     for row in snap["funnel"]:
         orders.add_metric([row["status"]], _num(row["orders"]))
-    out.append(orders)
+    if "funnel" not in unread:
+        out.append(orders)
 
     breaches = GaugeMetricFamily(
         "orderdb_sla_breaches",
@@ -54,7 +59,8 @@ def metrics_from_snapshot(snap: dict[str, Any]) -> list[Metric]:
             breaches.add_metric([rule, level], float(sum(1 for b in rows if b["level"] == level)))
         ages = [b["age_seconds"] for b in rows if b.get("age_seconds") is not None]
         oldest.add_metric([rule], max(ages) if ages else 0.0)
-    out += [breaches, oldest]
+    if "sla_breaches" not in unread:
+        out += [breaches, oldest]
 
     # one unit per metric name: ratios apart from the time (hours in the view, seconds here)
     kpi_ratio = GaugeMetricFamily(
@@ -87,7 +93,8 @@ def metrics_from_snapshot(snap: dict[str, Any]) -> list[Metric]:
             kpi_ratio.add_metric([row["metric"]], _num(row["value"]))
             kpi_ratio_threshold.add_metric([row["metric"]], _num(row["threshold"]))
         kpi_level.add_metric([row["metric"]], float(LEVELS.get(row["level"], 0)))
-    out += [kpi_ratio, kpi_ratio_threshold, avg, avg_threshold, kpi_level]
+    if "kpis" not in unread:
+        out += [kpi_ratio, kpi_ratio_threshold, avg, avg_threshold, kpi_level]
 
     low = GaugeMetricFamily(
         "orderdb_low_stock_skus",
@@ -96,7 +103,8 @@ def metrics_from_snapshot(snap: dict[str, Any]) -> list[Metric]:
     )
     for level in ("warning", "critical"):
         low.add_metric([level], float(sum(1 for r in snap["low_stock"] if r["level"] == level)))
-    out.append(low)
+    if "low_stock" not in unread:
+        out.append(low)
 
     alerts = GaugeMetricFamily(
         "orderdb_alerts", "Open alerts by source and level.", labels=["source", "level"]
@@ -107,7 +115,8 @@ def metrics_from_snapshot(snap: dict[str, Any]) -> list[Metric]:
         counts[alert_key] = counts.get(alert_key, 0) + 1
     for (source, level), n in sorted(counts.items()):
         alerts.add_metric([source, level], float(n))
-    out.append(alerts)
+    if "alerts" not in unread:
+        out.append(alerts)
 
     pending = GaugeMetricFamily(
         "orderdb_relay_pending_events",
@@ -122,7 +131,8 @@ def metrics_from_snapshot(snap: dict[str, Any]) -> list[Metric]:
     for row in snap["relay_lag"]:
         pending.add_metric([row["consumer"]], _num(row["pending_events"]))
         lag.add_metric([row["consumer"]], _num(row["oldest_pending_age"] or 0))
-    out += [pending, lag]
+    if "relay_lag" not in unread:
+        out += [pending, lag]
 
     live = GaugeMetricFamily("orderdb_table_live_tuples", "Live tuples.", labels=["table"])
     dead = GaugeMetricFamily("orderdb_table_dead_tuples", "Dead tuples.", labels=["table"])
@@ -142,7 +152,8 @@ def metrics_from_snapshot(snap: dict[str, Any]) -> list[Metric]:
         dead.add_metric([name], _num(row["dead_tuples"]))
         hot.add_metric([name], _num(row["hot_update_ratio"]))
         vacuum.add_metric([name], _num(row.get("last_autovacuum_epoch") or 0))
-    out += [live, dead, hot, vacuum]
+    if "table_health" not in unread:
+        out += [live, dead, hot, vacuum]
 
     waits = GaugeMetricFamily("orderdb_lock_waits", "Sessions waiting for a lock.")
     waits.add_metric([], float(len(snap["lock_waits"])))
@@ -155,7 +166,10 @@ def metrics_from_snapshot(snap: dict[str, Any]) -> list[Metric]:
         "Transactions open too long or idle in transaction too long (see long_transactions).",
     )
     long_tx.add_metric([], float(len(snap["long_transactions"])))
-    out += [waits, longest_wait, long_tx]
+    if "lock_waits" not in unread:
+        out += [waits, longest_wait]
+    if "long_transactions" not in unread:
+        out.append(long_tx)
 
     server = {r["metric"]: r["value"] for r in snap["server"]}
     for key, name, doc in (
@@ -199,7 +213,10 @@ class OpsCollector(Collector):
         self._lock = threading.Lock()
 
     def collect(self) -> Iterator[Metric]:
-        up = GaugeMetricFamily("orderdb_up", "1 when the last scrape could read the database.")
+        up = GaugeMetricFamily(
+            "orderdb_up",
+            "1 when the last scrape could read the database (0: not connected, or no view read).",
+        )
         with self._lock:
             try:
                 if self._conn is None or self._conn.closed:
@@ -213,7 +230,8 @@ class OpsCollector(Collector):
                 up.add_metric([], 0.0)
                 yield up
                 return
-        up.add_metric([], 1.0)
+        # connected but not one view read (e.g. orderdb not installed): nothing was measured
+        up.add_metric([], 0.0 if len(snap["errors"]) >= len(QUERIES) else 1.0)
         yield up
         yield from metrics_from_snapshot(snap)
 

@@ -22,6 +22,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from orderdb.richtext import plain
+
 #: the views read per snapshot: key -> (query, row limit); each must stay cheap (docs/operations.md)
 QUERIES: dict[str, tuple[LiteralString, int]] = {
     "funnel": ("SELECT status, orders, estimated FROM orderdb_ops.order_funnel", 100),
@@ -69,7 +71,7 @@ QUERIES: dict[str, tuple[LiteralString, int]] = {
 }
 
 SLA_RULES = ("no_tracking_update", "late_shipment", "unsigned", "unpaid", "late_delivery")
-LEVEL_STYLE = {"ok": "green", "warning": "yellow", "critical": "red"}
+LEVEL_STYLE = {"ok": "green", "warning": "yellow", "critical": "red", "unknown": "magenta"}
 
 
 def _plain(value: Any) -> Any:
@@ -88,8 +90,10 @@ def _plain(value: Any) -> Any:
 def snapshot(conn: psycopg.Connection[Any], *, statement_timeout_ms: int = 5000) -> dict[str, Any]:
     """Every ops view once, as JSON-able data: {"taken_at", "<key>": [row dicts], "errors"}.
 
-    A view that fails (timeout, missing privilege) does not fail the snapshot: its error is in
-    ``errors`` and its rows are empty. Runs in one read-only transaction (one consistent view).
+    A view that fails (timeout, missing privilege, schema not installed) does not fail the
+    snapshot: its error is in ``errors`` and its rows are empty; nothing derived from it claims
+    health (the SLA lanes of an unread ``sla_breaches`` are ``unknown``). Runs in one read-only
+    transaction (one consistent view).
     """
     snap: dict[str, Any] = {"taken_at": datetime.now(UTC).isoformat(), "errors": {}}
     with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
@@ -106,14 +110,21 @@ def snapshot(conn: psycopg.Connection[Any], *, statement_timeout_ms: int = 5000)
             except psycopg.Error as exc:
                 snap[key] = []
                 snap["errors"][key] = f"{exc.sqlstate}: {str(exc).strip().splitlines()[0]}"
-    snap["sla_summary"] = sla_summary(snap["sla_breaches"])
+    snap["sla_summary"] = sla_summary(
+        snap["sla_breaches"], measured="sla_breaches" not in snap["errors"]
+    )
     return snap
 
 
-def sla_summary(breaches: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per SLA rule (every known rule, breached or not): count, critical count, lane level."""
-    out = []
+def sla_summary(breaches: list[dict[str, Any]], *, measured: bool = True) -> list[dict[str, Any]]:
+    """Per SLA rule (every known rule, breached or not): count, critical count, lane level.
+
+    When the breaches could not be read (``measured`` false) every lane is ``unknown`` with
+    null counts: a lane is ``ok`` only when the view was read and had no breach of it."""
+    out: list[dict[str, Any]] = []
     rules = list(SLA_RULES) + sorted({b["rule"] for b in breaches} - set(SLA_RULES))
+    if not measured:
+        return [{"rule": r, "breaches": None, "critical": None, "level": "unknown"} for r in rules]
     for rule in rules:
         rows = [b for b in breaches if b["rule"] == rule]
         critical = sum(1 for b in rows if b["level"] == "critical")
@@ -130,14 +141,23 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def _table(title: str, columns: list[str], rows: list[dict[str, Any]], limit: int = 10) -> Table:
+def _table(
+    title: str,
+    columns: list[str],
+    rows: list[dict[str, Any]],
+    limit: int = 10,
+    *,
+    error: str | None = None,
+) -> Table:
     table = Table(title=title, title_justify="left", expand=True, show_edge=False)
     for col in columns:
         table.add_column(col, overflow="fold")
     for row in rows[:limit]:
         style = LEVEL_STYLE.get(str(row.get("level", "")))
-        table.add_row(*[_fmt(row.get(c)) for c in columns], style=style)
-    if len(rows) > limit:
+        table.add_row(*[plain(_fmt(row.get(c))) for c in columns], style=style)
+    if error is not None:
+        table.caption = plain(f"not read: {error}", style="magenta")
+    elif len(rows) > limit:
         table.caption = f"{len(rows) - limit} more"
     return table
 
@@ -152,12 +172,16 @@ def _funnel(snap: dict[str, Any]) -> Table:
         expand=True,
         show_edge=False,
     )
+    if "funnel" in snap["errors"]:
+        table.caption = plain(f"not read: {snap['errors']['funnel']}", style="magenta")
     table.add_column("status")
     table.add_column("orders", justify="right")
     table.add_column("", ratio=1)
     for r in rows:
         n = int(r["orders"])
-        table.add_row(r["status"], str(n), Text("█" * max(0, round(30 * n / top)), style="cyan"))
+        table.add_row(
+            plain(r["status"]), str(n), Text("█" * max(0, round(30 * n / top)), style="cyan")
+        )
     return table
 
 
@@ -174,29 +198,37 @@ def _swimlanes(snap: dict[str, Any]) -> Table:
         for b in [b for b in snap["sla_breaches"] if b["rule"] == lane["rule"]][:24]:
             blocks.append(f" {b['order_id']} ", style=f"black on {LEVEL_STYLE[b['level']]}")
             blocks.append(" ")
+        if lane["level"] == "unknown":
+            blocks.append(f"not read: {snap['errors'].get('sla_breaches', '')}", style=style)
+            counts = Text("unknown", style=style)
+        else:
+            counts = Text(f"{lane['breaches']} ({lane['critical']} critical)", style=style)
         if lane["breaches"] == 0:
             blocks.append("none", style="green")
-        table.add_row(
-            Text(lane["rule"], style=f"bold {style}"),
-            Text(f"{lane['breaches']} ({lane['critical']} critical)", style=style),
-            blocks,
-        )
+        table.add_row(Text(lane["rule"], style=f"bold {style}"), counts, blocks)
     return table
 
 
 def render(snap: dict[str, Any]) -> RenderableType:
     """The dashboard for one snapshot."""
+    errors = snap["errors"]
     header = Text(f"orderdb monitor  {snap['taken_at']}", style="bold")
     critical = sum(1 for a in snap["alerts"] if a["level"] == "critical")
-    header.append(
-        f"   alerts: {len(snap['alerts'])} ({critical} critical)",
-        style="red" if critical else ("yellow" if snap["alerts"] else "green"),
-    )
+    if "alerts" in errors:
+        header.append("   alerts: unknown (not read)", style=LEVEL_STYLE["unknown"])
+    else:
+        header.append(
+            f"   alerts: {len(snap['alerts'])} ({critical} critical)",
+            style="red" if critical else ("yellow" if snap["alerts"] else "green"),
+        )
     left = Group(
         Panel(_funnel(snap)),
         Panel(
             _table(
-                "fulfilment KPIs", ["metric", "value", "threshold", "level", "sample"], snap["kpis"]
+                "fulfilment KPIs",
+                ["metric", "value", "threshold", "level", "sample"],
+                snap["kpis"],
+                error=errors.get("kpis"),
             )
         ),
         Panel(
@@ -204,12 +236,21 @@ def render(snap: dict[str, Any]) -> RenderableType:
                 "low stock",
                 ["warehouse_id", "sku", "available", "threshold", "level"],
                 snap["low_stock"],
+                error=errors.get("low_stock"),
             )
         ),
     )
     right = Group(
         Panel(_swimlanes(snap)),
-        Panel(_table("alerts", ["source", "subject", "level", "message"], snap["alerts"], 12)),
+        Panel(
+            _table(
+                "alerts",
+                ["source", "subject", "level", "message"],
+                snap["alerts"],
+                12,
+                error=errors.get("alerts"),
+            )
+        ),
         Panel(
             Group(
                 _table(
@@ -217,19 +258,27 @@ def render(snap: dict[str, Any]) -> RenderableType:
                     ["table_name", "live_tuples", "dead_tuples", "hot_update_ratio"],
                     snap["table_health"],
                     limit=6,
+                    error=errors.get("table_health"),
                 ),
                 _table(
-                    "relay", ["consumer", "pending_events", "oldest_pending_age"], snap["relay_lag"]
+                    "relay",
+                    ["consumer", "pending_events", "oldest_pending_age"],
+                    snap["relay_lag"],
+                    error=errors.get("relay_lag"),
                 ),
                 _table(
-                    "lock waits", ["pid", "blocked_by", "wait_seconds", "query"], snap["lock_waits"]
+                    "lock waits",
+                    ["pid", "blocked_by", "wait_seconds", "query"],
+                    snap["lock_waits"],
+                    error=errors.get("lock_waits"),
                 ),
                 _table(
                     "long transactions",
                     ["pid", "state", "xact_age", "query"],
                     snap["long_transactions"],
+                    error=errors.get("long_transactions"),
                 ),
-                _table("server", ["metric", "value"], snap["server"]),
+                _table("server", ["metric", "value"], snap["server"], error=errors.get("server")),
             ),
             title="health",
         ),

@@ -48,6 +48,14 @@ class PollReport:
     carrier_errors: int = 0
     released: int = 0
     errors_by_carrier: Counter[str] = field(default_factory=Counter)
+    #: why each failing carrier failed: the text of its last error
+    last_error_by_carrier: dict[str, str] = field(default_factory=dict)
+
+    def failed(self, carrier: str, error: str) -> None:
+        """Counts one failure of ``carrier`` and keeps why."""
+        self.carrier_errors += 1
+        self.errors_by_carrier[carrier] += 1
+        self.last_error_by_carrier[carrier] = error
 
     def add(self, other: PollReport) -> None:
         for name in (
@@ -62,6 +70,7 @@ class PollReport:
         ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.errors_by_carrier.update(other.errors_by_carrier)
+        self.last_error_by_carrier.update(other.last_error_by_carrier)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -74,6 +83,7 @@ class PollReport:
             "carrier_errors": self.carrier_errors,
             "released": self.released,
             "errors_by_carrier": dict(self.errors_by_carrier),
+            "last_error_by_carrier": dict(self.last_error_by_carrier),
         }
 
 
@@ -148,20 +158,18 @@ class Poller:
                 continue  # given back below
             plugin = self.plugins.get(carrier)
             if plugin is None:
-                self._finish(
-                    warehouse_id, shipment_id, f"no carrier plugin {carrier!r} is installed"
-                )
-                report.carrier_errors += 1
-                report.errors_by_carrier[carrier] += 1
+                error = f"no carrier plugin {carrier!r} is installed"
+                self._finish(warehouse_id, shipment_id, error)
+                report.failed(carrier, error)
                 failed.add(carrier)
                 continue
             try:
                 events = list(plugin.query_tracking(tracking_number))
             except Exception as exc:  # any plugin failure backs the carrier off
                 log.warning("carrier %s failed for %s: %s", carrier, tracking_number, exc)
-                self._finish(warehouse_id, shipment_id, f"{type(exc).__name__}: {exc}"[:1000])
-                report.carrier_errors += 1
-                report.errors_by_carrier[carrier] += 1
+                error = f"{type(exc).__name__}: {exc}"[:1000]
+                self._finish(warehouse_id, shipment_id, error)
+                report.failed(carrier, error)
                 failed.add(carrier)
                 continue
             for event in events:

@@ -42,14 +42,15 @@ def migrate_cmd(
     if rollback_count is not None:
         undone = migrate.rollback(dsn, rollback_count)
         for m in undone:
-            console.print(f"rolled back {m}")
+            console.print(f"rolled back {m}", markup=False)
         if not undone:
             console.print("nothing to roll back")
         return
     result = migrate.migrate(dsn)
     if result.applied_now:
         console.print(
-            f"applied {len(result.applied_now)} migration(s): {', '.join(result.applied_now)}"
+            f"applied {len(result.applied_now)} migration(s): {', '.join(result.applied_now)}",
+            markup=False,
         )
     else:
         console.print("migrations: up to date")
@@ -66,7 +67,7 @@ def db_group() -> None:
 def db_start() -> None:
     """Start (initialising on first use) the embedded server, or report the running one."""
     server = embedded.ensure_started()
-    console.print(f"embedded PostgreSQL running: {server.url('orderdb')}")
+    console.print(f"embedded PostgreSQL running: {server.url('orderdb')}", markup=False)
 
 
 @db_group.command("stop")

@@ -11,7 +11,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from orderdb.cli.base import console as _console
-from orderdb.cli.base import dsn_option, dumps, err_console, handle_errors, main
+from orderdb.cli.base import dsn_option, dumps, err_console, esc, handle_errors, main, plain
 
 
 def _fmt(value: Any, suffix: str = "") -> str:
@@ -29,16 +29,18 @@ def _print_report(report: Any) -> None:
     server = report.server
     settings = server["settings"]
     console.print(
-        f"[bold]orderdb bench[/bold] {report.started_at}: {cfg['clients']} clients, "
-        f"{cfg['jobs']} pgbench threads, {cfg['seconds']} s per run, {cfg['rounds']} round(s); "
-        f"{report.machine['nproc']} CPUs, {report.machine['memory_gb']} GB; load "
-        f"{report.machine['load_before']} -> {report.load_after}"
+        f"[bold]orderdb bench[/bold] {esc(report.started_at)}: {esc(cfg['clients'])} clients, "
+        f"{esc(cfg['jobs'])} pgbench threads, {esc(cfg['seconds'])} s per run, "
+        f"{esc(cfg['rounds'])} round(s); {esc(report.machine['nproc'])} CPUs, "
+        f"{esc(report.machine['memory_gb'])} GB; load "
+        f"{esc(report.machine['load_before'])} -> {esc(report.load_after)}"
     )
     console.print(
         f"server ({server['kind']}): PostgreSQL {settings.get('server_version', '?')}, "
         f"shared_buffers={settings.get('shared_buffers')}, "
         f"synchronous_commit={settings.get('synchronous_commit')}, "
         f"fsync={settings.get('fsync')}, pgbench scale {cfg['pgbench_scale']}",
+        markup=False,
         highlight=False,
     )
     table = Table(title="throughput and latency (percentiles from pgbench's per-transaction logs)")
@@ -48,19 +50,26 @@ def _print_report(report: Any) -> None:
         if row.status != "ok":
             note = (row.note or "").splitlines()[:2]
             table.add_row(
-                row.name, row.status, "", "", "", row.reference or "", "", " ".join(note)[:200]
+                plain(row.name),
+                plain(row.status),
+                "",
+                "",
+                "",
+                plain(row.reference),
+                "",
+                plain(" ".join(note)[:200]),
             )
             continue
         waits = ", ".join(f"{k} {v:.0f}%" for k, v in list(row.waits.items())[:2])
         table.add_row(
-            row.name,
+            plain(row.name),
             _fmt(row.tps),
             _fmt(row.p50_ms),
             _fmt(row.p95_ms),
             _fmt(row.p99_ms),
-            row.reference if row.reference != row.name else "",
+            plain(row.reference if row.reference != row.name else ""),
             _fmt(row.ratio) if row.reference != row.name else "",
-            waits,
+            plain(waits),
         )
     console.print(table)
     goals = Table(title="goals")
@@ -68,7 +77,7 @@ def _print_report(report: Any) -> None:
         goals.add_column(col)
     for g in report.goals:
         met = {True: "[green]yes[/green]", False: "[red]no[/red]", None: "n/a"}[g["met"]]
-        goals.add_row(g["goal"], g["target"], _fmt(g["measured"]), met)
+        goals.add_row(plain(g["goal"]), plain(g["target"]), plain(_fmt(g["measured"])), met)
     console.print(goals)
     if report.table_health:
         health = Table(title="table health after the workload (HOT = n_tup_hot_upd / n_tup_upd)")
@@ -76,7 +85,7 @@ def _print_report(report: Any) -> None:
             health.add_column(col)
         for t in report.table_health:
             health.add_row(
-                t["table"],
+                plain(t["table"]),
                 str(t["live_tuples"]),
                 str(t["dead_tuples"]),
                 str(t["updates"]),
@@ -117,10 +126,11 @@ def _print_report(report: Any) -> None:
                 f"without relay, {thr.get('tps_with_relay')} with, ratio {thr.get('ratio')}; "
                 f"commit -> events tail p50 {lat.get('p50_ms')} ms, p99 {lat.get('p99_ms')} ms "
                 f"at {lat.get('achieved_rate')} events/s",
+                markup=False,
                 highlight=False,
             )
         else:
-            console.print(f"relay benchmark: {dumps(ev)}", highlight=False)
+            console.print(f"relay benchmark: {dumps(ev)}", markup=False, highlight=False)
 
 
 @main.command("bench")
@@ -216,11 +226,11 @@ def bench_cmd(
     tasks: dict[str, Any] = {}
 
     def log(msg: str) -> None:
-        progress.console.print(f"[dim]bench:[/dim] {msg}", highlight=False)
+        progress.console.print(f"[dim]bench:[/dim] {esc(msg)}", highlight=False)
 
     def tick(label: str, elapsed: float, total: float, tps: float | None) -> None:
         if label not in tasks:
-            tasks[label] = progress.add_task(label, total=total, info="")
+            tasks[label] = progress.add_task(esc(label), total=total, info="")
         info = f"{tps:,.0f} tps" if tps is not None else ""
         progress.update(tasks[label], completed=min(elapsed, total), info=info)
 
@@ -228,7 +238,7 @@ def bench_cmd(
         with progress:
             report = run_benchmark(cfg, log=log, tick=tick)
     except BenchError as exc:
-        err_console.print(f"[red]bench failed[/red]: {exc}", highlight=False)
+        err_console.print(f"[red]bench failed[/red]: {esc(exc)}", highlight=False)
         raise SystemExit(1) from exc
     if as_json:
         click.echo(dumps(dataclasses.asdict(report), indent=2))

@@ -10,34 +10,23 @@ SQLSTATE by ``handle_errors`` (exit status 1). Other modules may add commands to
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import click
-import psycopg
-from psycopg_pool import ConnectionPool
 
 from orderdb.cli.base import (
+    INT4,
+    INT8,
+    client_session,
     console,
     dsn_option,
     echo_json,
-    get_dsn,
     handle_errors,
     main,
     print_table,
 )
-from orderdb.client import Client, Conn, Order, StockLevel
-
-
-@contextmanager
-def _session(ctx: click.Context, sub_dsn: str | None) -> Iterator[tuple[Client, Conn]]:
-    """A client and one autocommit connection; every call passes ``conn=`` (no pool is opened)."""
-    dsn = get_dsn(ctx, sub_dsn)
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        pool: ConnectionPool[Conn] = ConnectionPool(dsn, open=False)
-        yield Client(pool), conn
+from orderdb.client import Order, StockLevel
 
 
 def json_option(func: Any) -> Any:
@@ -111,9 +100,9 @@ def stock_group() -> None:
 
 
 @stock_group.command("receive")
-@click.argument("warehouse_id", type=int)
+@click.argument("warehouse_id", type=INT4)
 @click.argument("sku")
-@click.argument("quantity", type=int)
+@click.argument("quantity", type=INT4)
 @click.option("--actor", default=None, help="Who received the goods (recorded).")
 @json_option
 @dsn_option
@@ -129,7 +118,7 @@ def stock_receive(
     sub_dsn: str | None,
 ) -> None:
     """Add QUANTITY units of SKU to WAREHOUSE_ID (orderdb.receive_stock)."""
-    with _session(ctx, sub_dsn) as (client, conn):
+    with client_session(ctx, sub_dsn) as (client, conn):
         level = client.receive_stock(warehouse_id, sku, quantity, actor=actor, conn=conn)
     if as_json:
         echo_json(level)
@@ -138,7 +127,7 @@ def stock_receive(
 
 
 @stock_group.command("show")
-@click.argument("warehouse_id", type=int)
+@click.argument("warehouse_id", type=INT4)
 @click.argument("sku")
 @json_option
 @dsn_option
@@ -148,7 +137,7 @@ def stock_show(
     ctx: click.Context, warehouse_id: int, sku: str, as_json: bool, sub_dsn: str | None
 ) -> None:
     """Show on hand, reserved and available units of SKU in WAREHOUSE_ID (orderdb.stock_level)."""
-    with _session(ctx, sub_dsn) as (client, conn):
+    with client_session(ctx, sub_dsn) as (client, conn):
         level = client.stock_level(warehouse_id, sku, conn=conn)
     if as_json:
         echo_json(level)
@@ -165,8 +154,8 @@ def order_group() -> None:
 
 
 @order_group.command("create")
-@click.option("--customer", "customer_id", type=int, required=True, help="Customer id.")
-@click.option("--warehouse", "warehouse_id", type=int, required=True, help="Warehouse id.")
+@click.option("--customer", "customer_id", type=INT8, required=True, help="Customer id.")
+@click.option("--warehouse", "warehouse_id", type=INT4, required=True, help="Warehouse id.")
 @click.option(
     "--item",
     "items",
@@ -193,7 +182,7 @@ def order_create(
 ) -> None:
     """Create an order reserving every line, or nothing (orderdb.create_order)."""
     lines = [parse_item(i) for i in items]
-    with _session(ctx, sub_dsn) as (client, conn):
+    with client_session(ctx, sub_dsn) as (client, conn):
         created = client.create_order(
             customer_id,
             warehouse_id,
@@ -213,14 +202,14 @@ def order_create(
 
 
 @order_group.command("show")
-@click.argument("order_id", type=int)
+@click.argument("order_id", type=INT8)
 @json_option
 @dsn_option
 @click.pass_context
 @handle_errors
 def order_show(ctx: click.Context, order_id: int, as_json: bool, sub_dsn: str | None) -> None:
     """Show an order with its items and their reservations (orderdb.get_order)."""
-    with _session(ctx, sub_dsn) as (client, conn):
+    with client_session(ctx, sub_dsn) as (client, conn):
         order = client.get_order(order_id, conn=conn)
     if as_json:
         echo_json(order.document)
@@ -229,11 +218,11 @@ def order_show(ctx: click.Context, order_id: int, as_json: bool, sub_dsn: str | 
 
 
 @order_group.command("transition")
-@click.argument("order_id", type=int)
+@click.argument("order_id", type=INT8)
 @click.argument("status")
 @click.option(
     "--expected-version",
-    type=int,
+    type=INT4,
     required=True,
     help="The version you read (optimistic lock: OD002 when it changed).",
 )
@@ -271,7 +260,7 @@ def order_transition(
         if not isinstance(parsed, dict):
             raise click.BadParameter("must be a JSON object", param_hint="--context")
         context = parsed
-    with _session(ctx, sub_dsn) as (client, conn):
+    with client_session(ctx, sub_dsn) as (client, conn):
         state = client.transition(
             order_id,
             status,
@@ -292,14 +281,14 @@ def order_transition(
 
 
 @order_group.command("history")
-@click.argument("order_id", type=int)
+@click.argument("order_id", type=INT8)
 @json_option
 @dsn_option
 @click.pass_context
 @handle_errors
 def order_history(ctx: click.Context, order_id: int, as_json: bool, sub_dsn: str | None) -> None:
     """List every status change of ORDER_ID, oldest first (orderdb.order_history)."""
-    with _session(ctx, sub_dsn) as (client, conn):
+    with client_session(ctx, sub_dsn) as (client, conn):
         history = client.order_history(order_id, conn=conn)
     if as_json:
         echo_json(history)

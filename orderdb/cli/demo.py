@@ -39,7 +39,7 @@ def demo_cmd(ctx: click.Context, sub_dsn: str | None, orders: int, seed: int, se
     try:
         stats = run_demo(dsn, console, orders=orders, seed=seed)
         if serve:
-            console.print(f"serving {stats.web_url}/ops until Ctrl-C")
+            console.print(f"serving {stats.web_url}/ops until Ctrl-C", markup=False)
             while True:
                 time.sleep(3600)
     except KeyboardInterrupt:

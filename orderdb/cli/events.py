@@ -15,6 +15,9 @@ import psycopg
 
 from orderdb import events as ev
 from orderdb.cli.base import (
+    INT8,
+    SECONDS,
+    FiniteFloatRange,
     dsn_option,
     echo_json,
     err_console,
@@ -34,7 +37,7 @@ def events_group() -> None:
 @click.option("--consumer", required=True, help="Consumer name: its position is kept durably.")
 @click.option(
     "--idle-exit",
-    type=float,
+    type=SECONDS,
     default=None,
     metavar="SECONDS",
     help="Exit after this many seconds without a new event (default: run until interrupted).",
@@ -42,7 +45,7 @@ def events_group() -> None:
 @click.option("--batch-size", type=click.IntRange(1, 10000), default=500, show_default=True)
 @click.option(
     "--poll-interval",
-    type=float,
+    type=FiniteFloatRange(min=0.001, max=3600),
     default=0.01,
     show_default=True,
     help="Seconds between reads when idle (a NOTIFY on orderdb_events wakes it earlier).",
@@ -87,10 +90,34 @@ def events_tail(
 
 @events_group.command("bench")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
-@click.option("--rate", type=int, default=1000, show_default=True, help="Events/s for latency.")
-@click.option("--seconds", type=int, default=10, show_default=True, help="Length of each phase.")
-@click.option("--clients", type=int, default=8, show_default=True, help="Throughput clients.")
-@click.option("--rounds", type=int, default=4, show_default=True, help="Off/on throughput pairs.")
+@click.option(
+    "--rate",
+    type=click.IntRange(1, 1_000_000),
+    default=1000,
+    show_default=True,
+    help="Events/s for latency.",
+)
+@click.option(
+    "--seconds",
+    type=click.IntRange(1, 3600),
+    default=10,
+    show_default=True,
+    help="Length of each phase.",
+)
+@click.option(
+    "--clients",
+    type=click.IntRange(1, 150),
+    default=8,
+    show_default=True,
+    help="Throughput clients.",
+)
+@click.option(
+    "--rounds",
+    type=click.IntRange(1, 100),
+    default=4,
+    show_default=True,
+    help="Off/on throughput pairs.",
+)
 @dsn_option
 @click.pass_context
 @handle_errors
@@ -118,14 +145,21 @@ def events_bench(
 @main.command("relay")
 @click.option("--consumer", default="orderdb-relay", show_default=True, help="Its consumer name.")
 @click.option("--batch-size", type=click.IntRange(1, 10000), default=500, show_default=True)
-@click.option("--poll-interval", type=float, default=0.05, show_default=True)
+@click.option(
+    "--poll-interval", type=FiniteFloatRange(min=0.001, max=3600), default=0.05, show_default=True
+)
 @click.option("--no-notify", is_flag=True, help="Do not NOTIFY orderdb_events.")
 @click.option("--no-webhooks", is_flag=True, help="Neither queue nor send webhooks.")
 @click.option("--webhook-concurrency", type=click.IntRange(1, 64), default=4, show_default=True)
-@click.option("--webhook-timeout", type=float, default=10.0, show_default=True)
+@click.option(
+    "--webhook-timeout",
+    type=FiniteFloatRange(min=0, min_open=True, max=3600),
+    default=10.0,
+    show_default=True,
+)
 @click.option(
     "--retention-hours",
-    type=float,
+    type=FiniteFloatRange(min=0, max=1_000_000),
     default=168.0,
     show_default=True,
     help="Purge events every consumer acknowledged once older than this (0: at once).",
@@ -179,13 +213,16 @@ def relay(
         retention=None if no_purge else timedelta(hours=retention_hours),
     )
     _stop_on_signals(r.stop)
-    err_console.print(f"relay running as consumer {consumer!r} (Ctrl-C to stop)", highlight=False)
+    err_console.print(
+        f"relay running as consumer {consumer!r} (Ctrl-C to stop)", markup=False, highlight=False
+    )
     r.run(handler)
     s = r.stats
     err_console.print(
         f"relay stopped: {s.events} events in {s.batches} batches, {s.notifications} notifications,"
         f" {s.deliveries_enqueued} webhook deliveries queued, {s.webhook_delivered} delivered,"
         f" {s.webhook_dead} dead, {s.purged} purged",
+        markup=False,
         highlight=False,
     )
 
@@ -226,7 +263,7 @@ def webhooks_group() -> None:
     default=None,
     help="Signing secret (default: a new random whsec_... secret, printed once).",
 )
-@click.option("--max-attempts", type=int, default=8, show_default=True)
+@click.option("--max-attempts", type=click.IntRange(1, 100), default=8, show_default=True)
 @click.option("--description", default=None)
 @dsn_option
 @click.pass_context
@@ -295,7 +332,7 @@ def webhooks_list(ctx: click.Context, dead: bool, as_json: bool, sub_dsn: str | 
 
 
 @webhooks_group.command("retry")
-@click.argument("delivery_ids", nargs=-1, type=int)
+@click.argument("delivery_ids", nargs=-1, type=INT8)
 @click.option("--all-dead", is_flag=True, help="Retry every dead-lettered delivery.")
 @dsn_option
 @click.pass_context

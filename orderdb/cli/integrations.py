@@ -24,6 +24,9 @@ import psycopg
 
 from orderdb import carriers
 from orderdb.cli.base import (
+    INT4,
+    INT8,
+    FiniteFloatRange,
     console,
     dsn_option,
     echo_json,
@@ -41,9 +44,15 @@ CARRIER_CONFIG_ENV = "ORDERDB_CARRIERS_CONFIG"
 
 @ingest_group.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
-@click.option("--port", default=8089, show_default=True, type=int, help="TCP port.")
 @click.option(
-    "--pool-size", default=8, show_default=True, type=int, help="Database connections for events."
+    "--port", default=8089, show_default=True, type=click.IntRange(0, 65535), help="TCP port."
+)
+@click.option(
+    "--pool-size",
+    default=8,
+    show_default=True,
+    type=click.IntRange(1, 1000),
+    help="Database connections for events.",
 )
 @click.option("--log-level", default="info", show_default=True, help="uvicorn log level.")
 @click.option(
@@ -70,7 +79,9 @@ def ingest_serve_cmd(
     from orderdb.ingest_http import serve
 
     dsn = get_dsn(ctx, sub_dsn)
-    err_console.print(f"orderdb ingest: listening on http://{host}:{port}", highlight=False)
+    err_console.print(
+        f"orderdb ingest: listening on http://{host}:{port}", markup=False, highlight=False
+    )
     serve(
         dsn,
         host=host,
@@ -99,9 +110,19 @@ def _carrier_config(path: Path | None) -> dict[str, dict[str, Any]]:
 @click.option("--once", is_flag=True, help="One round, then exit (cron); else poll until stopped.")
 @click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 1000))
 @click.option("--worker", default=None, help="This poller's name (default host:pid).")
-@click.option("--lease", default=300, show_default=True, type=int, help="Claim lease, seconds.")
 @click.option(
-    "--idle", default=5.0, show_default=True, type=float, help="Sleep when nothing is due, s."
+    "--lease",
+    default=300,
+    show_default=True,
+    type=click.IntRange(1, 2**31 - 1),
+    help="Claim lease, seconds.",
+)
+@click.option(
+    "--idle",
+    default=5.0,
+    show_default=True,
+    type=FiniteFloatRange(min=0.1),
+    help="Sleep when nothing is due, s.",
 )
 @click.option(
     "--carrier",
@@ -159,13 +180,25 @@ def poll_carriers_cmd(
             err_console.print(
                 f"polling {', '.join(sorted(plugins)) or 'nothing'} as {poller.worker}; "
                 "Ctrl-C stops",
+                markup=False,
                 highlight=False,
             )
             total = poller.run(stop, idle_seconds=idle)
     if as_json:
         echo_json(total.as_dict())
-    else:
-        print_table("poll-carriers", ["metric", "value"], list(total.as_dict().items()))
+        return
+    summary = total.as_dict()
+    del summary["errors_by_carrier"], summary["last_error_by_carrier"]
+    print_table("poll-carriers", ["metric", "value"], list(summary.items()))
+    if total.last_error_by_carrier:
+        print_table(
+            "carriers that failed (their shipments are polled again later)",
+            ["carrier", "failures", "last error"],
+            [
+                (carrier, total.errors_by_carrier[carrier], error)
+                for carrier, error in sorted(total.last_error_by_carrier.items())
+            ],
+        )
 
 
 @main.group("integrations")
@@ -197,8 +230,20 @@ def integrations_list(ctx: click.Context, as_json: bool, sub_dsn: str | None) ->
 @click.argument("name")
 @click.option("--kind", type=click.Choice(["carrier", "wms"]), required=True)
 @click.option("--secret", default=None, help="Shared HMAC key (default: a new random one).")
-@click.option("--rate", default=50.0, show_default=True, type=float, help="Requests per second.")
-@click.option("--burst", default=100, show_default=True, type=int, help="Token bucket size.")
+@click.option(
+    "--rate",
+    default=50.0,
+    show_default=True,
+    type=FiniteFloatRange(min=0, min_open=True, max=100_000),
+    help="Requests per second.",
+)
+@click.option(
+    "--burst",
+    default=100,
+    show_default=True,
+    type=click.IntRange(1, 1_000_000),
+    help="Token bucket size.",
+)
 @click.option("--disabled", is_flag=True, help="Store it disabled (404 until enabled).")
 @dsn_option
 @click.pass_context
@@ -222,9 +267,11 @@ def integrations_add(
             "SELECT * FROM orderdb.set_integration(%s, %s, %s, %s::numeric, %s::integer, %s)",
             (name, kind, key, rate, burst, not disabled),
         )
-    console.print(f"integration {name} ({kind}) saved: rate {rate:g}/s, burst {burst}")
+    console.print(
+        f"integration {name} ({kind}) saved: rate {rate:g}/s, burst {burst}", markup=False
+    )
     if generated:
-        console.print(f"secret (shown once): {key}", highlight=False)
+        console.print(f"secret (shown once): {key}", markup=False, highlight=False)
 
 
 @integrations_group.command("remove")
@@ -238,7 +285,7 @@ def integrations_remove(ctx: click.Context, name: str, sub_dsn: str | None) -> N
         cur = conn.execute("DELETE FROM orderdb.integrations WHERE name = %s", (name,))
     if cur.rowcount == 0:
         raise click.ClickException(f"no integration {name!r}")
-    console.print(f"integration {name} removed")
+    console.print(f"integration {name} removed", markup=False)
 
 
 @integrations_group.command("carriers")
@@ -259,7 +306,7 @@ def integrations_carriers(as_json: bool) -> None:
 
 @integrations_group.command("poll-interval")
 @click.argument("carrier")
-@click.argument("seconds", type=click.IntRange(min=1))
+@click.argument("seconds", type=click.IntRange(1, 2**31 - 1))
 @dsn_option
 @click.pass_context
 @handle_errors
@@ -272,13 +319,13 @@ def integrations_poll_interval(
             "SELECT * FROM orderdb.set_carrier_polling(%s, make_interval(secs => %s))",
             (carrier, seconds),
         )
-    console.print(f"{carrier}: polled every {seconds} s")
+    console.print(f"{carrier}: polled every {seconds} s", markup=False)
 
 
 @order_group.command("reallocate")
-@click.argument("order_id", type=int)
-@click.option("--to", "to_warehouse_id", type=int, required=True, help="Target warehouse id.")
-@click.option("--expected-version", type=int, required=True, help="The order's current version.")
+@click.argument("order_id", type=INT8)
+@click.option("--to", "to_warehouse_id", type=INT4, required=True, help="Target warehouse id.")
+@click.option("--expected-version", type=INT4, required=True, help="The order's current version.")
 @click.option("--actor", default=None, help="Who moves the order (recorded).")
 @click.option("--reason", default=None, help="Why (recorded in the history).")
 @click.option("--json", "as_json", is_flag=True)
@@ -310,5 +357,6 @@ def order_reallocate(
     else:
         console.print(
             f"order {row[0]} now in warehouse {row[1]} ({row[2]}, version {row[3]})",
+            markup=False,
             highlight=False,
         )

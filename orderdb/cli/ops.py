@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import sys
 import time
 from typing import Any
 
@@ -11,12 +12,15 @@ import psycopg
 from psycopg.rows import dict_row
 
 from orderdb.cli.base import (
+    NOT_INSTALLED,
+    FiniteFloatRange,
     console,
     dsn_option,
     dumps,
     get_dsn,
     handle_errors,
     main,
+    print_error,
     print_table,
     redact,
 )
@@ -32,7 +36,7 @@ def _connect(dsn: str) -> psycopg.Connection[Any]:
 @click.option("--json", "as_json", is_flag=True, help="With --once: the snapshot as JSON.")
 @click.option(
     "--interval",
-    type=click.FloatRange(min=0.2),
+    type=FiniteFloatRange(min=0.2, max=86400),
     default=2.0,
     show_default=True,
     help="Seconds between refreshes of the live dashboard.",
@@ -44,7 +48,9 @@ def monitor_cmd(
 ) -> None:
     """The ops views as a live terminal dashboard (funnel, SLA swimlanes, KPIs, stock, health).
 
-    --once prints one snapshot; --once --json prints it as one JSON object (for scripts).
+    --once prints one snapshot; --once --json prints it as one JSON object (for scripts). A view
+    that could not be read is shown as not read (SLA lanes: unknown), never as healthy, and
+    --once then exits 1 (on a database without orderdb: run `orderdb migrate`).
     """
     from orderdb import monitor
 
@@ -56,10 +62,27 @@ def monitor_cmd(
             snap = monitor.snapshot(conn)
         if as_json:
             click.echo(dumps(snap))
-        else:
+        elif len(snap["errors"]) < len(monitor.QUERIES):  # else nothing to show but the error
             console.print(monitor.render(snap))
+        if snap["errors"]:
+            _unread_views(snap["errors"], len(monitor.QUERIES))
         return
     monitor.run_live(functools.partial(_connect, dsn), interval=interval)
+
+
+def _unread_views(errors: dict[str, str], views: int) -> None:
+    """Exit 1 after a snapshot some views of which could not be read, saying why on stderr."""
+    states = {e.split(":", 1)[0] for e in errors.values()}
+    not_installed = states <= {"3F000", "42P01", "42883"} and all(
+        "orderdb" in e for e in errors.values()
+    )
+    if not_installed:
+        print_error(NOT_INSTALLED, detail=next(iter(errors.values())))
+    else:
+        print_error(
+            f"{len(errors)} of {views} views could not be read: " + ", ".join(sorted(errors))
+        )
+    sys.exit(1)
 
 
 @main.command("sla-check")
@@ -112,7 +135,8 @@ def exporter_cmd(ctx: click.Context, sub_dsn: str | None, host: str, port: int) 
     )
     bound_host, bound_port = server.server_address[:2]
     console.print(
-        f"orderdb exporter: http://{bound_host}:{bound_port}/metrics (database {redact(dsn)})"
+        f"orderdb exporter: http://{bound_host}:{bound_port}/metrics (database {redact(dsn)})",
+        markup=False,
     )
     try:
         while True:

@@ -17,17 +17,20 @@ import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from orderdb.cli.base import (
+    INT4,
+    INT8,
+    client_session,
     console,
     dsn_option,
     echo_json,
     err_console,
-    get_dsn,
+    esc,
     handle_errors,
     main,
+    print_error,
     print_table,
 )
-from orderdb.client import Client
-from orderdb.errors import OrderDBError
+from orderdb.errors import OrderDBError, TransientError
 from orderdb.fulfilment import Timeline
 
 
@@ -38,9 +41,12 @@ def _fmt_time(value: datetime | None) -> str:
 
 
 def _print_timeline(t: Timeline) -> None:
-    console.print(f"[bold]Order {t.order_no}[/bold] (id {t.order_id}): [bold]{t.status}[/bold]")
-    console.print(f"Current location:   {t.current_location or '-'}")
-    console.print(f"Estimated delivery: {_fmt_time(t.estimated_delivery)}")
+    console.print(
+        f"[bold]Order {esc(t.order_no)}[/bold] (id {t.order_id}): [bold]{esc(t.status)}[/bold]",
+        highlight=False,
+    )
+    console.print(f"Current location:   {t.current_location or '-'}", markup=False)
+    console.print(f"Estimated delivery: {_fmt_time(t.estimated_delivery)}", markup=False)
     if t.shipments:
         print_table(
             "Shipments",
@@ -67,9 +73,9 @@ def _print_timeline(t: Timeline) -> None:
 
 
 @main.command("track")
-@click.argument("order_id", type=int)
+@click.argument("order_id", type=INT8)
 @click.option(
-    "--customer", "customer_id", type=int, default=None, help="Only if this customer owns it."
+    "--customer", "customer_id", type=INT8, default=None, help="Only if this customer owns it."
 )
 @click.option("--json", "as_json", is_flag=True, help="The order_timeline JSON document.")
 @dsn_option
@@ -79,8 +85,8 @@ def track_cmd(
     ctx: click.Context, order_id: int, customer_id: int | None, as_json: bool, sub_dsn: str | None
 ) -> None:
     """Show an order's timeline as its customer sees it (orderdb.order_timeline)."""
-    with Client.connect(get_dsn(ctx, sub_dsn), min_size=1, max_size=1) as db:
-        timeline = db.order_timeline(order_id, customer_id=customer_id)
+    with client_session(ctx, sub_dsn) as (db, conn):
+        timeline = db.order_timeline(order_id, customer_id=customer_id, conn=conn)
     if as_json:
         echo_json(timeline.document)
     else:
@@ -92,36 +98,107 @@ def ingest_group() -> None:
     """Bulk ingestion of integration events."""
 
 
-def _event_args(obj: Any) -> dict[str, Any]:
-    """The record_tracking_event arguments of one JSONL object (raises ValueError)."""
-    if not isinstance(obj, dict):
-        raise ValueError("each line must be a JSON object")
-    status = obj.get("carrier_status", obj.get("status"))
-    missing = [
-        k
-        for k, v in (
-            ("carrier", obj.get("carrier")),
-            ("tracking_number", obj.get("tracking_number")),
-            ("event_time", obj.get("event_time")),
-            ("carrier_status", status),
+class BadLine(ValueError):
+    """One line of an ingest file that cannot be recorded: the field and why."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+def _check_text(field: str, value: str) -> str:
+    """``value`` if PostgreSQL can store it as text: no NUL, no lone surrogate."""
+    if "\x00" in value:
+        raise BadLine(field, "contains a NUL character (\\u0000)")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadLine(field, "is not valid Unicode (a lone surrogate)") from None
+    return value
+
+
+def _scalar(field: str, value: Any, *, required: bool) -> str | None:
+    """A text field: a string (a number is taken as its text), storable; None when absent."""
+    if value is None:
+        if required:
+            raise BadLine(field, "missing")
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise BadLine(field, "must be a string")
+    return _check_text(field, str(value))
+
+
+def _check_json(field: str, value: Any) -> None:
+    """Every key and string inside a JSON value is storable text."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            _check_text(field, item)
+        elif isinstance(item, dict):
+            for k, v in item.items():
+                _check_text(field, k)
+                stack.append(v)
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+def _event_time(value: Any) -> datetime:
+    """An ISO 8601 time with its zone (a time without one would be read in the operator's
+    PGTZ: refused, as the HTTP ingestion does)."""
+    if value is None:
+        raise BadLine("event_time", "missing")
+    if not isinstance(value, str):
+        raise BadLine("event_time", "must be an ISO 8601 string")
+    _check_text("event_time", value)
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise BadLine("event_time", f"not an ISO 8601 time: {value!r}") from None
+    if parsed.tzinfo is None:
+        raise BadLine(
+            "event_time", "must include a time zone (e.g. 2026-05-01T10:00:00Z or +08:00)"
         )
-        if v is None
-    ]
-    if missing:
-        raise ValueError(f"missing {', '.join(missing)}")
+    return parsed
+
+
+def _event_args(obj: Any) -> dict[str, Any]:
+    """The record_tracking_event arguments of one JSONL object (raises BadLine)."""
+    if not isinstance(obj, dict):
+        raise BadLine("line", "must be a JSON object")
+    status_field = "status" if "carrier_status" not in obj and "status" in obj else "carrier_status"
     payload = obj.get("payload")
     if payload is not None and not isinstance(payload, dict):
-        raise ValueError("payload must be a JSON object")
+        raise BadLine("payload", "must be a JSON object")
+    _check_json("payload", payload)
     return {
-        "carrier": str(obj["carrier"]),
-        "tracking_number": str(obj["tracking_number"]),
-        "event_time": datetime.fromisoformat(str(obj["event_time"]).replace("Z", "+00:00")),
-        "carrier_status": str(status),
-        "location": obj.get("location"),
-        "description": obj.get("description"),
-        "event_id": None if obj.get("event_id") is None else str(obj["event_id"]),
+        "carrier": _scalar("carrier", obj.get("carrier"), required=True),
+        "tracking_number": _scalar("tracking_number", obj.get("tracking_number"), required=True),
+        "event_time": _event_time(obj.get("event_time")),
+        "carrier_status": _scalar(status_field, obj.get(status_field), required=True),
+        "location": _scalar("location", obj.get("location"), required=False),
+        "description": _scalar("description", obj.get("description"), required=False),
+        "event_id": _scalar("event_id", obj.get("event_id"), required=False),
         "payload": payload,
     }
+
+
+def _parse_line(raw: bytes) -> dict[str, Any] | None:
+    """The event of one raw line (None for a blank line); raises BadLine."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadLine("line", f"not UTF-8 (byte {exc.start + 1})") from None
+    if not text.strip():
+        return None
+    try:
+        obj = json.loads(text)
+    except RecursionError:
+        raise BadLine("line", "JSON nested too deep") from None
+    except ValueError as exc:
+        raise BadLine("line", f"not JSON: {exc}") from None
+    return _event_args(obj)
 
 
 @ingest_group.command("tracking")
@@ -134,13 +211,20 @@ def ingest_tracking_cmd(ctx: click.Context, file: Path, as_json: bool, sub_dsn: 
     """Record carrier events from FILE.jsonl (one JSON object per line: carrier,
     tracking_number, event_time, carrier_status, location?, description?, event_id?, payload?).
 
-    Each event is its own transaction; duplicates are harmless. Prints how many were new,
-    duplicate, unmatched (no shipment yet) and invalid; exits 1 when any line was invalid."""
-    lines = file.read_text(encoding="utf-8").splitlines()
+    event_time is ISO 8601 with a zone (Z or +08:00). Each event is its own transaction;
+    duplicates are harmless. A bad line is reported (line number, field, reason) and the others
+    go on. Prints how many were new, duplicate, unmatched (no shipment yet) and invalid; exits 1
+    when any line was invalid (or the connection was lost: the summary says where)."""
+    import psycopg
+
+    lines = file.read_bytes().split(b"\n")
+    if lines and not lines[-1].strip():
+        lines.pop()  # the newline that ends the last line
     counts = {"new": 0, "duplicate": 0, "unmatched": 0, "invalid": 0}
     problems: list[str] = []
+    aborted: str | None = None
     with (
-        Client.connect(get_dsn(ctx, sub_dsn), min_size=1, max_size=1) as db,
+        client_session(ctx, sub_dsn) as (db, conn),
         Progress(
             TextColumn("[bold]ingest[/bold]"),
             BarColumn(),
@@ -151,15 +235,31 @@ def ingest_tracking_cmd(ctx: click.Context, file: Path, as_json: bool, sub_dsn: 
         ) as progress,
     ):
         task = progress.add_task("events", total=len(lines))
-        for lineno, text in enumerate(lines, start=1):
+        for lineno, raw in enumerate(lines, start=1):
             progress.advance(task)
-            if not text.strip():
-                continue
             try:
-                result = db.record_tracking_event(**_event_args(json.loads(text)))
-            except (ValueError, OrderDBError) as exc:
+                args = _parse_line(raw.removesuffix(b"\r"))
+                if args is None:
+                    continue
+                result = db.record_tracking_event(**args, conn=conn)
+            except BadLine as exc:
                 counts["invalid"] += 1
-                problems.append(f"line {lineno}: {exc}")
+                problems.append(f"line {lineno}: {exc.field}: {exc.reason}")
+                continue
+            except TransientError as exc:  # the connection is lost: no later line can be recorded
+                aborted = f"line {lineno}: {str(exc).strip().splitlines()[0]}"
+                break
+            except OrderDBError as exc:
+                counts["invalid"] += 1
+                problems.append(f"line {lineno}: {exc} ({exc.sqlstate})")
+                continue
+            except psycopg.Error as exc:
+                if conn.closed or isinstance(exc, psycopg.OperationalError):
+                    aborted = f"line {lineno}: {str(exc).strip().splitlines()[0]}"
+                    break
+                counts["invalid"] += 1
+                first = (exc.diag.message_primary or str(exc)).strip().splitlines()[0]
+                problems.append(f"line {lineno}: {first} ({exc.sqlstate})")
                 continue
             if result.duplicate:
                 counts["duplicate"] += 1
@@ -168,7 +268,10 @@ def ingest_tracking_cmd(ctx: click.Context, file: Path, as_json: bool, sub_dsn: 
                 if result.order_id is None:
                     counts["unmatched"] += 1
     if as_json:
-        echo_json({**counts, "problems": problems})
+        summary: dict[str, Any] = {**counts, "problems": problems}
+        if aborted is not None:
+            summary["aborted"] = aborted
+        echo_json(summary)
     else:
         print_table(
             f"tracking events from {file.name}",
@@ -177,7 +280,11 @@ def ingest_tracking_cmd(ctx: click.Context, file: Path, as_json: bool, sub_dsn: 
         )
         for p in problems[:20]:
             err_console.print(p, markup=False, highlight=False)
-    if counts["invalid"]:
+        if len(problems) > 20:
+            err_console.print(f"... and {len(problems) - 20} more (--json lists every one)")
+    if aborted is not None:
+        print_error(f"stopped at {aborted} (the lines before it are recorded)")
+    if counts["invalid"] or aborted is not None:
         sys.exit(1)
 
 
@@ -187,7 +294,7 @@ def routes_group() -> None:
 
 
 @routes_group.command("plan")
-@click.argument("warehouse_id", type=int)
+@click.argument("warehouse_id", type=INT4)
 @click.option("--json", "as_json", is_flag=True, help="The planned routes as JSON.")
 @dsn_option
 @click.pass_context
@@ -196,8 +303,8 @@ def routes_plan_cmd(
     ctx: click.Context, warehouse_id: int, as_json: bool, sub_dsn: str | None
 ) -> None:
     """Plan courier routes for WAREHOUSE's packed, unrouted orders (orderdb.plan_routes)."""
-    with Client.connect(get_dsn(ctx, sub_dsn), min_size=1, max_size=1) as db:
-        routes = db.plan_routes(warehouse_id)
+    with client_session(ctx, sub_dsn) as (db, conn):
+        routes = db.plan_routes(warehouse_id, conn=conn)
     if as_json:
         echo_json(routes)
         return

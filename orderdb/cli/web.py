@@ -41,9 +41,11 @@ def web_cmd(
         url = server.start()
     except (RuntimeError, TimeoutError) as exc:
         raise click.ClickException(str(exc)) from exc
-    console.print(f"orderdb web on {url}  (database {redact(dsn)})", highlight=False)
-    console.print(f"  operations board: {url}/ops", highlight=False)
-    console.print(f"  tracking page:    {url}/track/<order_no>?customer=<id>", highlight=False)
+    console.print(f"orderdb web on {url}  (database {redact(dsn)})", markup=False, highlight=False)
+    console.print(f"  operations board: {url}/ops", markup=False, highlight=False)
+    console.print(
+        f"  tracking page:    {url}/track/<order_no>?customer=<id>", markup=False, highlight=False
+    )
     console.print("Ctrl-C (or SIGTERM) stops it.")
     done = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
