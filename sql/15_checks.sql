@@ -413,3 +413,400 @@ END;
 $$;
 COMMENT ON FUNCTION orderdb._parse_items(jsonb, text, boolean, integer) IS
     'Validates and normalises a JSON array of order lines; raises 22023 naming the first bad field.';
+
+-- ---------------------------------------------------------------------------------------------
+-- Order data (create_order's p_options, amend_order's p_changes; docs/api.md "Order data")
+-- ---------------------------------------------------------------------------------------------
+
+-- _normalize_phone: a phone number in its stored form, or NULL when it is not one we accept.
+-- At most 40 characters. Accepted (docs/api.md "Phone numbers"):
+--   Chinese mobile   1[3-9] + 9 digits, optionally after +86 or 0086; spaces, dashes and
+--                    parentheses anywhere                       -> '+8613812345678'
+--   Chinese landline 0 + area code (2 digits after 0 when it starts with 1 or 2, e.g. 010, 021;
+--                    else 3, e.g. 0755) + 7 or 8 digits, the area code optionally in parentheses,
+--                    one space or dash after it and one inside the number; an extension after a
+--                    space, a dash, 'ext', 'ext.', 'x', '#' or '转': 1..6 digits
+--                                                               -> '010-12345678', '0755-1234567-12'
+--   international    E.164: + (or 00) and 8 to 15 digits, the first not 0; spaces, dashes and
+--                    parentheses anywhere                       -> '+14155552671'
+-- Locks nothing.
+CREATE OR REPLACE FUNCTION orderdb._normalize_phone(p_phone text)
+RETURNS text
+LANGUAGE plpgsql
+IMMUTABLE
+AS $$
+DECLARE
+    v_text   text := btrim(p_phone);
+    v_digits text;
+    v_m      text[];
+BEGIN
+    IF v_text IS NULL OR length(v_text) > 40 THEN
+        RETURN NULL;
+    END IF;
+    v_m := regexp_match(v_text,
+        '^\(?0([12][0-9]|[3-9][0-9]{2})\)?[ -]?([0-9]{3,4})[ -]?([0-9]{4})'
+        || '(?:(?:[ -]|[ ]*(?:ext\.?|x|#|转)[ ]*)([0-9]{1,6}))?$', 'i');
+    IF v_m IS NOT NULL THEN
+        RETURN '0' || v_m[1] || '-' || v_m[2] || v_m[3] || coalesce('-' || v_m[4], '');
+    END IF;
+    v_digits := translate(v_text, ' -()', '');
+    IF v_digits ~ '^(\+86|0086)?1[3-9][0-9]{9}$' THEN
+        RETURN '+86' || right(v_digits, 11);
+    ELSIF v_digits ~ '^(\+|00)[1-9][0-9]{7,14}$' THEN
+        RETURN '+' || regexp_replace(v_digits, '^(\+|00)', '');
+    END IF;
+    RETURN NULL;
+END;
+$$;
+COMMENT ON FUNCTION orderdb._normalize_phone(text) IS
+    'A phone number (Chinese mobile or landline, E.164) in its stored form; NULL when not accepted.';
+
+-- _mask_phone: a phone as customers may see it: Chinese mobile '138****5678'; landline
+-- '010-****5678' (the area code and the last 4 digits; no extension); other E.164 numbers '+',
+-- the first 2 digits, asterisks, the last 4 ('+44******7890'). A phone that is not in a form
+-- orderdb._normalize_phone accepts (stored before validation existed) shows only its last 4
+-- digits ('****7890'), or '****'. NULL for NULL. Locks nothing.
+CREATE OR REPLACE FUNCTION orderdb._mask_phone(p_phone text)
+RETURNS text
+LANGUAGE plpgsql
+IMMUTABLE
+AS $$
+DECLARE
+    v_phone text := orderdb._normalize_phone(p_phone);
+    v_m     text[];
+    v_digits text;
+BEGIN
+    IF p_phone IS NULL THEN
+        RETURN NULL;
+    ELSIF v_phone ~ '^\+861[3-9][0-9]{9}$' THEN
+        RETURN substr(v_phone, 4, 3) || '****' || right(v_phone, 4);
+    END IF;
+    v_m := regexp_match(v_phone, '^(0[0-9]{2,3})-([0-9]{7,8})');
+    IF v_m IS NOT NULL THEN
+        RETURN v_m[1] || '-' || repeat('*', length(v_m[2]) - 4) || right(v_m[2], 4);
+    ELSIF v_phone ~ '^\+[0-9]{8,15}$' THEN
+        RETURN left(v_phone, 3) || repeat('*', length(v_phone) - 7) || right(v_phone, 4);
+    END IF;
+    v_digits := regexp_replace(p_phone, '[^0-9]', '', 'g');
+    RETURN '****' || CASE WHEN length(v_digits) >= 8 THEN right(v_digits, 4) ELSE '' END;
+END;
+$$;
+COMMENT ON FUNCTION orderdb._mask_phone(text) IS
+    'A phone masked for customers (138****5678, 010-****5678, +44******7890).';
+
+-- _key_name: a JSON key as messages name it: prefix + key when the key is a plain word, else
+-- prefix + the key JSON-quoted and cut to 64 characters. Locks nothing.
+CREATE OR REPLACE FUNCTION orderdb._key_name(p_prefix text, p_key text)
+RETURNS text
+LANGUAGE sql
+IMMUTABLE
+AS $$
+    SELECT p_prefix || CASE WHEN p_key ~ '^[A-Za-z0-9_]{1,64}$' THEN p_key
+                            ELSE to_json(left(p_key, 64))::text END;
+$$;
+COMMENT ON FUNCTION orderdb._key_name(text, text) IS
+    'A JSON key for messages (quoted unless it is a plain word).';
+
+-- _check_order_time: an order time (promised_ship_at, promised_delivery_at, payment_due_by): a
+-- JSON string in ISO 8601 form with a date, a time and an offset
+-- (YYYY-MM-DDTHH:MM[:SS[.ffffff]] then Z or +HH[:MM] / -HH[:MM]; a space may replace the T) that
+-- is a real time, from 2000-01-01T00:00:00Z and before 2100-01-01T00:00:00Z (a promise lies in
+-- the future: no one-day bound as for reported times). Returns it as timestamptz.
+-- Raises 22023 '<name> must be an ISO 8601 time with an offset (...)' / '<name> must be from
+-- 2000-01-01 and before 2100-01-01'. Locks nothing.
+CREATE OR REPLACE FUNCTION orderdb._check_order_time(p_value jsonb, p_name text)
+RETURNS timestamptz
+LANGUAGE plpgsql
+STABLE
+AS $$
+DECLARE
+    v_at timestamptz;
+BEGIN
+    IF jsonb_typeof(p_value) = 'string'
+       AND (p_value ->> 0) ~ ('^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}'
+                              || '(:[0-9]{2}(\.[0-9]{1,6})?)?([Zz]|[+-][0-9]{2}(:?[0-9]{2})?)$') THEN
+        BEGIN
+            v_at := (p_value ->> 0)::timestamptz;
+        EXCEPTION WHEN datetime_field_overflow OR invalid_datetime_format
+                       OR invalid_time_zone_displacement_value THEN
+            v_at := NULL;
+        END;
+    END IF;
+    IF v_at IS NULL THEN
+        RAISE EXCEPTION USING
+            ERRCODE = '22023',
+            MESSAGE = format('%s must be an ISO 8601 time with an offset '
+                             '(e.g. 2030-01-31T18:00:00+08:00)', p_name),
+            DETAIL = format('%s=%s', p_name, left(coalesce(p_value::text, 'null'), 100));
+    ELSIF v_at < '2000-01-01T00:00:00Z'::timestamptz
+          OR v_at >= '2100-01-01T00:00:00Z'::timestamptz THEN
+        RAISE EXCEPTION USING
+            ERRCODE = '22023',
+            MESSAGE = format('%s must be from 2000-01-01 and before 2100-01-01', p_name),
+            DETAIL = format('%s=%s', p_name, p_value ->> 0);
+    END IF;
+    RETURN v_at;
+END;
+$$;
+COMMENT ON FUNCTION orderdb._check_order_time(jsonb, text) IS
+    'Raises 22023 unless the value is an ISO 8601 time with an offset in [2000-01-01, 2100-01-01).';
+
+-- _clean_text: a ship_to text field: a JSON string, Unicode NFC, leading and trailing white space
+-- (also U+3000 and no-break spaces) removed, then 1..p_max characters without control characters.
+-- Raises 22023 '<name> must be a string' / '<name> must be 1 to <max> characters' / '<name>
+-- must not contain control characters'. Locks nothing.
+CREATE OR REPLACE FUNCTION orderdb._clean_text(p_value jsonb, p_name text, p_max integer)
+RETURNS text
+LANGUAGE plpgsql
+IMMUTABLE
+AS $$
+DECLARE
+    v_text text;
+BEGIN
+    IF jsonb_typeof(p_value) IS DISTINCT FROM 'string' THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = format('%s must be a string', p_name);
+    END IF;
+    v_text := btrim(orderdb._nfc(p_value ->> 0), U&' \0009\000A\000D\00A0\3000\FEFF');
+    IF length(v_text) NOT BETWEEN 1 AND p_max THEN
+        RAISE EXCEPTION USING
+            ERRCODE = '22023',
+            MESSAGE = format('%s must be 1 to %s characters', p_name, p_max),
+            DETAIL = format('length=%s', length(v_text));
+    ELSIF v_text ~ '[\u0001-\u001f\u007f-\u009f]' THEN
+        RAISE EXCEPTION USING
+            ERRCODE = '22023',
+            MESSAGE = format('%s must not contain control characters', p_name);
+    END IF;
+    RETURN v_text;
+END;
+$$;
+COMMENT ON FUNCTION orderdb._clean_text(jsonb, text, integer) IS
+    'A trimmed NFC text field of 1..max characters without control characters (else 22023).';
+
+-- _check_ship_to: validates and normalises a ship_to object (field names in messages:
+-- ship_to.<field>). Fields: name, province, city, district (text, 1..100 characters), line1
+-- (required), line2 (text, 1..200), phone (orderdb._normalize_phone; stored normalised),
+-- country (ISO 3166-1 alpha-2 of orderdb.countries, upper-cased; default 'CN', stored),
+-- postcode (CN: 6 digits; elsewhere 2..16 letters, digits, spaces and dashes, starting and
+-- ending with a letter or digit), lat (-90..90) and lon (-180..180) as JSON numbers, both or
+-- neither. A field whose value is null is left out; any other field is 22023 (a typo must not
+-- lose an address line). Texts: orderdb._clean_text. Returns the normalised object.
+-- Reads orderdb.countries; locks nothing.
+CREATE OR REPLACE FUNCTION orderdb._check_ship_to(p_ship_to jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql
+STABLE
+AS $$
+DECLARE
+    v_out     jsonb := '{}'::jsonb;
+    v_key     text;
+    v_value   jsonb;
+    v_text    text;
+    v_country text;
+BEGIN
+    IF jsonb_typeof(p_ship_to) IS DISTINCT FROM 'object' THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'ship_to must be a JSON object';
+    END IF;
+    FOR v_key, v_value IN SELECT e.key, e.value FROM jsonb_each(p_ship_to) e LOOP
+        CONTINUE WHEN jsonb_typeof(v_value) = 'null';
+        CASE v_key
+            WHEN 'name', 'province', 'city', 'district' THEN
+                v_text := orderdb._clean_text(v_value, 'ship_to.' || v_key, 100);
+            WHEN 'line1', 'line2' THEN
+                v_text := orderdb._clean_text(v_value, 'ship_to.' || v_key, 200);
+            WHEN 'phone' THEN
+                IF jsonb_typeof(v_value) <> 'string' THEN
+                    RAISE EXCEPTION USING
+                        ERRCODE = '22023', MESSAGE = 'ship_to.phone must be a string';
+                END IF;
+                v_text := orderdb._normalize_phone(v_value ->> 0);
+                IF v_text IS NULL THEN
+                    RAISE EXCEPTION USING
+                        ERRCODE = '22023',
+                        MESSAGE = 'ship_to.phone is not a phone number',
+                        DETAIL = format('phone=%s', to_json(left(v_value ->> 0, 40))),
+                        HINT = 'A Chinese mobile (13812345678, +86 138 1234 5678), a Chinese '
+                               'landline (010-12345678, 0755 1234567 ext 12) or E.164 '
+                               '(+14155552671).';
+                END IF;
+            WHEN 'country' THEN
+                v_text := upper(v_value ->> 0);
+                IF jsonb_typeof(v_value) <> 'string' OR v_text !~ '^[A-Z]{2}$'
+                   OR NOT EXISTS (SELECT 1 FROM orderdb.countries c WHERE c.code = v_text) THEN
+                    RAISE EXCEPTION USING
+                        ERRCODE = '22023',
+                        MESSAGE = 'ship_to.country must be an ISO 3166-1 alpha-2 code (e.g. CN)',
+                        DETAIL = format('country=%s', left(v_value::text, 20));
+                END IF;
+            WHEN 'postcode' THEN
+                v_text := orderdb._clean_text(v_value, 'ship_to.postcode', 16);
+            WHEN 'lat', 'lon' THEN
+                IF jsonb_typeof(v_value) <> 'number'
+                   OR NOT (v_value::numeric BETWEEN CASE v_key WHEN 'lat' THEN -90 ELSE -180 END
+                                                AND CASE v_key WHEN 'lat' THEN 90 ELSE 180 END)
+                THEN
+                    RAISE EXCEPTION USING
+                        ERRCODE = '22023',
+                        MESSAGE = format('ship_to.%s must be a number from %s', v_key,
+                                         CASE v_key WHEN 'lat' THEN '-90 to 90'
+                                                    ELSE '-180 to 180' END);
+                END IF;
+                v_out := v_out || jsonb_build_object(v_key, v_value);
+                CONTINUE;
+            ELSE
+                RAISE EXCEPTION USING
+                    ERRCODE = '22023',
+                    MESSAGE = format('%s is not a ship_to field',
+                                     orderdb._key_name('ship_to.', v_key)),
+                    HINT = 'ship_to fields: name, phone, country, province, city, district, '
+                           'line1, line2, postcode, lat, lon.';
+        END CASE;
+        v_out := v_out || jsonb_build_object(v_key, v_text);
+    END LOOP;
+
+    IF NOT v_out ? 'line1' THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'ship_to.line1 is required';
+    END IF;
+    IF (v_out ? 'lat') <> (v_out ? 'lon') THEN
+        RAISE EXCEPTION USING
+            ERRCODE = '22023',
+            MESSAGE = format('ship_to.%s is required with ship_to.%s',
+                             CASE WHEN v_out ? 'lat' THEN 'lon' ELSE 'lat' END,
+                             CASE WHEN v_out ? 'lat' THEN 'lat' ELSE 'lon' END);
+    END IF;
+    v_country := coalesce(v_out ->> 'country', 'CN');
+    v_out := v_out || jsonb_build_object('country', v_country);
+    v_text := v_out ->> 'postcode';
+    IF v_text !~ (CASE WHEN v_country = 'CN' THEN '^[0-9]{6}$'
+                       ELSE '^[A-Za-z0-9][A-Za-z0-9 -]{0,14}[A-Za-z0-9]$' END) THEN
+        RAISE EXCEPTION USING
+            ERRCODE = '22023',
+            MESSAGE = CASE WHEN v_country = 'CN' THEN 'ship_to.postcode must be 6 digits in CN'
+                           ELSE 'ship_to.postcode must be 2 to 16 letters, digits, spaces or '
+                                'dashes' END,
+            DETAIL = format('postcode=%s', to_json(v_out ->> 'postcode'));
+    END IF;
+    RETURN v_out;
+END;
+$$;
+COMMENT ON FUNCTION orderdb._check_ship_to(jsonb) IS
+    'Validates and normalises a ship_to object (22023 naming ship_to.<field>).';
+
+-- _is_time_zone: true when PostgreSQL knows p_name as a time zone (AT TIME ZONE accepts it).
+-- Callers check the form of an IANA name first (abbreviations and POSIX strings are not names).
+-- Locks nothing.
+CREATE OR REPLACE FUNCTION orderdb._is_time_zone(p_name text)
+RETURNS boolean
+LANGUAGE plpgsql
+STABLE
+AS $$
+BEGIN
+    PERFORM now() AT TIME ZONE p_name;
+    RETURN true;
+EXCEPTION WHEN invalid_parameter_value THEN
+    RETURN false;
+END;
+$$;
+COMMENT ON FUNCTION orderdb._is_time_zone(text) IS
+    'True when the name is a time zone PostgreSQL knows.';
+
+-- _order_data: THE validation of order data, for create_order (p_amend false: p_data is the
+-- whole p_options) and amend_order (p_amend true: p_data is p_changes). Returns p_data with the
+-- known keys normalised. Keys (messages name them as written here):
+--   ship_to                      orderdb._check_ship_to
+--   priority                     "normal" | "express"
+--   currency                     an ISO 4217 code of orderdb.currencies (upper-cased)
+--   shipping_fee                 a JSON number or decimal string ("12.50"), 0..1e12 (stored as a
+--                                JSON number)
+--   promised_ship_at, promised_delivery_at, payment_due_by (and the aliases the SLA rules read:
+--   promised_ship_by, promised_delivery_by, payment_due_at)
+--                                orderdb._check_order_time (kept as sent)
+--   time_zone                    an IANA time zone name (Asia/Shanghai, Europe/Berlin, UTC):
+--                                the customer's, for dates on the tracking page
+--   attributes                   a JSON object (the shop's own fields)
+-- create_order: other top-level keys are kept as they are (compatibility: options has always
+-- taken the caller's own keys). amend_order: only ship_to, priority, promised_ship_at,
+-- promised_delivery_at and attributes; a promised time may be null (the promise is withdrawn);
+-- an attribute may be null (it is removed); any other key is 22023 '<key> cannot be amended'.
+-- Raises 22023 naming the key. Reads orderdb.countries, orderdb.currencies; locks nothing.
+CREATE OR REPLACE FUNCTION orderdb._order_data(p_data jsonb, p_amend boolean DEFAULT false)
+RETURNS jsonb
+LANGUAGE plpgsql
+STABLE
+AS $$
+DECLARE
+    v_out   jsonb := p_data;
+    v_key   text;
+    v_value jsonb;
+    v_text  text;
+    v_fee   numeric;
+BEGIN
+    FOR v_key, v_value IN SELECT e.key, e.value FROM jsonb_each(p_data) e LOOP
+        IF p_amend AND v_key NOT IN ('ship_to', 'priority', 'promised_ship_at',
+                                     'promised_delivery_at', 'attributes') THEN
+            RAISE EXCEPTION USING
+                ERRCODE = '22023',
+                MESSAGE = format('%s cannot be amended', orderdb._key_name('', v_key)),
+                HINT = 'amend_order changes ship_to, priority, promised_ship_at, '
+                       'promised_delivery_at and attributes.';
+        END IF;
+        CASE v_key
+            WHEN 'ship_to' THEN
+                v_out := jsonb_set(v_out, ARRAY[v_key], orderdb._check_ship_to(v_value));
+            WHEN 'priority' THEN
+                IF v_value IS DISTINCT FROM '"normal"' AND v_value IS DISTINCT FROM '"express"' THEN
+                    RAISE EXCEPTION USING
+                        ERRCODE = '22023', MESSAGE = 'priority must be "normal" or "express"';
+                END IF;
+            WHEN 'currency' THEN
+                v_text := upper(v_value ->> 0);
+                IF jsonb_typeof(v_value) <> 'string' OR v_text !~ '^[A-Z]{3}$'
+                   OR NOT EXISTS (SELECT 1 FROM orderdb.currencies c WHERE c.code = v_text) THEN
+                    RAISE EXCEPTION USING
+                        ERRCODE = '22023',
+                        MESSAGE = 'currency must be an ISO 4217 code (e.g. CNY)',
+                        DETAIL = format('currency=%s', left(v_value::text, 20));
+                END IF;
+                v_out := jsonb_set(v_out, ARRAY[v_key], to_jsonb(v_text));
+            WHEN 'shipping_fee' THEN
+                v_fee := CASE jsonb_typeof(v_value)
+                             WHEN 'number' THEN v_value::numeric
+                             WHEN 'string' THEN
+                                 CASE WHEN (v_value ->> 0) ~ '^[0-9]{1,13}(\.[0-9]{1,20})?$'
+                                      THEN (v_value ->> 0)::numeric END END;
+                IF v_fee IS NULL OR NOT (v_fee BETWEEN 0 AND 1e12) THEN
+                    RAISE EXCEPTION USING
+                        ERRCODE = '22023',
+                        MESSAGE = 'shipping_fee must be a number from 0 to 1e12',
+                        DETAIL = format('shipping_fee=%s', left(v_value::text, 40));
+                END IF;
+                v_out := jsonb_set(v_out, ARRAY[v_key], to_jsonb(v_fee));
+            WHEN 'promised_ship_at', 'promised_delivery_at', 'payment_due_by',
+                 'promised_ship_by', 'promised_delivery_by', 'payment_due_at' THEN
+                IF NOT (p_amend AND jsonb_typeof(v_value) = 'null') THEN
+                    PERFORM orderdb._check_order_time(v_value, v_key);
+                END IF;
+            WHEN 'time_zone' THEN
+                v_text := v_value ->> 0;
+                IF jsonb_typeof(v_value) <> 'string'
+                   OR v_text !~ '^(UTC|[A-Z][A-Za-z_]+(/[A-Za-z0-9_+-]+){1,2})$'
+                   OR NOT orderdb._is_time_zone(v_text) THEN
+                    RAISE EXCEPTION USING
+                        ERRCODE = '22023',
+                        MESSAGE = 'time_zone must be an IANA time zone name (e.g. Asia/Shanghai)',
+                        DETAIL = format('time_zone=%s', left(v_value::text, 64));
+                END IF;
+            WHEN 'attributes' THEN
+                IF jsonb_typeof(v_value) <> 'object' THEN
+                    RAISE EXCEPTION USING
+                        ERRCODE = '22023', MESSAGE = 'attributes must be a JSON object';
+                END IF;
+            ELSE
+                NULL;  -- create_order: the caller's own keys are kept
+        END CASE;
+    END LOOP;
+    RETURN v_out;
+END;
+$$;
+COMMENT ON FUNCTION orderdb._order_data(jsonb, boolean) IS
+    'Validates and normalises order data (create_order options, amend_order changes); 22023 naming the key.';

@@ -42,14 +42,52 @@ $$;
 COMMENT ON FUNCTION orderdb._locate_order(bigint) IS
     'Returns the warehouse_id that holds an order (OD004 when it does not exist).';
 
+-- _totals_json: an order's "totals" object: {"currency", "items", "shipping", "total"} — exact
+-- decimals as JSON numbers (jsonb numeric: no binary floating point; total = items + shipping).
+-- Locks nothing.
+CREATE OR REPLACE FUNCTION orderdb._totals_json(p_currency text, p_items numeric,
+                                                p_shipping numeric)
+RETURNS jsonb
+LANGUAGE sql
+IMMUTABLE
+AS $$
+    SELECT jsonb_build_object('currency', p_currency, 'items', p_items, 'shipping', p_shipping,
+                              'total', p_items + p_shipping);
+$$;
+COMMENT ON FUNCTION orderdb._totals_json(text, numeric, numeric) IS
+    'The totals object of an order (currency, items, shipping, total).';
+
+-- _items_total: the items total of an order as stored (orders.items_total), or, for an order
+-- created before that column existed (NULL), the sum of quantity x unit_price of its lines (a
+-- line without a price counts 0). Locks nothing.
+CREATE OR REPLACE FUNCTION orderdb._items_total(p_warehouse_id integer, p_order_id bigint,
+                                                p_items_total numeric)
+RETURNS numeric
+LANGUAGE sql
+STABLE
+AS $$
+    SELECT coalesce(p_items_total,
+                    (SELECT coalesce(sum(l.quantity * l.unit_price), 0)
+                       FROM orderdb.order_lines l
+                      WHERE l.warehouse_id = p_warehouse_id AND l.order_id = p_order_id));
+$$;
+COMMENT ON FUNCTION orderdb._items_total(integer, bigint, numeric) IS
+    'An order''s items total (stored, or summed from its lines for older orders).';
+
 -- create_order: creates a pending order (version 1) and reserves every line, or nothing.
 -- Idempotency: the key is claimed first (unique index + ON CONFLICT DO NOTHING); a concurrent
 -- call with the same key waits for the first one and then replays it. A replay returns the
 -- original order's id and number with its current status and version (replayed = true) and
 -- reserves nothing; the same key with another request (customer, warehouse, items, options —
 -- not actor) raises OD006.
--- Emits order.created. Raises 22023 (bad input), OD001 (insufficient stock, DETAIL
--- 'sku=... requested=... available=...'), OD004 (unknown warehouse), OD006.
+-- Order data in p_options (ship_to, priority, currency, shipping_fee, promised times, time_zone,
+-- attributes) is validated and normalised by orderdb._order_data and stored normalised in
+-- options; currency, priority, shipping_fee and the items' total (sum of quantity x unit_price,
+-- a line without a price counting 0) also go to their columns. The idempotency hash is taken
+-- over the options as sent.
+-- Emits order.created (with the order's totals and priority; never a phone number).
+-- Raises 22023 (bad input, naming the key: ship_to.phone, currency, ...), OD001 (insufficient
+-- stock, DETAIL 'sku=... requested=... available=...'), OD004 (unknown warehouse), OD006.
 -- Locks the inventory rows of the order's skus, in sku order.
 CREATE OR REPLACE FUNCTION orderdb.create_order(p_customer_id bigint, p_warehouse_id integer,
                                                 p_items jsonb,
@@ -77,6 +115,11 @@ DECLARE
     v_order_id  bigint;
     v_order_no  text;
     v_requested_warehouse integer := p_warehouse_id;  -- as sent (the idempotency hash)
+    v_data      jsonb;    -- the options, validated and normalised (orderdb._order_data)
+    v_currency  text := 'CNY';
+    v_priority  text := 'normal';
+    v_shipping  numeric := 0;
+    v_items_total numeric;
 BEGIN
     -- the checks in this order: customer_id, warehouse_id, items, idempotency_key, actor, options
     -- (a statement runs its calls left to right: the first bad field is the one reported)
@@ -90,6 +133,14 @@ BEGIN
                                 p_idempotency_key IS NOT NULL),
             orderdb._check_text(p_actor, 'actor', 1000),
             orderdb._check_json(v_options, 'options', 'object');
+    -- order data: most orders carry none or a few keys (one jsonb_each loop, nothing for '{}')
+    v_data := v_options;
+    IF v_options <> '{}'::jsonb THEN
+        v_data := orderdb._order_data(v_options);
+        v_currency := coalesce(v_data ->> 'currency', 'CNY');
+        v_priority := coalesce(v_data ->> 'priority', 'normal');
+        v_shipping := coalesce((v_data ->> 'shipping_fee')::numeric, 0);
+    END IF;
     IF p_warehouse_id IS NULL THEN
         -- no warehouse given: orderdb._choose_warehouse (sql/35_reallocation.sql) picks one that
         -- serves every line (OD001 when none can; a replayed key gets its order's warehouse)
@@ -138,10 +189,14 @@ BEGIN
 
     PERFORM orderdb._reserve_stock(p_warehouse_id, v_skus, v_qtys);
 
+    SELECT coalesce(sum(l.quantity * l.unit_price), 0) INTO v_items_total
+      FROM unnest(v_qtys, v_prices) AS l(quantity, unit_price);
+
     INSERT INTO orderdb.orders (warehouse_id, order_id, order_no, customer_id, status, version,
-                                options, created_by)
-    VALUES (p_warehouse_id, v_order_id, v_order_no, p_customer_id, 'pending', 1, v_options,
-            p_actor);
+                                options, created_by, currency, priority, items_total,
+                                shipping_fee)
+    VALUES (p_warehouse_id, v_order_id, v_order_no, p_customer_id, 'pending', 1, v_data,
+            p_actor, v_currency, v_priority, v_items_total, v_shipping);
 
     INSERT INTO orderdb.order_lines (warehouse_id, order_id, sku, line_no, quantity, unit_price,
                                      qty_held)
@@ -154,7 +209,10 @@ BEGIN
                                                    'warehouse_id', p_warehouse_id,
                                                    'status', 'pending',
                                                    'version', 1,
-                                                   'items', v_items));
+                                                   'items', v_items,
+                                                   'priority', v_priority,
+                                                   'totals', orderdb._totals_json(
+                                                       v_currency, v_items_total, v_shipping)));
 
     order_id := v_order_id;
     order_no := v_order_no;
@@ -403,7 +461,9 @@ COMMENT ON FUNCTION orderdb._order_shipments(integer, bigint) IS
 -- get_order: the order as one JSON document: order_id, order_no, customer_id, warehouse_id,
 -- status, version, previous_status, options, created_by, created_at, updated_at,
 -- items [{sku, quantity, unit_price, reservation {held, consumed, released, returned}}] in input
--- order, shipments [...].
+-- order, shipments [...], priority, totals {currency, items, shipping, total} (orderdb.
+-- _totals_json). For operators and the shop's application: options.ship_to.phone is the full
+-- (normalised) phone; customer-facing documents (order_timeline) mask it.
 -- Raises 22023 (order_id not positive), OD004 (unknown order). Locks nothing.
 CREATE OR REPLACE FUNCTION orderdb.get_order(p_order_id bigint)
 RETURNS jsonb
@@ -441,7 +501,11 @@ BEGIN
                                   ORDER BY l.line_no), '[]'::jsonb)
                            FROM orderdb.order_lines l
                           WHERE l.warehouse_id = o.warehouse_id AND l.order_id = o.order_id),
-               'shipments', orderdb._order_shipments(o.warehouse_id, o.order_id))
+               'shipments', orderdb._order_shipments(o.warehouse_id, o.order_id),
+               'priority', o.priority,
+               'totals', orderdb._totals_json(
+                   o.currency, orderdb._items_total(o.warehouse_id, o.order_id, o.items_total),
+                   o.shipping_fee))
       INTO v_doc
       FROM orderdb.order_directory d
       JOIN orderdb.orders o ON o.warehouse_id = d.warehouse_id AND o.order_id = d.order_id
@@ -463,6 +527,8 @@ COMMENT ON FUNCTION orderdb.get_order(bigint) IS
 -- (version 1, from NULL to pending, actor = the creating actor): version, from, to, actor, reason,
 -- context (e.g. ip, request id), changed_at (when recorded), source (api, wms, carrier, ...) and
 -- occurred_at (when it happened, as given by the caller; = changed_at for API calls).
+-- Amendments (orderdb.amend_order, orderdb.order_amendments) are in it too: from = to = the
+-- status the order had, source 'amendment', context {"changes": {"key": {"old", "new"}}}.
 -- Raises 22023 (order_id not positive), OD004 (unknown order). Locks nothing.
 DO $$
 BEGIN
@@ -499,6 +565,14 @@ BEGIN
           JOIN orderdb.order_status_history h
             ON h.warehouse_id = d.warehouse_id AND h.order_id = d.order_id
          WHERE d.order_id = p_order_id
+        UNION ALL
+        SELECT a.version, a.status, a.status, a.actor, a.reason,
+               jsonb_build_object('changes', a.changes), a.changed_at, 'amendment'::text,
+               a.changed_at
+          FROM orderdb.order_directory d
+          JOIN orderdb.order_amendments a
+            ON a.warehouse_id = d.warehouse_id AND a.order_id = d.order_id
+         WHERE d.order_id = p_order_id
         ORDER BY 1;
 
     IF NOT FOUND THEN
@@ -530,3 +604,213 @@ AS $$
 $$;
 COMMENT ON FUNCTION orderdb.allowed_transitions() IS
     'Lists the allowed order status edges (the state machine as data).';
+
+-- _amendable: whether amend_order may change p_key of an order in p_status:
+--   ship_to, priority                    until the order ships: pending, confirmed, dispatched,
+--                                        picked, packed, on_hold
+--   promised_ship_at, promised_delivery_at  until it is delivered: the above and shipped,
+--                                        delivering, delivery_failed
+--   attributes                           always
+-- (a cancelled, delivered or returned order keeps its address and promises). Locks nothing.
+CREATE OR REPLACE FUNCTION orderdb._amendable(p_key text, p_status text)
+RETURNS boolean
+LANGUAGE sql
+IMMUTABLE
+AS $$
+    SELECT CASE
+        WHEN p_key IN ('ship_to', 'priority') THEN
+            p_status IN ('pending', 'confirmed', 'dispatched', 'picked', 'packed', 'on_hold')
+        WHEN p_key IN ('promised_ship_at', 'promised_delivery_at') THEN
+            p_status IN ('pending', 'confirmed', 'dispatched', 'picked', 'packed', 'on_hold',
+                         'shipped', 'delivering', 'delivery_failed')
+        ELSE p_key = 'attributes'
+    END;
+$$;
+COMMENT ON FUNCTION orderdb._amendable(text, text) IS
+    'Whether amend_order may change a key of an order in a status.';
+
+-- _mask_ship_to: a ship_to object with its phone masked (orderdb._mask_phone), for events and
+-- customer-facing documents; other values as they are. Locks nothing.
+CREATE OR REPLACE FUNCTION orderdb._mask_ship_to(p_ship_to jsonb)
+RETURNS jsonb
+LANGUAGE sql
+IMMUTABLE
+AS $$
+    SELECT CASE WHEN jsonb_typeof(p_ship_to) = 'object' AND p_ship_to ? 'phone'
+                THEN jsonb_set(p_ship_to, '{phone}',
+                               coalesce(to_jsonb(orderdb._mask_phone(p_ship_to ->> 'phone')),
+                                        'null'::jsonb))
+                ELSE p_ship_to END;
+$$;
+COMMENT ON FUNCTION orderdb._mask_ship_to(jsonb) IS
+    'A ship_to object with its phone masked.';
+
+-- amend_order: changes an order's data after creation, with an optimistic version check.
+-- p_changes: any of ship_to (replaces the whole address), priority, promised_ship_at,
+-- promised_delivery_at (null withdraws the promise), attributes (merged into the current ones;
+-- an attribute set to null is removed) — validated by orderdb._order_data as create_order
+-- validates them (22023 naming the key; any other key: '<key> cannot be amended').
+-- When each may change: orderdb._amendable (ship_to and priority until shipped, promised times
+-- until delivered, attributes always). Version + 1; the status does not change.
+-- Records orderdb.order_amendments (actor, reason, {"key": {"old", "new"}}; order_history lists
+-- it, source 'amendment') and emits order.amended {"status", "version", "keys", "changes"}
+-- (phones masked). An order on hold for ADDRESS_INCOMPLETE that gets a ship_to shows in
+-- orderdb_ops.alerts (source 'hold') until it leaves on_hold.
+-- Raises 22023 (bad input), OD004 (unknown order), OD002 (stale version; wins over OD003),
+-- OD003 (a key that may no longer change in the order's status).
+-- Locks the orders row.
+CREATE OR REPLACE FUNCTION orderdb.amend_order(p_order_id bigint, p_expected_version integer,
+                                               p_changes jsonb, p_actor text DEFAULT NULL,
+                                               p_reason text DEFAULT NULL)
+RETURNS TABLE (order_id bigint, status text, version integer)
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_changes      jsonb;
+    v_warehouse_id integer;
+    v_order        record;
+    v_options      jsonb;
+    v_key          text;
+    v_old          jsonb;
+    v_new          jsonb;
+    v_record       jsonb := '{}'::jsonb;
+    v_event        jsonb := '{}'::jsonb;
+    v_version      integer;
+    v_now_status   text;
+    v_now_version  integer;
+BEGIN
+    PERFORM orderdb._check_positive(p_order_id, 'order_id'),
+            orderdb._check_positive(p_expected_version, 'expected_version'),
+            orderdb._check_json(p_changes, 'changes', 'object'),
+            orderdb._check_text(p_actor, 'actor', 1000),
+            orderdb._check_text(p_reason, 'reason', 1000);
+    IF p_changes = '{}'::jsonb THEN
+        RAISE EXCEPTION USING
+            ERRCODE = '22023',
+            MESSAGE = 'changes must name at least one key',
+            HINT = 'amend_order changes ship_to, priority, promised_ship_at, '
+                   'promised_delivery_at and attributes.';
+    END IF;
+    v_changes := orderdb._order_data(p_changes, true);
+
+    v_warehouse_id := orderdb._locate_order(p_order_id);
+    SELECT o.status, o.version, o.options INTO v_order
+      FROM orderdb.orders o
+     WHERE o.warehouse_id = v_warehouse_id AND o.order_id = p_order_id
+       FOR UPDATE;
+    IF NOT FOUND OR v_order.version <> p_expected_version THEN
+        -- not found: the order moved to another warehouse meanwhile (its version changed too)
+        SELECT o.status, o.version INTO v_now_status, v_now_version
+          FROM orderdb.order_directory d
+          JOIN orderdb.orders o ON o.warehouse_id = d.warehouse_id AND o.order_id = d.order_id
+         WHERE d.order_id = p_order_id;
+        RAISE EXCEPTION USING
+            ERRCODE = 'OD002',
+            MESSAGE = format('order %s has changed: expected version %s, current version %s',
+                             p_order_id, p_expected_version, v_now_version),
+            DETAIL = format('status=%s version=%s', v_now_status, v_now_version),
+            HINT = 'Re-read the order (orderdb.get_order) and retry with its current version.';
+    END IF;
+
+    FOR v_key IN SELECT k FROM jsonb_object_keys(v_changes) k ORDER BY k LOOP
+        IF NOT orderdb._amendable(v_key, v_order.status) THEN
+            RAISE EXCEPTION USING
+                ERRCODE = 'OD003',
+                MESSAGE = format('order %s is %s: its %s can no longer change', p_order_id,
+                                 v_order.status, v_key),
+                DETAIL = format('key=%s status=%s version=%s', v_key, v_order.status,
+                                v_order.version),
+                HINT = 'ship_to and priority change until the order ships, promised times until '
+                       'it is delivered, attributes always.';
+        END IF;
+    END LOOP;
+
+    v_options := v_order.options;
+    FOR v_key, v_new IN SELECT e.key, e.value FROM jsonb_each(v_changes) e LOOP
+        v_old := v_options -> v_key;
+        IF v_key = 'attributes' THEN
+            SELECT coalesce(jsonb_object_agg(a.key, a.value), '{}'::jsonb) INTO v_new
+              FROM jsonb_each(CASE WHEN jsonb_typeof(v_old) = 'object' THEN v_old
+                                   ELSE '{}'::jsonb END || v_new) a
+             WHERE jsonb_typeof(a.value) <> 'null';
+        END IF;
+        IF jsonb_typeof(v_new) = 'null' THEN
+            v_options := v_options - v_key;
+        ELSE
+            v_options := jsonb_set(v_options, ARRAY[v_key], v_new);
+        END IF;
+        v_record := v_record || jsonb_build_object(v_key, jsonb_build_object('old', v_old,
+                                                                             'new', v_new));
+        v_event := v_event || jsonb_build_object(v_key, jsonb_build_object(
+                                  'old', orderdb._mask_ship_to(v_old),
+                                  'new', orderdb._mask_ship_to(v_new)));
+    END LOOP;
+    -- merged attributes may push the options over their bounds
+    PERFORM orderdb._check_json(v_options, 'options', 'object');
+
+    UPDATE orderdb.orders AS o
+       SET options = v_options,
+           priority = coalesce(v_changes ->> 'priority', o.priority),
+           version = o.version + 1,
+           updated_at = now()
+     WHERE o.warehouse_id = v_warehouse_id AND o.order_id = p_order_id
+    RETURNING o.version INTO v_version;
+
+    INSERT INTO orderdb.order_amendments (warehouse_id, order_id, version, status, actor, reason,
+                                          changes)
+    VALUES (v_warehouse_id, p_order_id, v_version, v_order.status, p_actor, p_reason, v_record);
+
+    PERFORM orderdb._emit_event('order.amended', p_order_id, v_warehouse_id,
+                                jsonb_build_object('status', v_order.status,
+                                                   'version', v_version,
+                                                   'keys', (SELECT jsonb_agg(k ORDER BY k)
+                                                              FROM jsonb_object_keys(v_changes) k),
+                                                   'changes', v_event));
+
+    order_id := p_order_id;
+    status := v_order.status;
+    version := v_version;
+    RETURN NEXT;
+END;
+$$;
+COMMENT ON FUNCTION orderdb.amend_order(bigint, integer, jsonb, text, text) IS
+    'Changes an order''s address, priority, promised times or attributes (optimistic lock, history, order.amended).';
+
+-- customer_orders: a customer's orders, newest first (by order_id, which grows with creation):
+-- order_id, order_no, status, created_at, total (items + shipping, orderdb._items_total) and
+-- currency. Keyset pagination: p_before_order_id (the last order_id of the previous page) gives
+-- the orders before it; p_limit 1..100. Reads the index orders_customer (customer_id, order_id
+-- DESC): one index range per page, whatever the customer's number of orders.
+-- Raises 22023 (customer_id or before_order_id not positive, limit outside 1..100).
+-- Locks nothing.
+CREATE OR REPLACE FUNCTION orderdb.customer_orders(p_customer_id bigint,
+                                                   p_limit integer DEFAULT 20,
+                                                   p_before_order_id bigint DEFAULT NULL)
+RETURNS TABLE (order_id bigint, order_no text, status text, created_at timestamptz,
+               total numeric, currency text)
+LANGUAGE plpgsql
+STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM orderdb._check_positive(p_customer_id, 'customer_id'),
+            orderdb._check_range(p_limit, 'limit', 1, 100),
+            CASE WHEN p_before_order_id IS NOT NULL
+                 THEN orderdb._check_positive(p_before_order_id, 'before_order_id') END;
+
+    RETURN QUERY
+        SELECT o.order_id, o.order_no, o.status, o.created_at,
+               orderdb._items_total(o.warehouse_id, o.order_id, o.items_total) + o.shipping_fee,
+               o.currency
+          FROM orderdb.orders o
+         WHERE o.customer_id = p_customer_id
+           AND o.order_id < coalesce(p_before_order_id, 9223372036854775807)
+         ORDER BY o.order_id DESC
+         LIMIT p_limit;
+END;
+$$;
+COMMENT ON FUNCTION orderdb.customer_orders(bigint, integer, bigint) IS
+    'A customer''s orders, newest first, with totals; keyset pagination (p_before_order_id).';

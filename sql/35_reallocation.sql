@@ -292,6 +292,8 @@ BEGIN
      WHERE h.warehouse_id = v_from AND h.order_id = p_order_id;
     UPDATE orderdb.order_hold_reasons AS r SET warehouse_id = p_to_warehouse_id
      WHERE r.warehouse_id = v_from AND r.order_id = p_order_id;
+    UPDATE orderdb.order_amendments AS a SET warehouse_id = p_to_warehouse_id
+     WHERE a.warehouse_id = v_from AND a.order_id = p_order_id;
     UPDATE orderdb.wms_events AS e SET warehouse_id = p_to_warehouse_id
      WHERE e.warehouse_id = v_from AND e.order_id = p_order_id;
     UPDATE orderdb.order_directory AS d SET warehouse_id = p_to_warehouse_id

@@ -74,39 +74,58 @@ COMMENT ON FUNCTION orderdb.set_warehouse_location(integer, double precision, do
     'Sets where a warehouse is (the start of its courier routes).';
 
 -- add_courier: registers a courier of a warehouse at a position with a capacity (stops per
--- route). Returns the courier id. Raises 22023 (bad input), OD004 (unknown warehouse).
+-- route), optionally with a phone (normalised by orderdb._normalize_phone; customers see it
+-- masked in order_timeline while the courier delivers their order). Returns the courier id.
+-- Raises 22023 (bad input; 'phone is not a phone number'), OD004 (unknown warehouse).
 -- Locks nothing beyond the new row.
+-- The signature before phones (without p_phone): calls without it still work.
+DROP FUNCTION IF EXISTS orderdb.add_courier(integer, text, double precision, double precision,
+                                            integer, boolean);
 CREATE OR REPLACE FUNCTION orderdb.add_courier(p_warehouse_id integer, p_name text,
                                                p_lat double precision, p_lon double precision,
                                                p_capacity integer,
-                                               p_available boolean DEFAULT true)
+                                               p_available boolean DEFAULT true,
+                                               p_phone text DEFAULT NULL)
 RETURNS bigint
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_id bigint;
+    v_id    bigint;
+    v_phone text;
 BEGIN
     PERFORM orderdb._check_positive(p_warehouse_id, 'warehouse_id');
     PERFORM orderdb._check_text(p_name, 'name', 255, true);
     PERFORM orderdb._check_coordinates(p_lat, p_lon);
     PERFORM orderdb._check_positive(p_capacity, 'capacity');
+    IF p_phone IS NOT NULL THEN
+        v_phone := orderdb._normalize_phone(p_phone);
+        IF v_phone IS NULL THEN
+            RAISE EXCEPTION USING
+                ERRCODE = '22023',
+                MESSAGE = 'phone is not a phone number',
+                DETAIL = format('phone=%s', to_json(left(p_phone, 40))),
+                HINT = 'A Chinese mobile (13812345678), a Chinese landline (010-12345678) or '
+                       'E.164 (+14155552671).';
+        END IF;
+    END IF;
     IF NOT EXISTS (SELECT 1 FROM orderdb.warehouses w WHERE w.warehouse_id = p_warehouse_id) THEN
         RAISE EXCEPTION USING
             ERRCODE = 'OD004',
             MESSAGE = format('unknown warehouse %s', p_warehouse_id),
             DETAIL = format('warehouse_id=%s', p_warehouse_id);
     END IF;
-    INSERT INTO orderdb.couriers AS c (warehouse_id, name, lat, lon, capacity, available)
-    VALUES (p_warehouse_id, p_name, p_lat, p_lon, p_capacity, coalesce(p_available, true))
+    INSERT INTO orderdb.couriers AS c (warehouse_id, name, lat, lon, capacity, available, phone)
+    VALUES (p_warehouse_id, p_name, p_lat, p_lon, p_capacity, coalesce(p_available, true),
+            v_phone)
     RETURNING c.courier_id INTO v_id;
     RETURN v_id;
 END;
 $$;
 COMMENT ON FUNCTION orderdb.add_courier(integer, text, double precision, double precision, integer,
-                                        boolean) IS
-    'Registers a courier of a warehouse (position, capacity); returns its id.';
+                                        boolean, text) IS
+    'Registers a courier of a warehouse (position, capacity, phone); returns its id.';
 
 -- set_courier_available: marks a courier (un)available, optionally with a new position (a
 -- courier back from a route). Raises 22023 (bad input), OD004 (unknown courier).

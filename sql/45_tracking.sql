@@ -357,6 +357,35 @@ $$;
 COMMENT ON FUNCTION orderdb.record_tracking_event(text, text, timestamptz, text, text, text, text, jsonb) IS
     'Stores one carrier tracking event once, matches it to its shipment and moves the order forward.';
 
+-- _check_locale: p_locale as orderdb.customer_texts spells it ('zh-cn' -> 'zh-CN'), when that
+-- table has texts in it ('en', 'zh-CN'; a shop adds a language with INSERTs). Raises 22023
+-- 'locale must be one of ...' otherwise (NULL included). Locks nothing.
+CREATE OR REPLACE FUNCTION orderdb._check_locale(p_locale text)
+RETURNS text
+LANGUAGE plpgsql
+STABLE
+AS $$
+DECLARE
+    v_locale text;
+BEGIN
+    SELECT t.locale INTO v_locale
+      FROM orderdb.customer_texts t
+     WHERE lower(t.locale) = lower(p_locale)
+     LIMIT 1;
+    IF v_locale IS NULL THEN
+        RAISE EXCEPTION USING
+            ERRCODE = '22023',
+            MESSAGE = format('locale must be one of %s',
+                             (SELECT string_agg(DISTINCT t.locale, ', ')
+                                FROM orderdb.customer_texts t)),
+            DETAIL = format('locale=%s', left(coalesce(p_locale, 'NULL'), 40));
+    END IF;
+    RETURN v_locale;
+END;
+$$;
+COMMENT ON FUNCTION orderdb._check_locale(text) IS
+    'A locale of orderdb.customer_texts (case-insensitive), else 22023.';
+
 -- _customer_text: the customer-safe sentence of orderdb.customer_texts for p_code of p_kind
 -- ('status', 'exception', 'carrier', 'change') in p_locale: that code's text, else the kind's
 -- generic text (code '*'); a locale without the text falls back to 'en'. NULL when neither
@@ -414,9 +443,25 @@ COMMENT ON FUNCTION orderdb._status_description(text) IS
 -- shipped and not delivered, the latest shipment's shipped_at + the median transit time
 -- (delivered_at - shipped_at) of that carrier's shipments delivered in the last 30 days (the
 -- newest 1,000 of them at most, so the cost stays flat); else null.
--- Raises 22023 (bad ids), OD004 (unknown order), OD005 (p_customer_id given and not the owner).
--- Locks nothing.
-CREATE OR REPLACE FUNCTION orderdb.order_timeline(p_order_id bigint, p_customer_id bigint DEFAULT NULL)
+-- Language: p_locale ('en', 'zh-CN', or any locale of orderdb.customer_texts; orderdb.
+-- _check_locale) chooses every text: descriptions, "status_text" (the current status's text) and
+-- "labels" (the page's wording, kind 'page': {"estimated_delivery": ..., ...}); "locale" says
+-- which. "time_zone": the zone the page shows times in: options.time_zone, else Asia/Shanghai
+-- for a zh locale, else UTC (times in the document stay timestamps with an offset).
+-- People (docs/api.md "Order data"; never a full phone number):
+--   "recipient": {"name", "phone" (masked, orderdb._mask_phone), "city"} from options.ship_to
+--                (null without a ship_to);
+--   "courier":   while the order is delivering: the courier named by its newest carrier event
+--                when that is out_for_delivery with payload {"courier": {"name", "phone"}}, else
+--                the courier of the route plan_routes put it on; {"name", "phone" (masked)};
+--                else null.
+-- Raises 22023 (bad ids, unknown locale), OD004 (unknown order), OD005 (p_customer_id given and
+-- not the owner). Locks nothing.
+-- The signature before locales (p_order_id, p_customer_id): calls with 2 arguments now take the
+-- default locale.
+DROP FUNCTION IF EXISTS orderdb.order_timeline(bigint, bigint);
+CREATE OR REPLACE FUNCTION orderdb.order_timeline(p_order_id bigint, p_customer_id bigint DEFAULT NULL,
+                                                  p_locale text DEFAULT 'en')
 RETURNS jsonb
 LANGUAGE plpgsql
 STABLE
@@ -431,12 +476,16 @@ DECLARE
     v_location  text;
     v_timeline  jsonb;
     v_shipments jsonb;
-    v_locale    text := 'en';
+    v_locale    text;
+    v_time_zone text;
+    v_courier   jsonb;
+    v_labels    jsonb;
 BEGIN
     PERFORM orderdb._check_positive(p_order_id, 'order_id');
     IF p_customer_id IS NOT NULL THEN
         PERFORM orderdb._check_positive(p_customer_id, 'customer_id');
     END IF;
+    v_locale := orderdb._check_locale(p_locale);
 
     SELECT o.warehouse_id, o.order_id, o.order_no, o.customer_id, o.status, o.options,
            o.created_at
@@ -483,7 +532,9 @@ BEGIN
         -- version: the status change the event caused (NULL: none)
         SELECT te.tracking_event_id, te.event_time, te.received_at, te.normalized_status,
                te.description, te.location, s.handover_version, s.handover_floor,
-               c.to_status AS order_status, c.version
+               c.to_status AS order_status, c.version,
+               CASE WHEN jsonb_typeof(te.payload -> 'courier') = 'object'
+                    THEN te.payload -> 'courier' END AS courier
           FROM ships s
           JOIN orderdb.tracking_events te
             ON te.carrier = s.carrier AND te.tracking_number = s.tracking_number
@@ -557,8 +608,14 @@ BEGIN
              WHERE e.location IS NOT NULL
              ORDER BY e.effective_time DESC, e.event_time DESC, e.tracking_event_id DESC
              LIMIT 1),
-           l.carrier, l.shipped_at
-      INTO v_shipments, v_timeline, v_location, v_last_carrier, v_last_shipped
+           l.carrier, l.shipped_at,
+           (SELECT CASE WHEN e.normalized_status = 'out_for_delivery'
+                         AND jsonb_typeof(e.courier -> 'name') = 'string'
+                        THEN e.courier END
+              FROM events e
+             ORDER BY e.effective_time DESC, e.event_time DESC, e.tracking_event_id DESC
+             LIMIT 1)
+      INTO v_shipments, v_timeline, v_location, v_last_carrier, v_last_shipped, v_courier
       FROM (SELECT 1) one
       -- the latest shipment not delivered yet (the estimate's base)
       LEFT JOIN LATERAL (SELECT s.carrier, s.shipped_at FROM ships s
@@ -591,6 +648,31 @@ BEGIN
         END IF;
     END IF;
 
+    -- who is coming: the carrier's courier (out for delivery), else the route's
+    IF v_order.status <> 'delivering' THEN
+        v_courier := NULL;
+    ELSIF v_courier IS NULL THEN
+        SELECT jsonb_build_object('name', c.name, 'phone', c.phone) INTO v_courier
+          FROM orderdb.route_stops rs
+          JOIN orderdb.routes r ON r.warehouse_id = rs.warehouse_id AND r.route_id = rs.route_id
+          JOIN orderdb.couriers c
+            ON c.warehouse_id = r.warehouse_id AND c.courier_id = r.courier_id
+         WHERE rs.warehouse_id = v_order.warehouse_id AND rs.order_id = p_order_id;
+    END IF;
+
+    IF jsonb_typeof(v_order.options -> 'time_zone') = 'string'
+       AND orderdb._is_time_zone(v_order.options ->> 'time_zone') THEN
+        v_time_zone := v_order.options ->> 'time_zone';
+    ELSE
+        v_time_zone := CASE WHEN v_locale LIKE 'zh%' THEN 'Asia/Shanghai' ELSE 'UTC' END;
+    END IF;
+
+    SELECT jsonb_object_agg(x.code, x.text) INTO v_labels
+      FROM (SELECT DISTINCT ON (t.code) t.code, t.text
+              FROM orderdb.customer_texts t
+             WHERE t.kind = 'page' AND t.locale IN (v_locale, 'en')
+             ORDER BY t.code, t.locale <> v_locale) x;
+
     RETURN jsonb_build_object(
         'order_id', v_order.order_id,
         'order_no', v_order.order_no,
@@ -598,10 +680,23 @@ BEGIN
         'current_location', v_location,
         'estimated_delivery', v_estimate,
         'shipments', v_shipments,
-        'timeline', coalesce(v_timeline, '[]'::jsonb));
+        'timeline', coalesce(v_timeline, '[]'::jsonb),
+        'locale', v_locale,
+        'time_zone', v_time_zone,
+        'status_text', orderdb._customer_text('status', v_order.status, v_locale),
+        'labels', coalesce(v_labels, '{}'::jsonb),
+        'recipient', CASE WHEN jsonb_typeof(v_order.options -> 'ship_to') = 'object' THEN
+                         jsonb_build_object(
+                             'name', left(v_order.options -> 'ship_to' ->> 'name', 100),
+                             'phone', orderdb._mask_phone(v_order.options -> 'ship_to' ->> 'phone'),
+                             'city', left(v_order.options -> 'ship_to' ->> 'city', 100)) END,
+        'courier', CASE WHEN v_courier IS NOT NULL THEN
+                       jsonb_build_object('name', left(v_courier ->> 'name', 100),
+                                          'phone', orderdb._mask_phone(v_courier ->> 'phone'))
+                   END);
 END;
 $$;
-COMMENT ON FUNCTION orderdb.order_timeline(bigint, bigint) IS
+COMMENT ON FUNCTION orderdb.order_timeline(bigint, bigint, text) IS
     'The customer''s view of an order: status, location, estimated delivery, shipments, timeline.';
 
 -- unknown_carrier_codes: carrier codes received that have no mapping in

@@ -14,6 +14,12 @@
 --                             Read from the partial index tracking_events_problem (events of the
 --                             longest enabled SLA horizon, 60 days by default), then each parcel
 --                             and order by primary key: the cost follows the recent exceptions.
+--   source 'hold'             an order on hold for ADDRESS_INCOMPLETE (a warehouse exception of
+--                             its current hold) whose ship_to was amended after that reason
+--                             (orderdb.amend_order): warning, message 'address fixed: ready to
+--                             resume ...', since: the amendment; until the order leaves on_hold.
+--                             Read from the partial index order_amendments_ship_to (ship_to
+--                             amendments of the last 90 days), then each order by primary key.
 --   source 'stock'            a sku below its low-stock threshold (subject: warehouse/sku)
 --   source 'inventory_drift'  a reserved counter that disagrees with the reservation ledger
 --   source 'relay'            an outbox consumer whose oldest unacknowledged event is too old
@@ -85,6 +91,31 @@ SELECT 'carrier',
            AND s.delivered_at IS NULL
            AND o.status NOT IN ('delivered', 'completed', 'cancelled', 'returned')
          ORDER BY s.warehouse_id, s.shipment_id, te.tracking_event_id DESC) p
+UNION ALL
+SELECT 'hold',
+       x.order_no,
+       'warning',
+       format('address fixed: ready to resume (on hold for ADDRESS_INCOMPLETE; ship_to amended%s '
+              'at %s)', coalesce(' by ' || left(x.actor, 100), ''), x.changed_at),
+       x.changed_at
+  FROM (SELECT DISTINCT ON (a.warehouse_id, a.order_id) o.order_no, a.actor, a.changed_at
+          FROM orderdb.order_amendments a
+          JOIN orderdb.orders o ON o.warehouse_id = a.warehouse_id AND o.order_id = a.order_id
+         WHERE a.changes ? 'ship_to'
+           AND a.changed_at >= now() - interval '90 days'
+           AND o.status = 'on_hold'
+           AND EXISTS (SELECT 1
+                         FROM orderdb.order_hold_reasons r
+                        WHERE r.warehouse_id = o.warehouse_id AND r.order_id = o.order_id
+                          AND r.reason = 'ADDRESS_INCOMPLETE'
+                          AND r.created_at <= a.changed_at
+                          -- a reason of the current hold: since the order last went on hold
+                          AND r.created_at >= (SELECT max(h.changed_at)
+                                                 FROM orderdb.order_status_history h
+                                                WHERE h.warehouse_id = o.warehouse_id
+                                                  AND h.order_id = o.order_id
+                                                  AND h.to_status = 'on_hold'))
+         ORDER BY a.warehouse_id, a.order_id, a.version DESC) x
 UNION ALL
 SELECT 'stock',
        format('warehouse %s / %s', s.warehouse_id, s.sku),
@@ -190,7 +221,7 @@ SELECT a.source, a.subject, a.level, a.message, a.since
   FROM orderdb._alerts() a;
 COMMENT ON VIEW orderdb_ops.alerts IS
     'Everything that needs an operator: KPI and SLA breaches, carrier exceptions and failed '
-    'deliveries, low stock, inventory drift, relay lag, table bloat/HOT, lock waits, long '
+    'deliveries, held orders whose address was fixed, low stock, inventory drift, relay lag, table bloat/HOT, lock waits, long '
     'transactions, NOTIFY queue (warning or critical).';
 
 -- sla_check: escalates every current breach (orderdb_ops.sla_breaches) whose rule's

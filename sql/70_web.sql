@@ -7,9 +7,14 @@
 -- An order of another customer is answered exactly like an unknown number: OD004 with the same
 -- message, detail and hint (order numbers are sequential; a different answer would let anyone
 -- probe which numbers exist). The order's rules (what the customer sees) stay in order_timeline.
--- Raises 22023 (order_no empty or over 255 characters, customer_id not positive), OD004 (no order
--- with this number for this customer). Locks nothing.
-CREATE OR REPLACE FUNCTION orderdb.order_timeline_by_no(p_order_no text, p_customer_id bigint)
+-- p_locale: as order_timeline's (checked first: an unknown locale is 22023 for any number).
+-- Raises 22023 (order_no empty or over 255 characters, customer_id not positive, unknown
+-- locale), OD004 (no order with this number for this customer). Locks nothing.
+-- The signature before locales (p_order_no, p_customer_id): calls with 2 arguments now take the
+-- default locale.
+DROP FUNCTION IF EXISTS orderdb.order_timeline_by_no(text, bigint);
+CREATE OR REPLACE FUNCTION orderdb.order_timeline_by_no(p_order_no text, p_customer_id bigint,
+                                                        p_locale text DEFAULT 'en')
 RETURNS jsonb
 LANGUAGE plpgsql
 STABLE
@@ -21,6 +26,7 @@ DECLARE
 BEGIN
     PERFORM orderdb._check_text(p_order_no, 'order_no', 255, true);
     PERFORM orderdb._check_positive(p_customer_id, 'customer_id');
+    PERFORM orderdb._check_locale(p_locale);
 
     SELECT d.order_id INTO v_order_id
       FROM orderdb.order_directory d
@@ -28,7 +34,7 @@ BEGIN
 
     IF v_order_id IS NOT NULL THEN
         BEGIN
-            RETURN orderdb.order_timeline(v_order_id, p_customer_id);
+            RETURN orderdb.order_timeline(v_order_id, p_customer_id, p_locale);
         EXCEPTION
             WHEN SQLSTATE 'OD005' OR SQLSTATE 'OD004' THEN
                 NULL;  -- another customer's (or a vanished) order: answered like an unknown one
@@ -42,7 +48,7 @@ BEGIN
         HINT = 'Check the order number and the customer it belongs to.';
 END;
 $$;
-COMMENT ON FUNCTION orderdb.order_timeline_by_no(text, bigint) IS
+COMMENT ON FUNCTION orderdb.order_timeline_by_no(text, bigint, text) IS
     'The customer''s timeline of an order named by its number; another customer''s order is '
     'OD004 like an unknown number.';
 

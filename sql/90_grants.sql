@@ -61,6 +61,8 @@ BEGIN
                 ('orderdb_app', 'create_order'),
                 ('orderdb_app', 'transition_order'),
                 ('orderdb_app', 'get_order'),
+                ('orderdb_app', 'amend_order'),           -- order data (30_orders.sql)
+                ('orderdb_app', 'customer_orders'),
                 ('orderdb_app', 'order_history'),
                 ('orderdb_app', 'allowed_transitions'),
                 ('orderdb_app', 'order_timeline'),

@@ -175,7 +175,7 @@ def test_the_api_works_as_orderdb_app(db_dsn: str) -> None:
         assert ("order.created" in {e[1] for e in events}) and events
         app.execute("SELECT orderdb.ack_events('priv-consumer', %s)", (events[-1][0],))
         timeline = app.execute(
-            "SELECT to_regprocedure('orderdb.order_timeline(bigint, bigint)') IS NOT NULL"
+            "SELECT to_regprocedure('orderdb.order_timeline(bigint, bigint, text)') IS NOT NULL"
         ).fetchone()
         if timeline is not None and timeline[0]:
             doc = app.execute("SELECT orderdb.order_timeline(%s)", (order_id,)).fetchone()

@@ -119,7 +119,7 @@ def test_routes_plan(db: Client, db_dsn: str) -> None:
             15,
             WH,
             [{"sku": "CLI-T", "quantity": 1}],
-            options={"ship_to": {"lat": 0.0, "lon": lon}},
+            options={"ship_to": {"line1": "Dock 1", "lat": 0.0, "lon": lon}},
         )
         db.transition(o.order_id, "confirmed", expected_version=o.version)
         db.wms_callback(f"route-{o.order_id}", o.order_id, "PACKED")

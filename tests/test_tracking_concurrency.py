@@ -190,7 +190,7 @@ def _packed_with_coordinates(db: Client, warehouse_id: int, lon: float) -> int:
         6,
         warehouse_id,
         [{"sku": "CC-R", "quantity": 1}],
-        options={"ship_to": {"lat": 0.0, "lon": lon}},
+        options={"ship_to": {"line1": "Dock 1", "lat": 0.0, "lon": lon}},
     )
     db.transition(o.order_id, "confirmed", expected_version=o.version)
     db.wms_callback(f"pk-{o.order_id}", o.order_id, "PACKED")

@@ -39,7 +39,7 @@ Row = dict[str, Any]
 #: every answer of the timeline lookup that must look like "no such order" to a customer
 NOT_FOUND_STATES = frozenset({"OD004", "OD005"})
 
-TRACK_FUNCTION = "orderdb.order_timeline_by_no(text,bigint)"
+TRACK_FUNCTION = "orderdb.order_timeline_by_no(text,bigint,text)"
 
 #: seconds a request waits for a connection before concluding the database is away
 CONNECT_WAIT = 1.0

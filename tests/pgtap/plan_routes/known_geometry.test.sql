@@ -14,7 +14,7 @@ CREATE FUNCTION pg_temp.packed_at(p_lon double precision, p_stage text DEFAULT '
 DECLARE v bigint;
 BEGIN
     SELECT order_id INTO v FROM orderdb.create_order(3, 430, '[{"sku": "RT", "quantity": 1}]', NULL, NULL,
-                                                     jsonb_build_object('ship_to', jsonb_build_object('lat', 0, 'lon', p_lon)));
+                                                     jsonb_build_object('ship_to', jsonb_build_object('line1', 'Dock 1', 'lat', 0, 'lon', p_lon)));
     PERFORM orderdb.transition_order(v, 'confirmed', 1);
     PERFORM orderdb.wms_callback('rt-' || v, v, p_stage);
     RETURN v;

@@ -27,6 +27,7 @@ SELECT function_privs_are(
            CASE WHEN n.nspname = 'orderdb'
                      AND p.proname IN ('receive_stock', 'stock_level', 'create_order',
                                        'transition_order', 'get_order', 'order_history',
+                                       'amend_order', 'customer_orders',
                                        'allowed_transitions', 'order_timeline',
                                        'order_timeline_by_no', 'reallocate_order',
                                        'cancel_order_lines', 'request_return',

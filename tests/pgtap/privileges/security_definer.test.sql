@@ -34,8 +34,9 @@ SELECT is((SELECT count(*)::integer FROM pg_catalog.pg_proc p
             WHERE p.pronamespace = 'orderdb'::regnamespace
               AND p.proname IN ('receive_stock', 'stock_level', 'create_order',
                                 'transition_order', 'get_order', 'order_history',
-                                'allowed_transitions', 'read_events', 'ack_events')),
-          9, 'the core API functions exist (the checks above cover them)');
+                                'allowed_transitions', 'read_events', 'ack_events',
+                                'amend_order', 'customer_orders')),
+          11, 'the core API functions exist (the checks above cover them)');
 
 SELECT * FROM finish();
 ROLLBACK;
