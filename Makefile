@@ -24,7 +24,7 @@ test: $(STAMP) system-deps
 	$(BIN)/pytest
 
 pgtap: $(STAMP) system-deps
-	$(BIN)/python -m orderdb.devtools pgtap
+	$(BIN)/python -m tests.devtools pgtap
 
 bench: $(STAMP)
 	$(BIN)/orderdb bench
@@ -34,7 +34,7 @@ lint: $(STAMP) system-deps
 	$(BIN)/ruff format --check orderdb tests
 	$(BIN)/mypy
 	$(BIN)/squawk --config .squawk.toml migrations/*.sql
-	$(BIN)/python -m orderdb.devtools plpgsql-check
+	$(BIN)/python -m tests.devtools plpgsql-check
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

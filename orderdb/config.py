@@ -50,7 +50,7 @@ def resolve_dsn(dsn: str | None = None, *, announce: TextIO | None = None) -> st
     from_libpq = libpq_environment_dsn()
     if from_libpq is not None:
         return from_libpq
-    from orderdb import embedded
+    from orderdb.server import embedded
 
     server = embedded.ensure_started()
     ensure_database(server.dsn, EMBEDDED_DBNAME)

@@ -20,7 +20,7 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from orderdb import migrate
+from orderdb.server import migrate
 
 PGTAP_HINT = (
     "pgTAP is not installed on the test server. Install it with "
@@ -74,7 +74,7 @@ def pg_server() -> Iterator[PgServer]:
         if os.environ.get("ORDERDB_TEST_BACKEND", "").lower() == "docker":
             yield PgServer(_docker_server(stack), "docker")
             return
-        from orderdb import embedded
+        from orderdb.server import embedded
 
         server = stack.enter_context(embedded.throwaway({"max_connections": "300"}))
         yield PgServer(server.dsn, "embedded")

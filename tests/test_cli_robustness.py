@@ -125,7 +125,7 @@ def test_monitor_once_on_an_unmigrated_database_fails_and_claims_no_health(
 
 
 def test_monitor_marks_an_unread_view_unknown_not_ok(fresh_dsn: str) -> None:
-    from orderdb import monitor
+    from orderdb.ops import monitor
 
     with psycopg.connect(fresh_dsn, autocommit=True) as conn:
         conn.execute("ALTER VIEW orderdb_ops.sla_breaches RENAME TO sla_breaches_gone")
@@ -142,7 +142,7 @@ def test_monitor_marks_an_unread_view_unknown_not_ok(fresh_dsn: str) -> None:
 def test_exporter_exports_no_health_it_did_not_read(empty_dsn: str, fresh_dsn: str) -> None:
     from prometheus_client import generate_latest
 
-    from orderdb.exporter import make_registry
+    from orderdb.ops.exporter import make_registry
 
     registry, collector = make_registry(lambda: psycopg.connect(empty_dsn, autocommit=True))
     try:

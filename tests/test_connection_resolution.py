@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
-from orderdb import embedded
+from orderdb.server import embedded
 
 # what libpq reads from the environment; cleared so that each case sets exactly its own
 _LIBPQ_VARIABLES = (

@@ -1,4 +1,5 @@
-"""Tests of orderdb.embedded against real embedded PostgreSQL 18 servers (no mocks, no conftest)."""
+"""Tests of orderdb.server.embedded against real embedded PostgreSQL 18 servers (no mocks, no
+conftest)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from orderdb import embedded
+from orderdb.server import embedded
 
 REPO = Path(__file__).resolve().parents[1]
 IS_ROOT = os.geteuid() == 0
@@ -135,7 +136,7 @@ def test_concurrent_ensure_started_share_one_server(data_root: Path) -> None:
         """
         import sys
         from pathlib import Path
-        from orderdb import embedded
+        from orderdb.server import embedded
         server = embedded.ensure_started(Path(sys.argv[1]))
         print(server.port, embedded.status(server.data_root).pid, server.dsn)
         """
@@ -287,7 +288,7 @@ def test_non_root_user_gets_its_own_server() -> None:
         script = textwrap.dedent(
             """
             import psycopg
-            from orderdb import embedded
+            from orderdb.server import embedded
             print(embedded.default_data_root())
             print(embedded.bin_path("postgres"))
             with embedded.throwaway() as server, psycopg.connect(server.dsn) as conn:

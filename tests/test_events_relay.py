@@ -17,9 +17,9 @@ from typing import Any
 
 import psycopg
 
-from orderdb import embedded, migrate
 from orderdb import events as ev
 from orderdb.config import ensure_database
+from orderdb.server import embedded, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
 HANDLER_FILE_ENV = "ORDERDB_TEST_HANDLER_FILE"

@@ -1,4 +1,4 @@
-"""Signed HTTP ingestion (orderdb/ingest_http.py) over real HTTP: uvicorn in a thread on
+"""Signed HTTP ingestion (orderdb/integrations/http.py) over real HTTP: uvicorn in a thread on
 127.0.0.1 (a free port), a real database behind it. Covers the WMS and carrier hooks, duplicates,
 signatures, body validation, concurrent senders, and a burst over the rate limit while status
 queries keep answering."""
@@ -21,7 +21,7 @@ import pytest
 import uvicorn
 from psycopg.types.json import Jsonb
 
-from orderdb.ingest_http import IngestApp, TokenBucket, sign, sign_status, verify
+from orderdb.integrations.http import IngestApp, TokenBucket, sign, sign_status, verify
 
 SECRETS = {
     "SF": "sf-secret-0123456789abcdef",

@@ -1,5 +1,5 @@
 """Carrier plugins (entry points, the simulated carrier) and scheduled polling
-(orderdb.claim_shipments_for_polling, orderdb/polling.py, `orderdb poll-carriers`)."""
+(orderdb.claim_shipments_for_polling, orderdb/integrations/polling.py, `orderdb poll-carriers`)."""
 
 from __future__ import annotations
 
@@ -15,16 +15,16 @@ import pytest
 from click.testing import CliRunner
 from psycopg.types.json import Jsonb
 
-from orderdb import carriers
-from orderdb.carriers import (
+from orderdb.integrations import carriers
+from orderdb.integrations.carriers import (
     Address,
     CarrierPlugin,
     CarrierUnavailable,
     TrackingEvent,
     WaybillRequest,
 )
-from orderdb.carriers.simulated import SimulatedCarrier
-from orderdb.polling import Poller
+from orderdb.integrations.carriers.simulated import SimulatedCarrier
+from orderdb.integrations.polling import Poller
 
 WAREHOUSE = 3801
 ADDRESS = Address(name="Li Lei", line1="1 Keyuan Rd", city="Shenzhen", postal_code="518000")
@@ -46,7 +46,7 @@ def test_a_carrier_is_a_package_of_its_own(tmp_path: Path, monkeypatch: pytest.M
     """A separately installed distribution that declares an orderdb.carriers entry point is found
     and loaded (here: a dist-info directory and a module on sys.path, as pip would leave them)."""
     (tmp_path / "acme_carrier.py").write_text(
-        "from orderdb.carriers import TrackingEvent, Waybill\n"
+        "from orderdb.integrations.carriers import TrackingEvent, Waybill\n"
         "class Acme:\n"
         "    code = 'ACME'\n"
         "    def __init__(self, config): self.config = dict(config)\n"

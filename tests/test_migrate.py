@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from orderdb import migrate
+from orderdb.server import migrate
 
 from .conftest import PgServer, _create_db, _drop_db
 
@@ -26,7 +26,7 @@ def empty_dsn(pg_server: PgServer) -> Iterator[str]:
 
 def _schema_dump(dsn: str, pg_server: PgServer) -> str:
     if pg_server.kind == "embedded":
-        from orderdb import embedded
+        from orderdb.server import embedded
 
         pg_dump = str(embedded.bin_path("pg_dump"))
     else:

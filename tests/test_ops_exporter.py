@@ -18,8 +18,8 @@ import pytest
 from click.testing import CliRunner
 from prometheus_client.parser import text_string_to_metric_families
 
-from orderdb import exporter
 from orderdb.cli import main
+from orderdb.ops import exporter
 
 
 @pytest.fixture
@@ -166,7 +166,7 @@ def test_monitor_json_needs_once(fresh_dsn: str) -> None:
 def test_monitor_live_refreshes_and_survives_a_lost_connection(
     fresh_dsn: str, db: psycopg.Connection[Any]
 ) -> None:
-    from orderdb import monitor
+    from orderdb.ops import monitor
 
     calls: list[int] = []
 

@@ -20,8 +20,8 @@ from click.testing import CliRunner
 from psycopg.rows import dict_row
 
 from orderdb.cli import main
-from orderdb.exporter import enrich, metrics_from_snapshot
-from orderdb.monitor import snapshot
+from orderdb.ops.exporter import enrich, metrics_from_snapshot
+from orderdb.ops.monitor import snapshot
 
 NOW = datetime.now(UTC)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from orderdb.devtools import PGTAP_DIR, pg_prove_command, pgtap_files, tap_noise
+from tests.devtools import PGTAP_DIR, pg_prove_command, pgtap_files, tap_noise
 
 from .conftest import PgServer
 
@@ -27,7 +27,7 @@ def test_pgtap_file(path: Path, db_dsn: str, pg_server: PgServer) -> None:
     assert "SELECT plan(" in text or "select plan(" in text, f"{path.name} states no plan()"
     psql = None
     if pg_server.kind == "embedded":
-        from orderdb import embedded
+        from orderdb.server import embedded
 
         psql = str(embedded.bin_path("psql"))
     result = subprocess.run(

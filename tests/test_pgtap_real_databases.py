@@ -23,7 +23,7 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from orderdb.devtools import PGTAP_DIR, REPO, pg_prove_command, tap_noise
+from tests.devtools import PGTAP_DIR, REPO, pg_prove_command, tap_noise
 
 from .conftest import PgServer
 
@@ -118,7 +118,7 @@ def demo_database(server: PgServer, *, as_owner: bool) -> Iterator[tuple[str, st
 def test_pgtap_suite_passes_on_a_demo_database(pg_server: PgServer, as_owner: bool) -> None:
     psql = None
     if pg_server.kind == "embedded":
-        from orderdb import embedded
+        from orderdb.server import embedded
 
         psql = str(embedded.bin_path("psql"))
     with demo_database(pg_server, as_owner=as_owner) as (dsn, password):

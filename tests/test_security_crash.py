@@ -34,9 +34,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from orderdb import embedded, migrate
 from orderdb.config import ensure_database
 from orderdb.events import Event, Relay
+from orderdb.server import embedded, migrate
 
 Conn = psycopg.Connection[Any]
 

@@ -29,7 +29,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from orderdb.ingest_http import sign
+from orderdb.integrations.http import sign
 from orderdb.web import WebServer
 from tests.conftest import PgServer
 

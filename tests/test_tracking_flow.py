@@ -204,7 +204,7 @@ def test_errors_are_typed(db: Client) -> None:
 def test_demo_simulation_ships_and_streams(db: Client, db_dsn: str) -> None:
     import random
 
-    from orderdb.demo_tracking import simulate_fulfilment
+    from orderdb.demo.tracking import simulate_fulfilment
 
     ids = []
     for i in range(30):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import click
 
-from orderdb import embedded, migrate
 from orderdb.cli.base import (
     console,
     dsn_option,
@@ -15,6 +14,7 @@ from orderdb.cli.base import (
     print_table,
     redact,
 )
+from orderdb.server import embedded, migrate
 
 
 @main.command("migrate")

@@ -122,7 +122,7 @@ def _print_report(report: Any) -> None:
             lat = ev["result"].get("latency", {})
             thr = ev["result"].get("throughput", {})
             console.print(
-                f"relay (orderdb.bench_events): create_order {thr.get('tps_without_relay')} tps "
+                f"relay (orderdb.bench.events): create_order {thr.get('tps_without_relay')} tps "
                 f"without relay, {thr.get('tps_with_relay')} with, ratio {thr.get('ratio')}; "
                 f"commit -> events tail p50 {lat.get('p50_ms')} ms, p99 {lat.get('p99_ms')} ms "
                 f"at {lat.get('achieved_rate')} events/s",
@@ -174,7 +174,7 @@ def _print_report(report: Any) -> None:
 @click.option(
     "--no-events",
     is_flag=True,
-    help="Skip the relay benchmark (orderdb/bench_events.py: create with the relay on vs off).",
+    help="Skip the relay benchmark (orderdb/bench/events.py: create with the relay on vs off).",
 )
 @click.pass_context
 @handle_errors

@@ -132,7 +132,7 @@ def events_bench(
 ) -> None:
     """Measure commit -> `events tail` latency at RATE events/s, and create_order throughput with
     the relay running vs without (same run). The database must be migrated."""
-    import orderdb.bench_events as bench_events
+    import orderdb.bench.events as bench_events
 
     dsn = get_dsn(ctx, sub_dsn)
     result = bench_events.run(dsn, rate=rate, seconds=seconds, clients=clients, rounds=rounds)

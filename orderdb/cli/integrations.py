@@ -22,7 +22,6 @@ from typing import Any
 import click
 import psycopg
 
-from orderdb import carriers
 from orderdb.cli.base import (
     INT4,
     INT8,
@@ -38,6 +37,7 @@ from orderdb.cli.base import (
 )
 from orderdb.cli.core import order_group
 from orderdb.cli.tracking import ingest_group
+from orderdb.integrations import carriers
 
 CARRIER_CONFIG_ENV = "ORDERDB_CARRIERS_CONFIG"
 
@@ -76,7 +76,7 @@ def ingest_serve_cmd(
 ) -> None:
     """Serve POST /hooks/carriers/<carrier>, POST /hooks/wms (HMAC-signed), GET /status/<tn>
     and GET /healthz (docs/integrations.md)."""
-    from orderdb.ingest_http import serve
+    from orderdb.integrations.http import serve
 
     dsn = get_dsn(ctx, sub_dsn)
     err_console.print(
@@ -157,7 +157,7 @@ def poll_carriers_cmd(
 
     Several pollers may run at once: each claims different shipments (FOR UPDATE SKIP LOCKED).
     """
-    from orderdb.polling import Poller, PollReport
+    from orderdb.integrations.polling import Poller, PollReport
 
     plugins = carriers.load_all(_carrier_config(config_path), only=list(only) or None)
     if not plugins:

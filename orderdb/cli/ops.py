@@ -52,7 +52,7 @@ def monitor_cmd(
     that could not be read is shown as not read (SLA lanes: unknown), never as healthy, and
     --once then exits 1 (on a database without orderdb: run `orderdb migrate`).
     """
-    from orderdb import monitor
+    from orderdb.ops import monitor
 
     dsn = get_dsn(ctx, sub_dsn)
     if as_json and not once:
@@ -127,7 +127,7 @@ def sla_check_cmd(ctx: click.Context, sub_dsn: str | None, as_json: bool) -> Non
 @handle_errors
 def exporter_cmd(ctx: click.Context, sub_dsn: str | None, host: str, port: int) -> None:
     """Serve Prometheus metrics from the ops views on http://HOST:PORT/metrics until Ctrl-C."""
-    from orderdb import exporter
+    from orderdb.ops import exporter
 
     dsn = get_dsn(ctx, sub_dsn)
     server, _thread, collector = exporter.serve(

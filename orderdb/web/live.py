@@ -1,6 +1,6 @@
 """Wake-ups for the tracking page's live updates: one ``LISTEN orderdb_events`` per web process.
 
-The relay (orderdb/events.py) NOTIFYs ``orderdb_events`` with the order ids of every batch it
+The relay (orderdb/events/relay.py) NOTIFYs ``orderdb_events`` with the order ids of every batch it
 acknowledged. :class:`EventHub` listens on one dedicated autocommit connection and counts, per
 order id, how many notifications named it. A live stream compares that count with the one it saw
 last and re-reads the order's timeline when it changed, instead of polling every second. A

@@ -36,7 +36,8 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from orderdb import embedded, migrate
+from orderdb.assets import asset_dir
+from orderdb.server import embedded, migrate
 
 __all__ = [
     "BENCH_SETTINGS",
@@ -161,7 +162,7 @@ WORKLOADS: tuple[Workload, ...] = (
         script="order_timeline.sql",
         reference="select-only",
         requires=(
-            "orderdb.order_timeline(bigint,bigint)",
+            "orderdb.order_timeline(bigint,bigint,text)",
             "orderdb.record_tracking_event(text,text,timestamptz,text,text,text,text,jsonb)",
             "orderdb.wms_callback(text,bigint,text,jsonb,text)",
         ),
@@ -280,7 +281,7 @@ class BenchConfig:
     keep: bool = False  # leave the databases (and the embedded server) for runs by hand
     data_root: Path | None = None  # embedded server's data root
     track_all: bool = False  # pg_stat_statements.track = all for orderdb runs (diagnosis)
-    events: bool = True  # also run orderdb/bench_events.py (relay on/off) when it exists
+    events: bool = True  # also run orderdb/bench/events.py (relay on/off) when it exists
 
 
 @dataclass
@@ -339,12 +340,11 @@ def _noop_tick(_label: str, _elapsed: float, _seconds: float, _tps: float | None
 
 
 def bench_dir() -> Path:
-    """The folder of the pgbench scripts (bench/ at the repository root)."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "_bench", here.parent / "bench"):
-        if (candidate / "create_order.sql").is_file():
-            return candidate
-    raise BenchError(f"cannot find the bench/ scripts next to {here}")
+    """The folder of the pgbench scripts (bench/ in a checkout, orderdb/_bench in the wheel)."""
+    try:
+        return asset_dir("bench")
+    except FileNotFoundError as exc:
+        raise BenchError(str(exc)) from exc
 
 
 def default_bench_root() -> Path:
@@ -942,13 +942,13 @@ def _goals(rows: dict[str, RunResult]) -> list[dict[str, Any]]:
 
 
 def _run_events_bench(dsn: str, cfg: BenchConfig, log: Log) -> dict[str, Any] | None:
-    """Figures of orderdb/bench_events.py (the events engineer's benchmark) on orderdb_bench:
+    """Figures of orderdb/bench/events.py (the events engineer's benchmark) on orderdb_bench:
     commit -> ``events tail`` latency, and create_order with the relay running vs without."""
     try:
-        from orderdb import bench_events
+        from orderdb.bench import events as bench_events
     except ImportError:
         return None
-    log("relay benchmark (orderdb.bench_events: events tail latency, create with relay on/off)")
+    log("relay benchmark (orderdb.bench.events: events tail latency, create with relay on/off)")
     try:
         result = bench_events.run(
             dsn, seconds=cfg.seconds, clients=cfg.clients, rounds=max(1, cfg.rounds)

@@ -17,7 +17,7 @@ from prometheus_client import start_http_server
 from prometheus_client.core import CollectorRegistry, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from orderdb.monitor import QUERIES, SLA_RULES, snapshot
+from orderdb.ops.monitor import QUERIES, SLA_RULES, snapshot
 
 LEVELS = {"ok": 0, "warning": 1, "critical": 2}
 

@@ -23,7 +23,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from orderdb.carriers import CarrierPlugin, TrackingEvent
+from orderdb.integrations.carriers import CarrierPlugin, TrackingEvent
 
 log = logging.getLogger(__name__)
 

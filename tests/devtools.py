@@ -1,5 +1,5 @@
 """Developer tools behind ``make pgtap`` and ``make lint``: run the pgTAP suite with pg_prove, and
-plpgsql_check every PL/pgSQL function. ``python -m orderdb.devtools pgtap|plpgsql-check``.
+plpgsql_check every PL/pgSQL function. ``python -m tests.devtools pgtap|plpgsql-check``.
 
 Both work on a scratch database (migrated, then dropped) on ``ORDERDB_TEST_DSN``'s server; pgtap
 falls back to an embedded throwaway PostgreSQL 18 when it is unset. plpgsql_check needs the Debian
@@ -24,7 +24,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from orderdb import migrate
+from orderdb.server import migrate
 
 REPO = Path(__file__).resolve().parent.parent
 PGTAP_DIR = REPO / "tests" / "pgtap"
@@ -127,7 +127,7 @@ def pgtap_cmd(files: tuple[Path, ...]) -> None:
         admin = os.environ.get("ORDERDB_TEST_DSN")
         psql = None
         if not admin:
-            from orderdb import embedded
+            from orderdb.server import embedded
 
             if embedded.pgtap_control_path() is None:
                 raise click.ClickException(f"pgTAP is not installed: {PG_PROVE_HINT}")

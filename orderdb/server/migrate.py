@@ -18,25 +18,18 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from yoyo import get_backend, read_migrations
 
+from orderdb.assets import asset_dir
+
 # one key for every process that changes the schema (advisory locks take a bigint)
 MIGRATE_LOCK_KEY = 0x6F72646572646201  # "orderdb\x01"
 
 
-def _asset_dir(name: str) -> Path:
-    """migrations/ or sql/: inside the installed package (wheel), else at the repository root."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / f"_{name}", here.parent / name):
-        if candidate.is_dir():
-            return candidate
-    raise FileNotFoundError(f"orderdb: cannot find the {name}/ folder next to {here}")
-
-
 def migrations_dir() -> Path:
-    return _asset_dir("migrations")
+    return asset_dir("migrations")
 
 
 def sql_dir() -> Path:
-    return _asset_dir("sql")
+    return asset_dir("sql")
 
 
 def yoyo_url(dsn: str) -> str:

@@ -534,7 +534,7 @@ def _prepare_socket_dir(path: Path) -> None:
 
 
 def _write_conf(pgdata: Path, settings: Mapping[str, str]) -> None:
-    lines = ["# Written by orderdb.embedded at every start; do not edit.\n"]
+    lines = ["# Written by orderdb.server.embedded at every start; do not edit.\n"]
     for key, value in settings.items():
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", key):
             raise EmbeddedServerError(f"invalid setting name {key!r}")
@@ -592,7 +592,8 @@ def _initdb(data_root: Path, pgdata: Path, *, sync: bool) -> None:
     _run(argv, cwd=data_root, timeout=300)
     with (pgdata / "postgresql.conf").open("a") as conf:
         conf.write(
-            f"\n# orderdb: settings managed by orderdb.embedded\ninclude_if_exists = '{_CONF}'\n"
+            "\n# orderdb: settings managed by orderdb.server.embedded\n"
+            f"include_if_exists = '{_CONF}'\n"
         )
     _write_file(data_root / _INITIALIZED, f"{_server_version()}\n")
 

@@ -52,7 +52,7 @@ SELECT order_id FROM orderdb.create_order(:cust, 990001,
 
 
 def _pgbench() -> str:
-    from orderdb import embedded
+    from orderdb.server import embedded
 
     return str(embedded.bin_path("pgbench"))
 

@@ -35,7 +35,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from orderdb.carriers import CarrierUnavailable, TrackingEvent, Waybill, WaybillRequest
+from orderdb.integrations.carriers import CarrierUnavailable, TrackingEvent, Waybill, WaybillRequest
 
 CODE = "SIM"
 DEFAULT_DELAYS: dict[str, float] = {
@@ -184,7 +184,7 @@ class SimulatedCarrier:
 
 
 def factory(config: Mapping[str, Any]) -> SimulatedCarrier:
-    """The entry point (``SIM = "orderdb.carriers.simulated:factory"``)."""
+    """The entry point (``SIM = "orderdb.integrations.carriers.simulated:factory"``)."""
     return SimulatedCarrier(config)
 
 

@@ -22,10 +22,11 @@ from dataclasses import dataclass, field
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from orderdb import errors, migrate
+from orderdb import errors
 from orderdb.client import Client
-from orderdb.demo_carrier import CarrierRun, ship_with_simulated_carrier
+from orderdb.demo.carrier import CarrierRun, ship_with_simulated_carrier
 from orderdb.richtext import esc, plain
+from orderdb.server import migrate
 
 WAREHOUSES = (1, 2, 3)
 SKUS = tuple(f"DEMO-{n:03d}" for n in range(1, 21))
@@ -281,7 +282,7 @@ def _ship_chunk(
     stats: DemoStats,
     advance: Callable[[int], None],
 ) -> None:
-    from orderdb.demo_tracking import simulate_fulfilment
+    from orderdb.demo.tracking import simulate_fulfilment
 
     for order_id in order_ids:
         done = simulate_fulfilment(client, [order_id], random.Random(seed * 7919 + order_id))

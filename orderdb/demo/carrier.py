@@ -1,7 +1,8 @@
 """The simulated carrier in ``orderdb demo``: parcels shipped with carrier ``SIM`` (the built-in
-plugin, orderdb/carriers/simulated.py) are followed the way a real pull carrier is — the poller
-claims due shipments and feeds every scan through ``record_tracking_event`` — while the carrier
-also pushes its first scan, as a webhook would. Dedupe in SQL makes every scan land exactly once.
+plugin, orderdb/integrations/carriers/simulated.py) are followed the way a real pull carrier is —
+the poller claims due shipments and feeds every scan through ``record_tracking_event`` — while the
+carrier also pushes its first scan, as a webhook would. Dedupe in SQL makes every scan land
+exactly once.
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ from dataclasses import dataclass
 
 import psycopg
 
-from orderdb.carriers import Address, WaybillRequest
-from orderdb.carriers.simulated import SimulatedCarrier
 from orderdb.client import Client
-from orderdb.polling import Poller
+from orderdb.integrations.carriers import Address, WaybillRequest
+from orderdb.integrations.carriers.simulated import SimulatedCarrier
+from orderdb.integrations.polling import Poller
 
 # a parcel's story (days in real life) passes in a few seconds
 TIME_SCALE = 0.00002

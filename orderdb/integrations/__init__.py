@@ -1,0 +1,1 @@
+"""Integrations: carrier plugins and polling, signed HTTP ingestion of carrier and WMS events."""

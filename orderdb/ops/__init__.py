@@ -1,0 +1,1 @@
+"""Operations: the terminal monitor and the Prometheus exporter over orderdb_ops."""
