@@ -16,365 +16,46 @@ order, durable named positions, at-least-once). This module adds:
   subscription; every attempt's status, response headers, the start of its body and its duration
   are recorded). ``httpx`` is needed for webhooks only (the ``ops`` extra); the rest of this module
   works without it.
-
-Standard Webhooks (https://www.standardwebhooks.com, spec ``spec/standard-webhooks.md`` of
-github.com/standard-webhooks/standard-webhooks): each POST carries ``webhook-id`` (``evt_<event
-id>``, the same for every attempt), ``webhook-timestamp`` (the attempt's Unix time in seconds) and
-``webhook-signature`` (``v1,<base64 of HMAC-SHA256 of "{webhook-id}.{webhook-timestamp}.{body}">``).
-The key is :func:`secret_key` of the subscription's secret.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
-import json
 import logging
-import random
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from decimal import Decimal
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import psycopg
-from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
+
+from orderdb.events.listen import Backoff, EventLoop, _first_line
+from orderdb.events.stream import (
+    CHANNEL,
+    WAKEUP_CHANNEL,
+    Event,
+    ack_events,
+    notify_payloads,
+)
+from orderdb.events.webhooks import (
+    _Attempt,
+    _bounded_body,
+    _bounded_headers,
+    _require_httpx,
+    webhook_body,
+    webhook_headers,
+)
 
 if TYPE_CHECKING:
     import httpx
 
-__all__ = [
-    "CHANNEL",
-    "EVENT_COLUMNS",
-    "WAKEUP_CHANNEL",
-    "Event",
-    "EventLoop",
-    "Relay",
-    "RelayStats",
-    "ack_events",
-    "iter_lines",
-    "notify_payloads",
-    "read_events",
-    "secret_key",
-    "sign",
-    "verify_signature",
-    "webhook_body",
-    "webhook_headers",
-    "webhook_id",
-    "webhook_signature",
-]
-
 log = logging.getLogger("orderdb.events")
 
 Conn = psycopg.Connection[Any]
-
-#: channel the relay NOTIFYs after acknowledging a batch (payload: see :func:`notify_payloads`)
-CHANNEL = "orderdb_events"
-#: channel the relay LISTENs on to wake up early (``NOTIFY orderdb_relay`` after a manual retry)
-WAKEUP_CHANNEL = "orderdb_relay"
-#: payloads are cut well below PostgreSQL's 8000-byte limit
-MAX_NOTIFY_BYTES = 4000
-#: deprecated (kept for one release beside the Standard Webhooks headers): see :func:`sign`
-SIGNATURE_HEADER = "X-Orderdb-Signature"
-#: the prefix of a Standard Webhooks secret (``whsec_`` + base64 of the key)
-SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret
-#: how much of a receiver's answer an attempt keeps: body characters, header JSON bytes
-MAX_RESPONSE_BODY = 4096
-MAX_RESPONSE_HEADERS = 15000
-
-
-#: the select list that :meth:`Event.from_row` expects (payload as text: numbers stay exact)
-EVENT_COLUMNS = "event_id, event_type, order_id, payload::text AS payload_text, created_at"
-
-
-@dataclass(frozen=True)
-class Event:
-    """One outbox event as ``orderdb.read_events`` returns it.
-
-    ``payload`` is parsed with decimal numbers (``unit_price`` 19.90 stays ``Decimal("19.90")``);
-    ``payload_text`` is the payload's JSON text as stored.
-    """
-
-    event_id: int
-    event_type: str
-    order_id: int | None
-    payload: dict[str, Any]
-    created_at: datetime
-    payload_text: str = field(default="{}", repr=False, compare=False)
-
-    @classmethod
-    def from_row(cls, row: dict[str, Any]) -> Event:
-        """An Event from a row selected with :data:`EVENT_COLUMNS`."""
-        text: str = row["payload_text"]
-        return cls(
-            event_id=row["event_id"],
-            event_type=row["event_type"],
-            order_id=row["order_id"],
-            payload=json.loads(text, parse_float=Decimal),
-            created_at=row["created_at"],
-            payload_text=text,
-        )
-
-    def to_json(self) -> str:
-        """One compact JSON object (``events tail`` prints one per line): event_id, event_type,
-        order_id, payload (its stored JSON text, numbers exact), created_at (ISO 8601)."""
-        return (
-            f'{{"event_id":{self.event_id},"event_type":{json.dumps(self.event_type)},'
-            f'"order_id":{json.dumps(self.order_id)},"payload":{self.payload_text},'
-            f'"created_at":{json.dumps(self.created_at.isoformat())}}}'
-        )
-
-
-def read_events(conn: Conn, consumer: str, limit: int = 100) -> list[Event]:
-    """``orderdb.read_events``: the consumer's next committed events in commit-safe order."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(
-            f"SELECT {EVENT_COLUMNS} FROM orderdb.read_events(%s, %s)",  # noqa: S608 - constant
-            (consumer, limit),
-        )
-        return [Event.from_row(row) for row in cur.fetchall()]
-
-
-def ack_events(conn: Conn, consumer: str, event_id: int) -> None:
-    """``orderdb.ack_events``: acknowledge ``event_id`` and everything read before it."""
-    conn.execute("SELECT orderdb.ack_events(%s, %s)", (consumer, event_id))
-
-
-def notify_payloads(events: Sequence[Event], max_bytes: int = MAX_NOTIFY_BYTES) -> list[str]:
-    """The ``NOTIFY orderdb_events`` payloads of a batch: JSON arrays of
-    ``{"event_id", "event_type", "order_id"}``, each at most ``max_bytes`` bytes."""
-    payloads: list[str] = []
-    current: list[str] = []
-    size = 2
-    for event in events:
-        item = json.dumps(
-            {
-                "event_id": event.event_id,
-                "event_type": event.event_type,
-                "order_id": event.order_id,
-            },
-            separators=(",", ":"),
-        )
-        item_size = len(item.encode()) + 1
-        if current and size + item_size > max_bytes:
-            payloads.append("[" + ",".join(current) + "]")
-            current, size = [], 2
-        current.append(item)
-        size += item_size
-    if current:
-        payloads.append("[" + ",".join(current) + "]")
-    return payloads
-
-
-def _hmac_sha256(key: bytes, data: bytes) -> bytes:
-    return hmac.new(key, data, hashlib.sha256).digest()
-
-
-def secret_key(secret: str) -> bytes:
-    """The Standard Webhooks HMAC key of a subscription secret.
-
-    ``whsec_<base64>`` (what new subscriptions get): the decoded bytes, as
-    ``standardwebhooks.Webhook(secret)`` decodes them. Any other secret (the 64-hex-character
-    secrets of earlier releases, or one chosen by hand): its UTF-8 bytes, so a receiver verifies
-    with ``standardwebhooks.Webhook(secret.encode())``.
-    """
-    if secret.startswith(SECRET_PREFIX):
-        b64 = secret[len(SECRET_PREFIX) :].rstrip("=")
-        try:
-            key = base64.b64decode(b64 + "=" * (-len(b64) % 4), validate=True)
-        except (binascii.Error, ValueError):
-            key = b""
-        if key:
-            return key
-    return secret.encode()
-
-
-def webhook_id(event_id: int) -> str:
-    """The ``webhook-id`` of an event's deliveries: ``evt_<event_id>`` (the same for every attempt
-    and every subscription: receivers use it as the idempotency key)."""
-    return f"evt_{event_id}"
-
-
-def webhook_signature(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
-    """The ``webhook-signature`` header value (Standard Webhooks, symmetric): ``v1,<base64 of
-    HMAC-SHA256 of "{msg_id}.{timestamp}.{body}">`` keyed with :func:`secret_key`."""
-    mac = _hmac_sha256(secret_key(secret), f"{msg_id}.{timestamp}.".encode() + body)
-    return "v1," + base64.b64encode(mac).decode()
-
-
-def webhook_headers(
-    secret: str, event_id: int, body: bytes, timestamp: int | None = None
-) -> dict[str, str]:
-    """The signature headers of one attempt: ``webhook-id``, ``webhook-timestamp`` (now, unless
-    given), ``webhook-signature`` and the deprecated ``X-Orderdb-Signature``."""
-    ts = int(time.time()) if timestamp is None else timestamp
-    msg_id = webhook_id(event_id)
-    return {
-        "webhook-id": msg_id,
-        "webhook-timestamp": str(ts),
-        "webhook-signature": webhook_signature(secret, msg_id, ts, body),
-        SIGNATURE_HEADER: sign(secret, body),
-    }
-
-
-def sign(secret: str, body: bytes) -> str:
-    """The deprecated ``X-Orderdb-Signature`` header value of ``body``: ``sha256=<hex
-    HMAC-SHA256>`` keyed with the secret's text (UTF-8), whatever its form. Sent for one more
-    release beside the Standard Webhooks headers; verify ``webhook-signature`` instead."""
-    return "sha256=" + _hmac_sha256(secret.encode(), body).hex()
-
-
-def verify_signature(secret: str, body: bytes, header: str | None) -> bool:
-    """Whether ``header`` is the deprecated ``X-Orderdb-Signature`` of ``body`` under ``secret``
-    (constant-time compare)."""
-    return header is not None and hmac.compare_digest(sign(secret, body), header)
-
-
-def webhook_body(
-    event_id: int,
-    event_type: str,
-    order_id: int | None,
-    payload_text: str,
-    created_at: datetime,
-) -> bytes:
-    """The JSON body POSTed for an event (the same bytes for every attempt): event_id,
-    event_type, order_id, payload (its stored JSON text), created_at."""
-    return Event(event_id, event_type, order_id, {}, created_at, payload_text).to_json().encode()
-
-
-# --------------------------------------------------------------------------- the consumer loop
-
-
-class _Backoff:
-    """Exponential backoff with full jitter: 0..min(cap, base * 2^n)."""
-
-    def __init__(self, base: float, cap: float) -> None:
-        self.base, self.cap, self.failures = base, cap, 0
-
-    def next_delay(self) -> float:
-        delay = min(self.cap, self.base * (2**self.failures))
-        self.failures = min(self.failures + 1, 30)
-        return random.uniform(delay / 2, delay)  # noqa: S311 - jitter, not security
-
-    def reset(self) -> None:
-        self.failures = 0
-
-
-class EventLoop:
-    """A consumer's read loop on one dedicated autocommit connection.
-
-    :meth:`run` reads batches with ``orderdb.read_events`` and hands each to ``on_batch(conn,
-    events)``, which must acknowledge what it has processed (``ack_events``) before returning;
-    whatever it does not acknowledge is read again. A full batch is followed at once by the next
-    read; otherwise the loop waits up to ``poll_interval`` seconds for a notification on any of
-    ``listen`` (a hint only: the outbox is the truth). A lost connection (server restart, network)
-    is reopened with exponential backoff (``reconnect_base`` .. ``reconnect_max`` seconds), after
-    which reading resumes from the consumer's acknowledged position: a full catch-up.
-    """
-
-    def __init__(
-        self,
-        dsn: str,
-        consumer: str,
-        *,
-        batch_size: int = 500,
-        poll_interval: float = 0.05,
-        listen: Sequence[str] = (),
-        reconnect_base: float = 0.1,
-        reconnect_max: float = 5.0,
-        connect_timeout: int = 5,
-    ) -> None:
-        self.dsn = dsn
-        self.consumer = consumer
-        self.batch_size = batch_size
-        self.poll_interval = poll_interval
-        self.listen = tuple(listen)
-        self.connect_timeout = connect_timeout
-        self._backoff = _Backoff(reconnect_base, reconnect_max)
-        self._stop = threading.Event()
-        self.reconnects = 0
-
-    def stop(self) -> None:
-        """Ask :meth:`run` to return (within about ``poll_interval`` seconds)."""
-        self._stop.set()
-
-    @property
-    def stopping(self) -> bool:
-        return self._stop.is_set()
-
-    def _connect(self) -> Conn:
-        conn = psycopg.connect(
-            self.dsn,
-            autocommit=True,
-            connect_timeout=self.connect_timeout,
-            application_name=f"orderdb-events:{self.consumer}"[:63],
-        )
-        for channel in self.listen:
-            conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
-        return conn
-
-    def run(
-        self,
-        on_batch: Callable[[Conn, list[Event]], None],
-        *,
-        idle_exit: float | None = None,
-        on_idle: Callable[[Conn], None] | None = None,
-    ) -> None:
-        """Loop until :meth:`stop`, or until no event arrived for ``idle_exit`` seconds.
-
-        ``on_idle(conn)`` runs whenever a read came back short (housekeeping such as purging).
-        Errors other than a lost connection propagate.
-        """
-        last_event = time.monotonic()
-        while not self._stop.is_set():
-            try:
-                conn = self._connect()
-            except psycopg.OperationalError as exc:
-                if idle_exit is not None and time.monotonic() - last_event >= idle_exit:
-                    return
-                delay = self._backoff.next_delay()
-                log.warning("connect failed (%s); retrying in %.2fs", _first_line(exc), delay)
-                self._stop.wait(delay)
-                continue
-            try:
-                with conn:
-                    while not self._stop.is_set():
-                        events = read_events(conn, self.consumer, self.batch_size)
-                        self._backoff.reset()
-                        if events:
-                            on_batch(conn, events)
-                            last_event = time.monotonic()
-                            if len(events) >= self.batch_size:
-                                continue
-                        elif idle_exit is not None and time.monotonic() - last_event >= idle_exit:
-                            return
-                        if on_idle is not None:
-                            on_idle(conn)
-                        self._wait(conn)
-            except psycopg.OperationalError as exc:
-                self.reconnects += 1
-                delay = self._backoff.next_delay()
-                log.warning("connection lost (%s); reconnecting in %.2fs", _first_line(exc), delay)
-                self._stop.wait(delay)
-
-    def _wait(self, conn: Conn) -> None:
-        if self.listen:
-            for _ in conn.notifies(timeout=self.poll_interval, stop_after=1):
-                pass
-        else:
-            self._stop.wait(self.poll_interval)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 # --------------------------------------------------------------------------- the relay
@@ -580,7 +261,7 @@ class Relay:
         return client
 
     def _dispatch_loop(self) -> None:
-        backoff = _Backoff(0.1, self.reconnect_max)
+        backoff = Backoff(0.1, self.reconnect_max)
         lease = timedelta(seconds=max(30.0, self.webhook_timeout * 3))
         with (
             ThreadPoolExecutor(self.webhook_concurrency, "orderdb-webhook") as pool,
@@ -695,66 +376,3 @@ class Relay:
             )
         else:
             self.stats.webhook_failed += 1
-
-
-@dataclass
-class _Attempt:
-    """What one POST gave: HTTP status (None: no answer), error, duration, and the bounded
-    response headers and body."""
-
-    status: int | None = None
-    error: str | None = None
-    duration_ms: int = 0
-    headers: dict[str, str] | None = None
-    body: str | None = None
-
-
-def _require_httpx() -> None:
-    try:
-        import httpx  # noqa: F401
-    except ImportError as exc:  # pragma: no cover - depends on the installed extras
-        raise RuntimeError(
-            "sending webhooks needs httpx: pip install 'orderdb[ops]' (or run the relay with"
-            " --no-webhooks)"
-        ) from exc
-
-
-def _no_nul(text: str) -> str:
-    # PostgreSQL text and jsonb hold no NUL character
-    return text.replace("\x00", "\ufffd")
-
-
-def _bounded_headers(headers: httpx.Headers) -> dict[str, str]:
-    """The response headers as ``{lower-case name: value}`` (repeated names joined with ", "),
-    each value cut to 1000 characters, at most :data:`MAX_RESPONSE_HEADERS` bytes of JSON."""
-    joined: dict[str, str] = {}
-    for name, value in headers.multi_items():
-        key = _no_nul(name.lower()[:200])
-        joined[key] = f"{joined[key]}, {value}" if key in joined else value
-    out: dict[str, str] = {}
-    size = 2
-    for key, value in joined.items():
-        value = _no_nul(value[:1000])
-        item = len(json.dumps({key: value}).encode()) + 2
-        if size + item > MAX_RESPONSE_HEADERS:
-            break
-        out[key] = value
-        size += item
-    return out
-
-
-def _bounded_body(response: httpx.Response) -> str:
-    """The first :data:`MAX_RESPONSE_BODY` bytes of the body as text (undecodable bytes and NUL
-    replaced); the rest is not read."""
-    data = bytearray()
-    for chunk in response.iter_bytes():
-        data += chunk
-        if len(data) >= MAX_RESPONSE_BODY:
-            break
-    return _no_nul(bytes(data[:MAX_RESPONSE_BODY]).decode("utf-8", errors="replace"))
-
-
-def iter_lines(events: Sequence[Event]) -> Iterator[str]:
-    """One compact JSON line per event (what ``orderdb events tail`` prints)."""
-    for event in events:
-        yield event.to_json()

@@ -44,8 +44,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import hmac
 import json
 import logging
 import math
@@ -64,6 +62,8 @@ from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+
+from orderdb import signing
 
 log = logging.getLogger(__name__)
 
@@ -92,21 +92,12 @@ _SQL_FIELD_TO_HTTP = {
 
 def sign(secret: str | bytes, body: bytes) -> str:
     """The signature header value for ``body``: ``sha256=<hex HMAC-SHA256>``."""
-    key = secret.encode() if isinstance(secret, str) else secret
-    return "sha256=" + hmac.new(key, body, hashlib.sha256).hexdigest()
+    return signing.hex_signature(secret, body)
 
 
 def verify(secret: bytes, body: bytes, header: str | None) -> bool:
     """Constant-time check of a signature header (``sha256=<hex>`` or the bare hex)."""
-    if not header:
-        return False
-    given = header.strip()
-    if given.startswith("sha256="):
-        given = given[len("sha256=") :]
-    if len(given) != 64 or not given.isascii():  # compare_digest refuses non-ASCII text
-        return False
-    expected = hmac.new(secret, body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(given.lower().encode(), expected.encode())
+    return signing.verify_hex_signature(secret, body, header)
 
 
 def sign_status(secret: str | bytes, target: str, timestamp: int | None = None) -> dict[str, str]:

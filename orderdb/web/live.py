@@ -18,9 +18,9 @@ import time
 from typing import Any
 
 import psycopg
-from psycopg import sql
 
-from orderdb.events import CHANNEL
+from orderdb.events.listen import Backoff, listening_connection
+from orderdb.events.stream import CHANNEL
 
 log = logging.getLogger("orderdb.web")
 
@@ -80,22 +80,21 @@ class EventHub:
                 self._counts[order_id] = self._counts.get(order_id, 0) + 1
 
     def _run(self) -> None:
-        delay = 0.5
+        backoff = Backoff(0.5, 30.0)
         while not self._stop.is_set():
             try:
-                with psycopg.connect(
-                    self.dsn, autocommit=True, application_name="orderdb-web-listen"
+                with listening_connection(
+                    self.dsn, (CHANNEL,), application_name="orderdb-web-listen"
                 ) as conn:
-                    conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(CHANNEL)))
                     with self._lock:
                         self._epoch += 1  # catch up: every stream re-reads once
                     self.connected.set()
-                    delay = 0.5
+                    backoff.reset()
                     while not self._stop.is_set():
                         for note in conn.notifies(timeout=1.0):
                             self.handle(note.payload)
             except psycopg.Error as exc:
                 self.connected.clear()
+                delay = backoff.next_delay()
                 log.warning("LISTEN %s failed (%s); retrying in %.1f s", CHANNEL, exc, delay)
                 self._stop.wait(delay)
-                delay = min(delay * 2, 30.0)
