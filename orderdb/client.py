@@ -117,9 +117,42 @@ class OrderItem:
 
 
 @dataclass(frozen=True)
+class Totals:
+    """An order's totals (``get_order``'s ``totals``): exact decimals in ``currency`` (ISO 4217);
+    ``items`` = sum of quantity x unit_price, ``total`` = items + shipping."""
+
+    currency: str
+    items: Decimal
+    shipping: Decimal
+    total: Decimal
+
+    @classmethod
+    def from_document(cls, doc: Mapping[str, Any]) -> Totals:
+        return cls(
+            currency=str(doc["currency"]),
+            items=Decimal(str(doc["items"])),
+            shipping=Decimal(str(doc["shipping"])),
+            total=Decimal(str(doc["total"])),
+        )
+
+
+@dataclass(frozen=True)
+class CustomerOrder:
+    """One row of ``orderdb.customer_orders`` (newest first)."""
+
+    order_id: int
+    order_no: str
+    status: str
+    created_at: datetime
+    total: Decimal
+    currency: str
+
+
+@dataclass(frozen=True)
 class Order:
     """``orderdb.get_order`` as a typed value. ``document`` is the whole JSON document (with any
-    keys added later); ``order["key"]`` reads it too."""
+    keys added later); ``order["key"]`` reads it too. ``options`` holds the validated order data
+    (``ship_to`` with the full phone: this is the operator's and the application's view)."""
 
     order_id: int
     order_no: str
@@ -135,6 +168,8 @@ class Order:
     items: tuple[OrderItem, ...]
     shipments: tuple[dict[str, Any], ...]
     document: dict[str, Any]
+    priority: str = "normal"
+    totals: Totals | None = None
 
     def __getitem__(self, key: str) -> Any:
         return self.document[key]
@@ -168,6 +203,8 @@ class Order:
             items=items,
             shipments=tuple(doc.get("shipments") or ()),
             document=doc,
+            priority=str(doc.get("priority") or "normal"),
+            totals=Totals.from_document(doc["totals"]) if doc.get("totals") else None,
         )
 
 
@@ -305,6 +342,31 @@ class _Calls:
         )
 
     @staticmethod
+    def amend_order(
+        order_id: int,
+        expected_version: int,
+        changes: Mapping[str, Any],
+        actor: str | None,
+        reason: str | None,
+    ) -> _Call[OrderState]:
+        return _Call(
+            "SELECT * FROM orderdb.amend_order(%s::bigint, %s::integer, %s, %s, %s)",
+            (order_id, expected_version, _jsonb(dict(changes)), actor, reason),
+            lambda rows: OrderState(**_single(rows)),
+        )
+
+    @staticmethod
+    def customer_orders(
+        customer_id: int, limit: int, before_order_id: int | None
+    ) -> _Call[list[CustomerOrder]]:
+        return _Call(
+            "SELECT order_id, order_no, status, created_at, total, currency"
+            " FROM orderdb.customer_orders(%s::bigint, %s::integer, %s::bigint)",
+            (customer_id, limit, before_order_id),
+            lambda rows: [CustomerOrder(**r) for r in rows],
+        )
+
+    @staticmethod
     def get_order(order_id: int) -> _Call[Order]:
         return _Call("SELECT orderdb.get_order(%s::bigint)::text AS o", (order_id,), _order)
 
@@ -383,10 +445,10 @@ class _Calls:
         )
 
     @staticmethod
-    def order_timeline(order_id: int, customer_id: int | None) -> _Call[Timeline]:
+    def order_timeline(order_id: int, customer_id: int | None, locale: str) -> _Call[Timeline]:
         return _Call(
-            "SELECT orderdb.order_timeline(%s, %s) AS t",
-            (order_id, customer_id),
+            "SELECT orderdb.order_timeline(%s::bigint, %s::bigint, %s) AS t",
+            (order_id, customer_id, locale),
             lambda rows: Timeline.from_document(_single(rows)["t"]),
         )
 
@@ -440,11 +502,17 @@ class _Calls:
 
     @staticmethod
     def add_courier(
-        warehouse_id: int, name: str, lat: float, lon: float, capacity: int, available: bool
+        warehouse_id: int,
+        name: str,
+        lat: float,
+        lon: float,
+        capacity: int,
+        available: bool,
+        phone: str | None,
     ) -> _Call[int]:
         return _Call(
-            "SELECT orderdb.add_courier(%s, %s, %s, %s, %s, %s) AS id",
-            (warehouse_id, name, lat, lon, capacity, available),
+            "SELECT orderdb.add_courier(%s, %s, %s, %s, %s, %s, %s) AS id",
+            (warehouse_id, name, lat, lon, capacity, available, phone),
             lambda rows: int(_single(rows)["id"]),
         )
 
@@ -600,6 +668,34 @@ class Client:
         """``orderdb.get_order`` as a typed :class:`Order` (NotFound when it does not exist)."""
         return self._run(_Calls.get_order(order_id), conn)
 
+    def amend_order(
+        self,
+        order_id: int,
+        changes: Mapping[str, Any],
+        *,
+        expected_version: int,
+        actor: str | None = None,
+        reason: str | None = None,
+        conn: Conn | None = None,
+    ) -> OrderState:
+        """``orderdb.amend_order``: changes ``ship_to`` (whole), ``priority``, promised times or
+        ``attributes`` (merged; None removes one). InvalidInput for bad data, VersionConflict,
+        InvalidTransition when a key may no longer change (ship_to once shipped, ...)."""
+        call = _Calls.amend_order(order_id, expected_version, changes, actor, reason)
+        return self._run(call, conn)
+
+    def customer_orders(
+        self,
+        customer_id: int,
+        *,
+        limit: int = 20,
+        before_order_id: int | None = None,
+        conn: Conn | None = None,
+    ) -> list[CustomerOrder]:
+        """``orderdb.customer_orders``: newest first; the next page with ``before_order_id`` =
+        the last ``order_id`` of this one (``limit`` 1..100)."""
+        return self._run(_Calls.customer_orders(customer_id, limit, before_order_id), conn)
+
     def order_history(self, order_id: int, *, conn: Conn | None = None) -> list[HistoryEntry]:
         """``orderdb.order_history``: every status change, oldest first."""
         return self._run(_Calls.order_history(order_id), conn)
@@ -670,11 +766,17 @@ class Client:
         return self._run(call, conn)
 
     def order_timeline(
-        self, order_id: int, *, customer_id: int | None = None, conn: Conn | None = None
+        self,
+        order_id: int,
+        *,
+        customer_id: int | None = None,
+        locale: str = "en",
+        conn: Conn | None = None,
     ) -> Timeline:
-        """``orderdb.order_timeline``: the customer's view (Forbidden when ``customer_id`` is
-        given and does not own the order)."""
-        return self._run(_Calls.order_timeline(order_id, customer_id), conn)
+        """``orderdb.order_timeline``: the customer's view in ``locale`` ('en', 'zh-CN';
+        InvalidInput for another), with the recipient and courier (masked phones). Forbidden
+        when ``customer_id`` is given and does not own the order."""
+        return self._run(_Calls.order_timeline(order_id, customer_id, locale), conn)
 
     def cancel_order_lines(
         self,
@@ -735,10 +837,12 @@ class Client:
         capacity: int,
         *,
         available: bool = True,
+        phone: str | None = None,
         conn: Conn | None = None,
     ) -> int:
-        """``orderdb.add_courier``: returns the new courier's id."""
-        call = _Calls.add_courier(warehouse_id, name, lat, lon, capacity, available)
+        """``orderdb.add_courier``: returns the new courier's id (``phone``: customers see it
+        masked while the courier delivers their order)."""
+        call = _Calls.add_courier(warehouse_id, name, lat, lon, capacity, available, phone)
         return self._run(call, conn)
 
     def plan_routes(self, warehouse_id: int, *, conn: Conn | None = None) -> list[PlannedRoute]:
@@ -906,6 +1010,30 @@ class AsyncClient:
     async def get_order(self, order_id: int, *, conn: AsyncConn | None = None) -> Order:
         return await self._run(_Calls.get_order(order_id), conn)
 
+    async def amend_order(
+        self,
+        order_id: int,
+        changes: Mapping[str, Any],
+        *,
+        expected_version: int,
+        actor: str | None = None,
+        reason: str | None = None,
+        conn: AsyncConn | None = None,
+    ) -> OrderState:
+        call = _Calls.amend_order(order_id, expected_version, changes, actor, reason)
+        return await self._run(call, conn)
+
+    async def customer_orders(
+        self,
+        customer_id: int,
+        *,
+        limit: int = 20,
+        before_order_id: int | None = None,
+        conn: AsyncConn | None = None,
+    ) -> list[CustomerOrder]:
+        call = _Calls.customer_orders(customer_id, limit, before_order_id)
+        return await self._run(call, conn)
+
     async def order_history(
         self, order_id: int, *, conn: AsyncConn | None = None
     ) -> list[HistoryEntry]:
@@ -967,9 +1095,14 @@ class AsyncClient:
         return await self._run(call, conn)
 
     async def order_timeline(
-        self, order_id: int, *, customer_id: int | None = None, conn: AsyncConn | None = None
+        self,
+        order_id: int,
+        *,
+        customer_id: int | None = None,
+        locale: str = "en",
+        conn: AsyncConn | None = None,
     ) -> Timeline:
-        return await self._run(_Calls.order_timeline(order_id, customer_id), conn)
+        return await self._run(_Calls.order_timeline(order_id, customer_id, locale), conn)
 
     async def cancel_order_lines(
         self,
@@ -1024,9 +1157,10 @@ class AsyncClient:
         capacity: int,
         *,
         available: bool = True,
+        phone: str | None = None,
         conn: AsyncConn | None = None,
     ) -> int:
-        call = _Calls.add_courier(warehouse_id, name, lat, lon, capacity, available)
+        call = _Calls.add_courier(warehouse_id, name, lat, lon, capacity, available, phone)
         return await self._run(call, conn)
 
     async def plan_routes(

@@ -4,7 +4,7 @@ plain values built from their rows (see :class:`orderdb.client.Client`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -95,8 +95,28 @@ class TimelineShipment:
 
 
 @dataclass(frozen=True)
+class TimelinePerson:
+    """The recipient or the courier on a timeline: a name and a masked phone (``138****5678``;
+    a customer-facing document never holds a full phone number); ``city`` for the recipient."""
+
+    name: str | None
+    phone: str | None
+    city: str | None = None
+
+    @classmethod
+    def from_document(cls, doc: dict[str, Any] | None) -> TimelinePerson | None:
+        if not doc:
+            return None
+        return cls(name=doc.get("name"), phone=doc.get("phone"), city=doc.get("city"))
+
+
+@dataclass(frozen=True)
 class Timeline:
-    """``orderdb.order_timeline``: what the customer sees. ``document`` is the whole JSON."""
+    """``orderdb.order_timeline``: what the customer sees. ``document`` is the whole JSON.
+
+    ``locale`` is the language of every text (``description``, ``status_text``, ``labels`` — the
+    page's wording by code); ``time_zone`` the zone to show times in; ``recipient`` and, while
+    the order is out for delivery with a known courier, ``courier``, each with a masked phone."""
 
     order_id: int
     order_no: str
@@ -106,6 +126,12 @@ class Timeline:
     shipments: tuple[TimelineShipment, ...]
     timeline: tuple[TimelineEntry, ...]
     document: dict[str, Any]
+    locale: str = "en"
+    time_zone: str = "UTC"
+    status_text: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    recipient: TimelinePerson | None = None
+    courier: TimelinePerson | None = None
 
     @classmethod
     def from_document(cls, doc: dict[str, Any]) -> Timeline:
@@ -138,6 +164,12 @@ class Timeline:
                 for e in doc.get("timeline") or ()
             ),
             document=doc,
+            locale=str(doc.get("locale") or "en"),
+            time_zone=str(doc.get("time_zone") or "UTC"),
+            status_text=doc.get("status_text"),
+            labels=dict(doc.get("labels") or {}),
+            recipient=TimelinePerson.from_document(doc.get("recipient")),
+            courier=TimelinePerson.from_document(doc.get("courier")),
         )
 
 
