@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,lint]'
+	$(BIN)/pip install --quiet -e '.[all,test,lint]'
 	touch $(STAMP)
 
 # pgTAP, pg_prove and plpgsql_check from Debian (PostgreSQL 15 packages; the embedded PostgreSQL 18

@@ -57,8 +57,8 @@ def resolve_dsn(dsn: str | None = None, *, announce: TextIO | None = None) -> st
     if announce is not None:
         print(
             f"orderdb: no --dsn, ORDERDB_DSN or PGHOST/PGSERVICE/PGDATABASE given: using the "
-            f"embedded PostgreSQL server on 127.0.0.1:{server.port} (database "
-            f"{EMBEDDED_DBNAME}, data in {server.data_root})",
+            f"embedded PostgreSQL server (database {EMBEDDED_DBNAME}, socket in "
+            f"{server.socket_dir}, data in {server.data_root})",
             file=announce,
         )
     return server.url(EMBEDDED_DBNAME)

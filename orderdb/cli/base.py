@@ -14,13 +14,11 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from orderdb.client import Client, Conn
 from orderdb.config import redact, resolve_dsn
 from orderdb.errors import OrderDBError, from_psycopg
-from orderdb.richtext import esc, plain
+from orderdb.richtext import Console, Table, esc, plain
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -6,9 +6,6 @@ import dataclasses
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from orderdb.cli.base import console as _console
 from orderdb.cli.base import dsn_option, dumps, err_console, esc, handle_errors, main, plain
@@ -23,6 +20,9 @@ def _fmt(value: Any, suffix: str = "") -> str:
 
 
 def _print_report(report: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
     # wide enough for the tables when the output is a file or a pipe (docs, CI logs)
     console = _console if _console.is_terminal else Console(width=160)
     cfg = report.config
@@ -198,6 +198,8 @@ def bench_cmd(
     Without --dsn (or the group's --dsn / ORDERDB_DSN) a dedicated embedded server is started
     with the benchmark settings (shared_buffers=256MB, synchronous_commit=off, fsync=on).
     """
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
     from orderdb.bench import BenchConfig, BenchError, run_benchmark
 
     root = ctx.find_root()

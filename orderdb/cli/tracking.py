@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from orderdb.cli.base import (
     INT4,
@@ -32,6 +31,7 @@ from orderdb.cli.base import (
 )
 from orderdb.errors import OrderDBError, TransientError
 from orderdb.fulfilment import Timeline
+from orderdb.richtext import progress_bar
 
 
 def _fmt_time(value: datetime | None) -> str:
@@ -225,18 +225,10 @@ def ingest_tracking_cmd(ctx: click.Context, file: Path, as_json: bool, sub_dsn: 
     aborted: str | None = None
     with (
         client_session(ctx, sub_dsn) as (db, conn),
-        Progress(
-            TextColumn("[bold]ingest[/bold]"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=err_console,
-            transient=as_json,
-        ) as progress,
+        progress_bar("ingest", len(lines), console=err_console, transient=as_json) as advance,
     ):
-        task = progress.add_task("events", total=len(lines))
         for lineno, raw in enumerate(lines, start=1):
-            progress.advance(task)
+            advance()
             try:
                 args = _parse_line(raw.removesuffix(b"\r"))
                 if args is None:

