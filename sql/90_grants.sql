@@ -55,7 +55,7 @@ BEGIN
         SELECT g.role_name, n.nspname, p.proname,
                pg_catalog.pg_get_function_identity_arguments(p.oid) AS args
           FROM (VALUES
-                -- orderdb_app: the application API (API.md)
+                -- orderdb_app: the application API (docs/contract.md)
                 ('orderdb_app', 'receive_stock'),
                 ('orderdb_app', 'stock_level'),
                 ('orderdb_app', 'create_order'),

@@ -32,7 +32,7 @@ from psycopg import sql
 
 Conn = psycopg.Connection[Any]
 
-# name -> the role that calls it. All of API.md (reallocate_order is optional in the contract).
+# name -> the role that calls it. All of docs/contract.md (reallocate_order is optional in the contract).
 FUNCTIONS: dict[str, str] = {
     "receive_stock": "orderdb_app",
     "stock_level": "orderdb_app",
@@ -499,7 +499,7 @@ def _call_sql(func: Function, nargs: int) -> sql.Composed:
 
 def test_every_contract_function_is_fuzzed(fuzz_db: FuzzDb) -> None:
     missing = sorted(set(FUNCTIONS) - set(fuzz_db.functions))
-    assert missing == [], f"API.md functions missing from the database: {missing}"
+    assert missing == [], f"contract functions missing from the database: {missing}"
 
 
 def _fuzz(db: FuzzDb, func: Function, role: str | None, max_examples: int) -> dict[str, int]:
@@ -575,9 +575,9 @@ def test_hostile_input_fails_cleanly_and_changes_nothing(fuzz_db: FuzzDb, name: 
 
 
 def test_every_other_public_function_fails_cleanly(fuzz_db: FuzzDb) -> None:
-    """The public functions beyond API.md (added by the capabilities), called as the owner."""
+    """The public functions beyond docs/contract.md (added by the capabilities), called as the owner."""
     others = _functions(fuzz_db.owner, exclude=[*FUNCTIONS, *OPTIONAL])
-    assert others, "expected public functions beyond API.md (purge_events, ...)"
+    assert others, "expected public functions beyond docs/contract.md (purge_events, ...)"
     for func in others.values():
         _fuzz(fuzz_db, func, None, OTHER_MAX_EXAMPLES)
 

@@ -14,7 +14,7 @@ SELECT set_has($$ SELECT from_status, to_status FROM orderdb.allowed_transitions
                          ('on_hold', 'cancelled'), ('delivery_failed', 'delivering'),
                          ('delivery_failed', 'returning'), ('delivered', 'return_requested'),
                          ('return_requested', 'returning'), ('returning', 'returned') $$,
-               'the lifecycle of DESIGN.md');
+               'the lifecycle of docs/design.md');
 SELECT is_empty($$ SELECT 1 FROM orderdb.allowed_transitions()
                     WHERE from_status IN ('completed', 'cancelled', 'returned') $$,
                 'nothing leaves a terminal status');
