@@ -125,26 +125,28 @@ def test_order_lifecycle_through_the_cli(db_dsn: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("args", "sqlstate"),
+    ("args", "sqlstate", "status"),
     [
-        (("stock", "show", "33", "NOPE"), "OD004"),
-        (("stock", "receive", "33", "CLI-C", "0"), "22023"),
+        (("stock", "show", "33", "NOPE"), "OD004", 3),
+        (("stock", "receive", "33", "CLI-C", "0"), "22023", 2),
         (
             ("order", "create", "--customer", "1", "--warehouse", "33", "--item", "CLI-C:99"),
             "OD001",
+            4,
         ),
-        (("order", "show", "987654321"), "OD004"),
-        (("order", "transition", "987654321", "confirmed", "--expected-version", "1"), "OD004"),
-        (("order", "transition", "1", "nowhere", "--expected-version", "1"), "22023"),
-        (("order", "history", "0"), "22023"),
+        (("order", "show", "987654321"), "OD004", 3),
+        (("order", "transition", "987654321", "confirmed", "--expected-version", "1"), "OD004", 3),
+        (("order", "transition", "1", "nowhere", "--expected-version", "1"), "22023", 2),
+        (("order", "history", "0"), "22023", 2),
     ],
 )
-def test_errors_print_their_sqlstate_and_exit_1(
-    db_dsn: str, args: tuple[str, ...], sqlstate: str
+def test_errors_print_their_sqlstate_and_exit_status(
+    db_dsn: str, args: tuple[str, ...], sqlstate: str, status: int
 ) -> None:
+    """Not found 3, bad input 2, refused by the state 4 (docs/operations.md, exit statuses)."""
     run_json(db_dsn, "stock", "receive", "33", "CLI-C", "1")
     result = run(db_dsn, *args)
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == status, result.output
     assert f"({sqlstate})" in result.stderr
     assert result.stdout == ""
 
@@ -157,7 +159,7 @@ def test_version_conflict_shows_detail(db_dsn: str) -> None:
     order_id = str(created["order_id"])
     run_json(db_dsn, "order", "transition", order_id, "confirmed", "--expected-version", "1")
     result = run(db_dsn, "order", "transition", order_id, "cancelled", "--expected-version", "1")
-    assert result.exit_code == 1
+    assert result.exit_code == 4  # a conflict
     assert "(OD002)" in result.stderr
     assert "status=confirmed version=2" in result.stderr
 
@@ -199,4 +201,4 @@ def test_the_installed_command_with_a_subcommand_dsn(db_dsn: str) -> None:
         text=True,
         check=False,
     )
-    assert failed.returncode == 1 and "(OD004)" in failed.stderr
+    assert failed.returncode == 3 and "(OD004)" in failed.stderr

@@ -99,7 +99,7 @@ def test_tables_and_errors_print_brackets_literally(db: Client, db_dsn: str) -> 
     assert shown.exit_code == 0, shown.output
     assert "[red]SKU[/red]" in shown.stdout
     missing = run(db_dsn, "stock", "show", str(WH), "[/x]")
-    assert missing.exit_code == 1, missing.output
+    assert missing.exit_code == 3, missing.output  # not found
     assert "(OD004)" in missing.stderr and "[/x]" in missing.stderr
 
 
@@ -273,7 +273,7 @@ def _events(dsn: str, tn: str) -> list[dict[str, Any]]:
 def test_a_server_that_is_down_prints_its_message_at_once(args: tuple[str, ...]) -> None:
     started = time.monotonic()
     out = run(DOWN_DSN, *args)
-    assert out.exit_code == 1, out.output
+    assert out.exit_code == 75, out.output  # EX_TEMPFAIL: retry later
     assert time.monotonic() - started < 15, "no pool waiting 30 s for a connection"
     assert "(None)" not in out.stderr
     assert "Connection refused" in out.stderr or "is the server running" in out.stderr.lower()
@@ -337,7 +337,7 @@ def test_out_of_range_numbers_name_their_option(args: tuple[str, ...], name: str
 
 def test_plan_routes_of_an_unknown_warehouse_says_not_found(db_dsn: str) -> None:
     out = run(db_dsn, "routes", "plan", "77")
-    assert out.exit_code == 1, out.output
+    assert out.exit_code == 3, out.output  # not found
     assert "(OD004)" in out.stderr and "warehouse 77 not found" in out.stderr
 
 

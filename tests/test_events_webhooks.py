@@ -342,7 +342,7 @@ def test_cli_add_and_list(db: tuple[str, Any]) -> None:
         assert secret not in shown.output and secret[6:26] not in shown.output
         assert "secret" not in shown.output
     bad = runner.invoke(main, ["--dsn", dsn, "webhooks", "add", "ftp://x"])
-    assert bad.exit_code == 1
+    assert bad.exit_code == 2  # bad input
     assert "22023" in bad.output
 
 

@@ -637,11 +637,13 @@ def test_integrations_cli_add_list_remove(db_dsn: str) -> None:
     rows = {r["name"]: r for r in json.loads(listed.output)}
     assert rows["CLI-WMS"]["kind"] == "wms" and "secret" not in rows["CLI-WMS"]
     bad = runner.invoke(main, ["integrations", "add", "bad name", "--kind", "wms", "--dsn", db_dsn])
-    assert bad.exit_code == 1 and "name must be 1 to 64 characters" in bad.output
+    assert bad.exit_code == 2 and "name must be 1 to 64 characters" in bad.output  # bad input
     short = runner.invoke(
-        main, ["integrations", "add", "X", "--kind", "wms", "--secret", "short", "--dsn", db_dsn]
+        main,
+        ["integrations", "add", "X", "--kind", "wms", "--dsn", db_dsn],
+        env={"ORDERDB_INTEGRATIONS_ADD_SECRET": "short"},
     )
-    assert short.exit_code == 1 and "secret must be 16 to 255 characters" in short.output
+    assert short.exit_code == 2 and "secret must be 16 to 255 characters" in short.output
     removed = runner.invoke(main, ["integrations", "remove", "CLI-WMS", "--dsn", db_dsn])
     assert removed.exit_code == 0, removed.output
 

@@ -168,7 +168,7 @@ def test_maintain_command_exports_archived_partitions(
         ["--dsn", fresh_dsn, "maintain", "--dry-run", "--json", "--export-dir", str(tmp_path)],
     )
     assert dry.exit_code == 0, dry.output
-    planned = [json.loads(line) for line in dry.output.splitlines()]
+    planned = json.loads(dry.stdout)
     assert sorted(
         a["partition_name"]
         for a in planned
@@ -194,7 +194,7 @@ def test_maintain_command_exports_archived_partitions(
         ],
     )
     assert result.exit_code == 0, result.output
-    actions = [json.loads(line) for line in result.output.splitlines()]
+    actions = json.loads(result.stdout)
     archived = [
         a
         for a in actions

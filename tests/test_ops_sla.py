@@ -402,7 +402,7 @@ def test_sla_check_command(fresh_dsn: str) -> None:
     runner = CliRunner()
     result = runner.invoke(main, ["--dsn", fresh_dsn, "sla-check", "--json"])
     assert result.exit_code == 0, result.output
-    lines = [json.loads(line) for line in result.output.splitlines()]
+    lines = json.loads(result.stdout)
     assert sorted((r["order_id"], r["action"]) for r in lines) == sorted(
         [
             (ids["stale"], "contact_carrier"),

@@ -53,7 +53,7 @@ def test_track_readable_and_json(db: Client, db_dsn: str) -> None:
 def test_track_other_customer_is_forbidden(db: Client, db_dsn: str) -> None:
     order_id = _shipped(db, 12, "SFCLI2")
     out = run(db_dsn, "track", str(order_id), "--customer", "13")
-    assert out.exit_code == 1
+    assert out.exit_code == 5  # forbidden
     assert "OD005" in out.output
 
 

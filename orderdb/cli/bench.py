@@ -7,8 +7,17 @@ from typing import Any
 
 import click
 
+from orderdb.cli.base import (
+    chosen_dsn,
+    dsn_option,
+    dumps,
+    err_console,
+    esc,
+    handle_errors,
+    main,
+    plain,
+)
 from orderdb.cli.base import console as _console
-from orderdb.cli.base import dsn_option, dumps, err_console, esc, handle_errors, main, plain
 
 
 def _fmt(value: Any, suffix: str = "") -> str:
@@ -202,8 +211,7 @@ def bench_cmd(
 
     from orderdb.bench import BenchConfig, BenchError, run_benchmark
 
-    root = ctx.find_root()
-    dsn = sub_dsn or (root.obj or {}).get("dsn")
+    dsn = chosen_dsn(ctx, sub_dsn)
     cfg = BenchConfig(
         dsn=dsn,
         clients=clients,

@@ -23,9 +23,16 @@ from orderdb.cli.base import (
     err_console,
     get_dsn,
     handle_errors,
+    log_format_option,
     main,
+    notice,
     print_table,
+    read_secret,
+    secret_options,
+    setup_logging,
 )
+
+WEBHOOK_SECRET_ENV = "ORDERDB_WEBHOOKS_ADD_SECRET"  # noqa: S105 - a variable name
 
 
 @main.group("events")
@@ -50,6 +57,7 @@ def events_group() -> None:
     show_default=True,
     help="Seconds between reads when idle (a NOTIFY on orderdb_events wakes it earlier).",
 )
+@log_format_option
 @dsn_option
 @click.pass_context
 @handle_errors
@@ -59,6 +67,7 @@ def events_tail(
     idle_exit: float | None,
     batch_size: int,
     poll_interval: float,
+    log_format: str,
     sub_dsn: str | None,
 ) -> None:
     """Print the consumer's events, one JSON object per line, and acknowledge them.
@@ -84,7 +93,7 @@ def events_tail(
         ev.ack_events(conn, consumer, batch[-1].event_id)
 
     _stop_on_signals(loop.stop)
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    setup_logging(log_format, logging.WARNING)
     loop.run(on_batch, idle_exit=idle_exit)
 
 
@@ -173,6 +182,7 @@ def events_bench(
     help="A Python callable called with each orderdb.events.Event (at-least-once).",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Log every batch.")
+@log_format_option
 @dsn_option
 @click.pass_context
 @handle_errors
@@ -189,17 +199,14 @@ def relay(
     no_purge: bool,
     handler_ref: str | None,
     verbose: bool,
+    log_format: str,
     sub_dsn: str | None,
 ) -> None:
     """Run the outbox relay: NOTIFY orderdb_events, webhooks, Python handlers, retention.
 
     Runs until SIGINT/SIGTERM; survives database restarts (reconnects and catches up).
     """
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    setup_logging(log_format, logging.INFO if verbose else logging.WARNING)
     handler = _load_handler(handler_ref) if handler_ref else None
     r = ev.Relay(
         get_dsn(ctx, sub_dsn),
@@ -213,17 +220,21 @@ def relay(
         retention=None if no_purge else timedelta(hours=retention_hours),
     )
     _stop_on_signals(r.stop)
-    err_console.print(
-        f"relay running as consumer {consumer!r} (Ctrl-C to stop)", markup=False, highlight=False
-    )
+    notice(f"relay running as consumer {consumer!r} (Ctrl-C to stop)", consumer=consumer)
     r.run(handler)
     s = r.stats
-    err_console.print(
+    notice(
         f"relay stopped: {s.events} events in {s.batches} batches, {s.notifications} notifications,"
         f" {s.deliveries_enqueued} webhook deliveries queued, {s.webhook_delivered} delivered,"
         f" {s.webhook_dead} dead, {s.purged} purged",
-        markup=False,
-        highlight=False,
+        consumer=consumer,
+        events=s.events,
+        batches=s.batches,
+        notifications=s.notifications,
+        deliveries_enqueued=s.deliveries_enqueued,
+        webhook_delivered=s.webhook_delivered,
+        webhook_dead=s.webhook_dead,
+        purged=s.purged,
     )
 
 
@@ -258,11 +269,7 @@ def webhooks_group() -> None:
 @click.option(
     "--event-type", "event_types", multiple=True, help="Only these event types (repeatable)."
 )
-@click.option(
-    "--secret",
-    default=None,
-    help="Signing secret (default: a new random whsec_... secret, printed once).",
-)
+@secret_options(WEBHOOK_SECRET_ENV, "the signing secret (whsec_<base64>)")
 @click.option("--max-attempts", type=click.IntRange(1, 100), default=8, show_default=True)
 @click.option("--description", default=None)
 @dsn_option
@@ -272,7 +279,8 @@ def webhooks_add(
     ctx: click.Context,
     url: str,
     event_types: tuple[str, ...],
-    secret: str | None,
+    secret_file: str | None,
+    prompt_secret: bool,
     max_attempts: int,
     description: str | None,
     sub_dsn: str | None,
@@ -281,7 +289,10 @@ def webhooks_add(
 
     The secret (whsec_<base64>, Standard Webhooks) is printed this once: no other command shows
     it. Receivers verify deliveries with it, e.g. standardwebhooks.Webhook(secret).verify(...).
+    A secret of your own is never a command-line argument: --secret-file, --prompt-secret or
+    $ORDERDB_WEBHOOKS_ADD_SECRET.
     """
+    secret = read_secret(secret_file, prompt_secret, WEBHOOK_SECRET_ENV)
     with psycopg.connect(get_dsn(ctx, sub_dsn), autocommit=True) as conn:
         row = conn.execute(
             "SELECT subscription_id, secret FROM orderdb.create_webhook_subscription("

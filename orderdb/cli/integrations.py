@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import secrets
 import signal
 import threading
@@ -26,20 +25,26 @@ from orderdb.cli.base import (
     INT4,
     INT8,
     FiniteFloatRange,
+    NotFoundExit,
     console,
     dsn_option,
     echo_json,
-    err_console,
     get_dsn,
     handle_errors,
+    log_format_option,
     main,
+    notice,
     print_table,
+    read_secret,
+    secret_options,
+    setup_logging,
 )
 from orderdb.cli.core import order_group
 from orderdb.cli.tracking import ingest_group
 from orderdb.integrations import carriers
 
 CARRIER_CONFIG_ENV = "ORDERDB_CARRIERS_CONFIG"
+INTEGRATION_SECRET_ENV = "ORDERDB_INTEGRATIONS_ADD_SECRET"  # noqa: S105 - a variable name
 
 
 @ingest_group.command("serve")
@@ -62,6 +67,7 @@ CARRIER_CONFIG_ENV = "ORDERDB_CARRIERS_CONFIG"
     type=click.FloatRange(0.1, 300.0),
     help="Seconds a request body may take to arrive (else 408 and the connection is closed).",
 )
+@log_format_option
 @dsn_option
 @click.pass_context
 @handle_errors
@@ -72,16 +78,16 @@ def ingest_serve_cmd(
     pool_size: int,
     log_level: str,
     read_timeout: float,
+    log_format: str,
     sub_dsn: str | None,
 ) -> None:
     """Serve POST /hooks/carriers/<carrier>, POST /hooks/wms (HMAC-signed), GET /status/<tn>
     and GET /healthz (docs/integrations.md)."""
     from orderdb.integrations.http import serve
 
+    setup_logging(log_format, log_level.upper() if log_format == "json" else logging.WARNING)
     dsn = get_dsn(ctx, sub_dsn)
-    err_console.print(
-        f"orderdb ingest: listening on http://{host}:{port}", markup=False, highlight=False
-    )
+    notice(f"orderdb ingest: listening on http://{host}:{port}", host=host, port=port)
     serve(
         dsn,
         host=host,
@@ -89,13 +95,12 @@ def ingest_serve_cmd(
         pool_size=pool_size,
         log_level=log_level,
         read_timeout=read_timeout,
+        uvicorn_logging=log_format == "text",
     )
 
 
 def _carrier_config(path: Path | None) -> dict[str, dict[str, Any]]:
-    if path is None:
-        env = os.environ.get(CARRIER_CONFIG_ENV)
-        path = Path(env) if env else None
+    """The carrier settings of --config (or $ORDERDB_CARRIERS_CONFIG: the option reads it)."""
     if path is None:
         return {}
     data = json.loads(path.read_text())
@@ -135,9 +140,11 @@ def _carrier_config(path: Path | None) -> dict[str, dict[str, Any]]:
     "config_path",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
-    help=f'Carrier settings, JSON {{"SIM": {{"seed": 1}}}} (default ${CARRIER_CONFIG_ENV}).',
+    envvar=CARRIER_CONFIG_ENV,
+    help='Carrier settings, JSON {"SIM": {"seed": 1}}.',
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@log_format_option
 @dsn_option
 @click.pass_context
 @handle_errors
@@ -151,6 +158,7 @@ def poll_carriers_cmd(
     only: tuple[str, ...],
     config_path: Path | None,
     as_json: bool,
+    log_format: str,
     sub_dsn: str | None,
 ) -> None:
     """Poll carrier plugins for shipments that are due and record their events.
@@ -159,9 +167,11 @@ def poll_carriers_cmd(
     """
     from orderdb.integrations.polling import Poller, PollReport
 
+    if log_format == "json" or not once:
+        setup_logging(log_format, logging.INFO, text_format="%(asctime)s %(message)s")
     plugins = carriers.load_all(_carrier_config(config_path), only=list(only) or None)
     if not plugins:
-        err_console.print("no carrier plugin is installed (entry point group orderdb.carriers)")
+        notice("no carrier plugin is installed (entry point group orderdb.carriers)")
     dsn = get_dsn(ctx, sub_dsn)
     with psycopg.connect(dsn, autocommit=True) as conn:
         poller = Poller(conn, plugins, worker=worker, limit=limit, lease_seconds=lease)
@@ -173,15 +183,14 @@ def poll_carriers_cmd(
                 if report.claimed < limit:
                     break
         else:
-            logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
             stop = threading.Event()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 signal.signal(sig, lambda *_: stop.set())
-            err_console.print(
+            notice(
                 f"polling {', '.join(sorted(plugins)) or 'nothing'} as {poller.worker}; "
                 "Ctrl-C stops",
-                markup=False,
-                highlight=False,
+                carriers=sorted(plugins),
+                worker=poller.worker,
             )
             total = poller.run(stop, idle_seconds=idle)
     if as_json:
@@ -229,7 +238,7 @@ def integrations_list(ctx: click.Context, as_json: bool, sub_dsn: str | None) ->
 @integrations_group.command("add")
 @click.argument("name")
 @click.option("--kind", type=click.Choice(["carrier", "wms"]), required=True)
-@click.option("--secret", default=None, help="Shared HMAC key (default: a new random one).")
+@secret_options(INTEGRATION_SECRET_ENV, "the shared HMAC key (16 to 255 characters)")
 @click.option(
     "--rate",
     default=50.0,
@@ -252,14 +261,19 @@ def integrations_add(
     ctx: click.Context,
     name: str,
     kind: str,
-    secret: str | None,
+    secret_file: str | None,
+    prompt_secret: bool,
     rate: float,
     burst: int,
     disabled: bool,
     sub_dsn: str | None,
 ) -> None:
     """Create or update an integration (orderdb.set_integration). A carrier's NAME is its
-    carrier code (POST /hooks/carriers/NAME). Prints the secret once when it was generated."""
+    carrier code (POST /hooks/carriers/NAME). Prints the secret once when it was generated.
+
+    A key of your own is never a command-line argument: --secret-file, --prompt-secret or
+    $ORDERDB_INTEGRATIONS_ADD_SECRET."""
+    secret = read_secret(secret_file, prompt_secret, INTEGRATION_SECRET_ENV)
     generated = secret is None
     key = secret if secret is not None else secrets.token_urlsafe(32)
     with psycopg.connect(get_dsn(ctx, sub_dsn), autocommit=True) as conn:
@@ -284,7 +298,7 @@ def integrations_remove(ctx: click.Context, name: str, sub_dsn: str | None) -> N
     with psycopg.connect(get_dsn(ctx, sub_dsn), autocommit=True) as conn:
         cur = conn.execute("DELETE FROM orderdb.integrations WHERE name = %s", (name,))
     if cur.rowcount == 0:
-        raise click.ClickException(f"no integration {name!r}")
+        raise NotFoundExit(f"no integration {name!r}")
     console.print(f"integration {name} removed", markup=False)
 
 

@@ -19,10 +19,13 @@ from orderdb.cli.base import (
     dumps,
     get_dsn,
     handle_errors,
+    log_format_option,
     main,
+    notice,
     print_error,
     print_table,
     redact,
+    setup_logging,
 )
 
 
@@ -87,7 +90,7 @@ def _unread_views(errors: dict[str, str], views: int) -> None:
 
 @main.command("sla-check")
 @dsn_option
-@click.option("--json", "as_json", is_flag=True, help="The new escalations as JSON lines.")
+@click.option("--json", "as_json", is_flag=True, help="The new escalations as one JSON array.")
 @click.pass_context
 @handle_errors
 def sla_check_cmd(ctx: click.Context, sub_dsn: str | None, as_json: bool) -> None:
@@ -103,8 +106,7 @@ def sla_check_cmd(ctx: click.Context, sub_dsn: str | None, as_json: bool) -> Non
             "SELECT order_id, rule, action, breached_since, warehouse_id FROM orderdb.sla_check()"
         ).fetchall()
     if as_json:
-        for row in rows:
-            click.echo(dumps(row))
+        click.echo(dumps(rows))
         return
     if rows:
         print_table(
@@ -123,21 +125,26 @@ def sla_check_cmd(ctx: click.Context, sub_dsn: str | None, as_json: bool) -> Non
 @dsn_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=9187, show_default=True)
+@log_format_option
 @click.pass_context
 @handle_errors
-def exporter_cmd(ctx: click.Context, sub_dsn: str | None, host: str, port: int) -> None:
+def exporter_cmd(
+    ctx: click.Context, sub_dsn: str | None, host: str, port: int, log_format: str
+) -> None:
     """Serve Prometheus metrics from the ops views on http://HOST:PORT/metrics until Ctrl-C."""
     from orderdb.ops import exporter
 
+    setup_logging(log_format)
     dsn = get_dsn(ctx, sub_dsn)
     server, _thread, collector = exporter.serve(
         functools.partial(_connect, dsn), host=host, port=port
     )
     bound_host, bound_port = server.server_address[:2]
-    console.print(
-        f"orderdb exporter: http://{bound_host}:{bound_port}/metrics (database {redact(dsn)})",
-        markup=False,
-    )
+    url = f"http://{bound_host}:{bound_port}/metrics"
+    if log_format == "json":
+        notice(f"orderdb exporter: {url}", url=url, database=redact(dsn))
+    else:
+        console.print(f"orderdb exporter: {url} (database {redact(dsn)})", markup=False)
     try:
         while True:
             time.sleep(3600)
@@ -166,7 +173,7 @@ def exporter_cmd(ctx: click.Context, sub_dsn: str | None, host: str, port: int) 
     is_flag=True,
     help="Only report what would be done (rows that would move included); change nothing.",
 )
-@click.option("--json", "as_json", is_flag=True, help="The actions as JSON lines.")
+@click.option("--json", "as_json", is_flag=True, help="The actions as one JSON array.")
 @click.pass_context
 @handle_errors
 def maintain_cmd(
@@ -220,8 +227,7 @@ def maintain_cmd(
                 )
                 row["action"] = "archived, exported, dropped"
     if as_json:
-        for row in rows:
-            click.echo(dumps(row))
+        click.echo(dumps(rows))
         return
     if not rows:
         console.print("partitions: up to date")

@@ -7,7 +7,17 @@ import threading
 
 import click
 
-from orderdb.cli.base import console, dsn_option, get_dsn, handle_errors, main, redact
+from orderdb.cli.base import (
+    console,
+    dsn_option,
+    get_dsn,
+    handle_errors,
+    log_format_option,
+    main,
+    notice,
+    redact,
+    setup_logging,
+)
 
 
 @main.command("web")
@@ -27,26 +37,40 @@ from orderdb.cli.base import console, dsn_option, get_dsn, handle_errors, main, 
     help="DSN of a login in role orderdb_ops for the board (default: $ORDERDB_OPS_DSN, else the "
     "main DSN; its connections then step down to orderdb_ops when they may).",
 )
+@log_format_option
 @click.pass_context
 @handle_errors
 def web_cmd(
-    ctx: click.Context, sub_dsn: str | None, host: str, port: int, ops_dsn: str | None
+    ctx: click.Context,
+    sub_dsn: str | None,
+    host: str,
+    port: int,
+    ops_dsn: str | None,
+    log_format: str,
 ) -> None:
     """Serve the customer tracking page and the operations board (read-only) until Ctrl-C."""
     from orderdb.web import WebServer
 
+    setup_logging(log_format)
     dsn = get_dsn(ctx, sub_dsn)
-    server = WebServer(dsn, host, port, ops_dsn=ops_dsn)
+    server = WebServer(dsn, host, port, ops_dsn=ops_dsn, uvicorn_logging=log_format == "text")
     try:
         url = server.start()
     except (RuntimeError, TimeoutError) as exc:
         raise click.ClickException(str(exc)) from exc
-    console.print(f"orderdb web on {url}  (database {redact(dsn)})", markup=False, highlight=False)
-    console.print(f"  operations board: {url}/ops", markup=False, highlight=False)
-    console.print(
-        f"  tracking page:    {url}/track/<order_no>?customer=<id>", markup=False, highlight=False
-    )
-    console.print("Ctrl-C (or SIGTERM) stops it.")
+    if log_format == "json":
+        notice(f"orderdb web on {url}", url=url, database=redact(dsn))
+    else:
+        console.print(
+            f"orderdb web on {url}  (database {redact(dsn)})", markup=False, highlight=False
+        )
+        console.print(f"  operations board: {url}/ops", markup=False, highlight=False)
+        console.print(
+            f"  tracking page:    {url}/track/<order_no>?customer=<id>",
+            markup=False,
+            highlight=False,
+        )
+        console.print("Ctrl-C (or SIGTERM) stops it.")
     done = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: done.set())

@@ -725,12 +725,24 @@ def serve(
     pool_size: int = 8,
     log_level: str = "info",
     read_timeout: float = DEFAULT_READ_TIMEOUT,
+    uvicorn_logging: bool = True,
 ) -> None:
-    """Runs the ingestion server until interrupted (``orderdb ingest serve``)."""
+    """Runs the ingestion server until interrupted (``orderdb ingest serve``).
+
+    ``uvicorn_logging=False``: uvicorn leaves logging alone and its records (uvicorn.error,
+    uvicorn.access) go to the root logger's handlers, e.g. ``--log-format json``'s."""
     import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
 
     app = IngestApp(dsn, pool_size=pool_size, read_timeout=read_timeout).app
-    uvicorn.run(app, host=host, port=port, log_level=log_level, lifespan="on")
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        lifespan="on",
+        log_config=LOGGING_CONFIG if uvicorn_logging else None,
+    )
 
 
 __all__ = [

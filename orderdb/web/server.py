@@ -7,6 +7,7 @@ import time
 from urllib.parse import quote, urlencode
 
 import uvicorn
+from uvicorn.config import LOGGING_CONFIG
 
 from orderdb.web.app import create_app
 
@@ -29,6 +30,7 @@ class WebServer:
         board_ttl: float = 5.0,
         idle_poll: float = 30.0,
         listen: bool = True,
+        uvicorn_logging: bool = True,
     ) -> None:
         self.app = create_app(
             dsn,
@@ -46,6 +48,8 @@ class WebServer:
             log_level="warning",
             access_log=False,
             lifespan="on",
+            # False: uvicorn's records go to the root logger's handlers (--log-format json)
+            log_config=LOGGING_CONFIG if uvicorn_logging else None,
             timeout_graceful_shutdown=2,
         )
         self.server = uvicorn.Server(config)
