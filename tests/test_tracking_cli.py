@@ -132,3 +132,62 @@ def test_routes_plan(db: Client, db_dsn: str) -> None:
     table = run(db_dsn, "routes", "plan", str(WH))
     assert table.exit_code == 0
     assert "no routes planned" in table.stdout
+
+
+def test_track_in_chinese_shows_the_recipient_and_the_route_courier_masked(
+    db: Client, db_dsn: str
+) -> None:
+    """`orderdb track --locale zh-CN`: Chinese texts and labels, Beijing time, the recipient and
+    the courier plan_routes put the order on, both phones masked; data never read as markup."""
+    wh = 82
+    db.receive_stock(wh, "CLI-T", 10)
+    db.set_warehouse_location(wh, 22.54, 113.93)
+    db.add_courier(wh, "[bold]陈师傅", 22.54, 113.93, 3, phone="13700001234")
+    ship_to = {
+        "name": "刘[red]芳",
+        "phone": "+86 139 1234 5678",
+        "province": "广东省",
+        "city": "深圳市",
+        "district": "南山区",
+        "line1": "高新南一道6号",
+        "lat": 22.541,
+        "lon": 113.951,
+    }
+    o = db.create_order(16, wh, [{"sku": "CLI-T", "quantity": 1}], options={"ship_to": ship_to})
+    db.transition(o.order_id, "confirmed", expected_version=o.version)
+    db.wms_callback(f"zh-{o.order_id}-p", o.order_id, "PACKED")
+    assert len(db.plan_routes(wh)) == 1
+    db.wms_callback(
+        f"zh-{o.order_id}-s", o.order_id, "SHIPPED", {"carrier": "SF", "tracking_number": "SFZH1"}
+    )
+    db.record_tracking_event("SF", "SFZH1", datetime.now(UTC), "44", location="南山科技园")
+
+    out = run(db_dsn, "track", str(o.order_id), "--customer", "16", "--locale", "zh-CN")
+    assert out.exit_code == 0, out.output
+    text = out.stdout
+    for expected in (
+        "订单",
+        "运输中",
+        "收件人",
+        "刘[red]芳",
+        "139****5678",
+        "深圳市",
+        "配送员",
+        "[bold]陈师傅",
+        "137****1234",
+        "派送中",
+        "南山科技园",
+        "Asia/Shanghai",
+        "物流详情",
+    ):
+        assert expected in text, (expected, text)
+    assert "年" in text and "月" in text  # dates in Chinese
+    for full in ("13912345678", "1391234", "13700001234"):
+        assert full not in text.replace(" ", "")
+
+    doc = json.loads(run(db_dsn, "track", str(o.order_id), "--locale", "zh-CN", "--json").stdout)
+    assert doc["courier"] == {"name": "[bold]陈师傅", "phone": "137****1234"}
+    english = run(db_dsn, "track", str(o.order_id), "--locale", "en").stdout
+    assert "Your courier" in english and "137****1234" in english
+    bad = run(db_dsn, "track", str(o.order_id), "--locale", "xx")
+    assert bad.exit_code != 0 and "locale" in bad.output

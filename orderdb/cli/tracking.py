@@ -1,6 +1,7 @@
 """CLI commands: tracking.
 
-``orderdb track ORDER [--customer ID] [--json]``      the customer's timeline of an order
+``orderdb track ORDER [--customer ID] [--locale L] [--json]``
+                                                      the customer's timeline of an order
 ``orderdb ingest tracking FILE.jsonl``                 bulk carrier events (one JSON object a line)
 ``orderdb routes plan WAREHOUSE [--json]``             plan courier routes for packed orders
 """
@@ -9,12 +10,14 @@ from __future__ import annotations
 
 import json
 import sys
+import unicodedata
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
+from orderdb import locales
 from orderdb.cli.base import (
     INT4,
     INT8,
@@ -30,45 +33,75 @@ from orderdb.cli.base import (
     print_table,
 )
 from orderdb.errors import OrderDBError, TransientError
-from orderdb.fulfilment import Timeline
+from orderdb.fulfilment import Timeline, TimelinePerson
 from orderdb.richtext import progress_bar
 
 
-def _fmt_time(value: datetime | None) -> str:
-    if value is None:
-        return "-"
-    return value.astimezone().strftime("%Y-%m-%d %H:%M %Z")
+def _cells(text: str) -> int:
+    """Terminal columns of ``text`` (Chinese characters take two)."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def _person(p: TimelinePerson) -> str:
+    """``name · 138****5678 · city`` (the phone as the document has it: masked)."""
+    return " · ".join(str(v) for v in (p.name, p.phone, p.city) if v)
 
 
 def _print_timeline(t: Timeline) -> None:
+    """The customer's view in the document's language (its texts and ``labels``, the terminal's
+    few own words from :mod:`orderdb.locales`) and times in its time zone. Every value is data:
+    escaped or printed without markup."""
+    words = locales.texts(t.locale, t.document)
+
+    def when(value: datetime | None) -> str:
+        return locales.fmt_local_time(value, t.time_zone, t.locale) if value else "-"
+
+    status = t.status_text or t.status.replace("_", " ")
     console.print(
-        f"[bold]Order {esc(t.order_no)}[/bold] (id {t.order_id}): [bold]{esc(t.status)}[/bold]",
+        f"[bold]{esc(words['order'])} {esc(t.order_no)}[/bold] (id {t.order_id}): "
+        f"[bold]{esc(status)}[/bold] ({esc(t.status)})",
         highlight=False,
     )
-    console.print(f"Current location:   {t.current_location or '-'}", markup=False)
-    console.print(f"Estimated delivery: {_fmt_time(t.estimated_delivery)}", markup=False)
+    facts = [
+        (words["status"], status),
+        (words["current_location"], t.current_location or words["not_known"]),
+        (
+            words["estimated_delivery"],
+            when(t.estimated_delivery) if t.estimated_delivery else words["no_estimate"],
+        ),
+    ]
+    if t.recipient is not None:
+        facts.append((words["recipient"], _person(t.recipient)))
+    if t.courier is not None:
+        facts.append((words["courier"], _person(t.courier)))
+    facts.append((words["time_zone"], t.time_zone))
+    width = max(_cells(label) for label, _ in facts)
+    for label, value in facts:
+        pad = " " * (width - _cells(label))
+        console.print(f"{label}{pad}  {value}", markup=False, highlight=False)
     if t.shipments:
         print_table(
-            "Shipments",
-            ["carrier", "tracking number", "status", "shipped", "delivered"],
+            words["shipments"],
+            [
+                words["carrier"],
+                words["tracking_number"],
+                words["col_shipped"],
+                words["col_delivered"],
+            ],
             [
                 (
                     s.carrier,
                     s.tracking_number,
-                    s.status,
-                    _fmt_time(s.shipped_at),
-                    _fmt_time(s.delivered_at) if s.delivered_at else "",
+                    when(s.shipped_at),
+                    when(s.delivered_at) if s.delivered_at else "",
                 )
                 for s in t.shipments
             ],
         )
     print_table(
-        "Timeline",
-        ["time", "status", "description", "location"],
-        [
-            (_fmt_time(e.time), e.status.replace("_", " "), e.description, e.location)
-            for e in t.timeline
-        ],
+        words["timeline"],
+        [words["col_time"], words["col_event"], words["col_location"]],
+        [(when(e.time), e.description, e.location) for e in t.timeline],
     )
 
 
@@ -77,16 +110,29 @@ def _print_timeline(t: Timeline) -> None:
 @click.option(
     "--customer", "customer_id", type=INT8, default=None, help="Only if this customer owns it."
 )
+@click.option(
+    "--locale",
+    default="en",
+    show_default=True,
+    help="The customer's language: en or zh-CN (or any locale of orderdb.customer_texts).",
+)
 @click.option("--json", "as_json", is_flag=True, help="The order_timeline JSON document.")
 @dsn_option
 @click.pass_context
 @handle_errors
 def track_cmd(
-    ctx: click.Context, order_id: int, customer_id: int | None, as_json: bool, sub_dsn: str | None
+    ctx: click.Context,
+    order_id: int,
+    customer_id: int | None,
+    locale: str,
+    as_json: bool,
+    sub_dsn: str | None,
 ) -> None:
-    """Show an order's timeline as its customer sees it (orderdb.order_timeline)."""
+    """Show an order's timeline as its customer sees it (orderdb.order_timeline): its texts in
+    LOCALE, times in the order's time zone (Asia/Shanghai for zh-CN unless the order names one),
+    the recipient and, while out for delivery, the courier (phones masked)."""
     with client_session(ctx, sub_dsn) as (db, conn):
-        timeline = db.order_timeline(order_id, customer_id=customer_id, conn=conn)
+        timeline = db.order_timeline(order_id, customer_id=customer_id, locale=locale, conn=conn)
     if as_json:
         echo_json(timeline.document)
     else:
