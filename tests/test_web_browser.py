@@ -22,12 +22,16 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from orderdb.web import WebServer
 from tests.test_web_support import (
+    COURIER_CUSTOMER,
+    COURIER_PHONE,
     DESKTOP,
     PHONE,
+    RECIPIENT_PHONE,
     Shop,
     chromium,
     record_carrier_event,
     screenshot,
+    seed_courier_order,
     seed_shop,
     set_viewport,
     timeline,
@@ -68,7 +72,8 @@ def test_the_tracking_page_shows_the_timeline_in_order(
 ) -> None:
     desktop.get(f"{web}/track/{shop.tracked_no}?customer=7")
     assert desktop.title == f"Order {shop.tracked_no} · orderdb"
-    assert desktop.find_element(By.CSS_SELECTOR, "[data-testid=status]").text == "Delivering"
+    status = desktop.find_element(By.CSS_SELECTOR, "[data-testid=status]").text
+    assert status == timeline(conn, shop.tracked_no, 7)["status_text"] == "On its way"
     location = desktop.find_element(By.CSS_SELECTOR, "[data-testid=current-location]").text
     assert location == "Guangzhou sorting centre"
     shipments = _texts(desktop, "[data-testid=shipments] li")
@@ -278,3 +283,65 @@ def test_pages_are_accessible_and_fit_a_phone(
         assert scroll <= inner, f"{page} scrolls sideways at {width} px: {scroll} > {inner}"
         if name == "phone" or page in ("index",):
             screenshot(browser, f"{page}-{name}")
+
+
+# -- Chinese -----------------------------------------------------------------------------------
+
+
+def test_the_tracking_page_in_chinese_shows_the_recipient_and_the_courier_masked(
+    browser: webdriver.Chrome, web: str, db_dsn: str
+) -> None:
+    """zh-CN chosen by the browser's Accept-Language: Chinese texts from the SQL document and the
+    page's own table, times in Asia/Shanghai, the recipient and the courier with masked phones;
+    no full phone in the page, nor in what the live stream sent."""
+    order = seed_courier_order(db_dsn)
+    set_viewport(browser, *PHONE, mobile=True)
+    browser.execute_cdp_cmd(
+        "Network.setUserAgentOverride",
+        {"userAgent": browser.execute_script("return navigator.userAgent"),
+         "acceptLanguage": "zh-CN,zh;q=0.9,en;q=0.5"},
+    )  # fmt: skip
+    try:
+        browser.get(f"{web}/track/{order.order_no}?customer={COURIER_CUSTOMER}")
+        WebDriverWait(browser, 10).until(
+            lambda d: d.find_element(By.TAG_NAME, "html").get_attribute("data-live") == "connected"
+        )
+        assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == "zh-CN"
+        assert browser.title == f"订单 {order.order_no} · orderdb"
+        assert browser.find_element(By.CSS_SELECTOR, "[data-testid=status]").text == "运输中"
+        recipient = browser.find_element(By.CSS_SELECTOR, "[data-testid=recipient]").text
+        assert "收件人" in recipient and "王小明" in recipient and "深圳市" in recipient
+        phone = browser.find_element(By.CSS_SELECTOR, "[data-testid=recipient-phone]").text
+        assert phone == "138****5678"
+        courier = browser.find_element(By.CSS_SELECTOR, "[data-testid=courier]").text
+        assert "配送员" in courier and "李师傅" in courier
+        courier_phone = browser.find_element(By.CSS_SELECTOR, "[data-testid=courier-phone]")
+        assert courier_phone.text == "139****4321"
+        shown = _texts(browser, "[data-testid=timeline] li .what")
+        assert shown[0] == "派送中" and shown[-1] == "已下单"
+        # times in Beijing time (UTC+8), stated on the page
+        assert browser.find_element(By.CSS_SELECTOR, "[data-testid=time-zone]").text == (
+            "Asia/Shanghai"
+        )
+        first = browser.find_element(By.CSS_SELECTOR, "[data-testid=timeline] li time")
+        assert "年" in first.text and "月" in first.text
+        assert "物流详情" in browser.page_source
+        screenshot(browser, "track-zh-CN-phone")
+        page = browser.page_source
+        streamed = browser.execute_script(
+            "return document.getElementById('tracking-root').innerHTML"
+        )
+        for full in (RECIPIENT_PHONE, COURIER_PHONE):
+            assert full not in page and full not in streamed
+
+        # ?lang= wins over Accept-Language
+        browser.get(f"{web}/track/{order.order_no}?customer={COURIER_CUSTOMER}&lang=en")
+        assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == "en"
+        courier = browser.find_element(By.CSS_SELECTOR, "[data-testid=courier]").text
+        assert "Your courier" in courier and "139****4321" in courier
+    finally:
+        browser.execute_cdp_cmd(
+            "Network.setUserAgentOverride",
+            {"userAgent": browser.execute_script("return navigator.userAgent"),
+             "acceptLanguage": "en-GB,en;q=0.9"},
+        )  # fmt: skip

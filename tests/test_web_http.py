@@ -19,8 +19,17 @@ import pytest
 from click.testing import CliRunner
 
 from orderdb.cli import main
-from orderdb.web import WebServer, start_in_thread, stop_all, tracking_url
-from tests.test_web_support import Shop, record_carrier_event, seed_shop, timeline
+from orderdb.web import WebServer, i18n, start_in_thread, stop_all, tracking_url
+from tests.test_web_support import (
+    COURIER_CUSTOMER,
+    COURIER_PHONE,
+    RECIPIENT_PHONE,
+    Shop,
+    record_carrier_event,
+    seed_courier_order,
+    seed_shop,
+    timeline,
+)
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +105,7 @@ def test_the_html_page_shows_the_sql_document(http: httpx.Client, shop: Shop) ->
     text = page.text
     for expected in (
         shop.tracked_no,
-        "Delivering",
+        "On its way",
         "Guangzhou sorting centre",
         shop.tracking_number,
         "Arrived at the sorting centre",
@@ -321,3 +330,70 @@ def test_orderdb_web_serves_until_sigterm(db_dsn: str, shop: Shop) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+# -- languages ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("lang", "accept", "chosen"),
+    [
+        (None, None, "en"),
+        (None, "zh-CN,zh;q=0.9,en;q=0.8", "zh-CN"),
+        (None, "fr-FR, de;q=0.9, zh;q=0.5, en;q=0.4", "zh-CN"),  # q-values, not order
+        (None, "en;q=0.2, zh-Hans;q=0.7", "zh-CN"),
+        (None, "zh-TW;q=0, en-GB", "en"),  # q=0: not this one
+        (None, "ja, fr", "en"),
+        (None, "*", "en"),
+        ("en", "zh-CN", "en"),  # ?lang= wins
+        ("zh-cn", None, "zh-CN"),
+        ("klingon", "zh-CN", "zh-CN"),  # a language not offered is ignored
+        (None, "zh;q=abc, en;q=0.1", "en"),
+    ],
+)
+def test_the_language_is_lang_then_accept_language_then_english(
+    lang: str | None, accept: str | None, chosen: str
+) -> None:
+    assert i18n.negotiate(lang, accept) == chosen
+
+
+def test_every_locale_has_every_page_string() -> None:
+    for locale, table in i18n.CHROME.items():
+        assert set(table) == set(i18n.CHROME["en"]), locale
+        assert all(v.strip() for v in table.values()), locale
+
+
+def test_the_page_json_and_stream_speak_the_chosen_language_and_hide_full_phones(
+    http: httpx.Client, db_dsn: str
+) -> None:
+    order = seed_courier_order(db_dsn)
+    params = {"customer": COURIER_CUSTOMER}
+    zh = {"Accept-Language": "zh-CN,zh;q=0.9"}
+    page = http.get(f"/track/{order.order_no}", params=params, headers=zh)
+    assert page.status_code == 200
+    assert page.headers["content-language"] == "zh-CN"
+    assert "Accept-Language" in page.headers["vary"]
+    assert '<html lang="zh-CN">' in page.text
+    for text in ("运输中", "收件人", "王小明", "138****5678", "配送员", "李师傅", "139****4321"):
+        assert text in page.text
+    assert "Asia/Shanghai" in page.text
+
+    doc = http.get(f"/api/track/{order.order_no}", params={**params, "lang": "zh-CN"}).json()
+    assert doc["locale"] == "zh-CN" and doc["time_zone"] == "Asia/Shanghai"
+    assert doc["recipient"] == {"name": "王小明", "phone": "138****5678", "city": "深圳市"}
+    assert doc["courier"] == {"name": "李师傅", "phone": "139****4321"}
+
+    en = http.get(f"/track/{order.order_no}", params={**params, "lang": "en"}, headers=zh)
+    assert '<html lang="en">' in en.text and "Your courier" in en.text
+    missing = http.get("/track/ORD2099010199999999", params=params, headers=zh)
+    assert missing.status_code == 404 and "未找到订单" in missing.text
+
+    url = f"/api/track/{order.order_no}/events"
+    with http.stream("GET", url, params={**params, "lang": "zh-CN"}) as stream:
+        events = _sse_events(stream.iter_lines(), time.monotonic() + 10)
+        first = next(e for e in events if e.get("event") == "timeline")
+    data = json.loads(first["data"])
+    assert data["timeline"]["locale"] == "zh-CN" and "配送员" in data["html"]
+    assert data["announce"].startswith("已更新")
+    for body in (page.text, en.text, first["data"], json.dumps(doc)):
+        assert RECIPIENT_PHONE not in body and COURIER_PHONE not in body

@@ -228,6 +228,59 @@ def record_carrier_event(
     )
 
 
+#: the recipient's and the courier's full phones: no customer page or stream may show them
+RECIPIENT_PHONE = "13812345678"
+COURIER_PHONE = "13987654321"
+COURIER_CUSTOMER = 17
+
+
+@dataclass(frozen=True)
+class CourierOrder:
+    """An order of customer 17 in warehouse 3 with a Chinese address, out for delivery with a
+    courier named by the carrier (carrier GENERIC: the board's SF filter does not see it)."""
+
+    order_id: int
+    order_no: str
+    tracking_number: str
+
+
+def seed_courier_order(dsn: str) -> CourierOrder:
+    """Place, ship and send out for delivery an order whose carrier event names the courier."""
+    ship_to = {
+        "name": "王小明",
+        "phone": RECIPIENT_PHONE,
+        "country": "CN",
+        "province": "广东省",
+        "city": "深圳市",
+        "district": "南山区",
+        "line1": "科技园南区科苑路15号",
+        "postcode": "518057",
+    }
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("SELECT * FROM orderdb.receive_stock(3, 'WEB-SKU', 100, 'web-test')")
+        order_id, order_no = _create(conn, COURIER_CUSTOMER, 3, json.dumps({"ship_to": ship_to}))
+        conn.execute(
+            "SELECT * FROM orderdb.transition_order(%s, 'confirmed', %s, 'web-test')",
+            (order_id, _version(conn, order_id)),
+        )
+        tracking_number = f"GN{order_id:010d}"
+        for event_type, payload in (
+            ("PACKED", {}),
+            ("SHIPPED", {"carrier": "GENERIC", "tracking_number": tracking_number}),
+        ):
+            conn.execute(
+                "SELECT * FROM orderdb.wms_callback(%s, %s, %s, %s::jsonb)",
+                (f"web-{order_id}-{event_type}", order_id, event_type, json.dumps(payload)),
+            )
+        courier = {"courier": {"name": "李师傅", "phone": COURIER_PHONE}}
+        conn.execute(
+            "SELECT * FROM orderdb.record_tracking_event('GENERIC', %s, now(),"
+            " 'out_for_delivery', '深圳市南山区', NULL, NULL, %s::jsonb)",
+            (tracking_number, json.dumps(courier)),
+        )
+    return CourierOrder(order_id, order_no, tracking_number)
+
+
 def timeline(conn: psycopg.Connection[Any], order_no: str, customer: int) -> dict[str, Any]:
     row = conn.execute(
         "SELECT orderdb.order_timeline_by_no(%s, %s)", (order_no, customer)

@@ -3,6 +3,8 @@
 Routes:
 
 ``/``                                   a form to look up an order, and a link to the board
+``?lang=en|zh-CN`` on the customer pages chooses their language (else ``Accept-Language``, else
+English; :mod:`orderdb.web.i18n`); dates are shown in the document's ``time_zone``.
 ``/track/{order_no}?customer=ID``       the tracking page (HTML)
 ``/api/track/{order_no}?customer=ID``   the same document as JSON (order_timeline_by_no)
 ``/api/track/{order_no}/events?customer=ID``
@@ -51,7 +53,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from orderdb.web import present
+from orderdb.web import i18n, present
 from orderdb.web.data import MIGRATE_HINT, Board, TrackingNotFound, WebDB
 from orderdb.web.live import EventHub
 
@@ -105,15 +107,21 @@ class WebState:
         env.filters["label"] = present.label
         env.filters["duration"] = present.fmt_duration
         env.filters["value"] = present.fmt_value
-        self._not_found_html: bytes | None = None
+        env.filters["local_time"] = i18n.fmt_local_time
+        # pages that do not choose a language (the operations board) are English
+        env.globals["locale"] = i18n.DEFAULT_LOCALE
+        env.globals["t"] = i18n.texts(i18n.DEFAULT_LOCALE)
+        self._not_found_html: dict[str, bytes] = {}
 
     def render(self, name: str, context: Mapping[str, Any]) -> str:
         return self.templates.get_template(name).render(**context)
 
-    def not_found_html(self) -> bytes:
-        if self._not_found_html is None:
-            self._not_found_html = self.render("not_found.html", {}).encode()
-        return self._not_found_html
+    def not_found_html(self, locale: str = i18n.DEFAULT_LOCALE) -> bytes:
+        """The one "not found" page of a language (every way of missing an order gets it)."""
+        if locale not in self._not_found_html:
+            context = {"locale": locale, "t": i18n.texts(locale)}
+            self._not_found_html[locale] = self.render("not_found.html", context).encode()
+        return self._not_found_html[locale]
 
 
 def _state(request: Request) -> WebState:
@@ -132,16 +140,26 @@ def _customer(request: Request) -> int | None:
 def _order_no(request: Request) -> str | None:
     order_no = str(request.path_params.get("order_no", ""))
     if not order_no or len(order_no) > MAX_ORDER_NO or _NOT_TEXT.search(order_no):
+def _locale(request: Request) -> str:
+    """The customer page's language: ``?lang=``, else ``Accept-Language``, else English."""
+    return i18n.negotiate(request.query_params.get("lang"), request.headers.get("accept-language"))
+
+
+def _language_headers(locale: str) -> dict[str, str]:
+    return {"Content-Language": locale, "Vary": "Accept-Language"}
+
+
         return None
     return order_no
 
 
 def not_found_html(request: Request) -> Response:
     return Response(
-        _state(request).not_found_html(),
+        _state(request).not_found_html(locale),
         status_code=404,
+    locale = _locale(request)
         media_type="text/html; charset=utf-8",
-        headers={"Cache-Control": "no-store"},
+        headers={"Cache-Control": "no-store", **_language_headers(locale)},
     )
 
 
@@ -154,26 +172,44 @@ def not_found_json() -> Response:
     )
 
 
-async def _lookup(request: Request) -> tuple[str, int, dict[str, Any]] | None:
-    order_no, customer = _order_no(request), _customer(request)
+async def _lookup(request: Request) -> tuple[str, int, dict[str, Any], str] | None:
+    """(order number, customer, the SQL document in the request's language, that language)."""
+    order_no, customer, locale = _order_no(request), _customer(request), _locale(request)
     if order_no is None or customer is None:
         return None
     try:
-        doc = await anyio.to_thread.run_sync(_state(request).db.timeline, order_no, customer)
+        doc = await anyio.to_thread.run_sync(
+            _state(request).db.timeline, order_no, customer, locale
+        )
     except TrackingNotFound:
         return None
-    return order_no, customer, doc
+    return order_no, customer, doc, locale
 
 
-def _track_context(order_no: str, customer: int, doc: dict[str, Any]) -> dict[str, Any]:
+def _track_path(path: str, customer: int, locale: str) -> str:
+    return f"/track/{path}?{urlencode({'customer': customer, 'lang': locale})}"
+
+
+def _track_context(
+    order_no: str, customer: int, doc: dict[str, Any], locale: str = i18n.DEFAULT_LOCALE
+) -> dict[str, Any]:
     events = list(doc.get("timeline") or [])
     return {
         "order_no": order_no,
         "customer": customer,
+    path = quote(order_no, safe="")
+    query = urlencode({"customer": customer, "lang": locale})
         "doc": doc,
         "events_newest_first": list(reversed(events)),
-        "stream_url": f"/api/track/{quote(order_no, safe='')}/events?customer={customer}",
-        "json_url": f"/api/track/{quote(order_no, safe='')}?customer={customer}",
+        "stream_url": f"/api/track/{path}/events?{query}",
+        "json_url": f"/api/track/{path}?{query}",
+        "languages": [
+            (code, i18n.CHROME[code]["language_name"], _track_path(path, customer, code))
+            for code in i18n.offered()
+        ],
+        "locale": locale,
+        "t": i18n.texts(locale, doc),
+        "tz": str(doc.get("time_zone") or i18n.zone(None, locale).key),
     }
 
 
@@ -185,7 +221,11 @@ def _doc_tag(doc: Mapping[str, Any]) -> str:
 
 
 async def index(request: Request) -> Response:
-    return _state(request).templates.TemplateResponse(request, "index.html", {})
+    locale = _locale(request)
+    context = {"locale": locale, "t": i18n.texts(locale)}
+    return _state(request).templates.TemplateResponse(
+        request, "index.html", context, headers=_language_headers(locale)
+    )
 
 
 async def track_form(request: Request) -> Response:
@@ -193,8 +233,10 @@ async def track_form(request: Request) -> Response:
     order_no = request.query_params.get("order_no", "").strip()
     customer = request.query_params.get("customer", "").strip()
     if not order_no:
-        return RedirectResponse("/", status_code=303)
-    target = f"/track/{quote(order_no, safe='')}?{urlencode({'customer': customer})}"
+        return RedirectResponse("/" + (f"?{urlencode({'lang': lang})}" if lang else ""), 303)
+    query = {"customer": customer, **({"lang": lang} if lang else {})}
+    target = f"/track/{quote(order_no, safe='')}?{urlencode(query)}"
+    lang = i18n.match(request.query_params.get("lang", ""))
     return RedirectResponse(target, status_code=303)
 
 
@@ -202,11 +244,14 @@ async def track_page(request: Request) -> Response:
     found = await _lookup(request)
     if found is None:
         return not_found_html(request)
-    order_no, customer, doc = found
-    context = _track_context(order_no, customer, doc)
+    order_no, customer, doc, locale = found
+    context = _track_context(order_no, customer, doc, locale)
     context["tag"] = _doc_tag(doc)
     return _state(request).templates.TemplateResponse(
-        request, "track.html", context, headers={"Cache-Control": "no-store"}
+        request,
+        "track.html",
+        context,
+        headers={"Cache-Control": "no-store", **_language_headers(locale)},
     )
 
 
@@ -217,7 +262,7 @@ async def track_json(request: Request) -> Response:
     return Response(
         dumps(found[2]),
         media_type="application/json",
-        headers={"Cache-Control": "no-store"},
+        headers={"Cache-Control": "no-store", **_language_headers(found[3])},
     )
 
 
@@ -233,18 +278,19 @@ async def track_events(request: Request) -> Response:
     found = await _lookup(request)
     if found is None:
         return not_found_json()
-    order_no, customer, first = found
+    order_no, customer, first, locale = found
     state = _state(request)
     # what the client shows already: the page's document (?since=) or the last event it got
     last_tag = request.headers.get("last-event-id") or request.query_params.get("since")
 
     def event(doc: dict[str, Any]) -> str:
-        context = _track_context(order_no, customer, doc)
+        context = _track_context(order_no, customer, doc, locale)
         html = state.render("_tracking.html", context)
         events = doc.get("timeline") or []
         newest = events[-1] if events else {}
-        said = newest.get("description") or present.label(newest.get("status") or doc.get("status"))
-        data = dumps({"html": html, "announce": f"Updated: {said}", "timeline": doc})
+        said = newest.get("description") or doc.get("status_text") or ""
+        announce = f"{context['t']['updated']} {said}".strip()
+        data = dumps({"html": html, "announce": announce, "timeline": doc})
         return f"id: {_doc_tag(doc)}\nevent: timeline\ndata: {data}\n\n"
 
     order_id = int(first.get("order_id") or 0)
@@ -282,7 +328,7 @@ async def track_events(request: Request) -> Response:
                     break
                 await anyio.sleep(min(0.2, state.poll_interval))
             try:
-                doc = await anyio.to_thread.run_sync(state.db.timeline, order_no, customer)
+                doc = await anyio.to_thread.run_sync(state.db.timeline, order_no, customer, locale)
             except TrackingNotFound:
                 yield "event: gone\ndata: {}\n\n"
                 return

@@ -209,12 +209,14 @@ class WebDB:
 
     # -- tracking ------------------------------------------------------------------------------
 
-    def timeline(self, order_no: str, customer_id: int) -> dict[str, Any]:
-        """``orderdb.order_timeline_by_no``; any "not this customer's order" is TrackingNotFound."""
+    def timeline(self, order_no: str, customer_id: int, locale: str = "en") -> dict[str, Any]:
+        """``orderdb.order_timeline_by_no`` in ``locale``; any "not this customer's order" is
+        TrackingNotFound."""
         try:
             with self.track.connection() as conn:
                 row = conn.execute(
-                    "SELECT orderdb.order_timeline_by_no(%s, %s)", (order_no, customer_id)
+                    "SELECT orderdb.order_timeline_by_no(%s, %s, %s)",
+                    (order_no, customer_id, locale),
                 ).fetchone()
         except psycopg.Error as exc:
             state = exc.sqlstate or ""
