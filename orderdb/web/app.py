@@ -137,9 +137,6 @@ def _customer(request: Request) -> int | None:
     return value if value > 0 else None
 
 
-def _order_no(request: Request) -> str | None:
-    order_no = str(request.path_params.get("order_no", ""))
-    if not order_no or len(order_no) > MAX_ORDER_NO or _NOT_TEXT.search(order_no):
 def _locale(request: Request) -> str:
     """The customer page's language: ``?lang=``, else ``Accept-Language``, else English."""
     return i18n.negotiate(request.query_params.get("lang"), request.headers.get("accept-language"))
@@ -149,15 +146,18 @@ def _language_headers(locale: str) -> dict[str, str]:
     return {"Content-Language": locale, "Vary": "Accept-Language"}
 
 
+def _order_no(request: Request) -> str | None:
+    order_no = str(request.path_params.get("order_no", ""))
+    if not order_no or len(order_no) > MAX_ORDER_NO or _NOT_TEXT.search(order_no):
         return None
     return order_no
 
 
 def not_found_html(request: Request) -> Response:
+    locale = _locale(request)
     return Response(
         _state(request).not_found_html(locale),
         status_code=404,
-    locale = _locale(request)
         media_type="text/html; charset=utf-8",
         headers={"Cache-Control": "no-store", **_language_headers(locale)},
     )
@@ -194,12 +194,15 @@ def _track_context(
     order_no: str, customer: int, doc: dict[str, Any], locale: str = i18n.DEFAULT_LOCALE
 ) -> dict[str, Any]:
     events = list(doc.get("timeline") or [])
+    path = quote(order_no, safe="")
+    query = urlencode({"customer": customer, "lang": locale})
     return {
         "order_no": order_no,
         "customer": customer,
-    path = quote(order_no, safe="")
-    query = urlencode({"customer": customer, "lang": locale})
         "doc": doc,
+        "locale": locale,
+        "t": i18n.texts(locale, doc),
+        "tz": str(doc.get("time_zone") or i18n.zone(None, locale).key),
         "events_newest_first": list(reversed(events)),
         "stream_url": f"/api/track/{path}/events?{query}",
         "json_url": f"/api/track/{path}?{query}",
@@ -207,9 +210,6 @@ def _track_context(
             (code, i18n.CHROME[code]["language_name"], _track_path(path, customer, code))
             for code in i18n.offered()
         ],
-        "locale": locale,
-        "t": i18n.texts(locale, doc),
-        "tz": str(doc.get("time_zone") or i18n.zone(None, locale).key),
     }
 
 
@@ -232,11 +232,11 @@ async def track_form(request: Request) -> Response:
     """The form on ``/``: ``/track?order_no=N&customer=C`` -> ``/track/N?customer=C``."""
     order_no = request.query_params.get("order_no", "").strip()
     customer = request.query_params.get("customer", "").strip()
+    lang = i18n.match(request.query_params.get("lang", ""))
     if not order_no:
         return RedirectResponse("/" + (f"?{urlencode({'lang': lang})}" if lang else ""), 303)
     query = {"customer": customer, **({"lang": lang} if lang else {})}
     target = f"/track/{quote(order_no, safe='')}?{urlencode(query)}"
-    lang = i18n.match(request.query_params.get("lang", ""))
     return RedirectResponse(target, status_code=303)
 
 
