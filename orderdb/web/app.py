@@ -93,9 +93,12 @@ class WebState:
         stream_seconds: float,
         idle_poll: float = 30.0,
         hub: EventHub | None = None,
+        board_refresh: float = 15.0,
     ) -> None:
         self.db = db
         self.hub = hub
+        #: seconds between the board page's own refreshes of its data region (ops.js)
+        self.board_refresh = board_refresh
         self.poll_interval = poll_interval
         self.idle_poll = max(idle_poll, poll_interval)
         self.stream_seconds = stream_seconds
@@ -381,6 +384,7 @@ async def ops_page(request: Request) -> Response:
     warehouse, carrier = _filters(request)
     board = await anyio.to_thread.run_sync(_state(request).db.board, warehouse, carrier)
     context = _board_context(board)
+    context["refresh_ms"] = round(_state(request).board_refresh * 1000)
     name = "_board.html" if request.query_params.get("fragment") == "1" else "ops.html"
     return _state(request).templates.TemplateResponse(
         request, name, context, headers={"Cache-Control": "no-store"}
@@ -480,10 +484,12 @@ def create_app(
     per_lane: int = 20,
     idle_poll: float = 30.0,
     listen: bool = True,
+    board_refresh: float = 15.0,
 ) -> Starlette:
     """The web application over the database at ``dsn`` (the board over ``ops_dsn`` if given).
 
     ``listen``: wake live tracking streams on the relay's ``NOTIFY orderdb_events``.
+    ``board_refresh``: seconds between the board page's refreshes of its data (pausable).
     """
     db = WebDB(dsn, ops_dsn, board_ttl=board_ttl, per_lane=per_lane)
     hub = EventHub(dsn) if listen else None
@@ -493,6 +499,7 @@ def create_app(
         stream_seconds=stream_seconds,
         idle_poll=idle_poll,
         hub=hub,
+        board_refresh=board_refresh,
     )
 
     @contextlib.asynccontextmanager

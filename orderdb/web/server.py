@@ -30,6 +30,7 @@ class WebServer:
         board_ttl: float = 5.0,
         idle_poll: float = 30.0,
         listen: bool = True,
+        board_refresh: float = 15.0,
         uvicorn_logging: bool = True,
     ) -> None:
         self.app = create_app(
@@ -40,6 +41,7 @@ class WebServer:
             board_ttl=board_ttl,
             idle_poll=idle_poll,
             listen=listen,
+            board_refresh=board_refresh,
         )
         config = uvicorn.Config(
             self.app,
