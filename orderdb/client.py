@@ -29,7 +29,12 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from orderdb.config import resolve_dsn
-from orderdb.errors import from_psycopg
+from orderdb.errors import (
+    NotInstalledError,
+    OrderDBError,
+    SchemaOutdatedError,
+    from_psycopg,
+)
 from orderdb.events import Event
 from orderdb.fulfilment import (
     LinesCancelled,
@@ -262,6 +267,102 @@ def _routes(rows: Rows) -> list[PlannedRoute]:
         )
         for r in rows
     ]
+
+
+# -- the schema revision check on connect ----------------------------------------------------
+
+_REVISION_QUERY = b"SELECT orderdb.schema_revision()"
+_RUN_MIGRATE = "run `orderdb migrate`"
+
+
+def _needed_revision() -> str:
+    from orderdb.server.migrate import required_revision
+
+    return required_revision()
+
+
+def _revision_error(found: object) -> OrderDBError | None:
+    """None when the database's revision ``found`` is at least the one this package needs."""
+    needed = _needed_revision()
+    if found is None:
+        return NotInstalledError(
+            f"orderdb is not installed in this database (needs revision {needed}): {_RUN_MIGRATE}",
+            needed=needed,
+            found=None,
+        )
+    if str(found) < needed:
+        return SchemaOutdatedError(
+            f"the orderdb schema of this database is at revision {found}, this client needs "
+            f"{needed}: {_RUN_MIGRATE}",
+            needed=needed,
+            found=str(found),
+        )
+    return None
+
+
+def _revision_failure(exc: psycopg.Error) -> OrderDBError | None:
+    """The error for a failed revision query; None when the check cannot be made (a role without
+    EXECUTE on orderdb.schema_revision(): the calls themselves will tell)."""
+    needed = _needed_revision()
+    if exc.sqlstate == "3F000":  # schema orderdb does not exist
+        return NotInstalledError(
+            f"orderdb is not installed in this database (needs revision {needed}): {_RUN_MIGRATE}",
+            needed=needed,
+            found=None,
+            sqlstate=exc.sqlstate,
+        )
+    if exc.sqlstate == "42883":  # migrated by an orderdb older than schema_revision()
+        return SchemaOutdatedError(
+            f"the orderdb schema of this database is older than revision {needed}, which this "
+            f"client needs: {_RUN_MIGRATE}",
+            needed=needed,
+            found=None,
+            sqlstate=exc.sqlstate,
+        )
+    if exc.sqlstate == "42501":
+        return None
+    return from_psycopg(exc) or OrderDBError(str(exc), sqlstate=exc.sqlstate)
+
+
+def _check_revision(pool: ConnectionPool[Conn]) -> None:
+    try:
+        with pool.connection() as conn:
+            try:
+                row = conn.execute(_REVISION_QUERY).fetchone()
+            except psycopg.Error as exc:
+                failure = _revision_failure(exc)
+                if failure is not None:
+                    raise failure from exc
+                return
+    except psycopg.Error as exc:  # no connection
+        mapped = from_psycopg(exc)
+        if mapped is None:
+            raise
+        raise mapped from exc
+    error = _revision_error(row[0] if row else None)
+    if error is not None:
+        raise error
+
+
+async def _acheck_revision(pool: AsyncConnectionPool[AsyncConn]) -> None:
+    try:
+        async with pool.connection() as conn:
+            try:
+                cur = await conn.execute(_REVISION_QUERY)
+                row = await cur.fetchone()
+            except psycopg.Error as exc:
+                failure = _revision_failure(exc)
+                if failure is not None:
+                    raise failure from exc
+                return
+    except psycopg.Error as exc:  # no connection
+        mapped = from_psycopg(exc)
+        if mapped is None:
+            raise
+        raise mapped from exc
+    error = _revision_error(row[0] if row else None)
+    if error is not None:
+        raise error
 
 
 class _Calls:
@@ -536,7 +637,12 @@ class Client:
     def connect(cls, dsn: str | None = None, *, min_size: int = 1, max_size: int = 10) -> Client:
         """A client on ``dsn``, else $ORDERDB_DSN, else libpq's environment (PGHOST, PGSERVICE,
         PGDATABASE), else the embedded server. The pool checks each connection before handing
-        it out (a connection the server closed meanwhile is replaced, not returned)."""
+        it out (a connection the server closed meanwhile is replaced, not returned).
+
+        Once, on connect, the client reads the database's schema revision
+        (``orderdb.schema_revision()``): a database without orderdb raises
+        :class:`~orderdb.errors.NotInstalledError`, one migrated by an older orderdb
+        :class:`~orderdb.errors.SchemaOutdatedError` (both say "run `orderdb migrate`")."""
         pool: ConnectionPool[Conn] = ConnectionPool(
             resolve_dsn(dsn),
             min_size=min_size,
@@ -545,6 +651,11 @@ class Client:
             check=ConnectionPool.check_connection,
             open=True,
         )
+        try:
+            _check_revision(pool)
+        except BaseException:
+            pool.close()
+            raise
         return cls(pool)
 
     def close(self) -> None:
@@ -883,8 +994,9 @@ class AsyncClient:
     async def connect(
         cls, dsn: str | None = None, *, min_size: int = 1, max_size: int = 10
     ) -> AsyncClient:
-        """An open client; the DSN and the pool as in :meth:`Client.connect`. Finding the DSN
-        may start the embedded server: that runs in a thread."""
+        """An open client; the DSN, the pool and the schema revision check as in
+        :meth:`Client.connect`. Finding the DSN may start the embedded server: that runs in a
+        thread."""
         resolved = await asyncio.to_thread(resolve_dsn, dsn)
         pool: AsyncConnectionPool[AsyncConn] = AsyncConnectionPool(
             resolved,
@@ -895,6 +1007,11 @@ class AsyncClient:
             open=False,
         )
         await pool.open()
+        try:
+            await _acheck_revision(pool)
+        except BaseException:
+            await pool.close()
+            raise
         return cls(pool)
 
     async def close(self) -> None:

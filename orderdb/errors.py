@@ -89,6 +89,23 @@ class TransientError(OrderDBError):
     """
 
 
+class SchemaOutdatedError(OrderDBError):
+    """The database's orderdb schema is older than this package needs: run ``orderdb migrate``
+    (with this package's version). Raised by ``Client.connect`` / ``AsyncClient.connect``.
+    ``.needed`` is the newest migration id this package ships; ``.found`` the newest one applied
+    to the database (None: none, or a database migrated before revisions were recorded)."""
+
+    def __init__(self, message: str, *, needed: str, found: str | None, **kw: str | None) -> None:
+        super().__init__(message, **kw)
+        self.needed = needed
+        self.found = found
+
+
+class NotInstalledError(SchemaOutdatedError):
+    """orderdb is not installed in this database (schema orderdb does not exist, or holds no
+    migration): run ``orderdb migrate``. ``.found`` is None."""
+
+
 # the names before the Error suffix: the same classes
 InsufficientStock = InsufficientStockError
 VersionConflict = VersionConflictError

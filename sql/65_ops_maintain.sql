@@ -42,6 +42,27 @@ COMMENT ON FUNCTION orderdb._partition_bounds(regclass) IS
 -- The signature before the dry run and the p_now bound (maintain_partitions(timestamptz)).
 DROP FUNCTION IF EXISTS orderdb.maintain_partitions(timestamptz);
 
+-- _maintain_progress: when the session asked for progress (SET orderdb.progress = 'on', as
+-- `orderdb maintain --progress` does), one NOTICE 'orderdb maintain: <action> <partition> ...'
+-- per partition action as it happens (maintain_partitions returns its rows only at the end);
+-- otherwise nothing. Owner only.
+CREATE OR REPLACE FUNCTION orderdb._maintain_progress(p_parent text, p_action text,
+                                                      p_partition text, p_rows bigint)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF current_setting('orderdb.progress', true) = 'on' THEN
+        RAISE NOTICE USING MESSAGE = format('orderdb maintain: %s %s of %s%s', p_action,
+            p_partition, p_parent,
+            CASE WHEN coalesce(p_rows, 0) > 0 THEN format(' (%s rows)', p_rows) ELSE '' END);
+    END IF;
+END;
+$$;
+COMMENT ON FUNCTION orderdb._maintain_progress(text, text, text, bigint) IS
+    'One progress NOTICE per partition action when the session set orderdb.progress = on.';
+
 -- _maintain_partitions: the work of orderdb.maintain_partitions (below), for any p_now (a finite
 -- one; the public function refuses one more than a day ahead). Owner only: the tests simulate
 -- months passing through it. For every table of orderdb.partition_policy (range-partitioned on
@@ -176,6 +197,8 @@ BEGIN
             range_from := v_bounds.range_from;
             range_to := v_bounds.range_to;
             rows_moved := v_moved;
+            PERFORM orderdb._maintain_progress(parent_table, action, partition_name,
+                                                 rows_moved);
             RETURN NEXT;
         END LOOP;
 
@@ -206,6 +229,8 @@ BEGIN
                     action := 'held';
                     partition_name := v_part.part::text;
                     rows_moved := v_unacked;
+                    PERFORM orderdb._maintain_progress(parent_table, action, partition_name,
+                                                         rows_moved);
                     RETURN NEXT;
                     CONTINUE;
                 END IF;
@@ -217,6 +242,8 @@ BEGIN
                                             || (SELECT c.relname FROM pg_catalog.pg_class c
                                                  WHERE c.oid = v_part.part)
                                        ELSE v_part.part::text END;
+                PERFORM orderdb._maintain_progress(parent_table, action, partition_name,
+                                                     rows_moved);
                 RETURN NEXT;
                 CONTINUE;
             END IF;
@@ -232,6 +259,8 @@ BEGIN
                 EXECUTE format('DROP TABLE %s', v_part.part);
                 action := 'dropped';
             END IF;
+            PERFORM orderdb._maintain_progress(parent_table, action, partition_name,
+                                                 rows_moved);
             RETURN NEXT;
         END LOOP;
     END LOOP;

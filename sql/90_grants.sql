@@ -74,10 +74,12 @@ BEGIN
                 ('orderdb_app', 'plan_routes'),           -- courier routes (40_routes.sql)
                 ('orderdb_app', 'read_events'),
                 ('orderdb_app', 'ack_events'),
+                ('orderdb_app', 'schema_revision'),       -- the clients' check on connect
                 -- orderdb_ingest: the WMS and carrier entry points only
                 ('orderdb_ingest', 'wms_callback'),
                 ('orderdb_ingest', 'record_tracking_event'),
-                ('orderdb_ingest', 'receive_return')      -- the warehouse dock receives parcels
+                ('orderdb_ingest', 'receive_return'),     -- the warehouse dock receives parcels
+                ('orderdb_ingest', 'schema_revision')
                ) AS g(role_name, function_name)
           JOIN pg_catalog.pg_proc p ON p.proname = g.function_name
           JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace AND n.nspname = 'orderdb'

@@ -27,6 +27,7 @@ from orderdb.cli.base import (
     redact,
     setup_logging,
 )
+from orderdb.cli.progress import progress_option, progress_printer
 
 
 def _connect(dsn: str) -> psycopg.Connection[Any]:
@@ -174,6 +175,7 @@ def exporter_cmd(
     help="Only report what would be done (rows that would move included); change nothing.",
 )
 @click.option("--json", "as_json", is_flag=True, help="The actions as one JSON array.")
+@progress_option
 @click.pass_context
 @handle_errors
 def maintain_cmd(
@@ -183,6 +185,7 @@ def maintain_cmd(
     drop_exported: bool,
     dry_run: bool,
     as_json: bool,
+    progress: bool | None,
 ) -> None:
     """Create monthly partitions ahead and archive partitions past their retention.
 
@@ -191,7 +194,8 @@ def maintain_cmd(
     partition move in), and partitions older than `retention` detached into schema
     orderdb_archive (or dropped); an outbox month some consumer has not acknowledged yet stays
     (reported as held). Run it daily or weekly; a second run does nothing more. --dry-run
-    lists the same actions and changes nothing (nothing is exported).
+    lists the same actions and changes nothing (nothing is exported). --progress reports each
+    partition action (and each export) on stderr as it happens.
     """
     from pathlib import Path
 
@@ -200,8 +204,20 @@ def maintain_cmd(
     if drop_exported and not export_dir:
         raise click.UsageError("--drop-exported needs --export-dir")
     dsn = get_dsn(ctx, sub_dsn)
+    report = progress_printer(progress)
     with _connect(dsn) as conn, conn.cursor(row_factory=dict_row) as cur:
         cur.execute("SET lock_timeout = '5s'")
+        if report is not None:
+            # orderdb._maintain_progress sends a NOTICE per action while the function runs
+            prefix = "orderdb maintain: "
+
+            def on_notice(diag: psycopg.errors.Diagnostic) -> None:
+                message = diag.message_primary or ""
+                if report is not None and message.startswith(prefix):
+                    report(message.removeprefix(prefix))
+
+            conn.add_notice_handler(on_notice)
+            cur.execute("SET orderdb.progress = 'on'")
         rows = cur.execute(
             "SELECT parent_table, action, partition_name, range_from, range_to, rows_moved"
             " FROM orderdb.maintain_partitions(p_dry_run => %s)",
@@ -221,11 +237,15 @@ def maintain_cmd(
                 for chunk in data:
                     out.write(chunk)
             row["exported_to"] = str(target)
+            if report is not None:
+                report(f"exported {row['partition_name']} to {target}")
             if drop_exported:
                 cur.execute(
                     sql.SQL("DROP TABLE {}.{}").format(sql.Identifier(schema), sql.Identifier(name))
                 )
                 row["action"] = "archived, exported, dropped"
+                if report is not None:
+                    report(f"dropped {row['partition_name']}")
     if as_json:
         click.echo(dumps(rows))
         return

@@ -17,6 +17,10 @@ Every way of naming an order that is not the customer's (unknown number, another
 a malformed number or customer id, control characters such as NUL) gets the same 404: the same
 status, headers and body. When the database is away (no connection within about a second) or not
 migrated, pages and ``/healthz`` answer 503 with ``Retry-After``.
+
+Errors to JSON clients (the ``/api/`` paths, or an ``Accept`` header asking for JSON) are RFC 9457
+problem details (:func:`orderdb.problems.problem_response`); browsers get HTML or plain text.
+``/problems/<slug>`` documents each problem type.
 """
 
 from __future__ import annotations
@@ -53,6 +57,14 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from orderdb.problems import (
+    PROBLEM_TYPES,
+    new_instance,
+    problem_body,
+    problem_page,
+    problem_response,
+    wants_json,
+)
 from orderdb.web import i18n, present
 from orderdb.web.data import MIGRATE_HINT, Board, TrackingNotFound, WebDB
 from orderdb.web.live import EventHub
@@ -66,9 +78,6 @@ _NOT_TEXT = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
 #: SQLSTATEs of a database the schema is missing from: not migrated
 _UNMIGRATED_STATES = frozenset({"3F000", "42883", "42P01"})
 
-#: the one body every "not your order" answer gets (no order number echoed: compared byte for byte)
-NOT_FOUND_JSON = b'{"error":"not_found","message":"No order with this number for this customer."}'
-
 
 def _json_default(value: object) -> object:
     if isinstance(value, datetime | date):
@@ -80,6 +89,21 @@ def _json_default(value: object) -> object:
 
 def dumps(value: object) -> str:
     return json.dumps(value, default=_json_default, ensure_ascii=False, separators=(",", ":"))
+
+
+NOT_FOUND_DETAIL = "No order with this number for this customer."
+#: the one body every "not your order" answer to a JSON client gets (no order number echoed:
+#: compared byte for byte): an RFC 9457 problem
+NOT_FOUND_JSON = dumps(problem_body(PROBLEM_TYPES["not-found"], NOT_FOUND_DETAIL)).encode()
+
+
+class BadParameter(Exception):
+    """A malformed query parameter: 400 (a problem for JSON clients, plain text for pages)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
 
 
 class WebState:
@@ -157,6 +181,8 @@ def _order_no(request: Request) -> str | None:
 
 
 def not_found_html(request: Request) -> Response:
+    if wants_json(request):
+        return not_found_json()
     locale = _locale(request)
     return Response(
         _state(request).not_found_html(locale),
@@ -167,12 +193,7 @@ def not_found_html(request: Request) -> Response:
 
 
 def not_found_json() -> Response:
-    return Response(
-        NOT_FOUND_JSON,
-        status_code=404,
-        media_type="application/json",
-        headers={"Cache-Control": "no-store"},
-    )
+    return problem_response(PROBLEM_TYPES["not-found"], NOT_FOUND_DETAIL)
 
 
 async def _lookup(request: Request) -> tuple[str, int, dict[str, Any], str] | None:
@@ -351,7 +372,7 @@ def _filters(request: Request) -> tuple[int | None, str | None]:
     warehouse = int(raw_wh) if raw_wh.isascii() and raw_wh.isdigit() and len(raw_wh) < 10 else None
     carrier = request.query_params.get("carrier", "").strip()[:255] or None
     if carrier is not None and _NOT_TEXT.search(carrier):
-        raise HTTPException(400, "carrier: not a carrier code (control characters)")
+        raise BadParameter("carrier", "carrier: not a carrier code (control characters)")
     return (warehouse if warehouse else None), carrier
 
 
@@ -409,11 +430,49 @@ async def ops_json(request: Request) -> Response:
 
 
 def _unavailable(request: Request, message: str) -> Response:
+    if wants_json(request):
+        slug = "not-migrated" if message == MIGRATE_HINT else "database-unavailable"
+        return problem_response(PROBLEM_TYPES[slug], message, retry_after=5)
     headers = {"Retry-After": "5", "Cache-Control": "no-store"}
-    if request.url.path.startswith("/api/"):
-        body = dumps({"error": "unavailable", "message": message})
-        return Response(body, 503, headers=headers, media_type="application/json")
     return PlainTextResponse(message, 503, headers=headers)
+
+
+def _internal(request: Request, exc: BaseException) -> Response:
+    """A bug: logged with an instance id that a JSON client gets too (500)."""
+    instance = new_instance()
+    log.error("internal error %s", instance, exc_info=exc)
+    if wants_json(request):
+        detail = "the server failed; it logged this instance"
+        return problem_response(PROBLEM_TYPES["internal-error"], detail, instance=instance)
+    return PlainTextResponse("internal error", 500, headers={"Cache-Control": "no-store"})
+
+
+async def bad_parameter(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, BadParameter)
+    if wants_json(request):
+        kind = PROBLEM_TYPES["invalid-parameter"]
+        return problem_response(kind, exc.message, field=exc.field)
+    return PlainTextResponse(exc.message, 400, headers={"Cache-Control": "no-store"})
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    """What the framework refuses (no such path, method not allowed): ``about:blank`` problems
+    for JSON clients, Starlette's plain text for browsers."""
+    assert isinstance(exc, HTTPException)
+    if wants_json(request):
+        return problem_response(exc.status_code, exc.detail, headers=exc.headers)
+    if exc.status_code in {204, 304}:
+        return Response(status_code=exc.status_code, headers=exc.headers)
+    return PlainTextResponse(exc.detail, status_code=exc.status_code, headers=exc.headers)
+
+
+async def unexpected_error(request: Request, exc: Exception) -> Response:
+    return _internal(request, exc)
+
+
+async def problem_type(request: Request) -> Response:
+    """``/problems/<slug>``: the documentation of a problem type."""
+    return problem_page(str(request.path_params["slug"]), "web")
 
 
 async def database_error(request: Request, exc: Exception) -> Response:
@@ -426,8 +485,7 @@ async def database_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, psycopg.OperationalError):
         log.warning("database unavailable: %s", str(exc).splitlines()[0] if str(exc) else exc)
         return _unavailable(request, "database unavailable; retry shortly")
-    log.error("database error", exc_info=exc)
-    return PlainTextResponse("internal error", 500, headers={"Cache-Control": "no-store"})
+    return _internal(request, exc)
 
 
 async def healthz(request: Request) -> Response:
@@ -525,10 +583,16 @@ def create_app(
             Route("/ops", ops_page),
             Route("/api/ops", ops_json),
             Route("/healthz", healthz),
+            Route("/problems/{slug}", problem_type),
             Mount("/static", app=StaticFiles(directory=str(HERE / "static")), name="static"),
         ],
         middleware=[Middleware(SecurityHeaders)],
-        exception_handlers={psycopg.Error: database_error},
+        exception_handlers={
+            psycopg.Error: database_error,
+            BadParameter: bad_parameter,
+            HTTPException: http_error,
+            Exception: unexpected_error,
+        },
         lifespan=lifespan,
     )
     app.state.web = state
