@@ -247,6 +247,8 @@ def exit_status(exc: BaseException) -> int:
     if isinstance(exc, TransientError):
         return EXIT_RETRY_LATER
     state = getattr(exc, "sqlstate", None)
+    if isinstance(exc, psycopg.Error) and str(exc).startswith("failed to resolve host"):
+        return EXIT_ERROR  # a misspelt host name more often than a DNS outage
     if isinstance(exc, psycopg.Error) and is_transient(exc):
         return EXIT_RETRY_LATER
     if state:
@@ -267,8 +269,6 @@ def exit_status(exc: BaseException) -> int:
         text = str(exc)
         if "FATAL:" in text:
             return EXIT_RETRY_LATER if any(p in text for p in _PASSING_REFUSALS) else EXIT_ERROR
-        if text.startswith("failed to resolve host"):
-            return EXIT_ERROR
         return EXIT_RETRY_LATER
     return EXIT_ERROR
 
@@ -442,6 +442,10 @@ def secret_options(env: str, what: str = "the secret") -> Callable[[F], F]:
     return decorate
 
 
+def stdin_is_terminal() -> bool:
+    return sys.stdin.isatty()
+
+
 def read_secret(secret_file: str | None, prompt: bool, env: str) -> str | None:
     """The secret given by --secret-file, --prompt-secret or ``$env``, in that order; None when
     none gives one (the command then generates it). An empty secret is a usage error."""
@@ -450,7 +454,7 @@ def read_secret(secret_file: str | None, prompt: bool, env: str) -> str | None:
             secret = str(f.readline()).rstrip("\r\n")
         source = "--secret-file"
     elif prompt:
-        if not sys.stdin.isatty():
+        if not stdin_is_terminal():
             raise click.UsageError("--prompt-secret needs a terminal: use --secret-file -")
         secret = str(click.prompt("secret", hide_input=True, confirmation_prompt=True, err=True))
         source = "--prompt-secret"
