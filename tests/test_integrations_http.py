@@ -149,7 +149,8 @@ def test_wms_event_ids_are_scoped_per_integration(base_url: str, db_dsn: str) ->
         }
         r = _post(client, "/hooks/wms", reused, SECRETS["wms"])
         assert r.status_code == 409, r.text
-        assert r.json()["sqlstate"] == "OD006" and event_id in r.json()["message"]
+        assert r.json()["type"] == "/problems/conflict", r.text
+        assert r.json()["sqlstate"] == "OD006" and event_id in r.json()["detail"]
     with psycopg.connect(db_dsn) as conn:
         rows = conn.execute(
             "SELECT source, order_id FROM orderdb.wms_events WHERE event_id = %s ORDER BY source",
@@ -261,7 +262,8 @@ def test_signatures(base_url: str) -> None:
             headers={"X-OrderDB-Signature": sign(SECRETS["SF"], raw)},
         )
         assert tampered.status_code == 401
-        assert tampered.json()["error"] == "bad_signature"
+        assert tampered.headers["content-type"] == "application/problem+json"
+        assert tampered.json()["type"] == "/problems/bad-signature"
         bare_hex = sign(SECRETS["SF"], raw).removeprefix("sha256=")
         ok = client.post(
             "/hooks/carriers/SF", content=raw, headers={"X-OrderDB-Signature": bare_hex}

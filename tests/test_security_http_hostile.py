@@ -236,9 +236,11 @@ def _assert_client_error(answer: Answer, *statuses: int) -> None:
 
 def _assert_field(answer: Answer, status: int, field: str) -> None:
     assert answer.status == status, (answer.status, answer.body[:300])
+    assert answer.headers["content-type"] == "application/problem+json", answer.headers
     doc = answer.json()
     assert doc["field"] == field, doc
-    assert doc["error"] and doc["message"], doc
+    assert (doc["type"], doc["status"]) == ("/problems/invalid-field", status), doc
+    assert doc["title"] and doc["detail"], doc
 
 
 def _status_headers(
@@ -355,7 +357,9 @@ def test_bodies_that_are_not_usable_json_are_4xx(ingest: Server, body: bytes) ->
     ):
         answer = _signed(ingest, path, body, secret, headers)
         _assert_client_error(answer, 400, 422)
-        assert answer.json()["error"], answer.body
+        assert answer.headers["content-type"] == "application/problem+json", answer.headers
+        assert answer.json()["type"] in ("/problems/bad-json", "/problems/invalid-field")
+        assert answer.json()["status"] == answer.status, answer.body
 
 
 @pytest.mark.parametrize("number", [b"NaN", b"-Infinity", b"1e400"])
@@ -363,7 +367,7 @@ def test_nan_infinity_and_overflowing_numbers_are_400(ingest: Server, number: by
     """Python's parser takes NaN, Infinity and 1e400 (as inf); JSON and jsonb do not."""
     scan = json.dumps(_scan()).encode()[:-1] + b', "data": {"a": ' + number + b"}}"
     answer = _signed(ingest, "/hooks/carriers/HX", scan, SECRETS["HX"])
-    assert (answer.status, answer.json()["error"]) == (400, "bad_json"), answer.body
+    assert (answer.status, answer.json()["type"]) == (400, "/problems/bad-json"), answer.body
     wms = (
         b'{"event_id": "nan-1", "order_id": 1, "event_type": "PICKED", "timestamp": "'
         + datetime.now(UTC).isoformat().encode()
@@ -372,7 +376,7 @@ def test_nan_infinity_and_overflowing_numbers_are_400(ingest: Server, number: by
         + b"}}"
     )
     answer = _signed(ingest, "/hooks/wms", wms, SECRETS["hwms"], {"X-OrderDB-Integration": "hwms"})
-    assert (answer.status, answer.json()["error"]) == (400, "bad_json"), answer.body
+    assert (answer.status, answer.json()["type"]) == (400, "/problems/bad-json"), answer.body
 
 
 @pytest.mark.parametrize(
@@ -459,7 +463,7 @@ def test_a_chunked_oversize_body_is_cut_off_with_bounded_memory(ingest: Server) 
     answer, sent = _send_chunked(ingest, "/hooks/carriers/HX", 31 * 1024 * 1024)
     grown = _peak_rss_kb(ingest.proc.pid) - before
     assert answer.status == 413, answer.body
-    assert answer.json()["error"] == "too_large"
+    assert answer.json()["type"] == "/problems/body-too-large", answer.body
     print(f"ingest: 31 MB chunked -> {answer.status}; {sent} bytes sent; peak RSS +{grown} kB")
     assert grown < MAX_GROWTH_KB, f"peak RSS grew by {grown} kB"
     # still serving
@@ -536,7 +540,10 @@ def test_the_status_query_needs_a_signature(ingest: Server, db_dsn: str) -> None
     ):
         answer = _request(ingest, "GET", target, headers=headers)
         assert answer.status in (401, 403), (headers, answer.status, answer.body)
-        assert set(answer.json()) == {"error", "message"}, answer.body  # nothing of the parcel
+        # a problem that tells nothing of the parcel
+        problem = {"type", "title", "status", "detail", "error", "message"}
+        assert set(answer.json()) == problem, answer.body
+        assert answer.json()["type"] == "/problems/bad-signature", answer.body
     # signed by any enabled integration (a carrier or a WMS): answered
     for name in ("hwms", "HX"):
         ok = _request(ingest, "GET", target, headers=_status_headers(SECRETS[name], target, name))

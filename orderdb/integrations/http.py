@@ -6,6 +6,8 @@ Endpoints::
     POST /hooks/wms                  one WMS callback    -> orderdb.wms_callback
     GET  /status/<tracking_number>   shipment and order status (?carrier=SF optional), signed
     GET  /healthz                    liveness and database reachability
+    GET  /openapi.json               the OpenAPI 3.1 document of these endpoints (unsigned)
+    GET  /problems/<slug>            the documentation of a problem type (unsigned)
 
 Every POST names an integration (``orderdb.integrations``): the carrier code in the path, or the
 ``X-OrderDB-Integration`` header for the WMS (default ``wms``). Per request, in this order:
@@ -27,8 +29,11 @@ Every POST names an integration (``orderdb.integrations``): the carrier code in 
    order or event type — ids are scoped per integration), 503 (40001/40P01, retry; database
    away).
 
-Errors answer ``{"error": <code>, "message": <text>, "field": <name>, ...}`` (``field`` where one
-field is at fault).
+Errors answer RFC 9457 problem details (``application/problem+json``, built by
+:func:`orderdb.problems.problem_response`): ``type`` ``/problems/<slug>`` (documented at that path
+of this server), ``title``, ``status``, ``detail``, and ``field`` where one field is at fault,
+``sqlstate`` when the database refused, ``retry_after`` with 429 and 503. ``GET /openapi.json``
+describes every endpoint (:mod:`orderdb.integrations.openapi`; docs/ingest-openapi.json).
 
 A status query is signed too: ``X-OrderDB-Integration`` (any enabled integration, default
 ``wms``), ``X-OrderDB-Timestamp`` (Unix seconds, within 5 minutes of the server's clock) and
@@ -59,11 +64,13 @@ import psycopg
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from orderdb import signing
+from orderdb.problems import PROBLEM_TYPES, new_instance, problem_page, problem_response
 
 log = logging.getLogger(__name__)
 
@@ -153,17 +160,22 @@ class FieldError(Exception):
         self.message = message
 
 
-def _error(
-    status: int, error: str, message: str, *, close: bool = False, **extra: Any
-) -> JSONResponse:
-    """An error answer; ``close``: the request body was not read to its end, so the connection
-    cannot carry another request."""
-    headers = {}
-    if "retry_after" in extra:
-        headers["Retry-After"] = str(extra["retry_after"])
-    if close:
-        headers["Connection"] = "close"
-    return JSONResponse({"error": error, "message": message, **extra}, status, headers=headers)
+def _error(slug: str, detail: str, **members: Any) -> Response:
+    """The problem details answer of orderdb's problem type ``slug`` (``close=True``: the request
+    body was not read to its end, so the connection cannot carry another request)."""
+    return problem_response(PROBLEM_TYPES[slug], detail, **members)
+
+
+async def _http_exception(_request: Request, exc: Exception) -> Response:
+    """What the framework refuses (no such path, method not allowed): ``about:blank``."""
+    assert isinstance(exc, HTTPException)
+    return problem_response(exc.status_code, exc.detail, headers=exc.headers)
+
+
+async def _internal_error(_request: Request, exc: Exception) -> Response:
+    instance = new_instance()
+    log.error("internal error %s", instance, exc_info=exc)
+    return _error("internal-error", "the server failed; it logged this instance", instance=instance)
 
 
 # a JSON string (its escapes left alone) or a bracket; what scanning for depth needs to see
@@ -333,27 +345,30 @@ def _sql_field(message: str) -> str | None:
     return None
 
 
-def _db_error(exc: psycopg.Error) -> JSONResponse:
+def _db_error(exc: psycopg.Error) -> Response:
     state = exc.sqlstate or ""
     message = exc.diag.message_primary or str(exc)
-    detail = exc.diag.message_detail
+    db_detail = exc.diag.message_detail
     if state.startswith("22"):
         # orderdb's own checks (22023) start with the field; PostgreSQL's messages do not
         field = _sql_field(message) if state == "22023" else None
-        return _error(422, "invalid_field", message, field=field, sqlstate=state, detail=detail)
+        return _error("invalid-field", message, field=field, sqlstate=state, db_detail=db_detail)
     if state == "OD004":
-        return _error(404, "not_found", message, sqlstate=state, detail=detail)
+        return _error("not-found", message, sqlstate=state, db_detail=db_detail)
     if state in ("OD002", "OD003", "OD006"):
-        return _error(409, "conflict", message, sqlstate=state, detail=detail)
+        return _error("conflict", message, sqlstate=state, db_detail=db_detail)
     if state in ("40001", "40P01"):
-        return _error(503, "retry", message, sqlstate=state, retry_after=1)
+        return _error("transaction-retry", message, sqlstate=state, retry_after=1)
     if not state and isinstance(exc, psycopg.DataError):  # refused by psycopg before sending
-        return _error(422, "invalid_field", message, field=None)
+        return _error("invalid-field", message)
     if isinstance(exc, psycopg.OperationalError) and (not state or state.startswith("08")):
         log.warning("database unavailable: %s", message)
-        return _error(503, "unavailable", "the database is not reachable; retry", retry_after=1)
-    log.error("ingestion failed: %s (%s)", message, state)
-    return _error(500, "internal", "the database refused the event", sqlstate=state)
+        return _error("database-unavailable", "the database is not reachable; retry", retry_after=1)
+    instance = new_instance()
+    log.error("ingestion failed %s: %s (%s)", instance, message, state)
+    return _error(
+        "internal-error", "the database refused the event", sqlstate=state, instance=instance
+    )
 
 
 class IngestApp:
@@ -389,7 +404,10 @@ class IngestApp:
                 Route("/hooks/wms", self.wms_hook, methods=["POST"]),
                 Route("/status/{tracking_number}", self.status, methods=["GET"]),
                 Route("/healthz", self.healthz, methods=["GET"]),
+                Route("/openapi.json", self.openapi, methods=["GET"]),
+                Route("/problems/{slug}", self.problem_type, methods=["GET"]),
             ],
+            exception_handlers={HTTPException: _http_exception, Exception: _internal_error},
             lifespan=self._lifespan,
         )
 
@@ -470,46 +488,44 @@ class IngestApp:
             return None
         return integ
 
-    async def _read_body(self, request: Request) -> bytes | JSONResponse:
+    async def _read_body(self, request: Request) -> bytes | Response:
         """The body, read as it arrives: at most ``max_body_bytes`` (413 as soon as it is more,
         declared or counted) and within ``read_timeout`` seconds (408)."""
         too_large = f"body over {self.max_body_bytes} bytes"
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
-            return _error(413, "too_large", too_large, close=True)
+            return _error("body-too-large", too_large, close=True)
         body = bytearray()
         try:
             async with asyncio.timeout(self.read_timeout):
                 async for chunk in request.stream():
                     body += chunk
                     if len(body) > self.max_body_bytes:
-                        return _error(413, "too_large", too_large, close=True)
+                        return _error("body-too-large", too_large, close=True)
         except TimeoutError:
             return _error(
-                408,
-                "timeout",
+                "body-timeout",
                 f"the body did not arrive within {self.read_timeout:g} seconds",
                 close=True,
             )
         except ClientDisconnect:
-            return _error(400, "disconnected", "the client went away", close=True)
+            return _error("client-disconnected", "the client went away", close=True)
         return bytes(body)
 
     # -- the common part of both hooks -------------------------------------------------------
 
     async def _admit(
         self, request: Request, name: str, kind: str
-    ) -> tuple[Integration, dict[str, Any]] | JSONResponse:
+    ) -> tuple[Integration, dict[str, Any]] | Response:
         # answers before the body is read close the connection (the rest of the body is not read)
-        unknown = _error(404, "unknown_integration", f"no {kind} integration {name!r}", close=True)
+        unknown = _error("unknown-integration", f"no {kind} integration {name!r}", close=True)
         if not _NAME.match(name):
             return unknown
         try:
             integ = await self._integration(name, kind)
         except (PoolTimeout, psycopg.OperationalError):
             return _error(
-                503,
-                "unavailable",
+                "database-unavailable",
                 "the database is not reachable; retry",
                 close=True,
                 retry_after=1,
@@ -517,55 +533,53 @@ class IngestApp:
         if integ is None:
             return unknown
         raw = await self._read_body(request)
-        if isinstance(raw, JSONResponse):
+        if isinstance(raw, Response):
             return raw
         if not verify(integ.secret, raw, request.headers.get(SIGNATURE_HEADER)):
             return _error(
-                401,
-                "bad_signature",
+                "bad-signature",
                 "missing or wrong X-OrderDB-Signature (sha256=<hex HMAC-SHA256 of the body>)",
             )
         # only now, signed: a request without the secret takes none of the sender's tokens
         wait = self.buckets[name].take()
         if wait > 0:
             return _error(
-                429,
-                "rate_limited",
+                "rate-limited",
                 f"integration {name} is over its rate ({integ.rate:g}/s, burst {integ.burst})",
                 retry_after=max(1, math.ceil(wait)),
             )
         return self._parse(raw, integ)
 
     @staticmethod
-    def _parse(raw: bytes, integ: Integration) -> tuple[Integration, dict[str, Any]] | JSONResponse:
+    def _parse(raw: bytes, integ: Integration) -> tuple[Integration, dict[str, Any]] | Response:
         deep, key = _too_deep(raw, MAX_JSON_DEPTH)
         if deep:
             if key is not None and raw.lstrip()[:1] == b"{":
                 message = f"{key} nests deeper than {MAX_JSON_DEPTH} levels"
-                return _error(422, "invalid_field", message, field=key)
-            return _error(400, "bad_json", f"the body nests deeper than {MAX_JSON_DEPTH} levels")
+                return _error("invalid-field", message, field=key)
+            return _error("bad-json", f"the body nests deeper than {MAX_JSON_DEPTH} levels")
         try:
             body = json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite_float)
         except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
             return _error(
-                400, "bad_json", "the body is not JSON (UTF-8; numbers finite, no NaN/Infinity)"
+                "bad-json", "the body is not JSON (UTF-8; numbers finite, no NaN/Infinity)"
             )
         if not isinstance(body, dict):
-            return _error(400, "bad_json", "the body must be a JSON object")
+            return _error("bad-json", "the body must be a JSON object")
         try:
             check_json_fields(body)
         except FieldError as exc:
-            return _error(422, "invalid_field", exc.message, field=exc.field)
+            return _error("invalid-field", exc.message, field=exc.field)
         return integ, body
 
-    async def _call(self, query: str, params: tuple[Any, ...]) -> tuple[Any, ...] | JSONResponse:
+    async def _call(self, query: str, params: tuple[Any, ...]) -> tuple[Any, ...] | Response:
         assert self._pool is not None
         try:
             async with self._pool.connection(timeout=self.acquire_timeout) as conn:
                 cur = await conn.execute(query, params)
                 row = await cur.fetchone()
         except PoolTimeout:
-            return _error(503, "busy", "no database connection free; retry", retry_after=1)
+            return _error("server-busy", "no database connection free; retry", retry_after=1)
         except psycopg.Error as exc:
             return _db_error(exc)
         assert row is not None
@@ -573,16 +587,16 @@ class IngestApp:
 
     # -- endpoints ---------------------------------------------------------------------------
 
-    async def carrier_hook(self, request: Request) -> JSONResponse:
+    async def carrier_hook(self, request: Request) -> Response:
         carrier = str(request.path_params["carrier"])
         admitted = await self._admit(request, carrier, "carrier")
-        if isinstance(admitted, JSONResponse):
+        if isinstance(admitted, Response):
             return admitted
         _integ, body = admitted
         try:
             event = parse_carrier_event(body)
         except FieldError as exc:
-            return _error(422, "invalid_field", exc.message, field=exc.field)
+            return _error("invalid-field", exc.message, field=exc.field)
         row = await self._call(
             "SELECT tracking_event_id, duplicate, normalized_status, order_id, order_status "
             "FROM orderdb.record_tracking_event(%s, %s, %s, %s, %s, %s, %s, %s)",
@@ -597,7 +611,7 @@ class IngestApp:
                 Jsonb(event["data"]) if event["data"] is not None else None,
             ),
         )
-        if isinstance(row, JSONResponse):
+        if isinstance(row, Response):
             return row
         duplicate = bool(row[1])
         return JSONResponse(
@@ -613,16 +627,16 @@ class IngestApp:
             200,
         )
 
-    async def wms_hook(self, request: Request) -> JSONResponse:
+    async def wms_hook(self, request: Request) -> Response:
         name = request.headers.get(INTEGRATION_HEADER) or DEFAULT_WMS_INTEGRATION
         admitted = await self._admit(request, name, "wms")
-        if isinstance(admitted, JSONResponse):
+        if isinstance(admitted, Response):
             return admitted
         _integ, body = admitted
         try:
             event = parse_wms_event(body)
         except FieldError as exc:
-            return _error(422, "invalid_field", exc.message, field=exc.field)
+            return _error("invalid-field", exc.message, field=exc.field)
         row = await self._call(
             "SELECT order_id, status, version, duplicate"
             " FROM orderdb.wms_callback(%s, %s, %s, %s, %s)",
@@ -634,7 +648,7 @@ class IngestApp:
                 name,
             ),
         )
-        if isinstance(row, JSONResponse):
+        if isinstance(row, Response):
             return row
         duplicate = bool(row[3])
         return JSONResponse(
@@ -649,11 +663,10 @@ class IngestApp:
             200,
         )
 
-    async def _authorize_status(self, request: Request) -> JSONResponse | None:
+    async def _authorize_status(self, request: Request) -> Response | None:
         """None when the status query is signed by an enabled integration, else the 401."""
         refused = _error(
-            401,
-            "bad_signature",
+            "bad-signature",
             "a status query needs X-OrderDB-Integration, X-OrderDB-Timestamp (Unix seconds, "
             "within 5 minutes) and X-OrderDB-Signature: sha256=<hex HMAC-SHA256 of "
             '"<timestamp>.<path?query>" with the integration\'s secret>',
@@ -670,7 +683,9 @@ class IngestApp:
         try:
             integ = await self._integration(name, None, self._status_pool)
         except (PoolTimeout, psycopg.OperationalError):
-            return _error(503, "unavailable", "the database is not reachable; retry", retry_after=1)
+            return _error(
+                "database-unavailable", "the database is not reachable; retry", retry_after=1
+            )
         if integ is None:
             return refused
         target = bytes(request.scope.get("raw_path") or request.url.path.encode())
@@ -681,7 +696,7 @@ class IngestApp:
             return refused
         return None
 
-    async def status(self, request: Request) -> JSONResponse:
+    async def status(self, request: Request) -> Response:
         assert self._status_pool is not None
         refused = await self._authorize_status(request)
         if refused is not None:
@@ -691,7 +706,7 @@ class IngestApp:
         for field, value in (("tracking_number", tracking_number), ("carrier", carrier)):
             problem = _text_problem(value or "")
             if problem is not None:
-                return _error(422, "invalid_field", f"{field} {problem}", field=field)
+                return _error("invalid-field", f"{field} {problem}", field=field)
         try:
             async with self._status_pool.connection(timeout=self.acquire_timeout) as conn:
                 cur = await conn.execute(
@@ -699,22 +714,36 @@ class IngestApp:
                 )
                 row = await cur.fetchone()
         except PoolTimeout:
-            return _error(503, "busy", "no database connection free; retry", retry_after=1)
+            return _error("server-busy", "no database connection free; retry", retry_after=1)
         except psycopg.Error as exc:
             return _db_error(exc)
         assert row is not None
         return JSONResponse(row[0], 200)
 
-    async def healthz(self, _request: Request) -> JSONResponse:
+    async def healthz(self, _request: Request) -> Response:
         assert self._status_pool is not None
         try:
             async with self._status_pool.connection(timeout=self.acquire_timeout) as conn:
                 await conn.execute("SELECT 1")
         except (PoolTimeout, psycopg.Error) as exc:
-            return JSONResponse({"status": "degraded", "database": str(exc)[:200]}, 503)
+            return _error(
+                "database-unavailable",
+                f"the database is not reachable: {str(exc)[:200]}",
+                retry_after=1,
+            )
         return JSONResponse(
             {"status": "ok", "database": "ok", "integrations": len(self.integrations)}, 200
         )
+
+    async def openapi(self, _request: Request) -> Response:
+        """The OpenAPI document (docs/ingest-openapi.json holds the same bytes)."""
+        from orderdb.integrations import openapi
+
+        return Response(openapi.render(), media_type="application/json")
+
+    async def problem_type(self, request: Request) -> Response:
+        """The documentation of the problem type ``/problems/<slug>``."""
+        return problem_page(str(request.path_params["slug"]), "ingest")
 
 
 def serve(
