@@ -219,7 +219,8 @@ COMMENT ON FUNCTION orderdb.drop_consumer(text) IS
     'Deletes an event consumer and its position; returns whether it existed.';
 
 -- _outbox_acked_position: the read position (tx_id, event_id) every event consumer has
--- acknowledged: the lowest acknowledged position over all consumers, or the read horizon
+-- acknowledged: the lowest acknowledged position over all consumers and consumer groups (a
+-- group's low-water mark, sql/52_consumer_groups.sql), or the read horizon
 -- (orderdb._event_horizon, event_id 0) when there is no consumer. Events at or before it may
 -- leave the outbox (purge_events, maintain_partitions). Positions only move forward, so a
 -- concurrent ack can only make it conservative. Locks nothing.
@@ -228,9 +229,13 @@ LANGUAGE plpgsql
 STABLE
 AS $$
 BEGIN
-    SELECT c.acked_tx_id, c.acked_event_id INTO tx_id, event_id
-      FROM orderdb.event_consumers c
-     ORDER BY c.acked_tx_id, c.acked_event_id
+    SELECT p.tx_id, p.event_id INTO tx_id, event_id
+      FROM (SELECT c.acked_tx_id AS tx_id, c.acked_event_id AS event_id
+              FROM orderdb.event_consumers c
+            UNION ALL
+            SELECT g.low_tx_id, g.low_event_id  -- consumer groups: their low-water mark
+              FROM orderdb.event_groups g) p
+     ORDER BY p.tx_id, p.event_id
      LIMIT 1;
     IF NOT FOUND THEN
         tx_id := orderdb._event_horizon();  -- no consumer: everything final may go
@@ -588,6 +593,12 @@ COMMENT ON FUNCTION orderdb.retry_webhook_delivery(bigint) IS
 -- still runs. horizon_xact_pid / horizon_xact_age name the oldest transaction holding a
 -- transaction id in this database, or prepared anywhere (the one that holds the horizon back; age NULL when the view's
 -- owner may not see its start time, or for a prepared transaction's pid).
+-- Consumer groups (claim_events) have rows of kind 'group' (consumers: kind 'consumer'): consumer
+-- is the group's name, pending_events the events after its low-water mark not acknowledged yet
+-- (leased ones included), oldest_pending_age the age of the oldest of them, acked_event_id / acked_at
+-- the low-water mark and when it last moved, read_at the last claim, leased_events the events
+-- leased right now, members how many members hold them, expired_leases leases that ran out
+-- unacknowledged (a member that died: they go to the next claim).
 CREATE OR REPLACE VIEW orderdb_ops.relay_lag AS
 WITH horizon AS (
     SELECT orderdb._event_horizon() AS xmin
@@ -611,7 +622,11 @@ SELECT c.consumer,
        c.acked_at,
        c.read_at,
        b.pid AS horizon_xact_pid,
-       b.xact_age AS horizon_xact_age
+       b.xact_age AS horizon_xact_age,
+       'consumer'::text AS kind,
+       NULL::bigint AS leased_events,
+       NULL::bigint AS members,
+       NULL::bigint AS expired_leases
   FROM orderdb.event_consumers c
  CROSS JOIN horizon h
   LEFT JOIN blocker b ON true
@@ -633,7 +648,63 @@ SELECT c.consumer,
           FROM orderdb.outbox o
          WHERE (o.tx_id, o.event_id) > (c.acked_tx_id, c.acked_event_id)
          ORDER BY o.tx_id, o.event_id
+         LIMIT 1) head ON true
+UNION ALL
+SELECT g.group_name,
+       greatest(pending.n - acked.n, 0),
+       now() - head.created_at,
+       unreadable.n,
+       g.low_event_id,
+       g.advanced_at,
+       leases.read_at,
+       b.pid,
+       b.xact_age,
+       'group',
+       leases.leased,
+       leases.members,
+       leases.expired
+  FROM orderdb.event_groups g
+ CROSS JOIN horizon h
+  LEFT JOIN blocker b ON true
+ CROSS JOIN LATERAL (
+        SELECT count(*) AS n
+          FROM (SELECT 1
+                  FROM orderdb.outbox o
+                 WHERE (o.tx_id, o.event_id) > (g.low_tx_id, g.low_event_id)
+                 LIMIT 1000000) s) pending
+ CROSS JOIN LATERAL (
+        SELECT count(*) AS n
+          FROM orderdb.event_group_leases l
+         WHERE l.group_name = g.group_name
+           AND (l.tx_id, l.event_id) > (g.low_tx_id, g.low_event_id)
+           AND l.acked_at IS NOT NULL) acked
+ CROSS JOIN LATERAL (
+        SELECT count(*) AS n
+          FROM (SELECT 1
+                  FROM orderdb.outbox o
+                 WHERE (o.tx_id, o.event_id) > (g.low_tx_id, g.low_event_id)
+                   AND o.tx_id >= h.xmin
+                 LIMIT 1000000) s) unreadable
+ CROSS JOIN LATERAL (
+        SELECT count(*) FILTER (WHERE l.leased_until >= now()) AS leased,
+               count(DISTINCT l.member) FILTER (WHERE l.leased_until >= now()) AS members,
+               count(*) FILTER (WHERE l.leased_until < now()) AS expired,
+               max(l.leased_at) AS read_at
+          FROM orderdb.event_group_leases l
+         WHERE l.group_name = g.group_name
+           AND (l.tx_id, l.event_id) > (g.low_tx_id, g.low_event_id)
+           AND l.acked_at IS NULL) leases
+  LEFT JOIN LATERAL (
+        SELECT o.created_at
+          FROM orderdb.outbox o
+         WHERE (o.tx_id, o.event_id) > (g.low_tx_id, g.low_event_id)
+           AND NOT EXISTS (SELECT 1
+                             FROM orderdb.event_group_leases l
+                            WHERE l.group_name = g.group_name AND l.event_id = o.event_id
+                              AND l.acked_at IS NOT NULL)
+         ORDER BY o.tx_id, o.event_id
          LIMIT 1) head ON true;
 COMMENT ON VIEW orderdb_ops.relay_lag IS
-    'Per event consumer: committed events not yet acknowledged, the age of the next one, and '
-    'what holds the read horizon back (the oldest transaction with a transaction id).';
+    'Per event consumer and consumer group: committed events not yet acknowledged, the age of the '
+    'oldest, leases held (groups), and what holds the read horizon back (the oldest transaction '
+    'with a transaction id).';

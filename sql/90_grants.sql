@@ -74,6 +74,9 @@ BEGIN
                 ('orderdb_app', 'plan_routes'),           -- courier routes (40_routes.sql)
                 ('orderdb_app', 'read_events'),
                 ('orderdb_app', 'ack_events'),
+                ('orderdb_app', 'claim_events'),          -- consumer groups (52_consumer_groups.sql)
+                ('orderdb_app', 'ack_claimed'),
+                ('orderdb_app', 'release_claimed'),
                 ('orderdb_app', 'schema_revision'),       -- the clients' check on connect
                 -- orderdb_ingest: the WMS and carrier entry points only
                 ('orderdb_ingest', 'wms_callback'),

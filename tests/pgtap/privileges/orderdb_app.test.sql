@@ -32,7 +32,8 @@ SELECT function_privs_are(
                                        'order_timeline_by_no', 'reallocate_order',
                                        'cancel_order_lines', 'request_return',
                                        'receive_return', 'plan_routes',
-                                       'read_events', 'ack_events')
+                                       'read_events', 'ack_events', 'claim_events',
+                                       'ack_claimed', 'release_claimed')
                 THEN ARRAY['EXECUTE'] ELSE ARRAY[]::name[] END::name[],
            format('orderdb_app: EXECUTE on %s only if it is application API',
                   p.oid::regprocedure))
