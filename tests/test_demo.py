@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -25,13 +26,44 @@ def test_demo_runs_the_shop_and_prints_a_summary(fresh_dsn: str) -> None:
     assert "timeline of ORD" in out
     assert "simulated carrier SIM:" in out and "every scan landed exactly once" in out
     assert "done in" in out
+    # Chinese addresses, one amended while held for ADDRESS_INCOMPLETE, one courier on the way
+    assert "addresses: every order to a generated Chinese recipient" in out
+    assert re.search(r"address amended on ORD\d+: \S+ -> \S+室", out), out
+    courier_line = re.search(r"courier: (\S+) \((1\d\d\*{4}\d{4})\) is bringing (ORD\d+)", out)
+    assert courier_line, out
+    assert "tracking page (zh-CN, courier on the way): http://127.0.0.1:" in out
+    assert "收件人" in out and "配送员" in out and "派送中" in out
     with psycopg.connect(fresh_dsn) as conn:
-        statuses = dict(
+        statuses: dict[str, int] = dict(
             conn.execute("SELECT status, count(*) FROM orderdb.orders GROUP BY 1").fetchall()
         )
         drift = conn.execute("SELECT count(*) FROM orderdb_ops.inventory_drift").fetchone()
         tracked = conn.execute("SELECT count(*) FROM orderdb.tracking_events").fetchone()
+        ship_tos = conn.execute(
+            "SELECT options -> 'ship_to' FROM orderdb.orders WHERE options ? 'ship_to'"
+        ).fetchall()
+        amended = conn.execute(
+            "SELECT changes -> 'ship_to' FROM orderdb.order_amendments WHERE changes ? 'ship_to'"
+        ).fetchall()
+        row = conn.execute(
+            "SELECT order_id FROM orderdb.orders WHERE order_no = %s", (courier_line[3],)
+        ).fetchone()
+        assert row is not None
+        seen = conn.execute(
+            "SELECT orderdb.order_timeline(%s, NULL, 'zh-CN')", (row[0],)
+        ).fetchone()
+        phones = [p for (p,) in conn.execute("SELECT phone FROM orderdb.couriers").fetchall()]
     assert sum(statuses.values()) >= 30  # a few greedy orders are refused for lack of stock
     assert statuses.get("completed", 0) + statuses.get("delivered", 0) > 0
     assert drift == (0,)
     assert tracked is not None and tracked[0] > 0
+    assert len(ship_tos) == sum(statuses.values())  # every order has a recipient and address
+    # stored normalised (E.164): a Chinese mobile number each
+    assert all(re.fullmatch(r"\+861[3-9]\d{9}", s["phone"]) for (s,) in ship_tos)
+    assert all({"name", "province", "city", "district", "line1"} <= set(s) for (s,) in ship_tos)
+    assert amended, "an address was amended"
+    assert seen is not None and seen[0]["status"] == "delivering"
+    assert seen[0]["courier"]["name"] == courier_line[1]
+    assert seen[0]["courier"]["phone"] == courier_line[2]
+    assert phones and all(p[-11:] not in out for p in phones)  # full phones never printed
+    assert not any(s["phone"][3:] in out for (s,) in ship_tos)
