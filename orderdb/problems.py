@@ -4,12 +4,14 @@
 Every error answer is ``Content-Type: application/problem+json`` holding an object with
 
 * ``type``: a URI reference naming the problem type. orderdb's own types are the path-absolute
-  references ``/problems/<slug>`` (RFC 9457 section 3.1.1: relative references are resolved
-  against the answer's base URI and should carry the full path). Each server answers
-  ``GET /problems/<slug>`` with the type's documentation, so a type resolves to a page that
-  explains it (section 4). Errors that say nothing beyond their HTTP status (a path that does
-  not exist, a method not allowed) use ``about:blank`` with the status phrase as ``title``
-  (section 4.2.1).
+  references ``/problems/<slug>``: RFC 9457 (section 3.1.1) recommends absolute URIs and, where
+  relative ones are used, the full path; orderdb has no domain of its own to mint absolute URIs
+  under (section 4: a type URI ought to be under the API's control and stable), and a
+  path-absolute reference resolves to the server that answered, which documents the type at
+  that path (``GET /problems/<slug>``), as section 4 asks. The string is the same on every
+  orderdb server. Errors that say nothing beyond their HTTP status (a path that does not exist,
+  a method not allowed) use ``about:blank`` with the status phrase as ``title`` (section
+  4.2.1).
 * ``title`` (the same for every occurrence of the type), ``status`` (the HTTP status of the
   answer), ``detail`` (what went wrong this time, for people), ``instance`` (only on 500: a
   ``urn:uuid:`` that the server's log names too);
