@@ -77,7 +77,8 @@ def test_track_prints_brackets_in_carrier_text_literally(db: Client, db_dsn: str
     out = run(db_dsn, "track", str(order_id))
     assert out.exit_code == 0, out.output
     assert "Current location:   [/x]" in out.stdout
-    assert "[/x]" in out.stdout.split("Timeline", 1)[1]  # in the timeline table too
+    # in the timeline table too (titled with the document's label: "Tracking history")
+    assert "[/x]" in out.stdout.split("Tracking history", 1)[1]
     doc = json.loads(run(db_dsn, "track", str(order_id), "--json").stdout)
     if any(e.get("description") == "[bold]x" for e in doc["timeline"]):
         assert "[bold]x" in out.stdout  # a description shown to the customer is shown as is

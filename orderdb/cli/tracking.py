@@ -78,7 +78,7 @@ def _print_timeline(t: Timeline) -> None:
     width = max(_cells(label) for label, _ in facts)
     for label, value in facts:
         pad = " " * (width - _cells(label))
-        console.print(f"{label}{pad}  {value}", markup=False, highlight=False)
+        console.print(f"{label}:{pad} {value}", markup=False, highlight=False)
     if t.shipments:
         print_table(
             words["shipments"],
