@@ -1,4 +1,4 @@
-"""Exceptions for orderdb's SQLSTATEs (see docs/contract.md), mapped from psycopg errors by sqlstate.
+"""Exceptions for orderdb's SQLSTATEs (docs/contract.md), mapped from psycopg errors by sqlstate.
 
 psycopg maps unknown custom codes such as OD001 to generic classes, so one dict from sqlstate to
 exception class does the dispatch. :class:`TransientError` marks what a caller can retry: a

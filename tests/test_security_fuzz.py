@@ -32,7 +32,7 @@ from psycopg import sql
 
 Conn = psycopg.Connection[Any]
 
-# name -> the role that calls it. All of docs/contract.md (reallocate_order is optional in the contract).
+# name -> the role that calls it. All of docs/contract.md (reallocate_order is optional there).
 FUNCTIONS: dict[str, str] = {
     "receive_stock": "orderdb_app",
     "stock_level": "orderdb_app",
@@ -575,7 +575,7 @@ def test_hostile_input_fails_cleanly_and_changes_nothing(fuzz_db: FuzzDb, name: 
 
 
 def test_every_other_public_function_fails_cleanly(fuzz_db: FuzzDb) -> None:
-    """The public functions beyond docs/contract.md (added by the capabilities), called as the owner."""
+    """The public functions beyond docs/contract.md (added by the capabilities), as the owner."""
     others = _functions(fuzz_db.owner, exclude=[*FUNCTIONS, *OPTIONAL])
     assert others, "expected public functions beyond docs/contract.md (purge_events, ...)"
     for func in others.values():
