@@ -127,6 +127,19 @@ def events_tail(
     show_default=True,
     help="Off/on throughput pairs.",
 )
+@click.option(
+    "--groups",
+    is_flag=True,
+    help="Instead: consumer-group throughput (events/s) with 1, 2 and 4 `events work` members.",
+)
+@click.option(
+    "--events",
+    "group_events",
+    type=click.IntRange(100, 10_000_000),
+    default=20000,
+    show_default=True,
+    help="With --groups: events to work through per run.",
+)
 @dsn_option
 @click.pass_context
 @handle_errors
@@ -137,18 +150,130 @@ def events_bench(
     seconds: int,
     clients: int,
     rounds: int,
+    groups: bool,
+    group_events: int,
     sub_dsn: str | None,
 ) -> None:
     """Measure commit -> `events tail` latency at RATE events/s, and create_order throughput with
-    the relay running vs without (same run). The database must be migrated."""
+    the relay running vs without (same run); or, with --groups, how many events/s a consumer
+    group works through with 1, 2 and 4 members. The database must be migrated."""
     import orderdb.bench.events as bench_events
 
     dsn = get_dsn(ctx, sub_dsn)
+    if groups:
+        import orderdb.bench.groups as bench_groups
+
+        group_result = bench_groups.run(dsn, events=group_events)
+        if as_json:
+            echo_json(group_result)
+        else:
+            bench_groups.print_result(group_result)
+        return
     result = bench_events.run(dsn, rate=rate, seconds=seconds, clients=clients, rounds=rounds)
     if as_json:
         echo_json(result)
     else:
         bench_events.print_result(result)
+
+
+@events_group.command("work")
+@click.option("--group", required=True, help="Consumer group: its members share one stream.")
+@click.option(
+    "--handler",
+    "handler_ref",
+    required=True,
+    metavar="MODULE:FUNCTION",
+    help="A Python callable called with each orderdb.events.Event (at-least-once).",
+)
+@click.option("--member", default=None, help="This member's name (default: <host>-<pid>).")
+@click.option(
+    "--idle-exit",
+    type=SECONDS,
+    default=None,
+    metavar="SECONDS",
+    help="Exit after this many seconds without an event (default: run until stopped).",
+)
+@click.option("--batch-size", type=click.IntRange(1, 1000), default=50, show_default=True)
+@click.option(
+    "--lease-seconds",
+    type=click.IntRange(1, 3600),
+    default=30,
+    show_default=True,
+    help="How long a claimed event stays this member's; unacknowledged, it then goes to another.",
+)
+@click.option(
+    "--ack-every",
+    type=click.IntRange(1, 1000),
+    default=1,
+    show_default=True,
+    help="Acknowledge after this many handled events (and at the end of every batch).",
+)
+@click.option(
+    "--poll-interval",
+    type=FiniteFloatRange(min=0.001, max=3600),
+    default=0.1,
+    show_default=True,
+    help="Seconds between claims when idle (a NOTIFY on orderdb_events wakes it earlier).",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Log lifecycle and counters.")
+@log_format_option
+@dsn_option
+@click.pass_context
+@handle_errors
+def events_work(
+    ctx: click.Context,
+    group: str,
+    handler_ref: str,
+    member: str | None,
+    idle_exit: float | None,
+    batch_size: int,
+    lease_seconds: int,
+    ack_every: int,
+    poll_interval: float,
+    verbose: bool,
+    log_format: str,
+    sub_dsn: str | None,
+) -> None:
+    """Run one member of consumer group GROUP: claim events, call the handler with each,
+    acknowledge after it returned.
+
+    Start as many members (processes, hosts) as you like: each event goes to one member at a
+    time; an order's events come in order, a later one only after the earlier is acknowledged.
+    At-least-once: a member that dies leaves its events leased; they go to another member when
+    the lease runs out (dedupe on event_id). SIGTERM/SIGINT: the current event is finished and
+    acknowledged, the rest of the batch released. Reconnects by itself after a lost connection.
+    """
+    from orderdb.events.groups import GroupMember
+
+    setup_logging(log_format, logging.INFO if verbose else logging.WARNING)
+    handler = _load_handler(handler_ref)
+    worker = GroupMember(
+        get_dsn(ctx, sub_dsn),
+        group,
+        member,
+        batch_size=batch_size,
+        lease_seconds=lease_seconds,
+        ack_every=ack_every,
+        poll_interval=poll_interval,
+    )
+    _stop_on_signals(worker.stop)
+    notice(
+        f"member {worker.member!r} of group {group!r} working (Ctrl-C to stop)",
+        group=group,
+        member=worker.member,
+    )
+    worker.run(handler, idle_exit=idle_exit)
+    s = worker.stats
+    notice(
+        f"member {worker.member!r} stopped: {s.handled} events handled, {s.acked} acknowledged,"
+        f" {s.released} released, {s.handler_errors} handler errors",
+        group=group,
+        member=worker.member,
+        handled=s.handled,
+        acked=s.acked,
+        released=s.released,
+        handler_errors=s.handler_errors,
+    )
 
 
 @main.command("relay")
