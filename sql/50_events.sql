@@ -141,6 +141,7 @@ COMMENT ON FUNCTION orderdb.read_events(text, integer) IS
 -- p_event_id is not an event read_events returned to this consumer: never written, rolled back,
 -- not yet committed or not yet readable, purged, or after the furthest position returned),
 -- OD004 (unknown consumer: it has never called read_events).
+-- Adds the number of events it acknowledges to the consumer's acked_events counter.
 -- Locks: the consumer's row (FOR UPDATE), so concurrent acks of one consumer serialise.
 CREATE OR REPLACE FUNCTION orderdb.ack_events(p_consumer text, p_event_id bigint)
 RETURNS void
@@ -191,9 +192,16 @@ BEGIN
                             v_consumer.read_event_id),
             HINT = 'Acknowledge only event ids that read_events returned to this consumer.';
     END IF;
+    -- acked_events counts what this ack covers: every event between the two positions was
+    -- returned (read order), and none of them can be purged yet (not acknowledged by this one)
     UPDATE orderdb.event_consumers c
        SET acked_tx_id = v_tx_id, acked_event_id = p_event_id, acked_at = now(),
-           updated_at = now()
+           updated_at = now(),
+           acked_events = c.acked_events
+               + (SELECT count(*)
+                    FROM orderdb.outbox o
+                   WHERE (o.tx_id, o.event_id) > (v_consumer.acked_tx_id, v_consumer.acked_event_id)
+                     AND (o.tx_id, o.event_id) <= (v_tx_id, p_event_id))
      WHERE c.consumer = p_consumer;
 END;
 $$;

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import socket
 import subprocess
@@ -71,10 +72,11 @@ def test_exporter_serves_the_views_over_http(fresh_dsn: str, db: psycopg.Connect
             s["orderdb_fulfillment_kpi_ratio_threshold", (("metric", "delayed_shipment_rate"),)]
             == 0.05
         )
-        assert s["orderdb_fulfillment_avg_seconds_threshold", ()] == 48 * 3600
-        assert s["orderdb_fulfillment_avg_seconds", ()] != s["orderdb_fulfillment_avg_seconds", ()]
+        assert s["orderdb_fulfillment_time_threshold_seconds", ()] == 48 * 3600
+        assert s["orderdb_fulfillment_window_delivered_orders", ()] == 0
+        assert s["orderdb_fulfillment_window_duration_seconds", ()] == 0
+        assert s["orderdb_fulfillment_window_seconds", ()] == 7 * 86400
         assert s["orderdb_fulfillment_kpi_level", (("metric", "on_time_delivery_rate"),)] == 0
-        assert s["orderdb_table_live_tuples", (("table", "orderdb.kpi_thresholds"),)] >= 0
         assert s["orderdb_notification_queue_usage_ratio", ()] == 0
         assert s["orderdb_lock_waits", ()] == 0
 
@@ -153,7 +155,7 @@ def test_monitor_once_json_is_one_snapshot(fresh_dsn: str, db: psycopg.Connectio
 def test_monitor_once_renders_the_dashboard(fresh_dsn: str, db: psycopg.Connection[Any]) -> None:
     result = CliRunner().invoke(main, ["--dsn", fresh_dsn, "monitor", "--once"])
     assert result.exit_code == 0, result.output
-    for part in ("order funnel", "SLA breaches", "unpaid", "fulfilment KPIs", "low stock"):
+    for part in ("order funnel", "SLA breaches", "unpaid", "fulfillment KPIs", "low stock"):
         assert part in result.output
 
 
@@ -179,3 +181,183 @@ def test_monitor_live_refreshes_and_survives_a_lost_connection(
 
     monitor.run_live(connect, interval=0.2, iterations=3)
     assert len(calls) == 2
+
+
+# --- naming, counters, sums and counts ---------------------------------------------------------
+
+#: what postgres_exporter (default collectors) already exports: table tuples, vacuum and HOT
+#: statistics (pg_stat_user_tables), connections and max_connections (pg_stat_activity,
+#: pg_settings), database size (pg_database), transaction and xid ages (pg_stat_activity,
+#: pg_database_wraparound), locks (pg_locks)
+POSTGRES_EXPORTER_WORDS = (
+    "tuples",
+    "autovacuum",
+    "vacuum",
+    "hot_update",
+    "connections",
+    "database_size",
+    "database_xid",
+    "xid_age",
+    "oldest_transaction",
+    "long_transactions",
+)
+
+
+def _families(text: str) -> dict[str, Any]:
+    return {f.name: f for f in text_string_to_metric_families(text)}
+
+
+def _check_names(text: str) -> None:
+    """Prometheus naming rules, as promtool check metrics applies them."""
+    import re
+
+    for name, family in _families(text).items():
+        assert re.fullmatch(r"orderdb_[a-z][a-z0-9_]*", name), name
+        assert family.documentation, f"{name} has no HELP"
+        for word in ("hours", "minutes", "milliseconds", "_avg", "_mean", "average"):
+            assert word not in name, f"{name}: base units, no precomputed mean"
+        if family.type == "counter":
+            assert all(smp.name == name + "_total" for smp in family.samples), name
+        else:
+            assert not any(smp.name.endswith("_total") for smp in family.samples), name
+            for suffix in ("_sum", "_count", "_bucket"):
+                assert not name.endswith(suffix), f"{name}: {suffix} is for summaries/histograms"
+        for smp in family.samples:
+            for label in smp.labels:
+                assert re.fullmatch(r"[a-z][a-z0-9_]*", label), (name, label)
+
+
+def _serve(dsn: str) -> tuple[Any, Any, Any, int]:
+    connect = functools.partial(psycopg.connect, dsn, autocommit=True)
+    server, thread, collector = exporter.serve(connect, host="127.0.0.1", port=0)
+    return server, thread, collector, server.server_address[1]
+
+
+def test_exporter_default_port_is_not_postgres_exporters() -> None:
+    import inspect
+
+    assert exporter.DEFAULT_PORT != 9187
+    assert not 9100 <= exporter.DEFAULT_PORT <= 9999  # the allocated exporters' range
+    assert inspect.signature(exporter.serve).parameters["port"].default == exporter.DEFAULT_PORT
+    command = main.get_command(click_context(), "exporter")
+    assert command is not None
+    port = next(p for p in command.params if p.name == "port")
+    assert port.default == exporter.DEFAULT_PORT
+    result = CliRunner().invoke(main, ["exporter", "--help"])
+    assert f"default: {exporter.DEFAULT_PORT}" in result.output
+
+
+def click_context() -> Any:
+    import click
+
+    return click.Context(main)
+
+
+def test_exporter_names_follow_the_conventions_and_leave_postgres_to_postgres_exporter(
+    fresh_dsn: str, db: psycopg.Connection[Any]
+) -> None:
+    server, thread, collector, port = _serve(fresh_dsn)
+    try:
+        text = _scrape(port)
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
+        collector.close()
+    _check_names(text)
+    families = _families(text)
+    for name in families:
+        for word in POSTGRES_EXPORTER_WORDS:
+            assert word not in name, f"{name} duplicates postgres_exporter ({word})"
+    assert "orderdb_fulfillment_avg_seconds" not in families
+    # the counters, with their _total samples
+    for name in (
+        "orderdb_events_acked",
+        "orderdb_webhook_attempts",
+        "orderdb_webhook_deliveries_delivered",
+        "orderdb_carrier_polls",
+        "orderdb_carrier_poll_errors",
+    ):
+        assert families[name].type == "counter", name
+
+
+def test_counters_only_grow_while_events_flow_and_sums_match_the_kpi(
+    fresh_dsn: str, db: psycopg.Connection[Any]
+) -> None:
+    """Counters are read from the database: exact, they survive an exporter restart, and they
+    never decrease across scrapes while events are read, acknowledged, purged and delivered."""
+    db.execute("SELECT orderdb.read_events('exporter-test', 1000)")  # the consumer exists
+    sub = db.execute(
+        "SELECT subscription_id FROM orderdb.create_webhook_subscription('https://hooks.test/x')"
+    ).fetchone()
+    assert sub is not None
+    db.execute(
+        "INSERT INTO orderdb.shipment_polls (warehouse_id, shipment_id, carrier, tracking_number)"
+        " VALUES (987654, 987654321, 'test-carrier', 'TN-EXPORTER-1')"
+    )
+    history: list[dict[tuple[str, tuple[tuple[str, str], ...]], float]] = []
+    acked = 0
+    for round_no in range(4):
+        server, thread, collector, port = _serve(fresh_dsn)  # a new exporter process each time
+        try:
+            history.append(_samples(_scrape(port)))
+        finally:
+            server.shutdown()
+            thread.join(timeout=5)
+            collector.close()
+        # events flow: new orders, read and acknowledged; a webhook attempt fails, one succeeds
+        for _ in range(round_no + 1):
+            db.execute('SELECT orderdb.create_order(7, 1, \'[{"sku": "SKU-X", "quantity": 1}]\')')
+        rows = db.execute("SELECT event_id FROM orderdb.read_events('exporter-test', 1000)")
+        ids = [r[0] for r in rows.fetchall()]
+        assert ids
+        acked += len(ids)
+        db.execute("SELECT orderdb.ack_events('exporter-test', %s)", (ids[-1],))
+        db.execute("SELECT orderdb._webhook_enqueue(%s)", (ids,))
+        claims = db.execute(
+            "SELECT delivery_id, attempt FROM orderdb._webhook_claim(2, '1 minute')"
+        ).fetchall()
+        for (delivery_id, attempt), code in zip(claims, (500, 204), strict=False):
+            db.execute(
+                "SELECT orderdb._webhook_record(%s, %s, %s, NULL, 5)",
+                (delivery_id, attempt, code),
+            )
+        db.execute(
+            "UPDATE orderdb.shipment_polls SET polls = polls + 2, errors = errors + 1"
+            " WHERE tracking_number = 'TN-EXPORTER-1'"
+        )
+        db.execute("SELECT orderdb.purge_events('0 seconds', 1000)")  # acked events go
+    last = history[-1]
+    consumer = ("consumer", "exporter-test")
+    # exact: every acknowledged event counted once, purged or not
+    assert last["orderdb_events_acked_total", (consumer,)] == acked - len(ids)
+    assert last["orderdb_carrier_polls_total", (("carrier", "test-carrier"),)] == 6
+    assert last["orderdb_carrier_poll_errors_total", (("carrier", "test-carrier"),)] == 3
+    assert last["orderdb_webhook_attempts_total", (("result", "failure"),)] >= 1
+    assert last["orderdb_webhook_attempts_total", (("result", "success"),)] >= 1
+    assert last["orderdb_webhook_deliveries_delivered_total", ()] >= 1
+    for earlier, later in itertools.pairwise(history):
+        for key, value in earlier.items():
+            if key[0].endswith("_total"):
+                assert later[key] >= value, (key, value, later[key])
+    assert (
+        history[0]["orderdb_events_acked_total", (consumer,)]
+        < last["orderdb_events_acked_total", (consumer,)]
+    )
+
+
+def test_fulfillment_time_sum_and_count_give_the_kpi_mean(
+    fresh_dsn: str, db: psycopg.Connection[Any]
+) -> None:
+    """orderdb_ops.fulfillment_times: sum / count is avg_fulfillment_hours (in seconds)."""
+    row = db.execute(
+        "SELECT t.delivered_orders, t.fulfillment_seconds, k.value, k.sample"
+        " FROM orderdb_ops.fulfillment_times t, orderdb_ops.fulfillment_kpis k"
+        " WHERE k.metric = 'avg_fulfillment_hours'"
+    ).fetchone()
+    assert row is not None
+    count, total, mean_hours, sample = row
+    assert count == sample
+    if count:
+        assert abs(float(total) / count / 3600 - float(mean_hours)) < 0.0001
+    else:
+        assert total == 0 and mean_hours is None

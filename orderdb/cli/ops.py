@@ -125,7 +125,13 @@ def sla_check_cmd(ctx: click.Context, sub_dsn: str | None, as_json: bool) -> Non
 @main.command("exporter")
 @dsn_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", type=click.IntRange(0, 65535), default=9187, show_default=True)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8187,
+    show_default=True,
+    help="TCP port (not postgres_exporter's 9187: run both side by side).",
+)
 @log_format_option
 @click.pass_context
 @handle_errors

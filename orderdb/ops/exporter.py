@@ -1,9 +1,13 @@
 """Prometheus metrics from the ``orderdb_ops`` views (``orderdb exporter``).
 
 A custom collector reads one monitor snapshot per scrape (nothing is cached: a scrape is the
-state of the database at that moment) and exposes it following the Prometheus naming
-conventions: ``orderdb_`` prefix, base units (seconds, bytes, ratios 0..1), ``_total`` only on
-counters, labels for dimensions. Every metric is listed in docs/operations.md.
+state of the database at that moment) and exposes it following the Prometheus conventions:
+``orderdb_`` prefix, snake_case, base units (seconds, ratios 0..1), counters (``_total``) for what
+only grows, read from the tables where that state lives (so they survive restarts of the
+exporter and of the workers, and are exact), sums and counts instead of precomputed means,
+labels for dimensions. Nothing that postgres_exporter already exports (table tuples and vacuum
+times, connections, database size, transaction ages) is exported here. Every metric is listed in
+docs/operations.md.
 """
 
 from __future__ import annotations
@@ -14,12 +18,50 @@ from typing import Any
 
 import psycopg
 from prometheus_client import start_http_server
-from prometheus_client.core import CollectorRegistry, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CollectorRegistry,
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 from orderdb.ops.monitor import QUERIES, SLA_RULES, snapshot
 
 LEVELS = {"ok": 0, "warning": 1, "critical": 2}
+
+#: the default port of ``orderdb exporter``: outside the Prometheus exporters' range 9100-9999
+#: (fully allocated; postgres_exporter has 9187), below the ephemeral ports (docs/operations.md)
+DEFAULT_PORT = 8187
+
+#: (activity_totals metric, Prometheus name without _total, help, label name or None)
+COUNTERS: tuple[tuple[str, str, str, str | None], ...] = (
+    (
+        "events_acked",
+        "orderdb_events_acked",
+        "Outbox events a consumer has acknowledged (the relay: events relayed).",
+        "consumer",
+    ),
+    (
+        "webhook_attempts",
+        "orderdb_webhook_attempts",
+        "Webhook delivery attempts by result (success: a 2xx answer).",
+        "result",
+    ),
+    (
+        "webhooks_delivered",
+        "orderdb_webhook_deliveries_delivered",
+        "Webhook deliveries that reached a 2xx answer.",
+        None,
+    ),
+    ("carrier_polls", "orderdb_carrier_polls", "Tracking polls made per carrier.", "carrier"),
+    (
+        "carrier_poll_errors",
+        "orderdb_carrier_poll_errors",
+        "Tracking polls that failed per carrier.",
+        "carrier",
+    ),
+)
 
 
 def _num(value: Any) -> float:
@@ -62,39 +104,64 @@ def metrics_from_snapshot(snap: dict[str, Any]) -> list[Metric]:
     if "sla_breaches" not in unread:
         out += [breaches, oldest]
 
-    # one unit per metric name: ratios apart from the time (hours in the view, seconds here)
+    # one unit per metric name: the ratio KPIs here; the mean time as a sum and a count below
     kpi_ratio = GaugeMetricFamily(
         "orderdb_fulfillment_kpi_ratio",
-        "Fulfilment KPI that is a share (0..1) over its window; NaN without sample.",
+        "Fulfillment KPI that is a share (0..1) over its window; NaN without sample.",
         labels=["metric"],
     )
     kpi_ratio_threshold = GaugeMetricFamily(
         "orderdb_fulfillment_kpi_ratio_threshold",
-        "Target of a ratio fulfilment KPI.",
+        "Target of a ratio fulfillment KPI.",
         labels=["metric"],
-    )
-    avg = GaugeMetricFamily(
-        "orderdb_fulfillment_avg_seconds",
-        "Mean time from creation to delivery of the window's delivered orders (NaN: none).",
-    )
-    avg_threshold = GaugeMetricFamily(
-        "orderdb_fulfillment_avg_seconds_threshold", "Target of orderdb_fulfillment_avg_seconds."
     )
     kpi_level = GaugeMetricFamily(
         "orderdb_fulfillment_kpi_level",
-        "Alert level of a fulfilment KPI: 0 ok, 1 warning, 2 critical.",
+        "Alert level of a fulfillment KPI: 0 ok, 1 warning, 2 critical.",
         labels=["metric"],
+    )
+    time_threshold = GaugeMetricFamily(
+        "orderdb_fulfillment_time_threshold_seconds",
+        "Target of the mean creation-to-delivery time (the avg_fulfillment_hours KPI).",
     )
     for row in snap["kpis"]:
         if row["unit"] == "hours":
-            avg.add_metric([], _num(row["value"]) * 3600)
-            avg_threshold.add_metric([], _num(row["threshold"]) * 3600)
+            time_threshold.add_metric([], _num(row["threshold"]) * 3600)
         else:
             kpi_ratio.add_metric([row["metric"]], _num(row["value"]))
             kpi_ratio_threshold.add_metric([row["metric"]], _num(row["threshold"]))
         kpi_level.add_metric([row["metric"]], float(LEVELS.get(row["level"], 0)))
     if "kpis" not in unread:
-        out += [kpi_ratio, kpi_ratio_threshold, avg, avg_threshold, kpi_level]
+        out += [kpi_ratio, kpi_ratio_threshold, kpi_level, time_threshold]
+
+    # the window's delivered orders and their summed times, not a mean: they add up across
+    # databases, and sum / count is the mean (a gauge pair: the window slides, so no _sum/_count)
+    window_orders = GaugeMetricFamily(
+        "orderdb_fulfillment_window_delivered_orders",
+        "Orders created in the fulfillment-time window and delivered.",
+    )
+    window_seconds = GaugeMetricFamily(
+        "orderdb_fulfillment_window_duration_seconds",
+        "Sum of the creation-to-delivery times of those orders.",
+    )
+    window_size = GaugeMetricFamily(
+        "orderdb_fulfillment_window_seconds", "Length of the fulfillment-time window."
+    )
+    for row in snap["fulfillment_times"]:
+        window_orders.add_metric([], _num(row["delivered_orders"]))
+        window_seconds.add_metric([], _num(row["fulfillment_seconds"]))
+        window_size.add_metric([], _num(row["window_size"]))
+    if "fulfillment_times" not in unread:
+        out += [window_orders, window_seconds, window_size]
+
+    totals = snap["activity_totals"]
+    for key, name, doc, label in COUNTERS:
+        counter = CounterMetricFamily(name, doc, labels=[label] if label else [])
+        for row in totals:
+            if row["metric"] == key:
+                counter.add_metric([row["label"]] if label else [], _num(row["value"]))
+        if "activity_totals" not in unread:
+            out.append(counter)
 
     low = GaugeMetricFamily(
         "orderdb_low_stock_skus",
@@ -134,58 +201,22 @@ def metrics_from_snapshot(snap: dict[str, Any]) -> list[Metric]:
     if "relay_lag" not in unread:
         out += [pending, lag]
 
-    live = GaugeMetricFamily("orderdb_table_live_tuples", "Live tuples.", labels=["table"])
-    dead = GaugeMetricFamily("orderdb_table_dead_tuples", "Dead tuples.", labels=["table"])
-    hot = GaugeMetricFamily(
-        "orderdb_table_hot_update_ratio",
-        "HOT share of a table's updates since the statistics reset (NaN before any update).",
-        labels=["table"],
-    )
-    vacuum = GaugeMetricFamily(
-        "orderdb_table_last_autovacuum_timestamp_seconds",
-        "Unix time of a table's last autovacuum (0: never).",
-        labels=["table"],
-    )
-    for row in snap["table_health"]:
-        name = row["table_name"]
-        live.add_metric([name], _num(row["live_tuples"]))
-        dead.add_metric([name], _num(row["dead_tuples"]))
-        hot.add_metric([name], _num(row["hot_update_ratio"]))
-        vacuum.add_metric([name], _num(row.get("last_autovacuum_epoch") or 0))
-    if "table_health" not in unread:
-        out += [live, dead, hot, vacuum]
-
     waits = GaugeMetricFamily("orderdb_lock_waits", "Sessions waiting for a lock.")
     waits.add_metric([], float(len(snap["lock_waits"])))
     longest_wait = GaugeMetricFamily(
         "orderdb_lock_wait_max_seconds", "Longest current lock wait (0 when none)."
     )
     longest_wait.add_metric([], max([_num(r["wait_seconds"]) for r in snap["lock_waits"]] + [0.0]))
-    long_tx = GaugeMetricFamily(
-        "orderdb_long_transactions",
-        "Transactions open too long or idle in transaction too long (see long_transactions).",
-    )
-    long_tx.add_metric([], float(len(snap["long_transactions"])))
     if "lock_waits" not in unread:
         out += [waits, longest_wait]
-    if "long_transactions" not in unread:
-        out.append(long_tx)
 
     server = {r["metric"]: r["value"] for r in snap["server"]}
+    # connections, max_connections, database size and xid / transaction ages: postgres_exporter
     for key, name, doc in (
         (
             "notification_queue_usage",
             "orderdb_notification_queue_usage_ratio",
             "pg_notification_queue_usage(): share of the NOTIFY queue in use.",
-        ),
-        ("connections", "orderdb_connections", "Client connections to the server."),
-        ("max_connections", "orderdb_max_connections", "The server's max_connections."),
-        ("xid_age", "orderdb_database_xid_age", "Age of the database's oldest unfrozen xid."),
-        ("database_bytes", "orderdb_database_size_bytes", "Size of the database."),
-        (
-            "oldest_transaction_seconds",
-            "orderdb_oldest_transaction_seconds",
-            "Age of the oldest open transaction of the server.",
         ),
     ):
         if key in server:
@@ -243,18 +274,13 @@ class OpsCollector(Collector):
 
 
 def enrich(snap: dict[str, Any]) -> None:
-    """Derived figures the metrics need: breach ages and autovacuum times in epoch seconds."""
-    from datetime import UTC, datetime
+    """Derived figures the metrics need: breach ages in seconds."""
+    from datetime import datetime
 
     taken = datetime.fromisoformat(snap["taken_at"])
     for b in snap["sla_breaches"]:
         since = datetime.fromisoformat(b["breached_since"]) if b["breached_since"] else None
         b["age_seconds"] = (taken - since).total_seconds() if since else None
-    for t in snap["table_health"]:
-        av = t.get("last_autovacuum")
-        t["last_autovacuum_epoch"] = (
-            datetime.fromisoformat(av).astimezone(UTC).timestamp() if av else None
-        )
 
 
 def make_registry(
@@ -267,7 +293,10 @@ def make_registry(
 
 
 def serve(
-    connect: Callable[[], psycopg.Connection[Any]], *, host: str = "127.0.0.1", port: int = 9187
+    connect: Callable[[], psycopg.Connection[Any]],
+    *,
+    host: str = "127.0.0.1",
+    port: int = DEFAULT_PORT,
 ) -> tuple[Any, threading.Thread, OpsCollector]:
     """Start the /metrics HTTP server in a daemon thread; returns (server, thread, collector)."""
     registry, collector = make_registry(connect)

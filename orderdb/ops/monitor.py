@@ -68,6 +68,15 @@ QUERIES: dict[str, tuple[LiteralString, int]] = {
         50,
     ),
     "server": ("SELECT metric, value FROM orderdb_ops.server_health", 50),
+    "activity_totals": (
+        "SELECT metric, label, value FROM orderdb_ops.activity_totals ORDER BY metric, label",
+        1000,
+    ),
+    "fulfillment_times": (
+        "SELECT window_size, delivered_orders, fulfillment_seconds"
+        " FROM orderdb_ops.fulfillment_times",
+        1,
+    ),
 }
 
 SLA_RULES = ("no_tracking_update", "late_shipment", "unsigned", "unpaid", "late_delivery")
@@ -225,7 +234,7 @@ def render(snap: dict[str, Any]) -> RenderableType:
         Panel(_funnel(snap)),
         Panel(
             _table(
-                "fulfilment KPIs",
+                "fulfillment KPIs",
                 ["metric", "value", "threshold", "level", "sample"],
                 snap["kpis"],
                 error=errors.get("kpis"),
