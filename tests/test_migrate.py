@@ -131,6 +131,8 @@ def test_migrate_status_never_prints_the_password(pg_server: PgServer, empty_dsn
     """`orderdb migrate --status --dsn postgresql://u:secret@...` shows the DSN redacted, on
     success and on failure (the servers under test trust local connections, so the password is
     accepted and ignored)."""
+    from urllib.parse import quote
+
     from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
     params = {k: v for k, v in conninfo_to_dict(empty_dsn).items() if v is not None}
@@ -139,10 +141,14 @@ def test_migrate_status_never_prints_the_password(pg_server: PgServer, empty_dsn
     user = str(params.get("user", "postgres"))
     dbname = str(params["dbname"])
     secret = "s3cr3t-pw-never-shown"
-    url = f"postgresql://{user}:{secret}@{host}:{port}/{dbname}"
+    if host.startswith("/"):  # a Unix socket folder (the embedded server): a query argument
+        netloc, query = "", f"?host={quote(host, safe='')}&port={port}"
+    else:
+        netloc, query = f"{host}:{port}", ""
+    url = f"postgresql://{user}:{secret}@{netloc}/{dbname}{query}"
     keyword = make_conninfo(empty_dsn, password=secret)
-    missing_db = f"postgresql://{user}:{secret}@{host}:{port}/no_such_db_orderdb_x"
-    missing_user = f"postgresql://no_such_user_x:{secret}@{host}:{port}/{dbname}"
+    missing_db = f"postgresql://{user}:{secret}@{netloc}/no_such_db_orderdb_x{query}"
+    missing_user = f"postgresql://no_such_user_x:{secret}@{netloc}/{dbname}{query}"
     for dsn in (url, keyword):
         out = _cli("migrate", "--status", "--dsn", dsn)
         assert out.returncode == 0, out.stderr

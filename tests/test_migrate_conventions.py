@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg.conninfo import conninfo_to_dict
 from yoyo import get_backend, read_migrations
 
 from orderdb import AsyncClient, Client
@@ -79,6 +82,30 @@ def test_yoyo_tables_live_in_schema_orderdb(empty_dsn: str) -> None:
     with psycopg.connect(empty_dsn) as conn:
         row = conn.execute("SELECT orderdb.schema_revision()").fetchone()
     assert row is not None and row[0] == migrate.required_revision()
+
+
+def test_migrate_through_a_service_file_migrates_that_database(
+    empty_dsn: str, tmp_path: Path
+) -> None:
+    """No database in the DSN (PGSERVICE names it): yoyo works on the database libpq chose, not
+    on one its URL defaulted to (`postgres`)."""
+    params = {k: v for k, v in conninfo_to_dict(empty_dsn).items() if v is not None}
+    service_file = tmp_path / "pg_service.conf"
+    service_file.write_text("[migconv]\n" + "".join(f"{k}={v}\n" for k, v in params.items()))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "ORDERDB_"))} | {
+        "PGSERVICE": "migconv",
+        "PGSERVICEFILE": str(service_file),
+    }
+    out = subprocess.run(
+        [sys.executable, "-m", "orderdb", "migrate"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+    )
+    assert out.returncode == 0, out.stderr
+    assert _tables(empty_dsn, "orderdb") >= YOYO
+    assert migrate.status(empty_dsn).pending == []
 
 
 def test_upgrade_moves_yoyo_tables_from_public_and_reapplies_nothing(empty_dsn: str) -> None:

@@ -26,7 +26,7 @@ from urllib.parse import quote, urlencode
 
 import psycopg
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from yoyo import get_backend, read_migrations
 from yoyo.exceptions import BadMigration
 from yoyo.migrations import topological_sort
@@ -75,11 +75,18 @@ def yoyo_url(dsn: str) -> str:
     return f"postgresql+psycopg://{netloc}/{dbname}" + (f"?{query}" if query else "")
 
 
-def _backend(dsn: str) -> Any:
-    """yoyo's backend with its tables in schema orderdb: yoyo's ``schema`` URL argument sets the
-    search_path of its connections to that schema alone (its tables, and the unqualified names of
-    a migration, resolve there; every migration of orderdb qualifies its names)."""
-    url = yoyo_url(dsn)
+def _backend(conn: psycopg.Connection[tuple[object, ...]]) -> Any:
+    """yoyo's backend on the database of ``conn``, with its tables in schema orderdb.
+
+    The URL is built from the parameters libpq used for ``conn`` (PGSERVICE, PGDATABASE, the
+    service file and the defaults resolved), so yoyo connects to the very same database even when
+    the DSN names none. yoyo's ``schema`` URL argument sets the search_path of its connections to
+    that schema alone (its tables, and the unqualified names of a migration, resolve there; every
+    migration of orderdb qualifies its names)."""
+    params = conn.info.get_parameters()
+    if conn.info.password:
+        params["password"] = conn.info.password
+    url = yoyo_url(make_conninfo(**params))
     return get_backend(url + ("&" if "?" in url else "?") + urlencode({"schema": YOYO_SCHEMA}))
 
 
@@ -314,7 +321,7 @@ def migrate(dsn: str, progress: Progress | None = None) -> MigrateResult:
         if progress is not None:
             for table in moved:
                 progress(f"moved public.{table} to schema orderdb")
-        backend = _backend(dsn)
+        backend = _backend(conn)
         done: list[str] = []
         try:
             migrations = read_migrations(str(migrations_dir()))
@@ -347,7 +354,7 @@ def rollback(dsn: str, count: int = 1) -> list[str]:
         raise ValueError("count must be at least 1")
     with _schema_lock(dsn) as conn:
         _prepare(conn)
-        backend = _backend(dsn)
+        backend = _backend(conn)
         try:
             migrations = read_migrations(str(migrations_dir()))
             with backend.lock():
