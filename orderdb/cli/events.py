@@ -306,6 +306,15 @@ def events_work(
     metavar="MODULE:FUNCTION",
     help="A Python callable called with each orderdb.events.Event (at-least-once).",
 )
+@click.option(
+    "--sink",
+    "sink_urls",
+    multiple=True,
+    metavar="URL",
+    help="Also publish every event to a broker, acknowledging the outbox only after it confirmed"
+    " (repeatable): nats://HOST:PORT/?stream=NAME&subject=PREFIX (JetStream) or"
+    " amqp://USER:PASS@HOST:PORT/VHOST?exchange=NAME (RabbitMQ). Needs orderdb[brokers].",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log every batch.")
 @log_format_option
 @dsn_option
@@ -323,16 +332,26 @@ def relay(
     retention_hours: float,
     no_purge: bool,
     handler_ref: str | None,
+    sink_urls: tuple[str, ...],
     verbose: bool,
     log_format: str,
     sub_dsn: str | None,
 ) -> None:
-    """Run the outbox relay: NOTIFY orderdb_events, webhooks, Python handlers, retention.
+    """Run the outbox relay: NOTIFY orderdb_events, webhooks, Python handlers, broker sinks,
+    retention.
 
     Runs until SIGINT/SIGTERM; survives database restarts (reconnects and catches up).
     """
     setup_logging(log_format, logging.INFO if verbose else logging.WARNING)
     handler = _load_handler(handler_ref) if handler_ref else None
+    from orderdb.events.sinks import open_sink
+
+    sinks = []
+    for url in sink_urls:
+        try:
+            sinks.append(open_sink(url))
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--sink") from exc
     r = ev.Relay(
         get_dsn(ctx, sub_dsn),
         consumer=consumer,
@@ -343,15 +362,23 @@ def relay(
         webhook_concurrency=webhook_concurrency,
         webhook_timeout=webhook_timeout,
         retention=None if no_purge else timedelta(hours=retention_hours),
+        sinks=sinks,
     )
     _stop_on_signals(r.stop)
-    notice(f"relay running as consumer {consumer!r} (Ctrl-C to stop)", consumer=consumer)
+    notice(
+        f"relay running as consumer {consumer!r}"
+        + "".join(f", publishing to {sink.name}" for sink in sinks)
+        + " (Ctrl-C to stop)",
+        consumer=consumer,
+        sinks=[sink.name for sink in sinks],
+    )
     r.run(handler)
     s = r.stats
     notice(
         f"relay stopped: {s.events} events in {s.batches} batches, {s.notifications} notifications,"
         f" {s.deliveries_enqueued} webhook deliveries queued, {s.webhook_delivered} delivered,"
-        f" {s.webhook_dead} dead, {s.purged} purged",
+        f" {s.webhook_dead} dead, {s.purged} purged, {s.sink_published} published to brokers"
+        f" ({s.sink_errors} failed attempts)",
         consumer=consumer,
         events=s.events,
         batches=s.batches,
@@ -360,6 +387,8 @@ def relay(
         webhook_delivered=s.webhook_delivered,
         webhook_dead=s.webhook_dead,
         purged=s.purged,
+        sink_published=s.sink_published,
+        sink_errors=s.sink_errors,
     )
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -34,6 +34,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from orderdb.events.listen import Backoff, EventLoop, _first_line
+from orderdb.events.sinks import Sink, SinkError
 from orderdb.events.stream import (
     CHANNEL,
     WAKEUP_CHANNEL,
@@ -76,6 +77,8 @@ class RelayStats:
     handler_errors: int = 0
     purged: int = 0
     reconnects: int = 0
+    sink_published: int = 0
+    sink_errors: int = 0
     last_error: str | None = field(default=None)
 
 
@@ -105,6 +108,10 @@ class Relay:
     duration, response headers, the first 4096 characters of the response body), and retries
     failures after ``backoff_base * 2^(attempt-1)`` (capped at ``backoff_max``) plus up to 25 %
     random jitter until the subscription's ``max_attempts``, then dead-letters the delivery.
+    ``sinks`` (:mod:`orderdb.events.sinks`: NATS JetStream, RabbitMQ) get every batch after the
+    handler and before the acknowledging transaction; the outbox moves on only once every sink
+    confirmed, so a broker that is down holds the relay back (``relay_lag`` grows) and the batch is
+    published again, in order, when it returns.
     Acknowledged events older than ``retention`` are purged every ``purge_interval`` seconds
     (``retention=None``: never). Both loops reconnect with backoff after a lost connection.
     """
@@ -127,6 +134,7 @@ class Relay:
         purge_interval: float = 60.0,
         reconnect_max: float = 5.0,
         ack_every: int = 100,
+        sinks: Sequence[Sink] = (),
     ) -> None:
         self.dsn = dsn
         self.consumer = consumer
@@ -142,6 +150,8 @@ class Relay:
         self.purge_interval = purge_interval
         self.reconnect_max = reconnect_max
         self.stats = RelayStats()
+        self.sinks = tuple(sinks)
+        self._sink_backoff = Backoff(0.5, reconnect_max)
         self.loop = EventLoop(
             dsn,
             consumer,
@@ -173,6 +183,13 @@ class Relay:
             while not self.loop.stopping:
                 try:
                     self.loop.run(self._on_batch, on_idle=self._on_idle)
+                except SinkError as exc:
+                    # what was not acknowledged is read and published again, in order
+                    self.stats.sink_errors += 1
+                    self.stats.last_error = str(exc)
+                    delay = self._sink_backoff.next_delay()
+                    log.error("%s; the outbox waits, retrying in %.1fs", exc, delay)
+                    self.loop._stop.wait(delay)
                 except HandlerFailed as exc:
                     self.stats.handler_errors += 1
                     self.stats.last_error = str(exc)
@@ -184,6 +201,8 @@ class Relay:
             self.stats.reconnects = self.loop.reconnects
             if dispatcher is not None:
                 dispatcher.join(timeout=self.webhook_timeout + 5)
+            for sink in self.sinks:
+                sink.close()
 
     # -- fan-out ----------------------------------------------------------------------------------
 
@@ -203,6 +222,12 @@ class Relay:
                 except Exception as exc:
                     done, failure = events[:i], exc
                     break
+        if done and self.sinks:
+            # every sink confirms before the outbox moves on (SinkError: acknowledged nothing)
+            for sink in self.sinks:
+                sink.publish(done)
+            self._sink_backoff.reset()
+            self.stats.sink_published += len(done)
         if done:
             ids = [e.event_id for e in done]
             with conn.transaction():
@@ -228,6 +253,8 @@ class Relay:
             ) from failure
 
     def _on_idle(self, conn: Conn) -> None:
+        for sink in self.sinks:
+            sink.idle()
         if self.retention is None or time.monotonic() < self._next_purge:
             return
         self._next_purge = time.monotonic() + self.purge_interval
