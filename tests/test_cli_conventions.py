@@ -345,6 +345,7 @@ def test_the_long_running_commands_take_log_format() -> None:
     for path in (
         ("relay",),
         ("events", "tail"),
+        ("events", "work"),
         ("ingest", "serve"),
         ("web",),
         ("poll-carriers",),
