@@ -510,3 +510,20 @@ def test_integration_secret_from_a_file_or_the_environment(db_dsn: str, tmp_path
     )
     assert out.exit_code == 0, out.output
     assert stored("SEC-B") == "env-secret-0123456789"
+
+
+def test_a_password_in_a_dsn_on_the_command_line_is_warned_about() -> None:
+    with_password = "postgresql://postgres:s3cret@127.0.0.1:1/orderdb?connect_timeout=5"
+    for args in (
+        ("--dsn", with_password, "order", "show", "1"),
+        ("order", "show", "1", "--dsn", with_password),
+    ):
+        out = run(*args)
+        assert out.exit_code == 75, out.output
+        assert "password in --dsn is visible" in out.stderr, out.stderr
+        assert "s3cret" not in out.output
+    from_env = run("order", "show", "1", env={"ORDERDB_DSN": with_password})
+    assert from_env.exit_code == 75
+    assert "password in --dsn" not in from_env.stderr
+    no_password = run("--dsn", DOWN_DSN, "order", "show", "1")
+    assert "password in --dsn" not in no_password.stderr

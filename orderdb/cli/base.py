@@ -116,11 +116,37 @@ def dsn_option(func: F) -> F:
 
 def chosen_dsn(ctx: click.Context, sub_dsn: str | None = None) -> str | None:
     """The DSN given: the command's --dsn, else the group's --dsn, else $ORDERDB_DSN (both
-    options read it: the variable never overrides a --dsn on the command line); else None."""
-    root_dsn = (ctx.find_root().obj or {}).get("dsn")
+    options read it: the variable never overrides a --dsn on the command line); else None.
+    A password inside a --dsn typed on the command line is warned about (on stderr)."""
+    root = ctx.find_root()
+    root_dsn = (root.obj or {}).get("dsn")
     if sub_dsn and ctx.get_parameter_source("sub_dsn") is not ParameterSource.ENVIRONMENT:
+        _warn_password_in_argv(sub_dsn)
         return sub_dsn
+    if root_dsn and root.get_parameter_source("dsn") is ParameterSource.COMMANDLINE:
+        _warn_password_in_argv(root_dsn)
     return root_dsn or sub_dsn
+
+
+DSN_ARGV_WARNING = (
+    "warning: the password in --dsn is visible to other local users (ps) and kept in shell "
+    "histories: put it in ORDERDB_DSN, PGPASSWORD or ~/.pgpass instead"
+)
+
+
+def _warn_password_in_argv(dsn: str) -> None:
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        has_password = bool(conninfo_to_dict(dsn).get("password"))
+    except psycopg.ProgrammingError:  # unparsable: said when it is used
+        return
+    if has_password:
+        if _log_format == "json":
+            cli_log.warning(DSN_ARGV_WARNING)
+        else:
+            err_console.print(DSN_ARGV_WARNING, markup=False, highlight=False)
 
 
 def get_dsn(ctx: click.Context, sub_dsn: str | None = None) -> str:
