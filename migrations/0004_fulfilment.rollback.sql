@@ -1,7 +1,7 @@
 -- Rollback of 0004_fulfilment. Views of sql/ that read these tables are dropped first; the
--- functions of sql/40_fulfilment.sql and sql/45_tracking.sql stay defined but unusable until
+-- functions of sql/40_fulfillment.sql and sql/45_tracking.sql stay defined but unusable until
 -- `orderdb migrate` (which also restores the placeholder orderdb._order_shipments only if
--- 40_fulfilment.sql is removed).
+-- 40_fulfillment.sql is removed).
 SET LOCAL lock_timeout = '5s';
 SET LOCAL statement_timeout = '60s';
 -- squawk-ignore ban-drop-view

@@ -1,4 +1,4 @@
-"""orderdb: an order-fulfilment and order-tracking engine that lives inside PostgreSQL."""
+"""orderdb: an order-fulfillment and order-tracking engine that lives inside PostgreSQL."""
 
 from importlib import metadata as _metadata
 

@@ -36,7 +36,7 @@ from orderdb.errors import (
     from_psycopg,
 )
 from orderdb.events import Event
-from orderdb.fulfilment import (
+from orderdb.fulfillment import (
     LinesCancelled,
     PlannedRoute,
     ReturnReceived,
@@ -503,7 +503,7 @@ class _Calls:
     def ack_events(consumer: str, event_id: int) -> _Call[None]:
         return _Call("SELECT orderdb.ack_events(%s, %s)", (consumer, event_id), _nothing)
 
-    # -- fulfilment and tracking (sql/40_fulfilment.sql, sql/45_tracking.sql, sql/40_routes.sql)
+    # -- fulfillment and tracking (sql/40_fulfillment.sql, sql/45_tracking.sql, sql/40_routes.sql)
 
     @staticmethod
     def wms_callback(
@@ -830,7 +830,7 @@ class Client:
         (OD004) for a consumer that never read."""
         return self._run(_Calls.ack_events(consumer, event_id), conn)
 
-    # -- fulfilment and tracking ----------------------------------------------------------------
+    # -- fulfillment and tracking ----------------------------------------------------------------
 
     def wms_callback(
         self,
@@ -1171,7 +1171,7 @@ class AsyncClient:
     ) -> None:
         return await self._run(_Calls.ack_events(consumer, event_id), conn)
 
-    # -- fulfilment and tracking ----------------------------------------------------------------
+    # -- fulfillment and tracking ----------------------------------------------------------------
 
     async def wms_callback(
         self,

@@ -58,7 +58,7 @@ COMMENT ON FUNCTION orderdb._check_text(text, text, integer, boolean) IS
 -- SKUs. A sku is an identifier a person reads and types: 1..255 characters, no control
 -- characters (U+0000..U+001F, U+007F..U+009F), not blank (only spaces, no-break, ideographic or
 -- zero-width spaces), and normalised to Unicode NFC wherever it enters (create_order items, the
--- lines of the fulfilment and return calls, receive_stock, stock_level, set_stock_buckets,
+-- lines of the fulfillment and return calls, receive_stock, stock_level, set_stock_buckets,
 -- rebalance_stock_buckets), so that "é" typed on two keyboards (one code point, or e + U+0301)
 -- is one sku. It is stored and compared byte-wise (COLLATE "C") in that form. Leading and
 -- trailing spaces are kept (they are part of what the caller sent); messages show a sku quoted

@@ -446,7 +446,7 @@ COMMENT ON FUNCTION orderdb.transition_order(bigint, text, integer, text, text, 
     'Moves an order to another status if its version matches and the edge is allowed.';
 
 -- _order_shipments: the "shipments" array of get_order. Placeholder returning []; the
--- fulfilment/tracking file (40_) replaces it (CREATE OR REPLACE) once shipments exist.
+-- fulfillment/tracking file (40_) replaces it (CREATE OR REPLACE) once shipments exist.
 -- Locks nothing.
 CREATE OR REPLACE FUNCTION orderdb._order_shipments(p_warehouse_id integer, p_order_id bigint)
 RETURNS jsonb
@@ -456,7 +456,7 @@ AS $$
     SELECT '[]'::jsonb;
 $$;
 COMMENT ON FUNCTION orderdb._order_shipments(integer, bigint) IS
-    'The shipments array of get_order (placeholder: []; replaced by the fulfilment code).';
+    'The shipments array of get_order (placeholder: []; replaced by the fulfillment code).';
 
 -- get_order: the order as one JSON document: order_id, order_no, customer_id, warehouse_id,
 -- status, version, previous_status, options, created_by, created_at, updated_at,

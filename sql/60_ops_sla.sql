@@ -1,4 +1,4 @@
--- Operator views: SLA breaches (rules in orderdb.sla_rules) and fulfilment KPIs (thresholds in
+-- Operator views: SLA breaches (rules in orderdb.sla_rules) and fulfillment KPIs (thresholds in
 -- orderdb.kpi_thresholds).
 --
 -- Times are the times things happened, not when orderdb heard of them, as *effective* times
@@ -182,7 +182,7 @@ COMMENT ON VIEW orderdb_ops.sla_breaches IS
     'Orders breaching an enabled SLA rule now (unpaid, late_shipment, no_tracking_update, '
     'unsigned, late_delivery), since when, and how badly.';
 
--- fulfillment_kpis: one row per fulfilment KPI of kpi_thresholds, over the orders created in
+-- fulfillment_kpis: one row per fulfillment KPI of kpi_thresholds, over the orders created in
 -- its window (window_size, default 7 days). value is a ratio (0..1) or hours; threshold is the
 -- target (the warning bound); level ok / warning / critical (kpi_thresholds direction, warning,
 -- critical); sample is the number of orders the value is computed over (0: value NULL, ok).
@@ -320,4 +320,4 @@ SELECT f.metric, f.value, f.threshold, f.level, f.critical, f.direction, f.unit,
        f.sample
   FROM orderdb._fulfillment_kpis() f;
 COMMENT ON VIEW orderdb_ops.fulfillment_kpis IS
-    'Fulfilment KPIs over their window (orders created in it) with target and alert level.';
+    'Fulfillment KPIs over their window (orders created in it) with target and alert level.';

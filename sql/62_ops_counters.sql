@@ -23,12 +23,12 @@ AS $$
 SELECT 'events_acked', c.consumer, c.acked_events
   FROM orderdb.event_consumers c
 UNION ALL
-SELECT 'webhook_attempts', r.result,
-       (SELECT count(*)
-          FROM orderdb.webhook_attempts a
-         WHERE (a.status_code BETWEEN 200 AND 299) = (r.result = 'success')
-            OR (a.status_code IS NULL AND r.result = 'failure'))
-  FROM (VALUES ('success'), ('failure')) r (result)
+SELECT 'webhook_attempts', r.result, CASE r.result WHEN 'success' THEN a.ok ELSE a.failed END
+  FROM (SELECT count(*) FILTER (WHERE w.status_code BETWEEN 200 AND 299) AS ok,
+               count(*) FILTER (WHERE w.status_code IS NULL
+                                   OR w.status_code NOT BETWEEN 200 AND 299) AS failed
+          FROM orderdb.webhook_attempts w) a
+ CROSS JOIN (VALUES ('success'), ('failure')) r (result)
 UNION ALL
 SELECT 'webhooks_delivered', '', count(*)
   FROM orderdb.webhook_deliveries d

@@ -2,7 +2,7 @@
 -- (orderdb.sla_check: one recorded action per order and rule, for pg_cron or `orderdb sla-check`).
 
 -- alerts: one row per problem that needs an operator, level warning or critical, newest state:
---   source 'kpi'              a fulfilment KPI outside its target (subject: the metric)
+--   source 'kpi'              a fulfillment KPI outside its target (subject: the metric)
 --   source 'sla'              an SLA rule with breaching orders (subject: the rule; message: how
 --                             many, the oldest ones; since: the oldest breach)
 --   source 'carrier'          an open parcel whose newest carrier event is an exception (critical)

@@ -191,6 +191,13 @@ BEGIN
                 EXECUTE format('ALTER TABLE orderdb.%I DROP CONSTRAINT %I', v_name,
                                v_name || '_range');
             END IF;
+            IF NOT p_dry_run THEN  -- every table of orderdb has a comment
+                EXECUTE format('COMMENT ON TABLE orderdb.%I IS %L', v_name,
+                               format('Partition of %s: the rows of %s (UTC), made by '
+                                      'orderdb maintain.', v_parent,
+                                      to_char(v_bounds.range_from AT TIME ZONE 'UTC',
+                                              'YYYY-MM')));
+            END IF;
             parent_table := v_policy.table_name;
             action := 'created';
             partition_name := 'orderdb.' || v_name;

@@ -68,7 +68,7 @@ BEGIN
                 ('orderdb_app', 'order_timeline'),
                 ('orderdb_app', 'order_timeline_by_no'),  -- the web tracking page (70_web.sql)
                 ('orderdb_app', 'reallocate_order'),
-                ('orderdb_app', 'cancel_order_lines'),    -- partial shipments (40_fulfilment.sql)
+                ('orderdb_app', 'cancel_order_lines'),    -- partial shipments (40_fulfillment.sql)
                 ('orderdb_app', 'request_return'),        -- customer returns
                 ('orderdb_app', 'receive_return'),
                 ('orderdb_app', 'plan_routes'),           -- courier routes (40_routes.sql)

@@ -1,4 +1,4 @@
-"""Ops views that do not depend on fulfilment: order_funnel, low_stock, table_health, lock_waits,
+"""Ops views that do not depend on fulfillment: order_funnel, low_stock, table_health, lock_waits,
 long_transactions, server_health, and their rows in alerts. Real PostgreSQL, real sessions."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""End-to-end fulfilment and tracking through the public API only: the acceptance flow and its
+"""End-to-end fulfillment and tracking through the public API only: the acceptance flow and its
 customer timeline, customer scoping (OD005), out-of-order and unmatched carrier events, partial
 shipments and partial returns with counters == ledger."""
 
@@ -204,14 +204,14 @@ def test_errors_are_typed(db: Client) -> None:
 def test_demo_simulation_ships_and_streams(db: Client, db_dsn: str) -> None:
     import random
 
-    from orderdb.demo.tracking import simulate_fulfilment
+    from orderdb.demo.tracking import simulate_fulfillment
 
     ids = []
     for i in range(30):
         o = db.create_order(100 + i, WH, [{"sku": "FL-C", "quantity": 1}])
         db.transition(o.order_id, "confirmed", expected_version=o.version)
         ids.append(o.order_id)
-    stats = simulate_fulfilment(
+    stats = simulate_fulfillment(
         db, ids, random.Random(7), failed_attempt_rate=0.3, refused_rate=0.2
     )
     assert sum(stats.statuses.values()) == 30

@@ -80,7 +80,7 @@ class OrderdbGroup(click.Group):
 @click.version_option(package_name="orderdb")
 @click.pass_context
 def main(ctx: click.Context, dsn: str | None) -> None:
-    """orderdb: order fulfilment and order tracking inside PostgreSQL."""
+    """orderdb: order fulfillment and order tracking inside PostgreSQL."""
     ctx.ensure_object(dict)
     ctx.obj["dsn"] = dsn
 

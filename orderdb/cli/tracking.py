@@ -33,7 +33,7 @@ from orderdb.cli.base import (
     print_table,
 )
 from orderdb.errors import OrderDBError, TransientError
-from orderdb.fulfilment import Timeline, TimelinePerson
+from orderdb.fulfillment import Timeline, TimelinePerson
 from orderdb.richtext import progress_bar
 
 

@@ -407,10 +407,10 @@ def _ship_chunk(
     stats: DemoStats,
     advance: Callable[[int], None],
 ) -> None:
-    from orderdb.demo.tracking import simulate_fulfilment
+    from orderdb.demo.tracking import simulate_fulfillment
 
     for order_id in order_ids:
-        done = simulate_fulfilment(client, [order_id], random.Random(seed * 7919 + order_id))
+        done = simulate_fulfillment(client, [order_id], random.Random(seed * 7919 + order_id))
         stats.bump("wms_callbacks", done.wms_callbacks)
         stats.bump("carrier_events", done.carrier_events)
         advance(1)

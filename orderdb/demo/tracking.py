@@ -1,8 +1,8 @@
-"""Fulfilment for `orderdb demo`: ship orders through the WMS callbacks and stream carrier events,
+"""Fulfillment for `orderdb demo`: ship orders through the WMS callbacks and stream carrier events,
 including a failed attempt with redelivery and a refused parcel that goes back to the warehouse.
 
 Only the public API is used (wms_callback, record_tracking_event, receive_return); the lead wires
-:func:`simulate_fulfilment` into the demo.
+:func:`simulate_fulfillment` into the demo.
 """
 
 from __future__ import annotations
@@ -34,27 +34,27 @@ CITIES = ("Shenzhen", "Guangzhou", "Dongguan", "Shanghai", "Hangzhou")
 
 
 @dataclass
-class FulfilmentStats:
-    """What :func:`simulate_fulfilment` did: final order statuses and event counts."""
+class FulfillmentStats:
+    """What :func:`simulate_fulfillment` did: final order statuses and event counts."""
 
     statuses: Counter[str] = field(default_factory=Counter)
     wms_callbacks: int = 0
     carrier_events: int = 0
 
 
-def simulate_fulfilment(
+def simulate_fulfillment(
     client: Client,
     order_ids: list[int],
     rng: random.Random,
     *,
     failed_attempt_rate: float = 0.15,
     refused_rate: float = 0.05,
-) -> FulfilmentStats:
+) -> FulfillmentStats:
     """Ship every given order (they must be confirmed or later in the warehouse flow) and drive
     its parcel through the carrier to delivered, with some failed attempts (then redelivered) and
     some refused parcels (returned_to_sender -> returning -> receive_return -> returned).
     Events are stamped in real time, so timelines read in the order things happened."""
-    stats = FulfilmentStats()
+    stats = FulfillmentStats()
     for order_id in order_ids:
         status = _fulfil_one(client, order_id, rng, stats, failed_attempt_rate, refused_rate)
         stats.statuses[status or "unknown"] += 1
@@ -65,7 +65,7 @@ def _fulfil_one(
     client: Client,
     order_id: int,
     rng: random.Random,
-    stats: FulfilmentStats,
+    stats: FulfillmentStats,
     failed_attempt_rate: float,
     refused_rate: float,
 ) -> str | None:

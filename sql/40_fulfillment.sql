@@ -1,4 +1,4 @@
--- Fulfilment: WMS callbacks (PICKED, PACKED, SHIPPED, EXCEPTION), shipments (partial shipments
+-- Fulfillment: WMS callbacks (PICKED, PACKED, SHIPPED, EXCEPTION), shipments (partial shipments
 -- included), cancelling the remainder of lines, the ways out of on_hold, and customer returns.
 -- Every status change goes through orderdb._apply_transition (sql/30_orders.sql); every ledger
 -- move through orderdb._move_reservations and its wrappers (sql/20_inventory.sql).

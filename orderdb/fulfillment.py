@@ -1,4 +1,4 @@
-"""Typed results of the fulfilment and tracking functions (WMS callbacks, carrier events, the
+"""Typed results of the fulfillment and tracking functions (WMS callbacks, carrier events, the
 customer's timeline, returns, courier routes). The SQL functions own every rule; these are
 plain values built from their rows (see :class:`orderdb.client.Client`)."""
 
