@@ -528,3 +528,55 @@ def test_a_password_in_a_dsn_on_the_command_line_is_warned_about() -> None:
     assert "password in --dsn" not in from_env.stderr
     no_password = run("--dsn", DOWN_DSN, "order", "show", "1")
     assert "password in --dsn" not in no_password.stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "method", "key", "line"),
+    [
+        (
+            "tracking",
+            "record_tracking_event",
+            "event_id",
+            {
+                "carrier": "SF",
+                "tracking_number": "JS-LOST",
+                "event_time": "2026-05-01T10:00:00Z",
+                "carrier_status": "31",
+            },
+        ),
+        (
+            "orders",
+            "create_order",
+            "idempotency_key",
+            {"customer_id": 35, "warehouse_id": WH, "items": [{"sku": "JS-A", "quantity": 1}]},
+        ),
+    ],
+)
+def test_an_import_that_lost_its_connection_exits_75(
+    command: str,
+    method: str,
+    key: str,
+    line: dict[str, Any],
+    db_dsn: str,
+    fixture_db: dict[str, Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """ingest tracking / ingest orders: a lost connection is "retry later" (running the file
+    again records the rest); refused lines alone stay 1."""
+    path = tmp_path / "in.jsonl"
+    path.write_text("".join(json.dumps({**line, key: f"lost-{i}"}) + "\n" for i in range(3)))
+    calls = []
+    original = getattr(Client, method)
+
+    def flaky(self: Client, *args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 2:
+            raise TransientError("server closed the connection unexpectedly")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Client, method, flaky)
+    out = run("--dsn", db_dsn, "ingest", command, str(path), "--json")
+    assert out.exit_code == 75, out.output
+    summary = json.loads(out.stdout)
+    assert summary["aborted"].startswith("line 2: "), summary

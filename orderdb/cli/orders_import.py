@@ -12,7 +12,8 @@ One JSON object a line::
 ``idempotency_key`` is required, so running the same file again places nothing twice: every line
 already placed answers "replayed". A line that cannot be placed (not JSON, a missing or wrong key,
 data create_order refuses, no stock) is reported with its number and the reason and the other
-lines go on; the command exits 1 when any line was refused.
+lines go on; the command exits 1 when any line was refused, 75 when the connection was lost
+(run the file again: the orders placed before are replayed).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any
 import click
 
 from orderdb.cli.base import (
+    EXIT_RETRY_LATER,
     client_session,
     dsn_option,
     echo_json,
@@ -132,7 +134,8 @@ def ingest_orders_cmd(ctx: click.Context, file: Path, as_json: bool, sub_dsn: st
     "replayed", not placed twice). Each order is its own transaction. A line that cannot be
     placed is reported (line number and reason) and the others go on. Prints how many orders
     were new, replayed and refused (a progress bar on stderr while it runs, on a terminal);
-    exits 1 when any line was refused (or the connection was lost: the summary says where)."""
+    exits 1 when any line was refused, 75 when the connection was lost (the summary says where;
+    running the file again places the rest)."""
     import psycopg
 
     lines = file.read_bytes().split(b"\n")
@@ -205,5 +208,7 @@ def ingest_orders_cmd(ctx: click.Context, file: Path, as_json: bool, sub_dsn: st
             )
     if aborted is not None:
         print_error(f"stopped at {aborted} (the lines before it are placed)")
-    if counts["refused"] or aborted is not None:
+    if aborted is not None:
+        sys.exit(EXIT_RETRY_LATER)
+    if counts["refused"]:
         sys.exit(1)

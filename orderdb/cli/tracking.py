@@ -19,6 +19,7 @@ import click
 
 from orderdb import locales
 from orderdb.cli.base import (
+    EXIT_RETRY_LATER,
     INT4,
     INT8,
     client_session,
@@ -260,7 +261,8 @@ def ingest_tracking_cmd(ctx: click.Context, file: Path, as_json: bool, sub_dsn: 
     event_time is ISO 8601 with a zone (Z or +08:00). Each event is its own transaction;
     duplicates are harmless. A bad line is reported (line number, field, reason) and the others
     go on. Prints how many were new, duplicate, unmatched (no shipment yet) and invalid; exits 1
-    when any line was invalid (or the connection was lost: the summary says where)."""
+    when any line was invalid, 75 when the connection was lost (the summary says where; running
+    the file again records the rest, the lines before are duplicates then)."""
     import psycopg
 
     lines = file.read_bytes().split(b"\n")
@@ -322,7 +324,9 @@ def ingest_tracking_cmd(ctx: click.Context, file: Path, as_json: bool, sub_dsn: 
             err_console.print(f"... and {len(problems) - 20} more (--json lists every one)")
     if aborted is not None:
         print_error(f"stopped at {aborted} (the lines before it are recorded)")
-    if counts["invalid"] or aborted is not None:
+    if aborted is not None:
+        sys.exit(EXIT_RETRY_LATER)
+    if counts["invalid"]:
         sys.exit(1)
 
 
