@@ -27,7 +27,7 @@
 
 -- _event_group_advance: moves p_group's low-water mark over the acknowledged head of its stream
 -- (the longest run of acknowledged events from the mark on, in read order, below p_horizon, at
--- most 10000 events), and deletes up to 5000 lease rows at or before the mark that were
+-- most 2000 events per call), and deletes up to 5000 lease rows at or before the mark that were
 -- acknowledged more than five minutes ago. Returns how far (events) the mark moved, or NULL when
 -- another member holds the group row (it is skipped, never waited for).
 -- Locks the group's row (FOR NO KEY UPDATE SKIP LOCKED) and the deleted lease rows.
@@ -57,7 +57,7 @@ BEGIN
                  WHERE (o.tx_id, o.event_id) > (v_group.low_tx_id, v_group.low_event_id)
                    AND o.tx_id < p_horizon
                  ORDER BY o.tx_id, o.event_id
-                 LIMIT 10000) o
+                 LIMIT 2000) o
           LEFT JOIN orderdb.event_group_leases l
             ON l.group_name = p_group AND l.event_id = o.event_id
     )
