@@ -404,6 +404,10 @@ def test_exit_statuses_of_real_failures(db_dsn: str) -> None:
     nodb = re.sub(r"dbname=\S+|/[^/?]+(\?|$)", "/orderdb_no_such_database\\1", db_dsn, count=1)
     missing_db = run("--dsn", nodb, "order", "show", "1")
     assert missing_db.exit_code == 1, missing_db.output
+    unknown_host = run(
+        "--dsn", "postgresql://postgres@nohost.invalid/x?connect_timeout=5", "order", "show", "1"
+    )
+    assert unknown_host.exit_code == 1, unknown_host.output
     assert run("--dsn", db_dsn, "order", "show", "1", "--no-such-option").exit_code == 2
 
 

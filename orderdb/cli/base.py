@@ -335,7 +335,7 @@ def handle_errors(func: F) -> F:
                     detail=diag.message_detail,
                     hint=diag.message_hint,
                 )
-            sys.exit(exit_status(mapped if mapped is not None else exc))
+            sys.exit(exit_status(exc))
         except OrderDBError as exc:
             _print_error(exc)
             sys.exit(exit_status(exc))
