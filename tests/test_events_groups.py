@@ -267,3 +267,46 @@ def test_concurrent_claims_never_wait_and_never_share(fresh_dsn: str) -> None:
     flat = [e for mine in got for e in mine]
     assert len(flat) == len(set(flat)), "no event handed to two members"
     assert set(flat) == set(expected) - {e.event_id for e in first + second}
+
+
+def test_member_survives_pg_ctl_restart() -> None:
+    """A throwaway embedded server is restarted (fast, then immediate = crash) under a running
+    member: it reconnects and catches up; every event is handled, each order's in read order."""
+    from orderdb.config import ensure_database
+    from orderdb.server import embedded, migrate
+
+    handled: list[ev.Event] = []
+    with embedded.throwaway() as server:
+        ensure_database(server.dsn, "orderdb")
+        dsn = server.url("orderdb")
+        migrate.migrate(dsn)
+        member = groups.GroupMember(
+            dsn,
+            "restart",
+            "m",
+            batch_size=5,
+            lease_seconds=2,
+            poll_interval=0.02,
+            reconnect_max=1.0,
+        )
+        thread = threading.Thread(target=member.run, args=(handled.append,), daemon=True)
+        thread.start()
+        try:
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                expected = _emit(conn, list(range(1, 21)), rounds=1)
+            _wait_for(lambda: len({e.event_id for e in handled}) >= 20)
+            for mode in ("fast", "immediate"):
+                embedded.restart(server.data_root, mode=mode)
+                with psycopg.connect(dsn, autocommit=True) as conn:
+                    expected = _emit(conn, list(range(1, 21)), rounds=1)
+                want = set(expected)
+                _wait_for(lambda w=want: w <= {e.event_id for e in handled})  # type: ignore[misc]
+        finally:
+            member.stop()
+            thread.join(timeout=30)
+    assert member.stats.reconnects >= 2
+    position = {e: i for i, e in enumerate(expected)}
+    assert {e.event_id for e in handled} == set(expected)
+    for order_id in range(1, 21):
+        seq = [position[e.event_id] for e in handled if e.order_id == order_id]
+        assert seq == sorted(seq)
