@@ -694,14 +694,14 @@ SELECT g.group_name,
                    AND o.tx_id >= h.xmin
                  LIMIT 1000000) s) unreadable
  CROSS JOIN LATERAL (
-        SELECT count(*) FILTER (WHERE l.leased_until >= now()) AS leased,
-               count(DISTINCT l.member) FILTER (WHERE l.leased_until >= now()) AS members,
-               count(*) FILTER (WHERE l.leased_until < now()) AS expired,
+        SELECT count(*) FILTER (WHERE l.acked_at IS NULL AND l.leased_until >= now()) AS leased,
+               count(DISTINCT l.member) FILTER (WHERE l.acked_at IS NULL
+                                                  AND l.leased_until >= now()) AS members,
+               count(*) FILTER (WHERE l.acked_at IS NULL AND l.leased_until < now()) AS expired,
                max(l.leased_at) AS read_at
           FROM orderdb.event_group_leases l
          WHERE l.group_name = g.group_name
-           AND (l.tx_id, l.event_id) > (g.low_tx_id, g.low_event_id)
-           AND l.acked_at IS NULL) leases
+           AND (l.tx_id, l.event_id) > (g.low_tx_id, g.low_event_id)) leases
   LEFT JOIN LATERAL (
         SELECT o.created_at
           FROM orderdb.outbox o
