@@ -2,7 +2,7 @@
 -- message that names the field, before anything is written. Field names are given without the
 -- p_ prefix (customer_id, items[2].quantity, options), as callers know them.
 --
--- Bounds (API.md): ids and quantities positive; sku and keys <= 255 characters; free text
+-- Bounds (docs/contract.md): ids and quantities positive; sku and keys <= 255 characters; free text
 -- (actor, reason) <= 1000; JSON arguments <= 65536 bytes (text form) and nested at most 32 levels
 -- deep; 1..500 lines per order.
 

@@ -5,18 +5,18 @@
 BEGIN;
 SELECT plan(7);
 
-SELECT orderdb.receive_stock(421, 'TL', 10);
+SELECT FROM orderdb.receive_stock(421, 'TL', 10);
 SELECT order_id AS o FROM orderdb.create_order(5, 421, '[{"sku": "TL", "quantity": 1}]') \gset
-SELECT orderdb.transition_order(:o, 'confirmed', 1);
-SELECT orderdb.wms_callback('tl-1', :o, 'PACKED', jsonb_build_object('occurred_at', (now() - interval '10 hours')::text));
-SELECT orderdb.wms_callback('tl-2', :o, 'SHIPPED', jsonb_build_object('carrier', 'SF', 'tracking_number', 'SFTL',
-                            'occurred_at', (now() - interval '9 hours')::text));
+SELECT FROM orderdb.transition_order(:o, 'confirmed', 1);
+SELECT FROM orderdb.wms_callback('tl-1', :o, 'PACKED', jsonb_build_object('occurred_at', (now() - interval '10 hours')::text));
+SELECT FROM orderdb.wms_callback('tl-2', :o, 'SHIPPED', jsonb_build_object('carrier', 'SF', 'tracking_number', 'SFTL',
+                                 'occurred_at', (now() - interval '9 hours')::text));
 -- arrive out of order; one duplicate; the newest has no location
-SELECT orderdb.record_tracking_event('SF', 'SFTL', now() - interval '6 hours', '31', 'Guangzhou hub', 'arrived at hub');
-SELECT orderdb.record_tracking_event('SF', 'SFTL', now() - interval '8 hours', '54', 'Shenzhen', 'picked up');
-SELECT orderdb.record_tracking_event('SF', 'SFTL', now() - interval '6 hours', '31', 'Guangzhou hub', 'arrived at hub');
-SELECT orderdb.record_tracking_event('SF', 'SFTL', now() - interval '2 hours', '44', 'Tianhe', 'out for delivery');
-SELECT orderdb.record_tracking_event('SF', 'SFTL', now() - interval '1 hour', '80', NULL, 'signed by recipient');
+SELECT FROM orderdb.record_tracking_event('SF', 'SFTL', now() - interval '6 hours', '31', 'Guangzhou hub', 'arrived at hub');
+SELECT FROM orderdb.record_tracking_event('SF', 'SFTL', now() - interval '8 hours', '54', 'Shenzhen', 'picked up');
+SELECT FROM orderdb.record_tracking_event('SF', 'SFTL', now() - interval '6 hours', '31', 'Guangzhou hub', 'arrived at hub');
+SELECT FROM orderdb.record_tracking_event('SF', 'SFTL', now() - interval '2 hours', '44', 'Tianhe', 'out for delivery');
+SELECT FROM orderdb.record_tracking_event('SF', 'SFTL', now() - interval '1 hour', '80', NULL, 'signed by recipient');
 
 CREATE TEMP TABLE tl AS SELECT orderdb.order_timeline(:o, 5) AS t;
 
