@@ -305,6 +305,11 @@ def _strategy(arg: Arg, seed: Seed) -> st.SearchStrategy[Any]:
         return st.one_of(
             st.none(), st.lists(st.one_of(st.none(), st.text(TEXT_ALPHABET, max_size=5)))
         )
+    if typ == "bigint[]":
+        ids = st.one_of(
+            st.none(), st.sampled_from(seed.event_ids or [1]), st.integers(-(2**63), 2**63 - 1)
+        )
+        return st.one_of(st.none(), st.lists(ids, max_size=5))
     if typ == "boolean":
         return st.one_of(st.none(), st.booleans())
     if typ in ("double precision", "real", "numeric"):

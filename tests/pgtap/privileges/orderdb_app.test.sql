@@ -33,7 +33,7 @@ SELECT function_privs_are(
                                        'cancel_order_lines', 'request_return',
                                        'receive_return', 'plan_routes',
                                        'read_events', 'ack_events', 'claim_events',
-                                       'ack_claimed', 'release_claimed')
+                                       'ack_claimed', 'release_claimed', 'schema_revision')
                 THEN ARRAY['EXECUTE'] ELSE ARRAY[]::name[] END::name[],
            format('orderdb_app: EXECUTE on %s only if it is application API',
                   p.oid::regprocedure))

@@ -27,7 +27,7 @@ SELECT function_privs_are(
            'orderdb_ingest',
            CASE WHEN n.nspname = 'orderdb'
                      AND p.proname IN ('wms_callback', 'record_tracking_event',
-                                       'receive_return')
+                                       'receive_return', 'schema_revision')
                 THEN ARRAY['EXECUTE'] ELSE ARRAY[]::name[] END::name[],
            format('orderdb_ingest: EXECUTE on %s only if it is a WMS/carrier entry point',
                   p.oid::regprocedure))
