@@ -494,6 +494,43 @@ $$;
 COMMENT ON FUNCTION orderdb._mask_phone(text) IS
     'A phone masked for customers (138****5678, 010-****5678, +44******7890).';
 
+-- _mask_phones_in_text: a free text (a carrier's description or location, a name) with every
+-- phone number in it masked by orderdb._mask_phone: Chinese mobiles (optionally after +86 / 0086
+-- / 86, spaces or dashes between the groups), landlines (0 + area code, optionally in
+-- parentheses, then 7 or 8 digits) and E.164 numbers ('+' and 8..15 digits, spaces or dashes
+-- between them). A number counts only when no letter or digit comes right before it and no digit
+-- right after it, so tracking numbers (SF1391234567801), times and longer digit runs stay.
+-- NULL for NULL. Locks nothing.
+CREATE OR REPLACE FUNCTION orderdb._mask_phones_in_text(p_text text)
+RETURNS text
+LANGUAGE plpgsql
+IMMUTABLE
+AS $$
+DECLARE
+    v_out   text := p_text;
+    v_phone text;
+BEGIN
+    IF p_text IS NULL OR p_text !~ '[0-9]{4}' THEN
+        RETURN p_text;
+    END IF;
+    FOR v_phone IN
+        SELECT p.phone FROM (SELECT DISTINCT m[1] AS phone
+          FROM regexp_matches(p_text,
+                   '(?:^|[^0-9A-Za-z+])('
+                   || '(?:(?:\+|00)?86[ -]?)?1[3-9][0-9](?:[ -]?[0-9]{4}){2}'
+                   || '|\(?0[1-9][0-9]{1,2}\)?[ -]?[0-9]{3,4}[ -]?[0-9]{4}'
+                   || '|\+[1-9](?:[ -]?[0-9]){7,14}'
+                   || ')(?![0-9])', 'g') m) p
+         ORDER BY length(p.phone) DESC, p.phone  -- a longer form first (+86 ... before 139...)
+    LOOP
+        v_out := replace(v_out, v_phone, orderdb._mask_phone(v_phone));
+    END LOOP;
+    RETURN v_out;
+END;
+$$;
+COMMENT ON FUNCTION orderdb._mask_phones_in_text(text) IS
+    'A free text with every phone number in it masked (orderdb._mask_phone).';
+
 -- _key_name: a JSON key as messages name it: prefix + key when the key is a plain word, else
 -- prefix + the key JSON-quoted and cut to 64 characters. Locks nothing.
 CREATE OR REPLACE FUNCTION orderdb._key_name(p_prefix text, p_key text)
