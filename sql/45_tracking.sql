@@ -449,7 +449,9 @@ COMMENT ON FUNCTION orderdb._status_description(text) IS
 -- "labels" (the page's wording, kind 'page': {"estimated_delivery": ..., ...}); "locale" says
 -- which. "time_zone": the zone the page shows times in: options.time_zone, else Asia/Shanghai
 -- for a zh locale, else UTC (times in the document stay timestamps with an offset).
--- People (docs/api.md "Order data"; never a full phone number):
+-- People (docs/api.md "Order data"; never a full phone number: a phone a carrier wrote into a
+-- description, a location or a courier's name, or one inside the recipient's name, is masked by
+-- orderdb._mask_phones_in_text):
 --   "recipient": {"name", "phone" (masked, orderdb._mask_phone), "city"} from options.ship_to
 --                (null without a ship_to);
 --   "courier":   while the order is delivering: the courier named by its newest carrier event
@@ -586,9 +588,9 @@ BEGIN
         SELECT e.effective_time, e.event_time, e.phase,
                CASE WHEN e.version IS NULL THEN 1 ELSE 0 END, e.tracking_event_id,
                e.normalized_status,
-               coalesce(e.description,
+               coalesce(orderdb._mask_phones_in_text(e.description),
                         orderdb._customer_text('carrier', e.normalized_status, v_locale)),
-               e.location, 'carrier', e.order_status
+               orderdb._mask_phones_in_text(e.location), 'carrier', e.order_status
           FROM events e
     )
     SELECT (SELECT coalesce(jsonb_agg(jsonb_build_object(
@@ -605,7 +607,7 @@ BEGIN
                      || jsonb_build_object('location', e.location)
                      ORDER BY e.at, e.phase, e.sub, e.reported, e.seq)
               FROM entries e),
-           (SELECT e.location FROM events e
+           (SELECT orderdb._mask_phones_in_text(e.location) FROM events e
              WHERE e.location IS NOT NULL
              ORDER BY e.effective_time DESC, e.event_time DESC, e.tracking_event_id DESC
              LIMIT 1),
@@ -692,11 +694,13 @@ BEGIN
         'labels', coalesce(v_labels, '{}'::jsonb),
         'recipient', CASE WHEN jsonb_typeof(v_order.options -> 'ship_to') = 'object' THEN
                          jsonb_build_object(
-                             'name', left(v_order.options -> 'ship_to' ->> 'name', 100),
+                             'name', orderdb._mask_phones_in_text(
+                                         left(v_order.options -> 'ship_to' ->> 'name', 100)),
                              'phone', orderdb._mask_phone(v_order.options -> 'ship_to' ->> 'phone'),
                              'city', left(v_order.options -> 'ship_to' ->> 'city', 100)) END,
         'courier', CASE WHEN v_courier IS NOT NULL THEN
-                       jsonb_build_object('name', left(v_courier ->> 'name', 100),
+                       jsonb_build_object('name', orderdb._mask_phones_in_text(
+                                                      left(v_courier ->> 'name', 100)),
                                           'phone', orderdb._mask_phone(v_courier ->> 'phone'))
                    END);
 END;
