@@ -81,6 +81,7 @@ BEGIN
                 -- orderdb_ingest: the WMS and carrier entry points only
                 ('orderdb_ingest', 'wms_callback'),
                 ('orderdb_ingest', 'record_tracking_event'),
+                ('orderdb_ingest', 'record_tracking_events'),  -- batches (46_tracking_batches.sql)
                 ('orderdb_ingest', 'receive_return'),     -- the warehouse dock receives parcels
                 ('orderdb_ingest', 'schema_revision')
                ) AS g(role_name, function_name)

@@ -1,5 +1,5 @@
 -- orderdb_ingest (WMS and carriers): USAGE on schema orderdb and EXECUTE on the entry
--- points only (wms_callback, record_tracking_event, and receive_return for the warehouse dock); no privilege on any table,
+-- points only (wms_callback, record_tracking_event(s), and receive_return for the warehouse dock); no privilege on any table,
 -- view or sequence, none on orderdb_ops, none on the application API, none on the internal
 -- orderdb._x helpers or the owner's admin functions. Counts follow the catalog.
 BEGIN;
@@ -27,7 +27,8 @@ SELECT function_privs_are(
            'orderdb_ingest',
            CASE WHEN n.nspname = 'orderdb'
                      AND p.proname IN ('wms_callback', 'record_tracking_event',
-                                       'receive_return', 'schema_revision')
+                                       'record_tracking_events', 'receive_return',
+                                       'schema_revision')
                 THEN ARRAY['EXECUTE'] ELSE ARRAY[]::name[] END::name[],
            format('orderdb_ingest: EXECUTE on %s only if it is a WMS/carrier entry point',
                   p.oid::regprocedure))
