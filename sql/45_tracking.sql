@@ -406,6 +406,21 @@ COMMENT ON FUNCTION orderdb._customer_text(text, text, text) IS
     'The customer-safe text of a status, exception type, carrier status or change '
     '(orderdb.customer_texts, generic and English fallbacks).';
 
+-- _in_locale_script: whether a carrier's own text can stand in a document of p_locale: for a
+-- zh locale it holds Chinese (Han) characters, for any other locale none (a Chinese carrier's
+-- '快件已签收' is not shown to an English reader, nor 'Delivered' to a Chinese one; the locale's
+-- text of the carrier status is shown instead). False for NULL. Locks nothing.
+CREATE OR REPLACE FUNCTION orderdb._in_locale_script(p_text text, p_locale text)
+RETURNS boolean
+LANGUAGE sql
+IMMUTABLE
+AS $fn$
+    SELECT coalesce((p_locale ILIKE 'zh%')
+                    = (p_text ~ '[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]'), false);
+$fn$;
+COMMENT ON FUNCTION orderdb._in_locale_script(text, text) IS
+    'Whether a carrier''s text is in the script of a locale (Chinese characters for zh).';
+
 -- _status_description: the customer-facing sentence of an order status in the timeline
 -- (orderdb.customer_texts, kind 'status', English).
 CREATE OR REPLACE FUNCTION orderdb._status_description(p_status text)
@@ -436,7 +451,8 @@ COMMENT ON FUNCTION orderdb._status_description(text) IS
 -- sorted by time (never decreasing); ties: by phase (the creation first, a status change before
 -- the carrier events that belong after it), then by reported time. Descriptions are
 -- customer-safe texts (orderdb.customer_texts via orderdb._customer_text): the status's, a
--- warehouse exception type's (on hold), a carrier status's when the carrier gave none; never a
+-- warehouse exception type's (on hold), a carrier status's when the carrier gave none or gave
+-- one not in the locale's script (orderdb._in_locale_script); never a
 -- transition reason or an exception type as such. current_location: the location of the newest
 -- carrier event (by time, then reported time) that has one. estimated_delivery:
 -- options.promised_delivery_at when set; else, while
@@ -588,7 +604,8 @@ BEGIN
         SELECT e.effective_time, e.event_time, e.phase,
                CASE WHEN e.version IS NULL THEN 1 ELSE 0 END, e.tracking_event_id,
                e.normalized_status,
-               coalesce(orderdb._mask_phones_in_text(e.description),
+               coalesce(CASE WHEN orderdb._in_locale_script(e.description, v_locale)
+                             THEN orderdb._mask_phones_in_text(e.description) END,
                         orderdb._customer_text('carrier', e.normalized_status, v_locale)),
                orderdb._mask_phones_in_text(e.location), 'carrier', e.order_status
           FROM events e

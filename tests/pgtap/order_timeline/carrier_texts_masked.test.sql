@@ -23,13 +23,13 @@ SELECT ok(orderdb.order_timeline(:o)::text !~ '13900001111|139 0000 1111|0755-12
           'no full phone in order_timeline');
 SELECT ok(orderdb.order_timeline_by_no(:'ono', 99716019, 'zh-CN')::text !~ '13900001111|139 0000 1111|0755-12345678|20 7946 0958|13812345678',
           'no full phone in order_timeline_by_no');
-SELECT is((SELECT e ->> 'description' FROM jsonb_array_elements(orderdb.order_timeline(:o) -> 'timeline') e
+SELECT is((SELECT e ->> 'description' FROM jsonb_array_elements(orderdb.order_timeline(:o, NULL, 'zh-CN') -> 'timeline') e
             WHERE e ->> 'status' = 'out_for_delivery'),
           '快递员赵师傅(139****1111)正在为您派件,电话139****1111', 'a mobile in a carrier description is masked');
-SELECT is((SELECT e ->> 'location' FROM jsonb_array_elements(orderdb.order_timeline(:o) -> 'timeline') e
+SELECT is((SELECT e ->> 'location' FROM jsonb_array_elements(orderdb.order_timeline(:o, NULL, 'zh-CN') -> 'timeline') e
             WHERE e ->> 'description' LIKE '到达网点%'),
           '南山区 网点电话 0755-****5678', 'a landline in a carrier location is masked');
-SELECT is((SELECT e ->> 'description' FROM jsonb_array_elements(orderdb.order_timeline(:o) -> 'timeline') e
+SELECT is((SELECT e ->> 'description' FROM jsonb_array_elements(orderdb.order_timeline(:o, NULL, 'zh-CN') -> 'timeline') e
             WHERE e ->> 'description' LIKE '到达网点%'),
           '到达网点, 单号 SF1391234567801, 2026-12-06 10:30', 'tracking numbers and times stay as they are');
 SELECT is((SELECT e ->> 'description' FROM jsonb_array_elements(orderdb.order_timeline(:o) -> 'timeline') e
