@@ -407,16 +407,18 @@ COMMENT ON FUNCTION orderdb._customer_text(text, text, text) IS
     '(orderdb.customer_texts, generic and English fallbacks).';
 
 -- _in_locale_script: whether a carrier's own text can stand in a document of p_locale: for a
--- zh locale it holds Chinese (Han) characters, for any other locale none (a Chinese carrier's
--- '快件已签收' is not shown to an English reader, nor 'Delivered' to a Chinese one; the locale's
--- text of the carrier status is shown instead). False for NULL. Locks nothing.
+-- zh (or ja) locale it holds Chinese characters (Han, or Japanese kana), for any other locale
+-- none (a Chinese carrier's '快件已签收' is not shown to an English reader, nor 'Delivered' to a
+-- Chinese one; the locale's text of the carrier status is shown instead). False for NULL.
+-- Locks nothing.
 CREATE OR REPLACE FUNCTION orderdb._in_locale_script(p_text text, p_locale text)
 RETURNS boolean
 LANGUAGE sql
 IMMUTABLE
 AS $fn$
-    SELECT coalesce((p_locale ILIKE 'zh%')
-                    = (p_text ~ '[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]'), false);
+    SELECT coalesce((p_locale ~* '^(zh|ja)')
+                    = (p_text ~ '[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]'),
+                    false);
 $fn$;
 COMMENT ON FUNCTION orderdb._in_locale_script(text, text) IS
     'Whether a carrier''s text is in the script of a locale (Chinese characters for zh).';

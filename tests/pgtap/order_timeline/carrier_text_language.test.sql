@@ -1,8 +1,9 @@
 -- order_timeline in a locale shows a carrier's own description only when it is written in that
 -- locale's script (Chinese characters for zh-CN, none for the others); else the locale's text of
--- the carrier status, so every text of a zh-CN document is Chinese and of an en one English.
+-- the carrier status, so every text of a zh-CN document is Chinese and of an en one English; a
+-- Japanese locale a shop adds takes texts with Chinese characters or kana.
 BEGIN;
-SELECT plan(6);
+SELECT plan(8);
 
 SELECT FROM orderdb.receive_stock(7716021, 'ODT-L', 100);
 SELECT order_id AS o FROM orderdb.create_order(99716021, 7716021, '[{"sku": "ODT-L", "quantity": 1}]') \gset
@@ -34,6 +35,14 @@ SELECT is_empty($$ SELECT description FROM odt_l WHERE locale = 'zh-CN' AND desc
                 'zh-CN: every carrier entry is Chinese');
 SELECT is_empty($$ SELECT description FROM odt_l WHERE locale = 'en' AND description ~ '[\u4e00-\u9fff]' $$,
                 'en: no carrier entry is Chinese');
+
+INSERT INTO orderdb.customer_texts (locale, kind, code, text) VALUES ('ja-ODT', 'carrier', 'in_transit', '輸送中');
+SELECT is((SELECT e ->> 'description' FROM jsonb_array_elements(orderdb.order_timeline(:o, NULL, 'ja-ODT') -> 'timeline') e
+            WHERE e ->> 'status' = 'in_transit' AND e ->> 'kind' = 'carrier'),
+          '輸送中', 'ja: an English carrier description gives way to the shop''s Japanese text');
+SELECT is((SELECT e ->> 'description' FROM jsonb_array_elements(orderdb.order_timeline(:o, NULL, 'ja-ODT') -> 'timeline') e
+            WHERE e ->> 'status' = 'out_for_delivery'),
+          '快件正在派送中，请保持电话畅通', 'ja: a description in Chinese characters is kept');
 
 SELECT * FROM finish();
 ROLLBACK;
