@@ -127,7 +127,8 @@ class GroupMember:
         return self._stop.is_set()
 
     def run(self, handler: Callable[[Event], Any], *, idle_exit: float | None = None) -> None:
-        """Work until :meth:`stop`, or until no event came for ``idle_exit`` seconds."""
+        """Work until :meth:`stop`, or until no event came for ``idle_exit`` seconds (when they
+        run out while the database cannot be reached, the connection error is raised)."""
         last_event = time.monotonic()
         while not self._stop.is_set():
             try:
@@ -139,7 +140,9 @@ class GroupMember:
                 )
             except psycopg.OperationalError as exc:
                 if idle_exit is not None and time.monotonic() - last_event >= idle_exit:
-                    return
+                    # idleness is only measured on a database that was read: one that cannot
+                    # be reached is an error (the command line exits 75, retry later)
+                    raise
                 delay = self._backoff.next_delay()
                 log.warning("connect failed (%s); retrying in %.2fs", _first_line(exc), delay)
                 self._stop.wait(delay)

@@ -124,7 +124,8 @@ class EventLoop:
         idle_exit: float | None = None,
         on_idle: Callable[[Conn], None] | None = None,
     ) -> None:
-        """Loop until :meth:`stop`, or until no event arrived for ``idle_exit`` seconds.
+        """Loop until :meth:`stop`, or until no event arrived for ``idle_exit`` seconds (when
+        they run out while the database cannot be reached, the connection error is raised).
 
         ``on_idle(conn)`` runs whenever a read came back short (housekeeping such as purging).
         Errors other than a lost connection propagate.
@@ -135,7 +136,9 @@ class EventLoop:
                 conn = self._connect()
             except psycopg.OperationalError as exc:
                 if idle_exit is not None and time.monotonic() - last_event >= idle_exit:
-                    return
+                    # idleness is only measured on a database that was read: one that cannot
+                    # be reached is an error (the command line exits 75, retry later)
+                    raise
                 delay = self._backoff.next_delay()
                 log.warning("connect failed (%s); retrying in %.2fs", _first_line(exc), delay)
                 self._stop.wait(delay)
