@@ -245,8 +245,9 @@ COMMENT ON FUNCTION orderdb._match_tracking_events(integer, bigint) IS
 --     event of its shipment: a late or out-of-order event is stored and changes nothing — except
 --     a delivered event, applied whenever it arrives (the parcel is delivered);
 -- p_event_time is taken as given: finite, not before 2000-01-01, at most a day in the future.
--- Emits tracking.recorded. Raises 22023 (bad input). Locks the tracking-number advisory lock,
--- the shipments row, the orders row.
+-- Emits tracking.recorded (phone numbers in its description and location masked by
+-- orderdb._mask_phones_in_text; tracking_events keeps the text as sent). Raises 22023 (bad
+-- input). Locks the tracking-number advisory lock, the shipments row, the orders row.
 CREATE OR REPLACE FUNCTION orderdb.record_tracking_event(p_carrier text, p_tracking_number text,
                                                          p_event_time timestamptz,
                                                          p_carrier_status text,
@@ -331,8 +332,10 @@ BEGIN
                                                    'event_time', p_event_time,
                                                    'carrier_status', p_carrier_status,
                                                    'normalized_status', v_norm,
-                                                   'location', p_location,
-                                                   'description', p_description,
+                                                   'location',
+                                                   orderdb._mask_phones_in_text(p_location),
+                                                   'description',
+                                                   orderdb._mask_phones_in_text(p_description),
                                                    'matched', v_tn_order_id IS NOT NULL));
 
     tracking_event_id := v_id;
