@@ -236,6 +236,8 @@ COMMENT ON FUNCTION orderdb._match_tracking_events(integer, bigint) IS
 --     the stored event's id and normalised status, and changes nothing. The unique key on event
 --     ids includes the event time (the partition key); the same id with another time is found
 --     by a lookup under the tracking-number lock (a carrier resends an event for its parcel);
+--     the same event id with another tracking number or carrier status is OD006 (nothing
+--     changes): it is another event, which a duplicate answer would drop;
 --   * the carrier code is mapped by orderdb.carrier_status_map ('GENERIC' takes the normalised
 --     names); an unmapped code is stored as 'unknown' and changes no status
 --     (orderdb_ops.unknown_carrier_codes lists them);
@@ -247,7 +249,8 @@ COMMENT ON FUNCTION orderdb._match_tracking_events(integer, bigint) IS
 -- p_event_time is taken as given: finite, not before 2000-01-01, at most a day in the future.
 -- Emits tracking.recorded (phone numbers in its description and location masked by
 -- orderdb._mask_phones_in_text; tracking_events keeps the text as sent). Raises 22023 (bad
--- input). Locks the tracking-number advisory lock, the shipments row, the orders row.
+-- input), OD006 (the carrier's event id was used for another parcel or status). Locks the
+-- tracking-number advisory lock, the shipments row, the orders row.
 CREATE OR REPLACE FUNCTION orderdb.record_tracking_event(p_carrier text, p_tracking_number text,
                                                          p_event_time timestamptz,
                                                          p_carrier_status text,
@@ -269,6 +272,7 @@ DECLARE
     v_id     bigint;
     v_newest boolean;
     v_known  boolean := false;
+    v_stored record;
 BEGIN
     -- every check in one statement (in this order: the first bad field is the one reported)
     PERFORM orderdb._check_text(p_carrier, 'carrier', 255, true),
@@ -308,14 +312,33 @@ BEGIN
 
     IF v_id IS NULL THEN
         -- a duplicate: by event id, else by natural key
-        SELECT te.tracking_event_id, te.normalized_status, te.order_id
-          INTO tracking_event_id, normalized_status, order_id
+        SELECT te.tracking_event_id, te.normalized_status, te.order_id, te.tracking_number,
+               te.carrier_status, te.event_id
+          INTO v_stored
           FROM orderdb.tracking_events te
          WHERE (p_event_id IS NOT NULL AND te.carrier = p_carrier AND te.event_id = p_event_id)
             OR (te.carrier = p_carrier AND te.tracking_number = p_tracking_number
                 AND te.event_time = p_event_time AND te.carrier_status = p_carrier_status)
          ORDER BY (te.event_id IS NOT DISTINCT FROM p_event_id) DESC
          LIMIT 1;
+        -- an event id of this carrier reused for another parcel or status is not this event:
+        -- answering "duplicate" would drop it without a trace
+        IF p_event_id IS NOT NULL AND v_stored.event_id = p_event_id
+           AND (v_stored.tracking_number <> p_tracking_number
+                OR v_stored.carrier_status <> p_carrier_status) THEN
+            RAISE EXCEPTION USING
+                ERRCODE = 'OD006',
+                MESSAGE = format('event_id %L of carrier %L was already used for another event',
+                                 p_event_id, p_carrier),
+                DETAIL = format('stored: tracking_number=%s carrier_status=%s; this call: '
+                                'tracking_number=%s carrier_status=%s',
+                                v_stored.tracking_number, v_stored.carrier_status,
+                                p_tracking_number, p_carrier_status),
+                HINT = 'Each carrier event needs its own event id (unique per carrier).';
+        END IF;
+        tracking_event_id := v_stored.tracking_event_id;
+        normalized_status := v_stored.normalized_status;
+        order_id := v_stored.order_id;
         SELECT o.status INTO order_status
           FROM orderdb.order_directory d
           JOIN orderdb.orders o ON o.warehouse_id = d.warehouse_id AND o.order_id = d.order_id

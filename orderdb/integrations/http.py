@@ -26,8 +26,8 @@ Every POST names an integration (``orderdb.integrations``): the carrier code in 
 6. the entry point, one transaction: the same event id twice is accepted once (the database
    dedupes; the second answer says ``"duplicate": true``). Contract errors map to 422 (22xxx,
    with the field), 404 (OD004), 409 (OD002/OD003; OD006: a WMS event id reused for another
-   order or event type — ids are scoped per integration), 503 (40001/40P01, retry; database
-   away).
+   order or event type — ids are scoped per integration — or a carrier event id reused for
+   another parcel or status), 503 (40001/40P01, retry; database away).
 
 Errors answer RFC 9457 problem details (``application/problem+json``, built by
 :func:`orderdb.problems.problem_response`): ``type`` ``/problems/<slug>`` (documented at that path

@@ -177,8 +177,9 @@ class Poller:
                 try:
                     duplicate = self._record(carrier, tracking_number, event)
                 except psycopg.Error as exc:
-                    if exc.sqlstate and exc.sqlstate.startswith("22"):
-                        # the carrier sent something the contract refuses: skip that scan
+                    if exc.sqlstate and (exc.sqlstate.startswith("22") or exc.sqlstate == "OD006"):
+                        # the carrier sent something the contract refuses (a malformed scan, an
+                        # event id it used for another scan): skip that scan
                         log.warning("carrier %s sent a bad event: %s", carrier, exc)
                         report.rejected += 1
                         continue
