@@ -145,8 +145,9 @@ _TYPES = (
         409,
         "conflict",
         "The event contradicts what is recorded (sqlstate OD002 or OD003; OD006: a WMS "
-        "event_id this integration already used for another order or event type). Nothing "
-        "changed.",
+        "event_id this integration already used for another order or event type, or a "
+        "carrier event_id already used for another tracking number or carrier status). "
+        "Nothing changed.",
     ),
     ProblemType(
         "transaction-retry",
