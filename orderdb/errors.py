@@ -145,8 +145,8 @@ def is_transient(exc: psycopg.Error) -> bool:
     """Whether ``exc`` is worth a retry of its transaction: a TRANSIENT_SQLSTATES code, class 08
     (connection exception), or an OperationalError without SQLSTATE from a connection that was
     established (lost connection, pool timeout). Not transient: a failed connection attempt
-    (wrong host, port, password or database: psycopg cannot tell these from a server that is
-    down) and a closed pool."""
+    (wrong host, port, password or database, a host name that does not resolve: psycopg cannot
+    tell these from a server that is down) and a closed pool."""
     state = exc.sqlstate
     if state is not None:
         return state in TRANSIENT_SQLSTATES or state.startswith("08")
@@ -154,7 +154,8 @@ def is_transient(exc: psycopg.Error) -> bool:
         return False
     if isinstance(exc, psycopg.errors.ConnectionTimeout):
         return False
-    return not str(exc).startswith("connection failed")
+    # libpq's messages for an attempt that never reached a server (refused, unresolvable host)
+    return not str(exc).startswith(("connection failed", "failed to resolve host"))
 
 
 def from_psycopg(exc: psycopg.Error) -> OrderDBError | None:

@@ -339,6 +339,12 @@ async def test_from_psycopg_transient_and_not() -> None:
         assert from_psycopg(exc) is None
     else:
         pytest.fail("connected to port 1")
+    try:  # a host name that does not resolve is a wrong DSN too
+        await psycopg.AsyncConnection.connect("host=no-such-host.invalid connect_timeout=2")
+    except psycopg.OperationalError as exc:
+        assert from_psycopg(exc) is None
+    else:
+        pytest.fail("connected to no-such-host.invalid")
     # nor is anything else transient
     assert not isinstance(from_psycopg(psycopg.errors.UniqueViolation("dup")), TransientError)
 
