@@ -458,12 +458,26 @@ $$;
 COMMENT ON FUNCTION orderdb._order_shipments(integer, bigint) IS
     'The shipments array of get_order (placeholder: []; replaced by the fulfillment code).';
 
+-- _order_wms_order_id: the "wms_order_id" of get_order. Placeholder returning NULL; the WMS
+-- command queue file (42_) replaces it (CREATE OR REPLACE) with the id its WMS accepted.
+-- Locks nothing.
+CREATE OR REPLACE FUNCTION orderdb._order_wms_order_id(p_warehouse_id integer, p_order_id bigint)
+RETURNS text
+LANGUAGE sql
+STABLE
+AS $$
+    SELECT NULL::text;
+$$;
+COMMENT ON FUNCTION orderdb._order_wms_order_id(integer, bigint) IS
+    'The wms_order_id of get_order (placeholder: NULL; replaced by the WMS command queue).';
+
 -- get_order: the order as one JSON document: order_id, order_no, customer_id, warehouse_id,
 -- status, version, previous_status, options, created_by, created_at, updated_at,
 -- items [{sku, quantity, unit_price, reservation {held, consumed, released, returned}}] in input
 -- order, shipments [...], priority, totals {currency, items, shipping, total} (orderdb.
--- _totals_json). For operators and the shop's application: options.ship_to.phone is the full
--- (normalised) phone; customer-facing documents (order_timeline) mask it.
+-- _totals_json), wms_order_id (the warehouse WMS's id of the order; null until it accepted it).
+-- For operators and the shop's application: options.ship_to.phone is the full (normalised)
+-- phone; customer-facing documents (order_timeline) mask it.
 -- Raises 22023 (order_id not positive), OD004 (unknown order). Locks nothing.
 CREATE OR REPLACE FUNCTION orderdb.get_order(p_order_id bigint)
 RETURNS jsonb
@@ -505,7 +519,8 @@ BEGIN
                'priority', o.priority,
                'totals', orderdb._totals_json(
                    o.currency, orderdb._items_total(o.warehouse_id, o.order_id, o.items_total),
-                   o.shipping_fee))
+                   o.shipping_fee),
+               'wms_order_id', orderdb._order_wms_order_id(o.warehouse_id, o.order_id))
       INTO v_doc
       FROM orderdb.order_directory d
       JOIN orderdb.orders o ON o.warehouse_id = d.warehouse_id AND o.order_id = d.order_id
