@@ -429,6 +429,7 @@ COMMENT ON FUNCTION orderdb._parse_items(jsonb, text, boolean, integer) IS
 --                                                               -> '010-12345678', '0755-1234567-12'
 --   international    E.164: + (or 00) and 8 to 15 digits, the first not 0; spaces, dashes and
 --                    parentheses anywhere                       -> '+14155552671'
+--                    (+86 followed by 1 and 3..9 is a Chinese mobile: exactly 11 digits or refused)
 -- Locks nothing.
 CREATE OR REPLACE FUNCTION orderdb._normalize_phone(p_phone text)
 RETURNS text
@@ -452,7 +453,8 @@ BEGIN
     v_digits := translate(v_text, ' -()', '');
     IF v_digits ~ '^(\+86|0086)?1[3-9][0-9]{9}$' THEN
         RETURN '+86' || right(v_digits, 11);
-    ELSIF v_digits ~ '^(\+|00)[1-9][0-9]{7,14}$' THEN
+    ELSIF v_digits ~ '^(\+|00)[1-9][0-9]{7,14}$'
+          AND v_digits !~ '^(\+|00)861[3-9]' THEN  -- +86 1[3-9]...: a Chinese mobile or nothing
         RETURN '+' || regexp_replace(v_digits, '^(\+|00)', '');
     END IF;
     RETURN NULL;
@@ -547,7 +549,7 @@ COMMENT ON FUNCTION orderdb._key_name(text, text) IS
 -- _check_order_time: an order time (promised_ship_at, promised_delivery_at, payment_due_by): a
 -- JSON string in ISO 8601 form with a date, a time and an offset
 -- (YYYY-MM-DDTHH:MM[:SS[.ffffff]] then Z or +HH[:MM] / -HH[:MM]; a space may replace the T) that
--- is a real time, from 2000-01-01T00:00:00Z and before 2100-01-01T00:00:00Z (a promise lies in
+-- is a real time (hours 00..23: PostgreSQL's 24:00 is refused), from 2000-01-01T00:00:00Z and before 2100-01-01T00:00:00Z (a promise lies in
 -- the future: no one-day bound as for reported times). Returns it as timestamptz.
 -- Raises 22023 '<name> must be an ISO 8601 time with an offset (...)' / '<name> must be from
 -- 2000-01-01 and before 2100-01-01'. Locks nothing.
@@ -560,7 +562,7 @@ DECLARE
     v_at timestamptz;
 BEGIN
     IF jsonb_typeof(p_value) = 'string'
-       AND (p_value ->> 0) ~ ('^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}'
+       AND (p_value ->> 0) ~ ('^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ]([01][0-9]|2[0-3]):[0-9]{2}'
                               || '(:[0-9]{2}(\.[0-9]{1,6})?)?([Zz]|[+-][0-9]{2}(:?[0-9]{2})?)$') THEN
         BEGIN
             v_at := (p_value ->> 0)::timestamptz;

@@ -3,7 +3,7 @@
 -- before 2100), time_zone, attributes. Bad values are 22023 naming the key and write nothing;
 -- unknown top-level keys are kept. Totals: get_order and order.created carry them.
 BEGIN;
-SELECT plan(32);
+SELECT plan(33);
 
 SELECT FROM orderdb.receive_stock(7716003, 'ODK-A', 100) a, orderdb.receive_stock(7716003, 'ODK-B', 100) b;
 CREATE TEMP TABLE before AS
@@ -29,6 +29,8 @@ SELECT throws_ok(pg_temp.co('{"promised_delivery_at": "2030-01-31T18:00:00"}'), 
                  'promised_delivery_at must be an ISO 8601 time with an offset (e.g. 2030-01-31T18:00:00+08:00)', 'no offset');
 SELECT throws_ok(pg_temp.co('{"payment_due_by": "2030-02-30T18:00:00Z"}'), '22023',
                  'payment_due_by must be an ISO 8601 time with an offset (e.g. 2030-01-31T18:00:00+08:00)', 'February 30');
+SELECT throws_ok(pg_temp.co('{"promised_ship_at": "2030-01-31T24:00:00+08:00"}'), '22023',
+                 'promised_ship_at must be an ISO 8601 time with an offset (e.g. 2030-01-31T18:00:00+08:00)', 'hour 24');
 SELECT throws_ok(pg_temp.co('{"payment_due_by": "infinity"}'), '22023',
                  'payment_due_by must be an ISO 8601 time with an offset (e.g. 2030-01-31T18:00:00+08:00)', 'infinity');
 SELECT throws_ok(pg_temp.co('{"promised_ship_at": "1999-12-31T23:59:59Z"}'), '22023',

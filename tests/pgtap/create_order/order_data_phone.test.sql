@@ -4,7 +4,7 @@
 -- anything else is 22023 'ship_to.phone is not a phone number'. Masks: 138****5678,
 -- 010-****5678, +14*****2671.
 BEGIN;
-SELECT plan(34);
+SELECT plan(36);
 
 SELECT is(orderdb._normalize_phone(p), n, format('accepted: %s', p))
   FROM (VALUES ('13812345678', '+8613812345678'),
@@ -35,6 +35,8 @@ SELECT is(orderdb._normalize_phone(p), NULL, format('refused: %s', coalesce(p, '
                ('+0123456789'),          -- E.164 starts with 0 after +
                ('+1234567'),             -- 7 digits
                ('138.1234.5678'),        -- dots are not separators
+               ('+861381234567'),        -- +86 and a 10-digit mobile: not E.164 either
+               ('0086 199 1234 56789'),  -- +86 and a 12-digit mobile
                ('phone: 13812345678'),
                (repeat('1', 41))) AS t(p);
 
