@@ -33,7 +33,6 @@ from orderdb.cli.base import (
     print_error,
     print_table,
 )
-from orderdb.errors import OrderDBError, TransientError
 from orderdb.fulfillment import Timeline, TimelinePerson
 from orderdb.richtext import progress_bar
 
@@ -248,6 +247,10 @@ def _parse_line(raw: bytes) -> dict[str, Any] | None:
     return _event_args(obj)
 
 
+#: lines per call of orderdb.record_tracking_events in `orderdb ingest tracking`
+INGEST_BATCH = 500
+
+
 @ingest_group.command("tracking")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
@@ -258,12 +261,20 @@ def ingest_tracking_cmd(ctx: click.Context, file: Path, as_json: bool, sub_dsn: 
     """Record carrier events from FILE.jsonl (one JSON object per line: carrier,
     tracking_number, event_time, carrier_status, location?, description?, event_id?, payload?).
 
-    event_time is ISO 8601 with a zone (Z or +08:00). Each event is its own transaction;
+    event_time is ISO 8601 with a zone (Z or +08:00). Events go to the database in batches of
+    up to 500 lines, one call of orderdb.record_tracking_events and one transaction each;
     duplicates are harmless. A bad line is reported (line number, field, reason) and the others
-    go on. Prints how many were new, duplicate, unmatched (no shipment yet) and invalid; exits 1
-    when any line was invalid, 75 when the connection was lost (the summary says where; running
-    the file again records the rest, the lines before are duplicates then)."""
+    go on (a line the database refuses is left out of its batch, the rest of it is recorded).
+    Prints how many were new, duplicate, unmatched (no shipment yet) and invalid; exits 1 when
+    any line was invalid, 75 when the connection was lost (the summary says where; running the
+    file again records the rest, the lines before are duplicates then)."""
     import psycopg
+
+    from orderdb.integrations.tracking_batches import (
+        RefusedEvent,
+        event_element,
+        record_tracking_batch,
+    )
 
     lines = file.read_bytes().split(b"\n")
     if lines and not lines[-1].strip():
@@ -272,41 +283,59 @@ def ingest_tracking_cmd(ctx: click.Context, file: Path, as_json: bool, sub_dsn: 
     problems: list[str] = []
     aborted: str | None = None
     with (
-        client_session(ctx, sub_dsn) as (db, conn),
+        client_session(ctx, sub_dsn) as (_db, conn),
         progress_bar("ingest", len(lines), console=err_console, transient=as_json) as advance,
     ):
+        batch: list[tuple[int, dict[str, Any]]] = []  # (line number, batch element)
+
+        def flush() -> str | None:
+            """Records the batch; the line where the connection was lost, else None."""
+            if not batch:
+                return None
+            try:
+                outcomes = record_tracking_batch(conn, [element for _, element in batch])
+            except psycopg.Error as exc:
+                first = (exc.diag.message_primary or str(exc)).strip().splitlines()[0]
+                if conn.closed or isinstance(exc, psycopg.OperationalError):
+                    return f"line {batch[0][0]}: {first}"
+                # not one line's fault (no ordinal): every line of the batch is reported
+                for lineno, _ in batch:
+                    counts["invalid"] += 1
+                    problems.append(f"line {lineno}: {first} ({exc.sqlstate})")
+                batch.clear()
+                return None
+            for (lineno, _), outcome in zip(batch, outcomes, strict=True):
+                if isinstance(outcome, RefusedEvent):
+                    counts["invalid"] += 1
+                    problems.append(f"line {lineno}: {outcome.message} ({outcome.sqlstate})")
+                elif outcome.duplicate:
+                    counts["duplicate"] += 1
+                else:
+                    counts["new"] += 1
+                    if outcome.order_id is None:
+                        counts["unmatched"] += 1
+            batch.clear()
+            return None
+
         for lineno, raw in enumerate(lines, start=1):
             advance()
             try:
                 args = _parse_line(raw.removesuffix(b"\r"))
-                if args is None:
-                    continue
-                result = db.record_tracking_event(**args, conn=conn)
             except BadLine as exc:
                 counts["invalid"] += 1
                 problems.append(f"line {lineno}: {exc.field}: {exc.reason}")
                 continue
-            except TransientError as exc:  # the connection is lost: no later line can be recorded
-                aborted = f"line {lineno}: {str(exc).strip().splitlines()[0]}"
-                break
-            except OrderDBError as exc:
-                counts["invalid"] += 1
-                problems.append(f"line {lineno}: {exc} ({exc.sqlstate})")
+            if args is None:
                 continue
-            except psycopg.Error as exc:
-                if conn.closed or isinstance(exc, psycopg.OperationalError):
-                    aborted = f"line {lineno}: {str(exc).strip().splitlines()[0]}"
+            batch.append((lineno, event_element(**args)))
+            if len(batch) >= INGEST_BATCH:
+                aborted = flush()
+                if aborted is not None:
                     break
-                counts["invalid"] += 1
-                first = (exc.diag.message_primary or str(exc)).strip().splitlines()[0]
-                problems.append(f"line {lineno}: {first} ({exc.sqlstate})")
-                continue
-            if result.duplicate:
-                counts["duplicate"] += 1
-            else:
-                counts["new"] += 1
-                if result.order_id is None:
-                    counts["unmatched"] += 1
+        if aborted is None:
+            aborted = flush()
+    # in line order (a line the database refused is known only when its batch is sent)
+    problems.sort(key=lambda p: int(p.split(":", 1)[0].removeprefix("line ")))
     if as_json:
         summary: dict[str, Any] = {**counts, "problems": problems}
         if aborted is not None:

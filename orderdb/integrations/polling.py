@@ -2,7 +2,8 @@
 
 One round: claim due shipments (``orderdb.claim_shipments_for_polling``: several pollers share
 the work through FOR UPDATE SKIP LOCKED), ask each shipment's carrier plugin for its events,
-record every event with ``orderdb.record_tracking_event`` (the database dedupes repeats), and
+record a shipment's events with one call of ``orderdb.record_tracking_events`` (the database
+dedupes repeats; a scan the contract refuses is skipped, the others recorded), and
 record the outcome (``orderdb.finish_shipment_poll``). When a carrier fails, that shipment is
 marked with the error (the carrier backs off for every poller) and the rest of the carrier's
 batch is given back unpolled (``orderdb.release_shipment_polls``). No business rule lives here:
@@ -21,9 +22,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
-from psycopg.types.json import Jsonb
 
 from orderdb.integrations.carriers import CarrierPlugin, TrackingEvent
+from orderdb.integrations.tracking_batches import (
+    RecordedEvent,
+    RefusedEvent,
+    event_element,
+    record_tracking_batch,
+)
 
 log = logging.getLogger(__name__)
 
@@ -121,31 +127,28 @@ class Poller:
             (warehouse_id, shipment_id, self.worker, error),
         )
 
-    def _record(self, carrier: str, tracking_number: str, event: TrackingEvent) -> bool:
-        """Records one event; True when the database already had it. Retries a serialization
-        failure or deadlock (40001 / 40P01: a concurrent writer of the same order) twice."""
-        params = (
-            carrier,
-            event.tracking_number or tracking_number,
-            event.event_time,
-            event.status,
-            event.location,
-            event.description,
-            event.event_id,
-            Jsonb(dict(event.payload)) if event.payload is not None else None,
+    def _record(
+        self, carrier: str, tracking_number: str, events: list[TrackingEvent]
+    ) -> list[RecordedEvent | RefusedEvent]:
+        """Records a shipment's events in one call of ``orderdb.record_tracking_events``
+        (tracking_batches.record_tracking_batch: a scan the contract refuses is left out and
+        the others recorded; 40001 / 40P01 retried twice); one outcome per event."""
+        return record_tracking_batch(
+            self.conn,
+            [
+                event_element(
+                    carrier,
+                    event.tracking_number or tracking_number,
+                    event.event_time,
+                    event.status,
+                    event.location,
+                    event.description,
+                    event.event_id,
+                    event.payload,
+                )
+                for event in events
+            ],
         )
-        for attempt in range(3):
-            try:
-                row = self.conn.execute(
-                    "SELECT duplicate FROM orderdb.record_tracking_event("
-                    "%s, %s, %s, %s, %s, %s, %s, %s)",
-                    params,
-                ).fetchone()
-                return bool(row is not None and row[0])
-            except psycopg.Error as exc:
-                if exc.sqlstate not in ("40001", "40P01") or attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
 
     def poll_once(self) -> PollReport:
         """One round: claim, poll, record. Returns what it did."""
@@ -172,19 +175,20 @@ class Poller:
                 report.failed(carrier, error)
                 failed.add(carrier)
                 continue
-            for event in events:
-                report.events_seen += 1
-                try:
-                    duplicate = self._record(carrier, tracking_number, event)
-                except psycopg.Error as exc:
-                    if exc.sqlstate and (exc.sqlstate.startswith("22") or exc.sqlstate == "OD006"):
-                        # the carrier sent something the contract refuses (a malformed scan, an
-                        # event id it used for another scan): skip that scan
-                        log.warning("carrier %s sent a bad event: %s", carrier, exc)
-                        report.rejected += 1
-                        continue
-                    raise
-                if duplicate:
+            report.events_seen += len(events)
+            outcomes = self._record(carrier, tracking_number, events) if events else []
+            for outcome in outcomes:
+                if isinstance(outcome, RefusedEvent):
+                    # the carrier sent something the contract refuses (a malformed scan, an
+                    # event id it used for another scan): that scan is skipped
+                    log.warning(
+                        "carrier %s sent a bad event: %s (%s)",
+                        carrier,
+                        outcome.message,
+                        outcome.sqlstate,
+                    )
+                    report.rejected += 1
+                elif outcome.duplicate:
                     report.duplicates += 1
                 else:
                     report.events_recorded += 1
