@@ -39,6 +39,16 @@ class CarrierUnavailable(CarrierError):
     """The carrier did not answer or answered with a server error; retry later."""
 
 
+class CarrierRejected(CarrierError):
+    """The carrier refused the request for good (bad credentials, an invalid waybill or
+    address): retrying the same request will not help. ``code`` is the carrier's own error code
+    when it gave one."""
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 @dataclass(frozen=True)
 class Address:
     """Where a parcel goes (or comes from)."""
@@ -174,6 +184,7 @@ __all__ = [
     "CarrierError",
     "CarrierFactory",
     "CarrierPlugin",
+    "CarrierRejected",
     "CarrierUnavailable",
     "TrackingEvent",
     "Waybill",
