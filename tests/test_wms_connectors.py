@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -485,6 +486,9 @@ def test_an_update_may_answer_204_without_a_body() -> None:
 def test_request_body_is_stable() -> None:
     assert request_body(_command()) == request_body(_command(attempt=3))
     assert request_body(_command()).startswith(b'{"command_id":1042,"kind":"create",')
+    # money read as Decimal goes out as JSON numbers, as the database stores it
+    money = _command(payload={"shipping_fee": Decimal("8.00"), "items": [{"unit_price": 19.9}]})
+    assert b'"order":{"items":[{"unit_price":19.9}],"shipping_fee":8.0}' in request_body(money)
 
 
 # -- sim on a real database ----------------------------------------------------------------------

@@ -32,6 +32,7 @@ import math
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
@@ -84,8 +85,22 @@ def request_body(command: WmsCommand) -> bytes:
         "order": dict(command.payload),
     }
     return json.dumps(
-        document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+        document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_value
     ).encode()
+
+
+def _json_value(value: Any) -> Any:
+    """Decimals (money, when the payload was read with them) as JSON numbers; timestamps as ISO
+    8601 text; anything else as its text."""
+    if isinstance(value, Decimal) and value.is_finite():
+        return (
+            int(value)
+            if value == value.to_integral_value() and "." not in str(value)
+            else float(value)
+        )
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
 
 
 def request_target(command: WmsCommand) -> tuple[str, str]:
