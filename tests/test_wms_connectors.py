@@ -612,6 +612,64 @@ def test_sim_exception_puts_the_order_on_hold(db_dsn: str) -> None:
     assert row is not None and row[0] in ("STOCK_NOT_FOUND", "DAMAGED_IN_PICKING")
 
 
+def test_sim_holds_an_incomplete_address_until_an_update_brings_the_flat(db_dsn: str) -> None:
+    ship_to = {"name": "王芳", "phone": "13800138000", "city": "深圳市", "line1": "科技园路8号"}
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        conn.execute("SELECT orderdb.receive_stock(%s, 'WMS-SIM-ADDR', 10)", (WAREHOUSE,))
+        row = conn.execute(
+            "SELECT order_id, order_no FROM orderdb.create_order(1, %s, %s, NULL, NULL, %s)",
+            (
+                WAREHOUSE,
+                Jsonb([{"sku": "WMS-SIM-ADDR", "quantity": 1}]),
+                Jsonb({"ship_to": ship_to}),
+            ),
+        ).fetchone()
+        assert row is not None
+        order_id, order_no = int(row[0]), str(row[1])
+        for version, status in enumerate(("confirmed", "dispatched"), start=1):
+            conn.execute("SELECT orderdb.transition_order(%s, %s, %s)", (order_id, status, version))
+    connector = wms.load(
+        "sim", {"dsn": db_dsn, "delay_seconds": 0, "hold_incomplete_addresses": "true"}
+    )
+    create = _sim_command(order_id, order_no)
+    connector.send(replace(create, payload={**create.payload, "ship_to": ship_to}))
+    connector.close()
+    assert _order(db_dsn, order_id)[0] == "on_hold"
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        reason = conn.execute(
+            "SELECT payload ->> 'exception_type' FROM orderdb.wms_events WHERE order_id = %s",
+            (order_id,),
+        ).fetchone()
+        assert reason == ("ADDRESS_INCOMPLETE",)
+        # customer service adds the flat and resumes the order; the WMS gets an update
+        version = conn.execute(
+            "SELECT version FROM orderdb.orders WHERE order_id = %s", (order_id,)
+        ).fetchone()
+        assert version is not None
+        fixed = {**ship_to, "line2": "3栋1201室"}
+        amended = conn.execute(
+            "SELECT version FROM orderdb.amend_order(%s, %s, %s)",
+            (order_id, version[0], Jsonb({"ship_to": fixed})),
+        ).fetchone()
+        assert amended is not None
+        conn.execute(
+            "SELECT orderdb.transition_order(%s, 'dispatched', %s)", (order_id, amended[0])
+        )
+    update = _sim_command(order_id, order_no, "update", wms_order_id=f"SIM-{order_no}")
+    resumed = connector.send(replace(update, payload={**update.payload, "ship_to": fixed}))
+    assert resumed.response["result"] == "updated; picking resumed"
+    connector.close()
+    assert _order(db_dsn, order_id)[0] == "shipped"
+    assert [t for _, t in _wms_events(db_dsn, order_id)] == [
+        "EXCEPTION",
+        "PICKED",
+        "PACKED",
+        "SHIPPED",
+    ]
+    with pytest.raises(ValueError, match="hold_incomplete_addresses must be true or false"):
+        wms.load("sim", {"dsn": db_dsn, "hold_incomplete_addresses": "maybe"})
+
+
 def test_sim_cancel_stops_the_callbacks_and_is_refused_once_shipped(db_dsn: str) -> None:
     order_id, order_no = _dispatched_order(db_dsn)
     connector = wms.load("sim", {"dsn": db_dsn, "delay_seconds": 30})

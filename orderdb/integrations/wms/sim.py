@@ -5,8 +5,9 @@ It accepts every well-formed command. An accepted create answers ``wms_order_id`
 PICKED, PACKED and SHIPPED (with ``{"carrier": "SIM", "tracking_number": ...}``, a number the
 simulated carrier ``SIM`` tells a story for, so ``orderdb poll-carriers`` takes the parcel to
 delivered) — or, for a share ``exception_rate`` of the orders, an EXCEPTION instead (the order
-goes on hold). A share ``unavailable_rate`` of the sends fails as an outage would
-(:class:`~orderdb.integrations.wms.WmsUnavailable`), to show the dispatcher's retries.
+goes on hold; with ``hold_incomplete_addresses``, an order whose ``ship_to`` has no ``line2``
+gets EXCEPTION ADDRESS_INCOMPLETE). A share ``unavailable_rate`` of the sends fails as an outage
+would (:class:`~orderdb.integrations.wms.WmsUnavailable`), to show the dispatcher's retries.
 
 Callbacks go where a real WMS's would: with ``callback_url`` (the full URL of the ingestion
 server's ``POST /hooks/wms``) they are POSTed there, signed with ``callback_secret``
@@ -16,7 +17,8 @@ same effect; that DSN's role needs EXECUTE on it). Event ids are ``sim-<command_
 a create sent twice (a lost answer, another dispatcher process) never lands twice.
 
 Idempotent on ``command_id``: a command sent again gets the first answer and schedules nothing.
-An update is accepted; a cancel stops the callbacks not yet made, or is refused
+An update is accepted (the update of an order held by its EXCEPTION resumes the pick: the fix
+arrived); a cancel stops the callbacks not yet made, or is refused
 (:class:`~orderdb.integrations.wms.WmsRejected`) once SHIPPED was called back.
 :meth:`SimWmsConnector.close` waits (at most ``close_timeout`` seconds) for every scheduled
 callback, so ``orderdb wms-dispatch --once`` leaves a complete loop behind.
@@ -85,6 +87,18 @@ def _number(config: Mapping[str, Any], name: str, low: float, high: float) -> fl
     return number
 
 
+def _flag(config: Mapping[str, Any], name: str) -> bool:
+    value = config.get(name)
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in ("true", "yes", "on", "1"):
+        return True
+    if text in ("false", "no", "off", "0"):
+        return False
+    raise ValueError(f"{name} must be true or false, got {value!r}")
+
+
 def tracking_number(order_id: int, when: datetime) -> str:
     """The simulated carrier's number for a parcel of ``order_id`` shipped at ``when``:
     ``SIM`` + the epoch second (where the carrier's story starts) + 6 digits of the order id."""
@@ -116,6 +130,11 @@ class _Plan:
     def shipped(self) -> bool:
         return "SHIPPED" in self.events[: self.done]
 
+    @property
+    def held(self) -> bool:
+        """Whether the order was called back EXCEPTION (on hold until an update fixes it)."""
+        return "EXCEPTION" in self.events[: self.done]
+
 
 class SimWmsConnector:
     """The simulated WMS (see the module docstring). Safe to share between threads."""
@@ -128,6 +147,7 @@ class SimWmsConnector:
         self.unavailable_rate = _number(config, "unavailable_rate", 0.0, 1.0)
         self.close_timeout = _number(config, "close_timeout", 0.0, 86400.0)
         self.workers = int(_number(config, "workers", 1, 32))
+        self.hold_incomplete_addresses = _flag(config, "hold_incomplete_addresses")
         seed = config.get("seed")
         self.seed = str(DEFAULTS["seed"] if seed is None else seed)
         self.callback_url = str(config.get("callback_url") or "") or None
@@ -160,7 +180,7 @@ class SimWmsConnector:
         self._seq = itertools.count()
         self._running = 0  # callbacks being made right now
         self._threads: list[threading.Thread] = []
-        self._stopping = False
+        self._generation = 0  # close() starts a new one: the workers of the old one stop
         self._local = threading.local()
         #: callbacks made, by event type (the demo and the tests show them)
         self.callbacks: Counter[str] = Counter()
@@ -215,13 +235,11 @@ class SimWmsConnector:
                     self._heap.clear()
                     break
                 self._lock.wait(min(left, 0.5))
-            self._stopping = True
+            self._generation += 1
             self._lock.notify_all()
             threads, self._threads = self._threads, []
         for thread in threads:
             thread.join(timeout=max(5.0, 2 * self.delay))
-        with self._lock:
-            self._stopping = False
 
     def pending(self) -> int:
         """Callbacks scheduled or being made."""
@@ -237,28 +255,56 @@ class SimWmsConnector:
                 f"command {command.command_id}: the order document of {command.order_no} has "
                 "no items; the simulated WMS has nothing to pick"
             )
-        draw = random.Random(f"{self.seed}:{command.command_id}:exception")
-        if self.exception_rate and draw.random() < self.exception_rate:
-            plan = _Plan(
-                command.command_id,
-                command.order_no,
-                ("EXCEPTION",),
-                exception_type=draw.choice(EXCEPTION_TYPES),
-            )
-        else:
-            plan = _Plan(command.command_id, command.order_no, STEPS)
-        self._unschedule(command.order_id)  # a newer create replaces an older plan
-        self._plans[command.order_id] = plan
-        self._schedule(command.order_id, plan, 0)
+        plan = self._address_hold(command)
+        if plan is None:
+            draw = random.Random(f"{self.seed}:{command.command_id}:exception")
+            if self.exception_rate and draw.random() < self.exception_rate:
+                plan = _Plan(
+                    command.command_id,
+                    command.order_no,
+                    ("EXCEPTION",),
+                    exception_type=draw.choice(EXCEPTION_TYPES),
+                )
+            else:
+                plan = _Plan(command.command_id, command.order_no, STEPS)
+        self._start(command.order_id, plan)
         wms_order_id = f"SIM-{command.order_no}"
         return WmsAccepted(wms_order_id, {"wms_order_id": wms_order_id, "result": "accepted"})
+
+    def _address_hold(self, command: WmsCommand) -> _Plan | None:
+        """With ``hold_incomplete_addresses``: the EXCEPTION ADDRESS_INCOMPLETE plan of an order
+        whose ship_to has no line2 (building and flat), else None."""
+        ship_to = command.payload.get("ship_to")
+        if not self.hold_incomplete_addresses or not isinstance(ship_to, dict):
+            return None
+        if ship_to.get("line2"):
+            return None
+        return _Plan(
+            command.command_id,
+            command.order_no,
+            ("EXCEPTION",),
+            exception_type="ADDRESS_INCOMPLETE",
+        )
+
+    def _start(self, order_id: int, plan: _Plan) -> None:
+        self._unschedule(order_id)  # a newer plan replaces an older one
+        self._plans[order_id] = plan
+        self._schedule(order_id, plan, 0)
 
     def _update(self, command: WmsCommand) -> WmsAccepted:
         plan = self._plans.get(command.order_id)
         if plan is not None and plan.cancelled:
             raise WmsRejected(f"{self._wms_id(command)} was cancelled; it cannot be updated")
         wms_order_id = self._wms_id(command)
-        return WmsAccepted(wms_order_id, {"wms_order_id": wms_order_id, "result": "updated"})
+        result = "updated"
+        if plan is not None and plan.held and plan.command_id != command.command_id:
+            # the fix of what held the order (an amended address): pick it after all
+            self._start(
+                command.order_id,
+                self._address_hold(command) or _Plan(command.command_id, command.order_no, STEPS),
+            )
+            result = "updated; picking resumed"
+        return WmsAccepted(wms_order_id, {"wms_order_id": wms_order_id, "result": result})
 
     def _cancel(self, command: WmsCommand) -> WmsAccepted:
         wms_order_id = self._wms_id(command)
@@ -289,7 +335,10 @@ class SimWmsConnector:
         heapq.heappush(self._heap, step)
         while len(self._threads) < self.workers:
             thread = threading.Thread(
-                target=self._work, name=f"sim-wms-{len(self._threads)}", daemon=True
+                target=self._work,
+                args=(self._generation,),
+                name=f"sim-wms-{len(self._threads)}",
+                daemon=True,
             )
             self._threads.append(thread)
             thread.start()
@@ -297,11 +346,11 @@ class SimWmsConnector:
 
     # -- the warehouse floor ---------------------------------------------------------------------
 
-    def _work(self) -> None:
+    def _work(self, generation: int) -> None:
         try:
             while True:
                 with self._lock:
-                    step = self._next_due()
+                    step = self._next_due(generation)
                     if step is None:
                         return
                     plan = self._plans.get(step.order_id)
@@ -320,7 +369,8 @@ class SimWmsConnector:
                             self.callbacks[event_type] += 1
                             more = plan.done < len(plan.events)
                             current = self._plans.get(step.order_id) is plan
-                            if more and current and not plan.cancelled and not self._stopping:
+                            live = generation == self._generation
+                            if more and current and live and not plan.cancelled:
                                 self._schedule(step.order_id, plan, plan.done)
                         else:
                             plan.failed = True
@@ -328,10 +378,10 @@ class SimWmsConnector:
         finally:
             self._drop_connection()
 
-    def _next_due(self) -> _Step | None:
-        """The next step whose time has come (waiting for it), or None when stopping."""
+    def _next_due(self, generation: int) -> _Step | None:
+        """The next step whose time has come (waiting for it), or None when closed."""
         while True:
-            if self._stopping:
+            if generation != self._generation:
                 return None
             if self._heap:
                 wait = self._heap[0].due - time.monotonic()
