@@ -27,6 +27,8 @@
 --   source 'lock_wait'        a session waiting for a lock longer than lock_wait_seconds
 --   source 'transaction'      a long transaction, or a session idle in a transaction too long
 --   source 'notification_queue' the NOTIFY queue fuller than notification_queue_usage
+--   source 'wms'              dead WMS commands of a warehouse (critical; subject 'warehouse N';
+--                             orderdb._wms_dead_letter_alerts, sql/42_wms_commands.sql)
 -- since: when the condition started (as far as it is known; now() for computed figures).
 -- A wrapper over a SECURITY DEFINER function with JIT off, like sla_breaches (sql/60_ops_sla.sql).
 CREATE OR REPLACE FUNCTION orderdb._alerts()
@@ -197,7 +199,10 @@ SELECT 'notification_queue',
        now()
   FROM orderdb_ops.server_health s
   JOIN th ON th.metric = 'notification_queue_usage'
- WHERE s.metric = 'notification_queue_usage' AND s.value > th.warning;
+ WHERE s.metric = 'notification_queue_usage' AND s.value > th.warning
+UNION ALL
+SELECT w.source, w.subject, w.level, w.message, w.since
+  FROM orderdb._wms_dead_letter_alerts() w;
 $$;
 COMMENT ON FUNCTION orderdb._alerts() IS
     'The rows of orderdb_ops.alerts (a function: SECURITY DEFINER, JIT off).';
@@ -222,7 +227,7 @@ SELECT a.source, a.subject, a.level, a.message, a.since
 COMMENT ON VIEW orderdb_ops.alerts IS
     'Everything that needs an operator: KPI and SLA breaches, carrier exceptions and failed '
     'deliveries, held orders whose address was fixed, low stock, inventory drift, relay lag, table bloat/HOT, lock waits, long '
-    'transactions, NOTIFY queue (warning or critical).';
+    'transactions, NOTIFY queue, dead WMS commands (warning or critical).';
 
 -- sla_check: escalates every current breach (orderdb_ops.sla_breaches) whose rule's
 -- escalate_after has passed and that was never escalated for that order and rule: records it in
