@@ -3,6 +3,7 @@
 from orderdb.cli import (  # noqa: F401  (registers commands)
     admin,
     bench,
+    cluster,
     core,
     demo,
     events,

@@ -315,7 +315,13 @@ def apply_sql(
 
 def migrate(dsn: str, progress: Progress | None = None) -> MigrateResult:
     """Apply pending migrations, then the repeatable sql/ files. Idempotent and concurrency-safe.
-    ``progress`` (if given) is called with one line per step as it happens."""
+    ``progress`` (if given) is called with one line per step as it happens. On the proxy of a
+    cluster (docs/scaling.md): every shard is migrated, then the proxy (orderdb.cluster)."""
+    from orderdb.cluster import setup as cluster_setup  # it imports this module
+
+    if cluster_setup.is_proxy(dsn):
+        cluster_setup.migrate_cluster(dsn, progress)
+        return MigrateResult(applied_now=[], sql_files=[], moved_tables=[])
     with _schema_lock(dsn) as conn:
         moved = _prepare(conn)
         if progress is not None:

@@ -1,0 +1,359 @@
+"""How each public function is routed through the proxy, and the SQL that does it.
+
+The SQL is generated from a shard's catalog (names, arguments with their defaults, result
+columns, which orderdb role may execute it), so that the proxy's functions have exactly the
+signatures of the shards'. Per routed function three functions are generated:
+
+``orderdb_shard.<name>(args)`` on every shard
+    calls ``orderdb.<name>`` and returns its rows with four trailing columns ``err_sqlstate,
+    err_message, err_detail, err_hint``; an error is caught and returned as one row of data
+    (nothing of the call is kept: the exception block rolls it back, and the commit of the
+    shard's transaction is not waited for: synchronous_commit off, as nothing durable changed).
+    A remote error would make PL/Proxy drop its connection to the shard (a reconnect per
+    failing call).
+``orderdb_cluster.<name>(p_shard, args)`` on the proxy
+    the PL/Proxy function: ``CLUSTER 'orderdb'; RUN ON p_shard;`` calls the shard's wrapper.
+``orderdb.<name>(args)`` on the proxy
+    the public function (same signature as on one database, SECURITY DEFINER): computes the
+    shard (the *route* below), calls the PL/Proxy function, raises a returned error with the same
+    SQLSTATE, MESSAGE, DETAIL and HINT (``orderdb_cluster._raise``), else returns the rows.
+
+A public function without a route gets a proxy function of the same signature that raises
+0A000 (not available through the proxy yet), so that nothing answers wrongly.
+"""
+
+# This module writes DDL from a shard's catalog (function, argument and column names of pg_proc,
+# never a caller's input): the string-built SQL that S608 flags is that.
+# ruff: noqa: S608
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import psycopg
+
+#: the PL/Proxy cluster (the SQL/MED server) of the proxy database
+CLUSTER_NAME = "orderdb_cluster"
+#: the error columns every shard wrapper adds to its result
+ERROR_COLUMNS = ("err_sqlstate", "err_message", "err_detail", "err_hint")
+#: the error columns of a call that succeeded
+NO_ERROR = "NULL::text, NULL::text, NULL::text, NULL::text"
+#: the orderdb roles whose EXECUTE grants the proxy copies from the shards
+API_ROLES = ("orderdb_app", "orderdb_ingest", "orderdb_ops")
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where a public function runs: ``shard`` is a SQL expression over the function's
+    arguments giving the shard number; ``guard`` is PL/pgSQL run before the call (it may
+    raise); ``kind`` names the rule for docs/scaling.md."""
+
+    kind: str
+    shard: str
+    guard: str = ""
+
+
+WAREHOUSE = "warehouse"
+ORDER = "order"
+ORDER_NO = "order number"
+ANY = "any shard (reference data)"
+
+
+def _by_warehouse(arg: str, place: bool) -> Route:
+    return Route(
+        WAREHOUSE,
+        f"coalesce(orderdb_cluster.warehouse_shard({arg}, {'true' if place else 'false'}), 0)",
+    )
+
+
+def _by_order(arg: str = "p_order_id", guard: str = "") -> Route:
+    return Route(ORDER, f"orderdb_cluster.order_shard({arg})", guard)
+
+
+_NO_CHOICE_ACROSS_SHARDS = """
+    IF p_warehouse_id IS NULL THEN
+        RAISE EXCEPTION USING
+            ERRCODE = '0A000',
+            MESSAGE = 'create_order without a warehouse is not available through the cluster '
+                      'proxy yet',
+            HINT = 'Pass p_warehouse_id (docs/scaling.md).';
+    END IF;"""
+
+_SAME_SHARD_REALLOCATION = """
+    IF orderdb_cluster.warehouse_shard(p_to_warehouse_id, false)
+       <> orderdb_cluster.order_shard(p_order_id) THEN
+        RAISE EXCEPTION USING
+            ERRCODE = '0A000',
+            MESSAGE = 'reallocation to a warehouse on another shard is not available yet',
+            DETAIL = format('order_id=%s to_warehouse_id=%s', p_order_id, p_to_warehouse_id),
+            HINT = 'Reallocate within the order''s shard (docs/scaling.md).';
+    END IF;"""
+
+#: the routed public functions (docs/scaling.md lists the same)
+ROUTES: dict[str, Route] = {
+    # warehouse-keyed: the shard that owns the warehouse (placed on first use by the calls that
+    # create its data)
+    "receive_stock": _by_warehouse("p_warehouse_id", place=True),
+    "stock_level": _by_warehouse("p_warehouse_id", place=False),
+    "plan_routes": _by_warehouse("p_warehouse_id", place=False),
+    "create_order": Route(
+        WAREHOUSE,
+        "coalesce(orderdb_cluster.warehouse_shard(p_warehouse_id, true), 0)",
+        _NO_CHOICE_ACROSS_SHARDS,
+    ),
+    # order-keyed: the shard encoded in the order id
+    "transition_order": _by_order(),
+    "get_order": _by_order(),
+    "amend_order": _by_order(),
+    "order_history": _by_order(),
+    "order_timeline": _by_order(),
+    "cancel_order_lines": _by_order(),
+    "request_return": _by_order(),
+    "receive_return": _by_order(),
+    "wms_callback": _by_order(),
+    "reallocate_order": _by_order(guard=_SAME_SHARD_REALLOCATION),
+    "order_timeline_by_no": Route(ORDER_NO, "orderdb_cluster.order_no_shard(p_order_no)"),
+    # the same on every shard
+    "allowed_transitions": Route(ANY, "0"),
+}
+
+#: public functions that the proxy does not route yet (they raise 0A000 there); the reason is
+#: the HINT and docs/scaling.md says what is planned
+NOT_YET: dict[str, str] = {
+    "customer_orders": "a customer's orders span shards; call it on each shard",
+    "record_tracking_event": "a carrier event must reach the shard of its shipment",
+    "record_tracking_events": "a carrier event must reach the shard of its shipment",
+    "read_events": "events are per shard; read each shard's outbox",
+    "ack_events": "events are per shard; read each shard's outbox",
+    "claim_events": "events are per shard; read each shard's outbox",
+    "ack_claimed": "events are per shard; read each shard's outbox",
+    "release_claimed": "events are per shard; read each shard's outbox",
+}
+
+#: served by the proxy itself (sql/cluster/proxy_*.sql)
+PROXY_LOCAL = frozenset({"schema_revision"})
+
+
+@dataclass(frozen=True)
+class Signature:
+    """One public function as a shard's catalog describes it."""
+
+    name: str
+    arguments: str  # with defaults (pg_get_function_arguments)
+    identity: str  # argument types only (pg_get_function_identity_arguments)
+    input_names: tuple[str, ...]
+    input_types: tuple[str, ...]
+    result: str  # pg_get_function_result: "TABLE(...)", "jsonb", "void", ...
+    returns_set: bool
+    columns: tuple[tuple[str, str], ...]  # RETURNS TABLE columns, else ()
+    return_type: str
+    roles: tuple[str, ...] = field(default=())
+
+    @property
+    def out_columns(self) -> tuple[tuple[str, str], ...]:
+        """The result as columns (a scalar result is one column named ``result``)."""
+        return self.columns or (("result", self.return_type),)
+
+
+_CATALOG_QUERY = """
+SELECT p.proname,
+       pg_catalog.pg_get_function_arguments(p.oid),
+       pg_catalog.pg_get_function_identity_arguments(p.oid),
+       coalesce((SELECT array_agg(a.name ORDER BY a.n)
+                   FROM unnest(p.proargnames, coalesce(p.proargmodes,
+                               array_fill('i'::"char", ARRAY[p.pronargs])))
+                        WITH ORDINALITY a(name, mode, n)
+                  WHERE a.mode IN ('i', 'b', 'v')), '{}'),
+       coalesce((SELECT array_agg(pg_catalog.format_type(t.typ, NULL) ORDER BY t.n)
+                   FROM unnest(p.proargtypes::oid[]) WITH ORDINALITY t(typ, n)), '{}'),
+       pg_catalog.pg_get_function_result(p.oid),
+       p.proretset,
+       coalesce((SELECT array_agg(a.name ORDER BY a.n)
+                   FROM unnest(p.proargnames, p.proargmodes) WITH ORDINALITY a(name, mode, n)
+                  WHERE a.mode = 't'), '{}'),
+       coalesce((SELECT array_agg(pg_catalog.format_type(a.typ, NULL) ORDER BY a.n)
+                   FROM unnest(p.proallargtypes, p.proargmodes) WITH ORDINALITY a(typ, mode, n)
+                  WHERE a.mode = 't'), '{}'),
+       pg_catalog.format_type(p.prorettype, NULL),
+       ARRAY(SELECT r.rolname FROM pg_catalog.pg_roles r
+              WHERE r.rolname = ANY(%(roles)s)
+                AND pg_catalog.has_function_privilege(r.oid, p.oid, 'EXECUTE')
+              ORDER BY r.rolname)
+  FROM pg_catalog.pg_proc p
+ WHERE p.pronamespace = 'orderdb'::regnamespace
+   AND p.proname = ANY(%(names)s)
+ ORDER BY p.proname, 3
+"""
+
+
+def read_signatures(conn: psycopg.Connection[tuple[object, ...]]) -> list[Signature]:
+    """The public functions of a shard (routed, not yet routed), from its catalog."""
+    names = sorted(set(ROUTES) | set(NOT_YET))
+    rows = conn.execute(_CATALOG_QUERY, {"names": names, "roles": list(API_ROLES)}).fetchall()
+    out: list[Signature] = []
+    for row in rows:
+        (name, args, ident, in_names, in_types, result, retset, cols, col_types, rettype, roles) = (
+            row
+        )
+        out.append(
+            Signature(
+                name=str(name),
+                arguments=str(args),
+                identity=str(ident),
+                input_names=tuple(str(n) for n in in_names),  # type: ignore[attr-defined]
+                input_types=tuple(str(t) for t in in_types),  # type: ignore[attr-defined]
+                result=str(result),
+                returns_set=bool(retset),
+                columns=tuple(zip(map(str, cols), map(str, col_types), strict=True)),  # type: ignore[call-overload]
+                return_type=str(rettype),
+                roles=tuple(str(r) for r in roles),  # type: ignore[attr-defined]
+            )
+        )
+    return out
+
+
+def _table(columns: tuple[tuple[str, str], ...]) -> str:
+    return ", ".join(f"{n} {t}" for n, t in columns)
+
+
+def _wrapper_columns(sig: Signature) -> str:
+    return _table((*sig.out_columns, *((c, "text") for c in ERROR_COLUMNS)))
+
+
+def _args_list(sig: Signature) -> str:
+    return ", ".join(sig.input_names)
+
+
+def shard_wrapper_sql(sig: Signature, shard_role: str) -> str:
+    """``orderdb_shard.<name>``: the call with its error returned as data."""
+    args = _args_list(sig)
+    if sig.columns:
+        call = f"SELECT r.*, {NO_ERROR} FROM orderdb.{sig.name}({args}) AS r"
+    else:
+        call = f"SELECT orderdb.{sig.name}({args}), {NO_ERROR}"
+    nulls = ", ".join(f"NULL::{t}" for _, t in sig.out_columns)
+    params = ", ".join(f"{n} {t}" for n, t in zip(sig.input_names, sig.input_types, strict=True))
+    role = _ident(shard_role)
+    return f"""
+-- {sig.name}: orderdb.{sig.name} for the proxy; an error comes back as data (err_* columns)
+CREATE OR REPLACE FUNCTION orderdb_shard.{sig.name}({params})
+RETURNS TABLE ({_wrapper_columns(sig)})
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_sqlstate text;
+    v_message text;
+    v_detail text;
+    v_hint text;
+BEGIN
+    RETURN QUERY {call};
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS v_sqlstate = RETURNED_SQLSTATE, v_message = MESSAGE_TEXT,
+                            v_detail = PG_EXCEPTION_DETAIL, v_hint = PG_EXCEPTION_HINT;
+    -- the call was rolled back, but a write before the error gave this transaction an xid:
+    -- its commit needs no WAL flush (nothing of it is kept)
+    PERFORM pg_catalog.set_config('synchronous_commit', 'off', true);
+    RETURN QUERY SELECT {nulls}, v_sqlstate, v_message, nullif(v_detail, ''), nullif(v_hint, '');
+END;
+$fn$;
+REVOKE ALL ON FUNCTION orderdb_shard.{sig.name}({sig.identity}) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION orderdb_shard.{sig.name}({sig.identity}) TO {role};
+"""
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def proxy_sql(sig: Signature) -> str:
+    """The proxy's PL/Proxy function and public function for ``sig``."""
+    route = ROUTES.get(sig.name)
+    if route is None:
+        return _not_yet_sql(sig)
+    params = ", ".join(f"{n} {t}" for n, t in zip(sig.input_names, sig.input_types, strict=True))
+    args = _args_list(sig)
+    sep = ", " if params else ""
+    remote = f"""
+CREATE OR REPLACE FUNCTION orderdb_cluster.{sig.name}(p_shard integer{sep}{params})
+RETURNS TABLE ({_wrapper_columns(sig)})
+    LANGUAGE plproxy
+AS $fn$
+    CLUSTER '{CLUSTER_NAME}';
+    RUN ON p_shard;
+    SELECT * FROM orderdb_shard.{sig.name}({args});
+$fn$;
+REVOKE ALL ON FUNCTION orderdb_cluster.{sig.name}(integer{sep}{sig.identity}) FROM PUBLIC;
+"""
+    raise_error = (
+        "        IF r.err_sqlstate IS NOT NULL THEN\n"
+        "            PERFORM orderdb_cluster._raise(r.err_sqlstate, r.err_message, r.err_detail,\n"
+        "                                           r.err_hint);\n"
+        "        END IF;\n"
+    )
+    call = f"orderdb_cluster.{sig.name}({route.shard}{', ' if args else ''}{args})"
+    if sig.columns:
+        assign = "".join(f"        {n} := r.{n};\n" for n, _ in sig.columns)
+        body = (
+            f"    FOR r IN SELECT * FROM {call} LOOP\n{raise_error}{assign}"
+            "        RETURN NEXT;\n    END LOOP;\n"
+        )
+    else:
+        body = (
+            f"    FOR r IN SELECT * FROM {call} LOOP\n{raise_error}"
+            "        RETURN r.result;\n    END LOOP;\n    RETURN NULL;\n"
+        )
+    grants = "".join(
+        f"GRANT EXECUTE ON FUNCTION orderdb.{sig.name}({sig.identity}) TO {role};\n"
+        for role in sig.roles
+    )
+    public = f"""
+-- {sig.name}: routed by {route.kind} (orderdb.cluster.routing; docs/scaling.md)
+CREATE OR REPLACE FUNCTION orderdb.{sig.name}({sig.arguments})
+RETURNS {sig.result}
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    r record;
+BEGIN{route.guard}
+{body}END;
+$fn$;
+REVOKE ALL ON FUNCTION orderdb.{sig.name}({sig.identity}) FROM PUBLIC;
+{grants}"""
+    return remote + public
+
+
+def _not_yet_sql(sig: Signature) -> str:
+    reason = NOT_YET[sig.name].replace("'", "''")
+    grants = "".join(
+        f"GRANT EXECUTE ON FUNCTION orderdb.{sig.name}({sig.identity}) TO {role};\n"
+        for role in sig.roles
+    )
+    returns = "RETURN NULL;" if not sig.returns_set and sig.return_type != "void" else "RETURN;"
+    return f"""
+-- {sig.name}: not available through the proxy yet (docs/scaling.md)
+CREATE OR REPLACE FUNCTION orderdb.{sig.name}({sig.arguments})
+RETURNS {sig.result}
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    RAISE EXCEPTION USING
+        ERRCODE = '0A000',
+        MESSAGE = 'orderdb.{sig.name} is not available through the cluster proxy yet',
+        HINT = '{reason} (docs/scaling.md).';
+    {returns}
+END;
+$fn$;
+REVOKE ALL ON FUNCTION orderdb.{sig.name}({sig.identity}) FROM PUBLIC;
+{grants}"""
+
+
+def shard_functions_sql(signatures: list[Signature], shard_role: str) -> str:
+    """Every shard wrapper (applied to each shard)."""
+    return "".join(shard_wrapper_sql(s, shard_role) for s in signatures if s.name in ROUTES)
+
+
+def proxy_functions_sql(signatures: list[Signature]) -> str:
+    """Every proxy function (applied to the proxy)."""
+    return "".join(proxy_sql(s) for s in signatures if s.name not in PROXY_LOCAL)

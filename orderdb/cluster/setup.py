@@ -1,0 +1,430 @@
+"""`orderdb cluster init|status|map-warehouse` and `orderdb migrate --dsn PROXY`.
+
+A cluster is a *proxy* database (PL/Proxy) in front of *shard* databases, each an ordinary
+migrated orderdb (docs/scaling.md). ``init`` and ``migrate_cluster`` do the same, idempotent
+steps: migrate every shard (the ordinary ``orderdb migrate``), give it its place and id space
+and the wrappers the proxy calls, then prepare the proxy: its schema (sql/cluster/proxy_*.sql),
+the shard list, the PL/Proxy cluster (a SQL/MED server with one partition per shard and a user
+mapping for a dedicated non-superuser role of the shards) and the public functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from orderdb.cluster import routing
+from orderdb.server import migrate
+
+#: the shards' login role for the proxy's connections (no superuser, no table privilege)
+DEFAULT_SHARD_ROLE = "orderdb_proxy"
+#: ids of shard k are k + 1 modulo the stride: the most shards a cluster can have
+DEFAULT_ID_STRIDE = 64
+#: connection parameters of a shard DSN that the proxy does not keep (the user mapping says who)
+_CREDENTIALS = frozenset({"user", "password", "passfile"})
+
+Progress = Callable[[str], None]
+
+
+class ClusterError(Exception):
+    """A cluster command cannot do what was asked (the message says why)."""
+
+
+def cluster_sql_dir() -> Path:
+    return migrate.sql_dir() / "cluster"
+
+
+def cluster_sql_files(side: str) -> list[Path]:
+    """The repeatable files of one side (``shard`` or ``proxy``), in name order."""
+    return sorted(cluster_sql_dir().glob(f"{side}_*.sql"))
+
+
+def partition_dsn(dsn: str) -> str:
+    """A shard DSN as the proxy keeps it: without user and password."""
+    params = {
+        k: v for k, v in conninfo_to_dict(dsn).items() if v is not None and k not in _CREDENTIALS
+    }
+    return make_conninfo("", **params)
+
+
+def is_proxy(dsn: str) -> bool:
+    """Whether the database of ``dsn`` is the proxy of an orderdb cluster."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute("SELECT to_regclass('orderdb_cluster.shards') IS NOT NULL").fetchone()
+    return bool(row and row[0])
+
+
+@dataclass(frozen=True)
+class ShardStatus:
+    shard: int
+    dsn: str
+    reachable: bool
+    schema_revision: str | None
+    id_space_ok: bool | None
+    warehouses_mapped: int
+    orders: int | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class ClusterStatus:
+    proxy_schema_revision: str | None
+    id_stride: int
+    shard_role: str
+    shards: list[ShardStatus]
+    warehouses: dict[int, int]  # warehouse_id -> shard
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "schema_revision": self.proxy_schema_revision,
+            "id_stride": self.id_stride,
+            "shard_role": self.shard_role,
+            "shards": [s.__dict__ for s in self.shards],
+            "warehouses": {str(k): v for k, v in sorted(self.warehouses.items())},
+        }
+
+
+def _say(progress: Progress | None, line: str) -> None:
+    if progress is not None:
+        progress(line)
+
+
+def _ensure_role(conn: psycopg.Connection[Any], role: str, password: str | None) -> None:
+    """The shards' login role for the proxy: LOGIN, no superuser, member of orderdb_app and
+    orderdb_ingest (it executes the API, as the application does), nothing else."""
+    exists = conn.execute("SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = %s", (role,))
+    if exists.fetchone() is None:
+        conn.execute(
+            sql.SQL("CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE").format(
+                sql.Identifier(role)
+            )
+        )
+    if password is not None:
+        conn.execute(
+            sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(role), sql.Literal(password))
+        )
+    conn.execute(sql.SQL("GRANT orderdb_app, orderdb_ingest TO {}").format(sql.Identifier(role)))
+
+
+def prepare_shard(
+    dsn: str,
+    shard: int,
+    id_stride: int,
+    shard_role: str,
+    password: str | None = None,
+    progress: Progress | None = None,
+) -> list[routing.Signature]:
+    """Migrate one shard and make it shard number ``shard``; returns its public functions."""
+    _say(progress, f"shard {shard}: migrating")
+    migrate.migrate(dsn, progress=progress)
+    with psycopg.connect(dsn, autocommit=True) as conn, conn.transaction():
+        for path in cluster_sql_files("shard"):
+            conn.execute(path.read_text(encoding="utf-8").encode())
+        row = conn.execute("SELECT shard, id_stride FROM orderdb_shard.shard_identity").fetchone()
+        if row is not None and (row[0], row[1]) != (shard, id_stride):
+            raise ClusterError(
+                f"the database of shard {shard} is shard {row[0]} (id stride {row[1]}) of a "
+                "cluster already: give the shards in the order of the first init"
+            )
+        if row is None:
+            conn.execute(
+                "INSERT INTO orderdb_shard.shard_identity (shard, id_stride) VALUES (%s, %s)",
+                (shard, id_stride),
+            )
+        changed = conn.execute("SELECT orderdb_shard.apply_id_space()").fetchone()
+        _say(progress, f"shard {shard}: id space ({changed[0] if changed else 0} sequences set)")
+        _ensure_role(conn, shard_role, password)
+        conn.execute(
+            sql.SQL("GRANT USAGE ON SCHEMA orderdb_shard TO {}").format(sql.Identifier(shard_role))
+        )
+        for fn in ("shard_info()", "warehouse_in_use(integer)"):
+            conn.execute(
+                sql.SQL("GRANT EXECUTE ON FUNCTION orderdb_shard.{} TO {}").format(
+                    sql.SQL(fn), sql.Identifier(shard_role)
+                )
+            )
+        signatures = routing.read_signatures(conn)
+        conn.execute(routing.shard_functions_sql(signatures, shard_role).encode())
+        _say(progress, f"shard {shard}: wrappers for {len(routing.ROUTES)} functions")
+    return signatures
+
+
+def _ensure_api_roles(conn: psycopg.Connection[Any]) -> None:
+    """The orderdb roles on the proxy's server (migrations/0006_roles.sql creates them on a
+    shard's; a proxy on its own server needs them too)."""
+    for role in routing.API_ROLES:
+        exists = conn.execute("SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = %s", (role,))
+        if exists.fetchone() is None:
+            conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(role)))
+
+
+def _server_sql(partitions: list[str]) -> sql.Composed:
+    options: list[sql.Composable] = [
+        sql.SQL("modular_mapping '1'"),
+        sql.SQL("disable_binary '1'"),
+    ]
+    options += [
+        sql.SQL("{} {}").format(sql.Identifier(f"partition_{i}"), sql.Literal(p))
+        for i, p in enumerate(partitions)
+    ]
+    return sql.SQL("CREATE SERVER {} FOREIGN DATA WRAPPER plproxy OPTIONS ({})").format(
+        sql.Identifier(routing.CLUSTER_NAME), sql.SQL(", ").join(options)
+    )
+
+
+def prepare_proxy(
+    proxy_dsn: str,
+    shard_dsns: list[str],
+    id_stride: int,
+    shard_role: str,
+    signatures: list[routing.Signature],
+    revision: str,
+    password: str | None = None,
+    progress: Progress | None = None,
+) -> None:
+    """The proxy's schema, shard list, PL/Proxy cluster and public functions (one transaction)."""
+    partitions = [partition_dsn(d) for d in shard_dsns]
+    with psycopg.connect(proxy_dsn, autocommit=True) as conn, conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (migrate.MIGRATE_LOCK_KEY,))
+        _ensure_api_roles(conn)
+        for path in cluster_sql_files("proxy"):
+            conn.execute(path.read_text(encoding="utf-8").encode())
+        known = conn.execute("SELECT shard, dsn FROM orderdb_cluster.shards ORDER BY shard")
+        recorded = [str(r[1]) for r in known.fetchall()]
+        if recorded != partitions[: len(recorded)]:
+            raise ClusterError(
+                "the proxy records other shards ("
+                + ", ".join(recorded)
+                + "): give the recorded shards first, in their order (new shards after them)"
+            )
+        settings = conn.execute(
+            "SELECT id_stride, shard_role FROM orderdb_cluster.settings"
+        ).fetchone()
+        if settings is not None and int(str(settings[0])) != id_stride:
+            raise ClusterError(f"the cluster's id stride is {settings[0]}, not {id_stride}")
+        if len(partitions) > id_stride:
+            raise ClusterError(f"at most {id_stride} shards (the id stride)")
+        conn.execute(
+            "INSERT INTO orderdb_cluster.settings (id_stride, shard_role, schema_revision)"
+            " VALUES (%s, %s, %s) ON CONFLICT (singleton) DO UPDATE"
+            " SET shard_role = EXCLUDED.shard_role, schema_revision = EXCLUDED.schema_revision",
+            (id_stride, shard_role, revision),
+        )
+        for i, p in enumerate(partitions[len(recorded) :], start=len(recorded)):
+            conn.execute("INSERT INTO orderdb_cluster.shards (shard, dsn) VALUES (%s, %s)", (i, p))
+        # the PL/Proxy cluster: one partition per shard (modular_mapping: any count), connected
+        # as the shards' role; the mapping is for the proxy's owner, who alone runs the PL/Proxy
+        # functions (the public functions are SECURITY DEFINER)
+        if password is None:
+            password = _mapped_password(conn)
+        conn.execute(
+            sql.SQL("DROP SERVER IF EXISTS {} CASCADE").format(sql.Identifier(routing.CLUSTER_NAME))
+        )
+        conn.execute(_server_sql(partitions))
+        mapping: list[sql.Composable] = [sql.SQL("user {}").format(sql.Literal(shard_role))]
+        if password is not None:
+            mapping.append(sql.SQL("password {}").format(sql.Literal(password)))
+        conn.execute(
+            sql.SQL("CREATE USER MAPPING FOR CURRENT_USER SERVER {} OPTIONS ({})").format(
+                sql.Identifier(routing.CLUSTER_NAME), sql.SQL(", ").join(mapping)
+            )
+        )
+        conn.execute(_shard_info_sql().encode())
+        conn.execute(routing.proxy_functions_sql(signatures).encode())
+        conn.execute("REVOKE ALL ON SCHEMA orderdb FROM PUBLIC")
+        conn.execute("GRANT USAGE ON SCHEMA orderdb TO orderdb_app, orderdb_ingest")
+        conn.execute(
+            "GRANT EXECUTE ON FUNCTION orderdb.schema_revision() TO orderdb_app, orderdb_ingest"
+        )
+    _say(progress, f"proxy: {len(partitions)} shards, {len(signatures)} public functions")
+
+
+def _mapped_password(conn: psycopg.Connection[Any]) -> str | None:
+    """The shard role's password in the current user mapping of the cluster (kept when
+    `orderdb migrate --dsn PROXY` rebuilds the cluster without being given one)."""
+    row = conn.execute(
+        "SELECT option_value FROM pg_catalog.pg_user_mappings m,"
+        " pg_catalog.pg_options_to_table(m.umoptions)"
+        " WHERE m.srvname = %s AND m.usename = current_user AND option_name = 'password'",
+        (routing.CLUSTER_NAME,),
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
+def _shard_info_sql() -> str:
+    """The proxy's PL/Proxy functions of `orderdb cluster status` and `map-warehouse`."""
+    return f"""
+CREATE OR REPLACE FUNCTION orderdb_cluster.shard_info(p_shard integer)
+RETURNS TABLE (shard integer, id_stride integer, schema_revision text, id_space_ok boolean,
+               warehouses integer, orders bigint)
+    LANGUAGE plproxy
+AS $fn$
+    CLUSTER '{routing.CLUSTER_NAME}';
+    RUN ON p_shard;
+    SELECT * FROM orderdb_shard.shard_info();
+$fn$;
+CREATE OR REPLACE FUNCTION orderdb_cluster.warehouse_in_use(p_shard integer,
+                                                            p_warehouse_id integer)
+RETURNS boolean
+    LANGUAGE plproxy
+AS $fn$
+    CLUSTER '{routing.CLUSTER_NAME}';
+    RUN ON p_shard;
+    SELECT orderdb_shard.warehouse_in_use(p_warehouse_id);
+$fn$;
+REVOKE ALL ON ALL ROUTINES IN SCHEMA orderdb_cluster FROM PUBLIC;
+"""  # noqa: S608 (the cluster's name, a constant)
+
+
+def init(
+    proxy_dsn: str,
+    shard_dsns: list[str],
+    *,
+    shard_role: str = DEFAULT_SHARD_ROLE,
+    id_stride: int = DEFAULT_ID_STRIDE,
+    password: str | None = None,
+    progress: Progress | None = None,
+) -> None:
+    """Migrate the shards, prepare the proxy, record the cluster. Running it again with the same
+    shards changes nothing; shards given after the recorded ones are added."""
+    if not shard_dsns:
+        raise ClusterError("give at least one --shard")
+    partitions = [partition_dsn(d) for d in shard_dsns]
+    if len(set(partitions)) != len(partitions):
+        raise ClusterError("a shard is given twice")
+    if partition_dsn(proxy_dsn) in partitions:
+        raise ClusterError("the proxy cannot be one of its shards")
+    signatures: list[routing.Signature] = []
+    for i, dsn in enumerate(shard_dsns):
+        found = prepare_shard(dsn, i, id_stride, shard_role, password, progress)
+        signatures = signatures or found
+    prepare_proxy(
+        proxy_dsn,
+        shard_dsns,
+        id_stride,
+        shard_role,
+        signatures,
+        migrate.required_revision(),
+        password,
+        progress,
+    )
+
+
+def migrate_cluster(proxy_dsn: str, progress: Progress | None = None) -> list[str]:
+    """`orderdb migrate --dsn PROXY`: migrate every recorded shard, then the proxy. The shards
+    are reached with the recorded DSNs (no password: libpq's password file or environment
+    supplies it). Returns the shard DSNs."""
+    with psycopg.connect(proxy_dsn, autocommit=True) as conn:
+        shards = [
+            str(r[0])
+            for r in conn.execute(
+                "SELECT dsn FROM orderdb_cluster.shards ORDER BY shard"
+            ).fetchall()
+        ]
+        settings = conn.execute(
+            "SELECT id_stride, shard_role FROM orderdb_cluster.settings"
+        ).fetchone()
+    if settings is None or not shards:
+        raise ClusterError("the proxy records no cluster: run orderdb cluster init")
+    init(
+        proxy_dsn,
+        shards,
+        shard_role=str(settings[1]),
+        id_stride=int(str(settings[0])),
+        progress=progress,
+    )
+    return shards
+
+
+def status(proxy_dsn: str) -> ClusterStatus:
+    """The cluster as the proxy sees it; each shard is asked through PL/Proxy (so a shard the
+    proxy cannot reach shows as unreachable, with the error)."""
+    with psycopg.connect(proxy_dsn, autocommit=True) as conn:
+        settings = conn.execute(
+            "SELECT id_stride, shard_role, schema_revision FROM orderdb_cluster.settings"
+        ).fetchone()
+        if settings is None:
+            raise ClusterError("the proxy records no cluster: run orderdb cluster init")
+        shards = conn.execute("SELECT shard, dsn FROM orderdb_cluster.shards ORDER BY shard")
+        shard_rows = shards.fetchall()
+        mapped = conn.execute("SELECT warehouse_id, shard FROM orderdb_cluster.warehouses")
+        warehouses = {int(str(w)): int(str(s)) for w, s in mapped.fetchall()}
+        out: list[ShardStatus] = []
+        for shard, dsn in shard_rows:
+            n = int(str(shard))
+            count = sum(1 for s in warehouses.values() if s == n)
+            try:
+                info = conn.execute(
+                    "SELECT shard, schema_revision, id_space_ok, orders"
+                    " FROM orderdb_cluster.shard_info(%s)",
+                    (n,),
+                ).fetchone()
+            except psycopg.Error as exc:
+                out.append(ShardStatus(n, str(dsn), False, None, None, count, None, str(exc)))
+                continue
+            ok = info is not None and int(str(info[0])) == n
+            out.append(
+                ShardStatus(
+                    n,
+                    str(dsn),
+                    True,
+                    None if info is None else str(info[1]),
+                    None if info is None else bool(info[2]),
+                    count,
+                    None if info is None else int(str(info[3])),
+                    None if ok else f"the database answers as shard {info and info[0]}",
+                )
+            )
+    return ClusterStatus(
+        proxy_schema_revision=None if settings[2] is None else str(settings[2]),
+        id_stride=int(str(settings[0])),
+        shard_role=str(settings[1]),
+        shards=out,
+        warehouses=warehouses,
+    )
+
+
+def map_warehouse(proxy_dsn: str, warehouse_id: int, shard: int) -> bool:
+    """Pin a warehouse to a shard; returns whether the map changed. A warehouse that already
+    has stock or orders on another shard is not moved (ClusterError)."""
+    if warehouse_id <= 0:
+        raise ClusterError("warehouse must be a positive warehouse id")
+    with psycopg.connect(proxy_dsn, autocommit=True) as conn, conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext('orderdb_cluster.placement'))")
+        known = conn.execute("SELECT 1 FROM orderdb_cluster.shards WHERE shard = %s", (shard,))
+        if known.fetchone() is None:
+            count = conn.execute("SELECT count(*) FROM orderdb_cluster.shards").fetchone()
+            last = int(str(count[0])) - 1 if count else -1
+            raise ClusterError(f"no shard {shard}: the cluster has shards 0..{last}")
+        current = conn.execute(
+            "SELECT shard FROM orderdb_cluster.warehouses WHERE warehouse_id = %s",
+            (warehouse_id,),
+        ).fetchone()
+        if current is not None and int(str(current[0])) == shard:
+            conn.execute(
+                "UPDATE orderdb_cluster.warehouses SET pinned = true WHERE warehouse_id = %s",
+                (warehouse_id,),
+            )
+            return False
+        if current is not None:
+            used = conn.execute(
+                "SELECT orderdb_cluster.warehouse_in_use(%s, %s)", (current[0], warehouse_id)
+            ).fetchone()
+            if used is not None and used[0]:
+                raise ClusterError(
+                    f"warehouse {warehouse_id} has stock or orders on shard {current[0]}: "
+                    "moving a warehouse's data is not available yet (docs/scaling.md)"
+                )
+        conn.execute(
+            "INSERT INTO orderdb_cluster.warehouses (warehouse_id, shard, pinned)"
+            " VALUES (%s, %s, true) ON CONFLICT (warehouse_id) DO UPDATE"
+            " SET shard = EXCLUDED.shard, pinned = true, placed_at = now()",
+            (warehouse_id, shard),
+        )
+    return True

@@ -1,0 +1,457 @@
+"""One orderdb over three shard databases behind a PL/Proxy proxy (docs/scaling.md):
+`orderdb cluster init|status|map-warehouse`, ids unique across shards, the Python client
+through the proxy, errors that keep SQLSTATE/MESSAGE/DETAIL/HINT without a reconnect, and
+concurrent orders through the proxy that never oversell."""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+import pytest
+from click.testing import CliRunner, Result
+
+from orderdb import Client
+from orderdb.cli import main
+from orderdb.cluster import routing, setup
+from orderdb.errors import InsufficientStock, NotFound, OrderDBError, VersionConflict
+from orderdb.server import migrate
+from tests.cluster_fixtures import SHARDS, Cluster, cluster  # noqa: F401  (fixture)
+
+ITEMS = '[{"sku": "SKU-C", "quantity": 1, "unit_price": 2.50}]'
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def status_json(cl: Cluster) -> Any:
+    result = run("cluster", "status", "--dsn", cl.proxy_dsn, "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def proxy(cl: Cluster) -> psycopg.Connection[Any]:
+    return psycopg.connect(cl.proxy_dsn, autocommit=True)
+
+
+def pin(cl: Cluster, warehouse_id: int, shard: int) -> None:
+    done = run("cluster", "map-warehouse", "--dsn", cl.proxy_dsn, str(warehouse_id), str(shard))
+    assert done.exit_code == 0, done.output
+
+
+def shard_of(cl: Cluster, warehouse_id: int) -> int:
+    with proxy(cl) as conn:
+        row = conn.execute(
+            "SELECT shard FROM orderdb_cluster.warehouses WHERE warehouse_id = %s",
+            (warehouse_id,),
+        ).fetchone()
+    assert row is not None, f"warehouse {warehouse_id} is not mapped"
+    return int(row[0])
+
+
+# -- init, status, map-warehouse ------------------------------------------------------------------
+
+
+def test_status_shows_every_shard_reachable_and_migrated(cluster: Cluster) -> None:  # noqa: F811
+    st = status_json(cluster)
+    assert st["schema_revision"] == migrate.required_revision()
+    assert [s["shard"] for s in st["shards"]] == list(range(SHARDS))
+    for s in st["shards"]:
+        assert s["reachable"] is True, s
+        assert s["schema_revision"] == migrate.required_revision()
+        assert s["id_space_ok"] is True
+        assert s["error"] is None
+        assert "password" not in s["dsn"] and "user=" not in s["dsn"]
+    text = run("cluster", "status", "--dsn", cluster.proxy_dsn)
+    assert text.exit_code == 0, text.output
+    assert "shard" in text.stdout
+
+
+def test_init_again_changes_nothing_and_refuses_other_shards(cluster: Cluster) -> None:  # noqa: F811
+    again = run(
+        "cluster",
+        "init",
+        "--proxy",
+        cluster.proxy_dsn,
+        *[a for d in cluster.shard_dsns for a in ("--shard", d)],
+    )
+    assert again.exit_code == 0, again.output
+    assert status_json(cluster)["shards"] == status_json(cluster)["shards"]
+    swapped = list(reversed(cluster.shard_dsns))
+    refused = run(
+        "cluster",
+        "init",
+        "--proxy",
+        cluster.proxy_dsn,
+        *[a for d in swapped for a in ("--shard", d)],
+    )
+    assert refused.exit_code == 2
+    assert "shard" in refused.stderr
+
+
+def test_migrate_through_the_proxy_migrates_every_shard(cluster: Cluster) -> None:  # noqa: F811
+    result = run("migrate", "--dsn", cluster.proxy_dsn)
+    assert result.exit_code == 0, result.output
+    for dsn in cluster.shard_dsns:
+        assert migrate.plan(dsn).up_to_date
+    assert all(s["id_space_ok"] for s in status_json(cluster)["shards"])
+
+
+def test_map_warehouse_pins_and_placement_picks_the_emptiest_shard(cluster: Cluster) -> None:  # noqa: F811
+    for warehouse, shard in ((101, 0), (102, 1), (103, 2), (104, 2)):
+        pin(cluster, warehouse, shard)
+    assert status_json(cluster)["warehouses"]["104"] == 2
+    # unmapped: placed by the first call that creates its data, on a shard with the fewest
+    with proxy(cluster) as conn:
+        counts = dict(
+            conn.execute(
+                "SELECT s.shard, count(w.warehouse_id) FROM orderdb_cluster.shards s"
+                " LEFT JOIN orderdb_cluster.warehouses w USING (shard) GROUP BY s.shard"
+            ).fetchall()
+        )
+        conn.execute("SELECT * FROM orderdb.receive_stock(105, 'SKU-C', 5)")
+    assert counts[shard_of(cluster, 105)] == min(counts.values())
+    # a read does not place; stock of an unmapped warehouse does not exist anywhere: OD004
+    with proxy(cluster) as conn, pytest.raises(psycopg.Error) as missing:
+        conn.execute("SELECT * FROM orderdb.stock_level(106, 'SKU-C')")
+    assert missing.value.sqlstate == "OD004"
+    with proxy(cluster) as conn:
+        assert conn.execute(
+            "SELECT count(*) FROM orderdb_cluster.warehouses WHERE warehouse_id = 106"
+        ).fetchone() == (0,)
+    # no such shard; a warehouse with stock is not moved
+    bad = run("cluster", "map-warehouse", "--dsn", cluster.proxy_dsn, "107", "9")
+    assert bad.exit_code == 2 and "no shard 9" in bad.stderr
+    moved = run(
+        "cluster",
+        "map-warehouse",
+        "--dsn",
+        cluster.proxy_dsn,
+        "105",
+        str((shard_of(cluster, 105) + 1) % SHARDS),
+    )
+    assert moved.exit_code == 2 and "has stock or orders" in moved.stderr
+
+
+# -- ids --------------------------------------------------------------------------------------
+
+
+def test_ids_are_unique_across_shards_and_say_where_the_order_lives(cluster: Cluster) -> None:  # noqa: F811
+    warehouses = {}
+    for shard in range(SHARDS):
+        warehouse = 200 + shard
+        pin(cluster, warehouse, shard)
+        warehouses[shard] = warehouse
+    orders: list[tuple[int, int, str]] = []
+    with proxy(cluster) as conn:
+        for shard, warehouse in warehouses.items():
+            conn.execute("SELECT * FROM orderdb.receive_stock(%s, 'SKU-C', 50)", (warehouse,))
+            for _ in range(4):
+                row = conn.execute(
+                    "SELECT order_id, order_no FROM orderdb.create_order(1, %s, %s)",
+                    (warehouse, ITEMS),
+                ).fetchone()
+                assert row is not None
+                orders.append((shard, int(row[0]), str(row[1])))
+    ids = [o[1] for o in orders]
+    assert len(set(ids)) == len(ids)
+    assert len({o[2] for o in orders}) == len(orders)
+    stride = status_json(cluster)["id_stride"]
+    for shard, order_id, order_no in orders:
+        assert (order_id - 1) % stride == shard
+        assert order_no.endswith(str(order_id)) and len(order_no) >= 3 + 8 + 8
+    # every other id a caller can pass back too: events of each shard's outbox
+    event_ids: list[int] = []
+    for shard, dsn in enumerate(cluster.shard_dsns):
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            rows = conn.execute("SELECT event_id FROM orderdb.read_events('ids-check', 1000)")
+            mine = [int(r[0]) for r in rows.fetchall()]
+        assert mine and all((e - 1) % stride == shard for e in mine)
+        event_ids += mine
+    assert len(set(event_ids)) == len(event_ids)
+
+
+# -- the Python client through the proxy ---------------------------------------------------------
+
+
+def test_python_client_through_the_proxy(cluster: Cluster) -> None:  # noqa: F811
+    for warehouse, shard in ((301, 0), (302, 2)):
+        pin(cluster, warehouse, shard)
+    with Client.connect(cluster.proxy_dsn) as db:
+        for warehouse in (301, 302):
+            db.receive_stock(warehouse, "SKU-P", 10)
+        a = db.create_order(
+            customer_id=7,
+            warehouse_id=301,
+            items=[{"sku": "SKU-P", "quantity": 2, "unit_price": "19.90"}],
+            idempotency_key="cluster-cart-1",
+        )
+        b = db.create_order(
+            customer_id=7,
+            warehouse_id=302,
+            items=[{"sku": "SKU-P", "quantity": 3, "unit_price": "5.00"}],
+        )
+        assert orderdb_shard(cluster, a.order_id) == 0
+        assert orderdb_shard(cluster, b.order_id) == 2
+        again = db.create_order(
+            customer_id=7,
+            warehouse_id=301,
+            items=[{"sku": "SKU-P", "quantity": 2, "unit_price": "19.90"}],
+            idempotency_key="cluster-cart-1",
+        )
+        assert (again.order_id, again.replayed) == (a.order_id, True)
+        t = db.transition(a.order_id, "confirmed", expected_version=a.version, actor="pay")
+        assert (t.status, t.version) == ("confirmed", 2)
+        got = db.get_order(b.order_id)
+        assert (got.order_id, got.warehouse_id, got.status) == (b.order_id, 302, "pending")
+        assert got.items[0].quantity == 3 and got.items[0].unit_price == Decimal("5.00")
+        assert db.stock_level(302, "SKU-P").reserved == 3
+        with pytest.raises(VersionConflict):
+            db.transition(a.order_id, "cancelled", expected_version=1)
+        with pytest.raises(InsufficientStock):
+            db.create_order(
+                customer_id=7,
+                warehouse_id=302,
+                items=[{"sku": "SKU-P", "quantity": 99, "unit_price": "1"}],
+            )
+        with pytest.raises(NotFound):
+            db.get_order(a.order_id + 64 * 1000)
+
+
+def orderdb_shard(cl: Cluster, order_id: int) -> int:
+    """The shard whose database holds the order (asked directly, not through the proxy)."""
+    found = []
+    for shard, dsn in enumerate(cl.shard_dsns):
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            if conn.execute(
+                "SELECT 1 FROM orderdb.order_directory WHERE order_id = %s", (order_id,)
+            ).fetchone():
+                found.append(shard)
+    assert len(found) == 1, found
+    return found[0]
+
+
+# -- errors -------------------------------------------------------------------------------------
+
+#: one business error of each kind: (SQLSTATE, SQL, parameters)
+FAILING_CALLS = [
+    (
+        "OD001",
+        "SELECT * FROM orderdb.create_order(1, %s, "
+        '\'[{"sku": "SKU-E", "quantity": 999, "unit_price": 1}]\')',
+        "warehouse",
+    ),
+    ("OD002", "SELECT * FROM orderdb.transition_order(%s, 'confirmed', 7)", "order"),
+    ("OD004", "SELECT orderdb.get_order(%s)", "missing order"),
+    ("22023", "SELECT * FROM orderdb.receive_stock(%s, 'SKU-E', -1)", "warehouse"),
+]
+
+
+def _diag(exc: psycopg.Error) -> tuple[str | None, str | None, str | None, str | None]:
+    d = exc.diag
+    return (exc.sqlstate, d.message_primary, d.message_detail, d.message_hint)
+
+
+def _error_of(conn: psycopg.Connection[Any], query: str, param: int) -> psycopg.Error:
+    try:
+        conn.execute(query, (param,))
+    except psycopg.Error as exc:
+        return exc
+    raise AssertionError(f"{query} did not fail")
+
+
+def _proxy_backends(cl: Cluster, shard: int) -> list[tuple[int, Any]]:
+    with psycopg.connect(cl.shard_dsns[shard], autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pid, backend_start FROM pg_stat_activity"
+            " WHERE datname = current_database() AND usename = 'orderdb_proxy' ORDER BY pid"
+        ).fetchall()
+    return [(int(r[0]), r[1]) for r in rows]
+
+
+def test_errors_keep_every_field_and_cost_no_reconnect(cluster: Cluster) -> None:  # noqa: F811
+    warehouse, shard = 401, 1
+    pin(cluster, warehouse, shard)
+    with proxy(cluster) as conn:
+        conn.execute("SELECT * FROM orderdb.receive_stock(%s, 'SKU-E', 5)", (warehouse,))
+        row = conn.execute(
+            "SELECT order_id FROM orderdb.create_order(1, %s, "
+            '\'[{"sku": "SKU-E", "quantity": 1, "unit_price": 1}]\')',
+            (warehouse,),
+        ).fetchone()
+    assert row is not None
+    order_id = int(row[0])
+    params = {"warehouse": warehouse, "order": order_id, "missing order": order_id + 64 * 500}
+    timings: dict[str, tuple[float, float]] = {}
+    with (
+        proxy(cluster) as via_proxy,
+        psycopg.connect(cluster.shard_dsns[shard], autocommit=True) as direct,
+    ):
+        _error_of(via_proxy, FAILING_CALLS[0][1], warehouse)  # the proxy's connection is made
+        before = _proxy_backends(cluster, shard)
+        assert len(before) == 1
+        for sqlstate, query, kind in FAILING_CALLS:
+            through = _error_of(via_proxy, query, params[kind])
+            local = _error_of(direct, query, params[kind])
+            assert _diag(through) == _diag(local)
+            assert through.sqlstate == sqlstate
+            assert "REMOTE" not in (through.diag.message_primary or "")
+            n = 200
+            started = time.perf_counter()
+            for _ in range(n):
+                _error_of(via_proxy, query, params[kind])
+            per_proxy = (time.perf_counter() - started) / n
+            started = time.perf_counter()
+            for _ in range(n):
+                _error_of(direct, query, params[kind])
+            per_direct = (time.perf_counter() - started) / n
+            timings[sqlstate] = (per_proxy * 1000, per_direct * 1000)
+        # still the same connection from the proxy: no failing call made it reconnect
+        assert _proxy_backends(cluster, shard) == before
+    print(
+        "\nms per failing call (proxy, direct):",
+        {k: (round(a, 3), round(b, 3)) for k, (a, b) in timings.items()},
+    )
+
+
+def test_not_yet_routed_functions_say_so(cluster: Cluster) -> None:  # noqa: F811
+    for name in routing.NOT_YET:
+        with proxy(cluster) as conn:
+            found = conn.execute(
+                "SELECT count(*) FROM pg_proc WHERE proname = %s"
+                " AND pronamespace = 'orderdb'::regnamespace",
+                (name,),
+            ).fetchone()
+        assert found == (1,), name
+    with proxy(cluster) as conn, pytest.raises(psycopg.errors.FeatureNotSupported) as exc:
+        conn.execute("SELECT * FROM orderdb.read_events('x')")
+    assert "docs/scaling.md" in (exc.value.diag.message_hint or "")
+
+
+def test_proxy_grants_follow_the_shards(cluster: Cluster) -> None:  # noqa: F811
+    with proxy(cluster) as conn:
+        rows = conn.execute(
+            "SELECT p.proname, has_function_privilege('orderdb_app', p.oid, 'EXECUTE'),"
+            " has_function_privilege('orderdb_ingest', p.oid, 'EXECUTE')"
+            " FROM pg_proc p WHERE p.pronamespace = 'orderdb'::regnamespace"
+        ).fetchall()
+        internal = conn.execute(
+            "SELECT count(*) FROM pg_proc p"
+            " WHERE p.pronamespace = 'orderdb_cluster'::regnamespace"
+            " AND (has_function_privilege('orderdb_app', p.oid, 'EXECUTE')"
+            " OR has_function_privilege('orderdb_ingest', p.oid, 'EXECUTE'))"
+        ).fetchone()
+        role = conn.execute(
+            "SELECT rolsuper, rolcreaterole, rolcreatedb FROM pg_roles"
+            " WHERE rolname = 'orderdb_proxy'"
+        ).fetchone()
+    grants = {r[0]: (r[1], r[2]) for r in rows}
+    assert grants["create_order"] == (True, False)
+    assert grants["wms_callback"] == (False, True)
+    assert grants["schema_revision"] == (True, True)
+    assert internal == (0,)
+    assert role == (False, False, False)
+
+
+# -- concurrency ------------------------------------------------------------------------------
+
+
+def test_concurrent_orders_through_the_proxy_never_oversell(cluster: Cluster) -> None:  # noqa: F811
+    stock = 120
+    warehouses = {501: 0, 502: 2}
+    for warehouse, shard in warehouses.items():
+        pin(cluster, warehouse, shard)
+    with proxy(cluster) as conn:
+        for warehouse in warehouses:
+            for sku in ("SKU-X", "SKU-Y"):
+                conn.execute(
+                    "SELECT * FROM orderdb.receive_stock(%s, %s, %s)", (warehouse, sku, stock)
+                )
+    created: list[tuple[int, int, dict[str, int]]] = []
+    refused: list[str] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def worker(seed: int) -> None:
+        rnd = random.Random(seed)
+        try:
+            with psycopg.connect(cluster.proxy_dsn, autocommit=True) as conn:
+                for _ in range(25):
+                    warehouse = rnd.choice(list(warehouses))
+                    lines = {sku: rnd.randint(1, 4) for sku in rnd.sample(["SKU-X", "SKU-Y"], 2)}
+                    items = json.dumps(
+                        [{"sku": s, "quantity": q, "unit_price": 1} for s, q in lines.items()]
+                    )
+                    try:
+                        row = conn.execute(
+                            "SELECT order_id FROM orderdb.create_order(%s, %s, %s)",
+                            (seed, warehouse, items),
+                        ).fetchone()
+                    except psycopg.Error as exc:
+                        with lock:
+                            refused.append(str(exc.sqlstate))
+                        continue
+                    assert row is not None
+                    with lock:
+                        created.append((warehouse, int(row[0]), lines))
+        except BaseException as exc:
+            with lock:
+                errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(i + 1,)) for i in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert set(refused) <= {"OD001"}
+    assert refused, "the load must exhaust the stock"
+    with proxy(cluster) as conn:
+        for warehouse in warehouses:
+            for sku in ("SKU-X", "SKU-Y"):
+                level = conn.execute(
+                    "SELECT on_hand, reserved, available FROM orderdb.stock_level(%s, %s)",
+                    (warehouse, sku),
+                ).fetchone()
+                ordered = sum(lines.get(sku, 0) for w, _, lines in created if w == warehouse)
+                assert level == (stock, ordered, stock - ordered), (warehouse, sku)
+    for warehouse, shard in warehouses.items():
+        with psycopg.connect(cluster.shard_dsns[shard], autocommit=True) as conn:
+            assert conn.execute("SELECT * FROM orderdb_ops.inventory_drift").fetchall() == []
+            ids = {
+                int(r[0])
+                for r in conn.execute(
+                    "SELECT order_id FROM orderdb.orders WHERE warehouse_id = %s", (warehouse,)
+                ).fetchall()
+            }
+        assert ids == {o for w, o, _ in created if w == warehouse}
+
+
+def test_errors_raised_by_the_client_keep_detail_and_hint(cluster: Cluster) -> None:  # noqa: F811
+    pin(cluster, 601, 0)
+    with Client.connect(cluster.proxy_dsn) as db:
+        db.receive_stock(601, "SKU-H", 1)
+        with pytest.raises(OrderDBError) as exc:
+            db.create_order(
+                customer_id=1,
+                warehouse_id=601,
+                items=[{"sku": "SKU-H", "quantity": 2, "unit_price": "1"}],
+            )
+    assert exc.value.sqlstate == "OD001"
+    assert exc.value.detail == "sku=SKU-H requested=2 available=1"
+    assert exc.value.hint == "Nothing was reserved."
+
+
+def test_cluster_errors_are_clear(cluster: Cluster) -> None:  # noqa: F811
+    with pytest.raises(setup.ClusterError, match="twice"):
+        setup.init(cluster.proxy_dsn, [cluster.shard_dsns[0], cluster.shard_dsns[0]])
+    with pytest.raises(setup.ClusterError, match="proxy cannot be one of its shards"):
+        setup.init(cluster.proxy_dsn, [cluster.proxy_dsn])
+    with pytest.raises(setup.ClusterError, match="positive"):
+        setup.map_warehouse(cluster.proxy_dsn, 0, 0)
