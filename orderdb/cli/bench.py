@@ -1,4 +1,4 @@
-"""CLI command: ``orderdb bench`` (the benchmark, with the pgbench reference in the same run)."""
+"""CLI command: ``orderdb bench`` (the benchmark, with its references in the same run)."""
 
 from __future__ import annotations
 
@@ -19,13 +19,21 @@ from orderdb.cli.base import (
 )
 from orderdb.cli.base import console as _console
 
+QUICK = {"seconds": 1, "clients": 2, "orders": 1000, "skus": 300, "rounds": 1}
+
 
 def _fmt(value: Any, suffix: str = "") -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
-        return f"{value:,.2f}{suffix}" if value < 100 else f"{value:,.0f}{suffix}"
+        if value < 10:
+            return f"{value:,.3g}{suffix}" if value < 1 else f"{value:,.2f}{suffix}"
+        return f"{value:,.1f}{suffix}" if value < 100 else f"{value:,.0f}{suffix}"
     return f"{value}{suffix}"
+
+
+def _met(value: bool | None) -> str:
+    return {True: "[green]met[/green]", False: "[red]not met[/red]", None: "n/a"}[value]
 
 
 def _print_report(report: Any) -> None:
@@ -33,63 +41,86 @@ def _print_report(report: Any) -> None:
     from rich.table import Table
 
     # wide enough for the tables when the output is a file or a pipe (docs, CI logs)
-    console = _console if _console.is_terminal else Console(width=160)
+    console = _console if _console.is_terminal else Console(width=200)
     cfg = report.config
     server = report.server
     settings = server["settings"]
+    machine = report.machine
     console.print(
-        f"[bold]orderdb bench[/bold] {esc(report.started_at)}: {esc(cfg['clients'])} clients, "
-        f"{esc(cfg['jobs'])} pgbench threads, {esc(cfg['seconds'])} s per run, "
-        f"{esc(cfg['rounds'])} round(s); {esc(report.machine['nproc'])} CPUs, "
-        f"{esc(report.machine['memory_gb'])} GB; load "
-        f"{esc(report.machine['load_before'])} -> {esc(report.load_after)}"
+        f"[bold]orderdb bench[/bold] {esc(report.started_at)} .. {esc(report.finished_at)}: "
+        f"{esc(cfg['clients'])} clients, {esc(cfg['jobs'])} pgbench threads, "
+        f"{esc(cfg['seconds'])} s per run, {esc(cfg['rounds'])} round(s), round trips "
+        f"{esc(', '.join(f'{x:g} ms' for x in cfg['rtt_ms']))}; machine: "
+        f"{esc(machine['nproc'])} CPUs ({esc(machine.get('cpu') or '?')}), "
+        f"{esc(machine['memory_gb'])} GB, Linux {esc(machine.get('kernel', '?'))}; load average "
+        f"{esc(machine['load_before'])} before, {esc(report.load_after)} after"
     )
     console.print(
         f"server ({server['kind']}): PostgreSQL {settings.get('server_version', '?')}, "
         f"shared_buffers={settings.get('shared_buffers')}, "
-        f"synchronous_commit={settings.get('synchronous_commit')}, "
-        f"fsync={settings.get('fsync')}, pgbench scale {cfg['pgbench_scale']}",
+        f"synchronous_commit={settings.get('synchronous_commit')} (the 'off' runs: "
+        f"PGOPTIONS='-c synchronous_commit=off'), fsync={settings.get('fsync')}, "
+        f"pgbench scale {cfg['pgbench_scale']}; PgBouncer: "
+        + (
+            f"{report.pgbouncer.get('version')}, transaction mode, pool size "
+            f"{report.pgbouncer.get('pool_size')}"
+            if report.pgbouncer.get("status") == "ok"
+            else str(report.pgbouncer.get("note"))
+        ),
         markup=False,
         highlight=False,
     )
-    table = Table(title="throughput and latency (percentiles from pgbench's per-transaction logs)")
-    for col in ("workload", "tps", "p50 ms", "p95 ms", "p99 ms", "vs", "ratio", "top waits"):
-        table.add_column(col, justify="right" if col in ("tps", "ratio") or "ms" in col else "left")
+    table = Table(
+        title="runs (percentiles from pgbench's per-transaction logs; CPU per transaction, "
+        "per event for the tracking runs)"
+    )
+    for col in (
+        "run",
+        "tps",
+        "events/s",
+        "p50 ms",
+        "p99 ms",
+        "server CPU ms",
+        "pgbench CPU ms",
+        "top waits",
+    ):
+        table.add_column(col, justify="left" if col in ("run", "top waits") else "right")
     for row in report.rows:
         if row.status != "ok":
-            note = (row.note or "").splitlines()[:2]
-            table.add_row(
-                plain(row.name),
-                plain(row.status),
-                "",
-                "",
-                "",
-                plain(row.reference),
-                "",
-                plain(" ".join(note)[:200]),
-            )
+            note = " ".join((row.note or "").splitlines()[:2])[:160]
+            table.add_row(plain(row.key), plain(row.status), "", "", "", "", "", plain(note))
             continue
-        waits = ", ".join(f"{k} {v:.0f}%" for k, v in list(row.waits.items())[:2])
+        waits = ", ".join(f"{k} {v:.0f}%" for k, v in list(row.waits.items())[:3])
         table.add_row(
-            plain(row.name),
+            plain(row.key),
             _fmt(row.tps),
+            _fmt(row.units_per_s) if row.unit == "event" else "",
             _fmt(row.p50_ms),
-            _fmt(row.p95_ms),
             _fmt(row.p99_ms),
-            plain(row.reference if row.reference != row.name else ""),
-            _fmt(row.ratio) if row.reference != row.name else "",
+            _fmt(row.server_cpu_ms),
+            _fmt(row.client_cpu_ms),
             plain(waits),
         )
     console.print(table)
-    goals = Table(title="goals")
-    for col in ("goal", "target", "measured", "met"):
-        goals.add_column(col)
-    for g in report.goals:
-        met = {True: "[green]yes[/green]", False: "[red]no[/red]", None: "n/a"}[g["met"]]
-        goals.add_row(plain(g["goal"]), plain(g["target"]), plain(_fmt(g["measured"])), met)
-    console.print(goals)
+    if report.comparisons:
+        comp = Table(title="the application baseline: ratio of create_order's tps to the app's")
+        for col in ("comparison", "sync on", "sync off"):
+            comp.add_column(col, justify="left" if col == "comparison" else "right")
+        for c in report.comparisons:
+            comp.add_row(plain(c["title"]), _fmt(c["ratio_on"]), _fmt(c["ratio_off"]))
+        console.print(comp)
+    for sync, s in report.sellout.items():
+        console.print(
+            f"sell-out, synchronous_commit={sync}: {s['clients']} sessions bought "
+            f"{s['sold']} of {s['units']} units of {s['sku']} ({s['orders_per_s']} orders/s), "
+            f"oversold {s['oversold']}, OD001 answers {s['od001']} (false {s['false_od001']}), "
+            f"left {s['left_available']}, counters == ledger: {s['reserved'] == s['ledger_held']}"
+            + (f", errors: {s['errors']}" if s["errors"] else ""),
+            markup=False,
+            highlight=False,
+        )
     if report.table_health:
-        health = Table(title="table health after the workload (HOT = n_tup_hot_upd / n_tup_upd)")
+        health = Table(title="table health after the runs (HOT = n_tup_hot_upd / n_tup_upd)")
         for col in ("table", "live", "dead", "updates", "HOT updates", "HOT %"):
             health.add_column(col)
         for t in report.table_health:
@@ -140,6 +171,44 @@ def _print_report(report: Any) -> None:
             )
         else:
             console.print(f"relay benchmark: {dumps(ev)}", markup=False, highlight=False)
+    goals = Table(
+        title="goals (ratio = tps, or events/s, over the reference's in the same run; "
+        "met/not met: the server's default synchronous_commit=on)"
+    )
+    for col in ("workload", "reference", "ratio, sync on", "ratio, sync off", "goal", "met"):
+        goals.add_column(col, justify="right" if col.startswith("ratio") else "left")
+    for g in report.goals:
+        goals.add_row(
+            plain(g["title"]),
+            plain(g["reference"]),
+            _fmt(g["ratio_on"]),
+            _fmt(g["ratio_off"]),
+            plain(g["target"] or ""),
+            _met(g["met"]),
+        )
+    console.print(goals)
+    for g in report.goals:
+        if g["met"] is False and g["why"]:
+            console.print(f"why not met, {g['title']}: {g['why']}", markup=False, highlight=False)
+
+
+def _floats(text: str, name: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise click.BadParameter(
+            f"a comma-separated list of numbers, got {text!r}", param_hint=name
+        ) from None
+    if not values or any(not 0 <= v <= 1000 for v in values):
+        raise click.BadParameter("values between 0 and 1000 (ms)", param_hint=name)
+    return values
+
+
+def _syncs(text: str) -> tuple[str, ...]:
+    values = tuple(x.strip() for x in text.split(",") if x.strip())
+    if not values or any(v not in ("on", "off") for v in values):
+        raise click.BadParameter(f"on, off or on,off; got {text!r}", param_hint="'--sync'")
+    return values
 
 
 @main.command("bench")
@@ -161,14 +230,47 @@ def _print_report(report: Any) -> None:
     default=1,
     show_default=True,
     type=click.IntRange(1, 20),
-    help="Repeat the alternating sequence; medians are reported.",
+    help="Repeat the sequence; medians are reported (ratios are taken within a round).",
 )
 @click.option("--jobs", default=None, type=click.IntRange(1, 64), help="pgbench threads.")
 @click.option("--skus", default=10_000, show_default=True, type=click.IntRange(30, 1_000_000))
 @click.option(
+    "--rtt-ms",
+    "rtt_ms",
+    default="0,1",
+    show_default=True,
+    help="Emulated network round-trip times (ms, comma-separated): \\sleep after every "
+    "statement of create_order's and the application baseline's scripts.",
+)
+@click.option(
+    "--sync",
+    default="on,off",
+    show_default=True,
+    help="synchronous_commit of the runs: on (the server's default) and/or off (PGOPTIONS).",
+)
+@click.option(
+    "--pgbouncer/--no-pgbouncer",
+    default=True,
+    show_default=True,
+    help="Also compare create_order with the application through a private PgBouncer "
+    "(transaction mode); skipped with a message when pgbouncer is not installed.",
+)
+@click.option(
+    "--pool-size",
+    default=None,
+    type=click.IntRange(1, 500),
+    help="PgBouncer's server connections (default: 2 x CPUs).",
+)
+@click.option(
     "--only",
     default=None,
     help="Comma-separated workloads (their references are added), e.g. create_order,hot_sku.",
+)
+@click.option(
+    "--quick",
+    is_flag=True,
+    help="A smoke run for tests: 1 s per run, 2 clients, 1,000 orders, 300 SKUs, 1 round, "
+    "no relay benchmark (overrides those options). Its figures mean nothing.",
 )
 @click.option(
     "--keep",
@@ -197,20 +299,38 @@ def bench_cmd(
     rounds: int,
     jobs: int | None,
     skus: int,
+    rtt_ms: str,
+    sync: str,
+    pgbouncer: bool,
+    pool_size: int | None,
     only: str | None,
+    quick: bool,
     keep: bool,
     track_all: bool,
     no_events: bool,
 ) -> None:
-    """Run the SQL API under pgbench beside pgbench's own reference transactions.
+    """Run the SQL API under pgbench beside its references and print the goals table.
 
+    Each goal is a ratio to a reference measured in the same run: pgbench's builtin
+    transactions, the same events one call each, the same orders on random SKUs, and the same
+    work done by an application in 9 round trips (with an emulated network: --rtt-ms), directly
+    and through PgBouncer; with synchronous_commit on (the server's default) and off.
     Without --dsn (or the group's --dsn / ORDERDB_DSN) a dedicated embedded server is started
-    with the benchmark settings (shared_buffers=256MB, synchronous_commit=off, fsync=on).
+    with the benchmark settings (shared_buffers=256MB, fsync and synchronous_commit on).
     """
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from orderdb.bench import BenchConfig, BenchError, run_benchmark
 
+    if quick:
+        seconds, clients, orders, skus, rounds = (
+            QUICK["seconds"],
+            QUICK["clients"],
+            QUICK["orders"],
+            QUICK["skus"],
+            QUICK["rounds"],
+        )
+        no_events = True
     dsn = chosen_dsn(ctx, sub_dsn)
     cfg = BenchConfig(
         dsn=dsn,
@@ -224,6 +344,11 @@ def bench_cmd(
         keep=keep,
         track_all=track_all,
         events=not no_events,
+        rtt_ms=_floats(rtt_ms, "'--rtt-ms'"),
+        sync=_syncs(sync),
+        pgbouncer=pgbouncer,
+        pool_size=pool_size,
+        sellout_units=20 * clients if quick else None,
     )
     progress = Progress(
         TextColumn("{task.description}"),
