@@ -475,3 +475,26 @@ def test_the_documented_push_receiver_records_an_sf_route_push(
         ).fetchone() == (2, 2)
         with pytest.raises(ValueError, match="Body"):
             receiver["on_sf_route_push"](conn, b'{"orderId": "x"}')
+
+
+def test_without_a_section_the_plugins_say_they_are_not_configured(
+    fresh_dsn: str, tmp_path: Path
+) -> None:
+    """Installations that do not use SF or Kuaidi100 poll as before (no traceback for plugins
+    they never configured); a shipment of an unconfigured carrier fails with a clear message."""
+    for code in ("SF", "KUAIDI100"):
+        plugin = carriers.load(code, {})
+        with pytest.raises(CarrierRejected, match=f'add a "{code}" section'):
+            plugin.query_tracking("X1")
+    _ship(fresh_dsn, "SF", "SF4400000000333")
+    config = tmp_path / "carriers.json"
+    config.write_text(json.dumps({"SIM": {"seed": 1}}))
+    from orderdb.cli import main
+
+    result = CliRunner().invoke(
+        main, ["poll-carriers", "--once", "--json", "--config", str(config), "--dsn", fresh_dsn]
+    )
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output and "failed to load" not in result.output
+    summary = json.loads(result.stdout)
+    assert "SF is not configured" in summary["last_error_by_carrier"]["SF"]
