@@ -19,7 +19,13 @@ from click.testing import CliRunner, Result
 from orderdb import Client
 from orderdb.cli import main
 from orderdb.cluster import routing, setup
-from orderdb.errors import InsufficientStock, NotFound, OrderDBError, VersionConflict
+from orderdb.errors import (
+    IdempotencyConflict,
+    InsufficientStock,
+    NotFound,
+    OrderDBError,
+    VersionConflict,
+)
 from orderdb.server import migrate
 from tests.cluster_fixtures import SHARDS, Cluster, cluster  # noqa: F401  (fixture)
 
@@ -455,3 +461,135 @@ def test_cluster_errors_are_clear(cluster: Cluster) -> None:  # noqa: F811
         setup.init(cluster.proxy_dsn, [cluster.proxy_dsn])
     with pytest.raises(setup.ClusterError, match="positive"):
         setup.map_warehouse(cluster.proxy_dsn, 0, 0)
+
+
+# -- idempotency keys across shards -----------------------------------------------------------
+
+
+def _order_with_key(cl: Cluster, key: str) -> list[tuple[int, int]]:
+    """(shard, order_id) of every order created with ``key``, asked of each shard directly."""
+    found = []
+    for shard, dsn in enumerate(cl.shard_dsns):
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT order_id FROM orderdb.order_directory WHERE idempotency_key = %s", (key,)
+            ).fetchone()
+        if row is not None:
+            found.append((shard, int(row[0])))
+    return found
+
+
+def test_idempotency_keys_are_global(cluster: Cluster) -> None:  # noqa: F811
+    pin(cluster, 701, 0)
+    pin(cluster, 702, 1)
+    items = [{"sku": "SKU-K", "quantity": 1, "unit_price": "3.00"}]
+    with Client.connect(cluster.proxy_dsn) as db:
+        db.receive_stock(701, "SKU-K", 10)
+        db.receive_stock(702, "SKU-K", 10)
+        first = db.create_order(
+            customer_id=9, warehouse_id=701, items=items, idempotency_key="global-key-1"
+        )
+        # the same request again: the original order (lines in another spelling, as on one db)
+        again = db.create_order(
+            customer_id=9,
+            warehouse_id=701,
+            items=[{"sku": "SKU-K", "quantity": 1, "unit_price": 3}],
+            idempotency_key="global-key-1",
+        )
+        assert (again.order_id, again.replayed) == (first.order_id, True)
+        # the same key naming a warehouse of another shard: another request, OD006
+        with pytest.raises(IdempotencyConflict) as conflict:
+            db.create_order(
+                customer_id=9, warehouse_id=702, items=items, idempotency_key="global-key-1"
+            )
+    assert conflict.value.detail == f"idempotency_key=global-key-1 order_no={first.order_no}"
+    assert conflict.value.hint == "Use a new key for a new order."
+    assert _order_with_key(cluster, "global-key-1") == [(0, first.order_id)]
+
+
+def test_a_key_whose_request_failed_is_free_after_its_claim_expires(cluster: Cluster) -> None:  # noqa: F811
+    pin(cluster, 711, 1)
+    pin(cluster, 712, 2)
+    with Client.connect(cluster.proxy_dsn) as db:
+        db.receive_stock(711, "SKU-F", 1)
+        db.receive_stock(712, "SKU-F", 5)
+        with pytest.raises(InsufficientStock):
+            db.create_order(
+                customer_id=3,
+                warehouse_id=711,
+                items=[{"sku": "SKU-F", "quantity": 2, "unit_price": "1"}],
+                idempotency_key="failed-first",
+            )
+        other = [{"sku": "SKU-F", "quantity": 2, "unit_price": "1"}]
+        with proxy(cluster) as conn, pytest.raises(psycopg.errors.SerializationFailure) as busy:
+            conn.execute(
+                "SELECT * FROM orderdb.create_order(3, 712, %s, 'failed-first')",
+                (json.dumps(other),),
+            )
+        assert busy.value.diag.message_detail == "idempotency_key=failed-first"
+        # 30 seconds later the claim of the request that failed is taken over
+        with proxy(cluster) as conn:
+            home = conn.execute("SELECT orderdb_cluster.key_shard('failed-first')").fetchone()
+        assert home is not None
+        with psycopg.connect(cluster.shard_dsns[int(home[0])], autocommit=True) as conn:
+            conn.execute(
+                "UPDATE orderdb_shard.idempotency_keys SET claimed_at = now() - interval '31 s'"
+                " WHERE idempotency_key = 'failed-first'"
+            )
+        made = db.create_order(
+            customer_id=3, warehouse_id=712, items=other, idempotency_key="failed-first"
+        )
+        assert made.replayed is False
+    assert _order_with_key(cluster, "failed-first") == [(2, made.order_id)]
+
+
+def test_one_key_raced_from_two_shards_makes_one_order(cluster: Cluster) -> None:  # noqa: F811
+    pin(cluster, 721, 0)
+    pin(cluster, 722, 2)
+    with proxy(cluster) as conn:
+        for warehouse in (721, 722):
+            conn.execute("SELECT * FROM orderdb.receive_stock(%s, 'SKU-R', 100)", (warehouse,))
+    outcomes: list[str] = []
+    failures: list[BaseException] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(16)
+
+    def attempt(i: int) -> None:
+        warehouse = 721 if i % 2 else 722
+        try:
+            with psycopg.connect(cluster.proxy_dsn, autocommit=True) as conn:
+                barrier.wait()
+                try:
+                    row = conn.execute(
+                        "SELECT replayed FROM orderdb.create_order(5, %s,"
+                        ' \'[{"sku": "SKU-R", "quantity": 1, "unit_price": 1}]\','
+                        " 'raced-key')",
+                        (warehouse,),
+                    ).fetchone()
+                    outcome = f"{warehouse}:{'replayed' if row and row[0] else 'created'}"
+                except psycopg.Error as exc:
+                    outcome = f"{warehouse}:{exc.sqlstate}"
+            with lock:
+                outcomes.append(outcome)
+        except BaseException as exc:
+            with lock:
+                failures.append(exc)
+
+    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+    orders = _order_with_key(cluster, "raced-key")
+    assert len(orders) == 1, (orders, outcomes)
+    winner = 721 if orders[0][0] == 0 else 722
+    loser = 722 if winner == 721 else 721
+    assert sorted(outcomes).count(f"{winner}:created") == 1, outcomes
+    assert set(outcomes) <= {
+        f"{winner}:created",
+        f"{winner}:replayed",
+        f"{winner}:40001",
+        f"{loser}:OD006",
+        f"{loser}:40001",
+    }, outcomes

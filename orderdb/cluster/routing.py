@@ -50,6 +50,9 @@ class Route:
     kind: str
     shard: str
     guard: str = ""
+    #: False: the public function is written by hand in sql/cluster/proxy_*.sql (it does more
+    #: than route one call); the shard wrapper and the PL/Proxy function are still generated
+    generated: bool = True
 
 
 WAREHOUSE = "warehouse"
@@ -69,15 +72,6 @@ def _by_order(arg: str = "p_order_id", guard: str = "") -> Route:
     return Route(ORDER, f"orderdb_cluster.order_shard({arg})", guard)
 
 
-_NO_CHOICE_ACROSS_SHARDS = """
-    IF p_warehouse_id IS NULL THEN
-        RAISE EXCEPTION USING
-            ERRCODE = '0A000',
-            MESSAGE = 'create_order without a warehouse is not available through the cluster '
-                      'proxy yet',
-            HINT = 'Pass p_warehouse_id (docs/scaling.md).';
-    END IF;"""
-
 _SAME_SHARD_REALLOCATION = """
     IF orderdb_cluster.warehouse_shard(p_to_warehouse_id, false)
        <> orderdb_cluster.order_shard(p_order_id) THEN
@@ -95,10 +89,11 @@ ROUTES: dict[str, Route] = {
     "receive_stock": _by_warehouse("p_warehouse_id", place=True),
     "stock_level": _by_warehouse("p_warehouse_id", place=False),
     "plan_routes": _by_warehouse("p_warehouse_id", place=False),
+    # the key's home first (global idempotency keys): sql/cluster/proxy_20_create_order.sql
     "create_order": Route(
-        WAREHOUSE,
+        WAREHOUSE + ", after its idempotency key's home",
         "coalesce(orderdb_cluster.warehouse_shard(p_warehouse_id, true), 0)",
-        _NO_CHOICE_ACROSS_SHARDS,
+        generated=False,
     ),
     # order-keyed: the shard encoded in the order id
     "transition_order": _by_order(),
@@ -290,6 +285,12 @@ REVOKE ALL ON FUNCTION orderdb_cluster.{sig.name}(integer{sep}{sig.identity}) FR
         "                                           r.err_hint);\n"
         "        END IF;\n"
     )
+    grants = f"REVOKE ALL ON FUNCTION orderdb.{sig.name}({sig.identity}) FROM PUBLIC;\n" + "".join(
+        f"GRANT EXECUTE ON FUNCTION orderdb.{sig.name}({sig.identity}) TO {role};\n"
+        for role in sig.roles
+    )
+    if not route.generated:
+        return remote + grants
     call = f"orderdb_cluster.{sig.name}({route.shard}{', ' if args else ''}{args})"
     if sig.columns:
         assign = "".join(f"        {n} := r.{n};\n" for n, _ in sig.columns)
@@ -302,10 +303,6 @@ REVOKE ALL ON FUNCTION orderdb_cluster.{sig.name}(integer{sep}{sig.identity}) FR
             f"    FOR r IN SELECT * FROM {call} LOOP\n{raise_error}"
             "        RETURN r.result;\n    END LOOP;\n    RETURN NULL;\n"
         )
-    grants = "".join(
-        f"GRANT EXECUTE ON FUNCTION orderdb.{sig.name}({sig.identity}) TO {role};\n"
-        for role in sig.roles
-    )
     public = f"""
 -- {sig.name}: routed by {route.kind} (orderdb.cluster.routing; docs/scaling.md)
 CREATE OR REPLACE FUNCTION orderdb.{sig.name}({sig.arguments})
@@ -318,7 +315,6 @@ DECLARE
 BEGIN{route.guard}
 {body}END;
 $fn$;
-REVOKE ALL ON FUNCTION orderdb.{sig.name}({sig.identity}) FROM PUBLIC;
 {grants}"""
     return remote + public
 

@@ -143,7 +143,12 @@ def prepare_shard(
         conn.execute(
             sql.SQL("GRANT USAGE ON SCHEMA orderdb_shard TO {}").format(sql.Identifier(shard_role))
         )
-        for fn in ("shard_info()", "warehouse_in_use(integer)"):
+        for fn in (
+            "shard_info()",
+            "warehouse_in_use(integer)",
+            "claim_idempotency_key(text, bigint, integer, jsonb, jsonb, integer, boolean)",
+            "idempotency_key_order(text)",
+        ):
             conn.execute(
                 sql.SQL("GRANT EXECUTE ON FUNCTION orderdb_shard.{} TO {}").format(
                     sql.SQL(fn), sql.Identifier(shard_role)
@@ -211,10 +216,11 @@ def prepare_proxy(
         if len(partitions) > id_stride:
             raise ClusterError(f"at most {id_stride} shards (the id stride)")
         conn.execute(
-            "INSERT INTO orderdb_cluster.settings (id_stride, shard_role, schema_revision)"
-            " VALUES (%s, %s, %s) ON CONFLICT (singleton) DO UPDATE"
+            "INSERT INTO orderdb_cluster.settings"
+            " (id_stride, shard_role, schema_revision, key_home_shards)"
+            " VALUES (%s, %s, %s, %s) ON CONFLICT (singleton) DO UPDATE"
             " SET shard_role = EXCLUDED.shard_role, schema_revision = EXCLUDED.schema_revision",
-            (id_stride, shard_role, revision),
+            (id_stride, shard_role, revision, len(partitions)),
         )
         for i, p in enumerate(partitions[len(recorded) :], start=len(recorded)):
             conn.execute("INSERT INTO orderdb_cluster.shards (shard, dsn) VALUES (%s, %s)", (i, p))
@@ -258,7 +264,8 @@ def _mapped_password(conn: psycopg.Connection[Any]) -> str | None:
 
 
 def _shard_info_sql() -> str:
-    """The proxy's PL/Proxy functions of `orderdb cluster status` and `map-warehouse`."""
+    """The proxy's PL/Proxy functions besides the routed ones: `orderdb cluster status`,
+    `map-warehouse`, and the idempotency keys' homes."""
     return f"""
 CREATE OR REPLACE FUNCTION orderdb_cluster.shard_info(p_shard integer)
 RETURNS TABLE (shard integer, id_stride integer, schema_revision text, id_space_ok boolean,
@@ -277,6 +284,26 @@ AS $fn$
     CLUSTER '{routing.CLUSTER_NAME}';
     RUN ON p_shard;
     SELECT orderdb_shard.warehouse_in_use(p_warehouse_id);
+$fn$;
+CREATE OR REPLACE FUNCTION orderdb_cluster.claim_idempotency_key(
+    p_shard integer, p_key text, p_customer_id bigint, p_warehouse_id integer, p_items jsonb,
+    p_options jsonb, p_target integer, p_take_over boolean)
+RETURNS TABLE (claimed_shard integer, same_request boolean, claim_age interval)
+    LANGUAGE plproxy
+AS $fn$
+    CLUSTER '{routing.CLUSTER_NAME}';
+    RUN ON p_shard;
+    SELECT * FROM orderdb_shard.claim_idempotency_key(p_key, p_customer_id, p_warehouse_id,
+                                                      p_items, p_options, p_target,
+                                                      p_take_over);
+$fn$;
+CREATE OR REPLACE FUNCTION orderdb_cluster.idempotency_key_order(p_shard integer, p_key text)
+RETURNS TABLE (order_id bigint)
+    LANGUAGE plproxy
+AS $fn$
+    CLUSTER '{routing.CLUSTER_NAME}';
+    RUN ON p_shard;
+    SELECT * FROM orderdb_shard.idempotency_key_order(p_key);
 $fn$;
 REVOKE ALL ON ALL ROUTINES IN SCHEMA orderdb_cluster FROM PUBLIC;
 """  # noqa: S608 (the cluster's name, a constant)

@@ -16,11 +16,14 @@ CREATE TABLE IF NOT EXISTS orderdb_cluster.settings (
     singleton       boolean PRIMARY KEY DEFAULT true CHECK (singleton),
     id_stride       integer NOT NULL CHECK (id_stride BETWEEN 1 AND 1024),
     shard_role      text NOT NULL CHECK (shard_role <> ''),
-    schema_revision text
+    schema_revision text,
+    key_home_shards integer NOT NULL CHECK (key_home_shards >= 1)
 );
 COMMENT ON TABLE orderdb_cluster.settings IS
     'The cluster: id stride (ids of shard k are k + 1 modulo it), the shards'' login role for '
-    'the proxy, and the schema revision of the shards (orderdb.schema_revision() on the proxy).';
+    'the proxy, the schema revision of the shards (orderdb.schema_revision() on the proxy), and '
+    'the shards that are homes of idempotency keys (0 .. key_home_shards - 1: those of the '
+    'first init).';
 
 CREATE TABLE IF NOT EXISTS orderdb_cluster.shards (
     shard    integer PRIMARY KEY CHECK (shard >= 0),
