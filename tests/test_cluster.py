@@ -593,3 +593,43 @@ def test_one_key_raced_from_two_shards_makes_one_order(cluster: Cluster) -> None
         f"{loser}:OD006",
         f"{loser}:40001",
     }, outcomes
+
+
+def test_customer_orders_merges_every_shard(cluster: Cluster) -> None:  # noqa: F811
+    for warehouse, shard in ((801, 0), (802, 1), (803, 2)):
+        pin(cluster, warehouse, shard)
+    made: list[int] = []
+    with Client.connect(cluster.proxy_dsn) as db:
+        for warehouse in (801, 802, 803):
+            db.receive_stock(warehouse, "SKU-M", 10)
+        for _ in range(3):
+            for warehouse in (801, 802, 803):
+                o = db.create_order(
+                    customer_id=4242,
+                    warehouse_id=warehouse,
+                    items=[{"sku": "SKU-M", "quantity": 1, "unit_price": "2"}],
+                )
+                made.append(o.order_id)
+    newest_first = sorted(made, reverse=True)
+    with proxy(cluster) as conn:
+        page = [
+            r[0]
+            for r in conn.execute(
+                "SELECT order_id FROM orderdb.customer_orders(4242, 4)"
+            ).fetchall()
+        ]
+        assert page == newest_first[:4]
+        rest = [
+            r[0]
+            for r in conn.execute(
+                "SELECT order_id FROM orderdb.customer_orders(4242, 100, %s)", (page[-1],)
+            ).fetchall()
+        ]
+        assert rest == newest_first[4:]
+        totals = conn.execute(
+            "SELECT DISTINCT total, currency FROM orderdb.customer_orders(4242, 100)"
+        ).fetchall()
+        assert totals == [(Decimal("2.00"), "CNY")] or totals == [(Decimal("2"), "CNY")]
+        with pytest.raises(psycopg.errors.InvalidParameterValue) as bad:
+            conn.execute("SELECT * FROM orderdb.customer_orders(4242, 0)")
+    assert bad.value.diag.message_detail == "limit=0"

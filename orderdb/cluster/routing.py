@@ -53,12 +53,16 @@ class Route:
     #: False: the public function is written by hand in sql/cluster/proxy_*.sql (it does more
     #: than route one call); the shard wrapper and the PL/Proxy function are still generated
     generated: bool = True
+    #: for a call that runs on every shard (``shard`` empty: RUN ON ALL): how the shards' rows
+    #: are merged (ORDER BY ... LIMIT ... over alias ``x``)
+    merge: str = ""
 
 
 WAREHOUSE = "warehouse"
 ORDER = "order"
 ORDER_NO = "order number"
 ANY = "any shard (reference data)"
+ALL = "every shard, rows merged"
 
 
 def _by_warehouse(arg: str, place: bool) -> Route:
@@ -109,12 +113,14 @@ ROUTES: dict[str, Route] = {
     "order_timeline_by_no": Route(ORDER_NO, "orderdb_cluster.order_no_shard(p_order_no)"),
     # the same on every shard
     "allowed_transitions": Route(ANY, "0"),
+    # a customer's orders live on the shards of their warehouses: every shard's first page,
+    # merged by order id (the keyset of one database)
+    "customer_orders": Route(ALL, "", merge="ORDER BY x.order_id DESC LIMIT greatest(p_limit, 1)"),
 }
 
 #: public functions that the proxy does not route yet (they raise 0A000 there); the reason is
 #: the HINT and docs/scaling.md says what is planned
 NOT_YET: dict[str, str] = {
-    "customer_orders": "a customer's orders span shards; call it on each shard",
     "record_tracking_event": "a carrier event must reach the shard of its shipment",
     "record_tracking_events": "a carrier event must reach the shard of its shipment",
     "read_events": "events are per shard; read each shard's outbox",
@@ -267,17 +273,21 @@ def proxy_sql(sig: Signature) -> str:
         return _not_yet_sql(sig)
     params = ", ".join(f"{n} {t}" for n, t in zip(sig.input_names, sig.input_types, strict=True))
     args = _args_list(sig)
+    everywhere = not route.shard
     sep = ", " if params else ""
+    shard_param, shard_type, run_on = (
+        ("", "", "ALL") if everywhere else (f"p_shard integer{sep}", f"integer{sep}", "p_shard")
+    )
     remote = f"""
-CREATE OR REPLACE FUNCTION orderdb_cluster.{sig.name}(p_shard integer{sep}{params})
+CREATE OR REPLACE FUNCTION orderdb_cluster.{sig.name}({shard_param}{params})
 RETURNS TABLE ({_wrapper_columns(sig)})
     LANGUAGE plproxy
 AS $fn$
     CLUSTER '{CLUSTER_NAME}';
-    RUN ON p_shard;
+    RUN ON {run_on};
     SELECT * FROM orderdb_shard.{sig.name}({args});
 $fn$;
-REVOKE ALL ON FUNCTION orderdb_cluster.{sig.name}(integer{sep}{sig.identity}) FROM PUBLIC;
+REVOKE ALL ON FUNCTION orderdb_cluster.{sig.name}({shard_type}{sig.identity}) FROM PUBLIC;
 """
     raise_error = (
         "        IF r.err_sqlstate IS NOT NULL THEN\n"
@@ -291,7 +301,14 @@ REVOKE ALL ON FUNCTION orderdb_cluster.{sig.name}(integer{sep}{sig.identity}) FR
     )
     if not route.generated:
         return remote + grants
-    call = f"orderdb_cluster.{sig.name}({route.shard}{', ' if args else ''}{args})"
+    if everywhere:
+        # errors first (every shard refuses bad arguments alike), then the merged rows
+        call = (
+            f"orderdb_cluster.{sig.name}({args}) AS x"
+            f" ORDER BY (x.err_sqlstate IS NULL), {route.merge.removeprefix('ORDER BY ')}"
+        )
+    else:
+        call = f"orderdb_cluster.{sig.name}({route.shard}{', ' if args else ''}{args})"
     if sig.columns:
         assign = "".join(f"        {n} := r.{n};\n" for n, _ in sig.columns)
         body = (
