@@ -267,11 +267,16 @@ COMMENT ON FUNCTION orderdb.claim_shipments_for_polling(integer, text, interval)
 -- after the carrier's interval, and the carrier's error back-off is cleared. Error (p_error not
 -- NULL): the shipment is due again after the back-off, and the carrier backs off for
 -- min(interval, 30 s * 2^(consecutive errors - 1)) — every poller skips it until then.
+-- p_carrier_failed false: the carrier answered but refused this one parcel (an unknown tracking
+-- number, a wrong phone for it): the error is kept on the shipment, which is due again after the
+-- carrier's interval, and the carrier does not back off (its other parcels are polled as usual).
 -- Returns false (and changes nothing) when p_worker no longer holds the claim (lease expired and
 -- taken by another poller). Raises 22023 (bad arguments).
 -- Locks the shipment_polls row, and the carrier_polling row of the carrier on error or recovery.
+DROP FUNCTION IF EXISTS orderdb.finish_shipment_poll(integer, bigint, text, text);
 CREATE OR REPLACE FUNCTION orderdb.finish_shipment_poll(p_warehouse_id integer, p_shipment_id bigint,
-                                                        p_worker text, p_error text DEFAULT NULL)
+                                                        p_worker text, p_error text DEFAULT NULL,
+                                                        p_carrier_failed boolean DEFAULT true)
 RETURNS boolean
 LANGUAGE plpgsql
 SECURITY DEFINER
@@ -317,6 +322,15 @@ BEGIN
         RETURN true;
     END IF;
 
+    IF p_carrier_failed IS FALSE THEN
+        UPDATE orderdb.shipment_polls AS p
+           SET last_polled_at = now(), polls = p.polls + 1, errors = p.errors + 1,
+               last_error = left(p_error, 1000), next_poll_at = now() + v_interval,
+               claimed_by = NULL, claimed_until = NULL
+         WHERE p.warehouse_id = p_warehouse_id AND p.shipment_id = p_shipment_id;
+        RETURN true;
+    END IF;
+
     INSERT INTO orderdb.carrier_polling AS c (carrier, consecutive_errors, last_error, last_error_at)
     VALUES (v_carrier, 1, left(p_error, 1000), now())
     ON CONFLICT ON CONSTRAINT carrier_polling_pkey DO UPDATE
@@ -336,8 +350,8 @@ BEGIN
     RETURN true;
 END;
 $$;
-COMMENT ON FUNCTION orderdb.finish_shipment_poll(integer, bigint, text, text) IS
-    'Records the outcome of polling one claimed shipment; errors back the carrier off.';
+COMMENT ON FUNCTION orderdb.finish_shipment_poll(integer, bigint, text, text, boolean) IS
+    'Records the outcome of polling one claimed shipment; carrier errors back the carrier off.';
 
 -- release_shipment_polls: gives back every claim p_worker holds (of one carrier, or all), without
 -- recording a poll: the shipments are due again at once for the other pollers. Used after a

@@ -19,6 +19,7 @@ from orderdb.integrations import carriers
 from orderdb.integrations.carriers import (
     Address,
     CarrierPlugin,
+    CarrierRejected,
     CarrierUnavailable,
     TrackingEvent,
     WaybillRequest,
@@ -317,6 +318,47 @@ def test_carrier_errors_back_off_the_carrier(fresh_dsn: str) -> None:
             "SELECT consecutive_errors, backoff_until FROM orderdb.carrier_polling "
             "WHERE carrier = 'FLAKY'"
         ).fetchone() == (0, None)
+
+
+class _RefusesOneParcel(_Failing):
+    """A carrier that answers for every parcel but one, which it does not know."""
+
+    def __init__(self, unknown: str) -> None:
+        super().__init__()
+        self.fail = False
+        self.unknown = unknown
+
+    def query_tracking(self, tracking_number: str) -> Sequence[TrackingEvent]:
+        if tracking_number == self.unknown:
+            self.calls += 1
+            raise CarrierRejected(f"unknown tracking number {tracking_number}")
+        return super().query_tracking(tracking_number)
+
+
+def test_a_parcel_the_carrier_refuses_does_not_back_the_carrier_off(fresh_dsn: str) -> None:
+    """CarrierRejected concerns one parcel: its shipment keeps the error and waits the carrier's
+    interval; the carrier's other parcels are polled in the same round, and it does not back off."""
+    with psycopg.connect(fresh_dsn, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO orderdb.carrier_status_map (carrier, carrier_status, normalized_status) "
+            "SELECT 'FLAKY', carrier_status, normalized_status FROM orderdb.carrier_status_map "
+            "WHERE carrier = 'GENERIC'"
+        )
+    _ship_orders(fresh_dsn, 4, "FLAKY", [f"FLR{i:06d}" for i in range(4)])
+    plugin = _RefusesOneParcel("FLR000001")
+    with psycopg.connect(fresh_dsn, autocommit=True) as conn:
+        report = Poller(conn, {"FLAKY": plugin}, worker="solo").poll_once()
+        assert (report.claimed, report.polled, report.refused_parcels) == (4, 3, 1)
+        assert (report.carrier_errors, report.released, report.events_recorded) == (0, 0, 3)
+        assert conn.execute(
+            "SELECT count(*) FROM orderdb.carrier_polling "
+            "WHERE carrier = 'FLAKY' AND (consecutive_errors > 0 OR backoff_until IS NOT NULL)"
+        ).fetchone() == (0,)
+        refused = conn.execute(
+            "SELECT errors, last_error, next_poll_at - now() > interval '29 minutes' "
+            "FROM orderdb.shipment_polls WHERE tracking_number = 'FLR000001'"
+        ).fetchone()
+        assert refused == (1, "CarrierRejected: unknown tracking number FLR000001", True)
 
 
 def test_recently_updated_shipments_are_not_polled(fresh_dsn: str) -> None:

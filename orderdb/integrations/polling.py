@@ -23,7 +23,7 @@ from typing import Any
 
 import psycopg
 
-from orderdb.integrations.carriers import CarrierPlugin, TrackingEvent
+from orderdb.integrations.carriers import CarrierPlugin, CarrierRejected, TrackingEvent
 from orderdb.integrations.tracking_batches import (
     RecordedEvent,
     RefusedEvent,
@@ -52,6 +52,8 @@ class PollReport:
     duplicates: int = 0
     rejected: int = 0
     carrier_errors: int = 0
+    #: parcels the carrier refused on their own (CarrierRejected): no back-off for the carrier
+    refused_parcels: int = 0
     released: int = 0
     errors_by_carrier: Counter[str] = field(default_factory=Counter)
     #: why each failing carrier failed: the text of its last error
@@ -72,6 +74,7 @@ class PollReport:
             "duplicates",
             "rejected",
             "carrier_errors",
+            "refused_parcels",
             "released",
         ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
@@ -87,6 +90,7 @@ class PollReport:
             "duplicates": self.duplicates,
             "rejected": self.rejected,
             "carrier_errors": self.carrier_errors,
+            "refused_parcels": self.refused_parcels,
             "released": self.released,
             "errors_by_carrier": dict(self.errors_by_carrier),
             "last_error_by_carrier": dict(self.last_error_by_carrier),
@@ -121,10 +125,17 @@ class Poller:
         ).fetchall()
         return [(int(r[0]), int(r[1]), int(r[2]), str(r[3]), str(r[4])) for r in rows]
 
-    def _finish(self, warehouse_id: int, shipment_id: int, error: str | None) -> None:
+    def _finish(
+        self,
+        warehouse_id: int,
+        shipment_id: int,
+        error: str | None,
+        *,
+        carrier_failed: bool = True,
+    ) -> None:
         self.conn.execute(
-            "SELECT orderdb.finish_shipment_poll(%s, %s, %s, %s)",
-            (warehouse_id, shipment_id, self.worker, error),
+            "SELECT orderdb.finish_shipment_poll(%s, %s, %s, %s, %s)",
+            (warehouse_id, shipment_id, self.worker, error, carrier_failed),
         )
 
     def _record(
@@ -168,7 +179,14 @@ class Poller:
                 continue
             try:
                 events = list(plugin.query_tracking(tracking_number))
-            except Exception as exc:  # any plugin failure backs the carrier off
+            except CarrierRejected as exc:  # this parcel only: the carrier keeps being polled
+                log.warning("carrier %s refused %s: %s", carrier, tracking_number, exc)
+                error = f"{type(exc).__name__}: {exc}"[:1000]
+                self._finish(warehouse_id, shipment_id, error, carrier_failed=False)
+                report.refused_parcels += 1
+                report.last_error_by_carrier[carrier] = error
+                continue
+            except Exception as exc:  # any other plugin failure backs the carrier off
                 log.warning("carrier %s failed for %s: %s", carrier, tracking_number, exc)
                 error = f"{type(exc).__name__}: {exc}"[:1000]
                 self._finish(warehouse_id, shipment_id, error)
