@@ -106,6 +106,9 @@ def test_migrate_through_the_proxy_migrates_every_shard(cluster: Cluster) -> Non
     assert result.exit_code == 0, result.output
     for dsn in cluster.shard_dsns:
         assert migrate.plan(dsn).up_to_date
+    assert migrate.plan(cluster.proxy_dsn).up_to_date  # the shards' plans, merged
+    check = run("migrate", "--dsn", cluster.proxy_dsn, "--check")
+    assert check.exit_code == 0, check.output
     assert all(s["id_space_ok"] for s in status_json(cluster)["shards"])
 
 

@@ -117,12 +117,12 @@ def prepare_shard(
     shard: int,
     id_stride: int,
     shard_role: str,
-    password: str | None = None,
-    progress: Progress | None = None,
-) -> list[routing.Signature]:
-    """Migrate one shard and make it shard number ``shard``; returns its public functions."""
-    _say(progress, f"shard {shard}: migrating")
-    migrate.migrate(dsn, progress=progress)
+    password: str | None,
+    progress: Progress | None,
+    migrated: migrate.MigrateResult,
+) -> tuple[list[routing.Signature], migrate.MigrateResult]:
+    """Make a migrated database (``migrated``: what its migrate did) shard number ``shard``;
+    returns its public functions and ``migrated``."""
     with psycopg.connect(dsn, autocommit=True) as conn, conn.transaction():
         for path in cluster_sql_files("shard"):
             conn.execute(path.read_text(encoding="utf-8").encode())
@@ -157,7 +157,7 @@ def prepare_shard(
         signatures = routing.read_signatures(conn)
         conn.execute(routing.shard_functions_sql(signatures, shard_role).encode())
         _say(progress, f"shard {shard}: wrappers for {len(routing.ROUTES)} functions")
-    return signatures
+    return signatures, migrated
 
 
 def _ensure_api_roles(conn: psycopg.Connection[Any]) -> None:
@@ -317,7 +317,7 @@ def init(
     id_stride: int = DEFAULT_ID_STRIDE,
     password: str | None = None,
     progress: Progress | None = None,
-) -> None:
+) -> migrate.MigrateResult:
     """Migrate the shards, prepare the proxy, record the cluster. Running it again with the same
     shards changes nothing; shards given after the recorded ones are added."""
     if not shard_dsns:
@@ -328,9 +328,16 @@ def init(
     if partition_dsn(proxy_dsn) in partitions:
         raise ClusterError("the proxy cannot be one of its shards")
     signatures: list[routing.Signature] = []
+    applied: set[str] = set()
+    files: list[str] = []
     for i, dsn in enumerate(shard_dsns):
-        found = prepare_shard(dsn, i, id_stride, shard_role, password, progress)
+        _say(progress, f"shard {i}: migrating")
+        found, result = prepare_shard(
+            dsn, i, id_stride, shard_role, password, progress, migrate.migrate(dsn, progress)
+        )
         signatures = signatures or found
+        applied |= set(result.applied_now)
+        files = files or result.sql_files
     prepare_proxy(
         proxy_dsn,
         shard_dsns,
@@ -341,12 +348,35 @@ def init(
         password,
         progress,
     )
+    return migrate.MigrateResult(applied_now=sorted(applied), sql_files=files, moved_tables=[])
 
 
-def migrate_cluster(proxy_dsn: str, progress: Progress | None = None) -> list[str]:
+def _recorded_shards(proxy_dsn: str) -> list[str]:
+    with psycopg.connect(proxy_dsn, autocommit=True) as conn:
+        rows = conn.execute("SELECT dsn FROM orderdb_cluster.shards ORDER BY shard").fetchall()
+    if not rows:
+        raise ClusterError("the proxy records no cluster: run orderdb cluster init")
+    return [str(r[0]) for r in rows]
+
+
+def plan_cluster(proxy_dsn: str) -> migrate.MigratePlan:
+    """`orderdb migrate --check --dsn PROXY`: what migrate would do on any shard (merged)."""
+    plans = [migrate.plan(dsn) for dsn in _recorded_shards(proxy_dsn)]
+    pending: list[str] = []
+    for p in plans:
+        pending += [m for m in p.pending if m not in pending]
+    return migrate.MigratePlan(
+        pending=pending,
+        move_tables=sorted({t for p in plans for t in p.move_tables}),
+        sql_changed=any(p.sql_changed for p in plans),
+        create_schema=any(p.create_schema for p in plans),
+    )
+
+
+def migrate_cluster(proxy_dsn: str, progress: Progress | None = None) -> migrate.MigrateResult:
     """`orderdb migrate --dsn PROXY`: migrate every recorded shard, then the proxy. The shards
     are reached with the recorded DSNs (no password: libpq's password file or environment
-    supplies it). Returns the shard DSNs."""
+    supplies it). Returns what was applied (on any shard)."""
     with psycopg.connect(proxy_dsn, autocommit=True) as conn:
         shards = [
             str(r[0])
@@ -359,14 +389,13 @@ def migrate_cluster(proxy_dsn: str, progress: Progress | None = None) -> list[st
         ).fetchone()
     if settings is None or not shards:
         raise ClusterError("the proxy records no cluster: run orderdb cluster init")
-    init(
+    return init(
         proxy_dsn,
         shards,
         shard_role=str(settings[1]),
         id_stride=int(str(settings[0])),
         progress=progress,
     )
-    return shards
 
 
 def status(proxy_dsn: str) -> ClusterStatus:

@@ -206,7 +206,12 @@ def _stored_digest(conn: psycopg.Connection[tuple[object, ...]]) -> str | None:
 
 
 def plan(dsn: str) -> MigratePlan:
-    """What `orderdb migrate` would do, read without changing anything (no lock is taken)."""
+    """What `orderdb migrate` would do, read without changing anything (no lock is taken). On
+    the proxy of a cluster: what it would do on its shards (orderdb.cluster)."""
+    from orderdb.cluster import setup as cluster_setup  # it imports this module
+
+    if cluster_setup.is_proxy(dsn):
+        return cluster_setup.plan_cluster(dsn)
     migrations = read_migrations(str(migrations_dir()))
     with psycopg.connect(dsn, autocommit=True) as conn:
         applied = _applied_ids(conn)
@@ -320,8 +325,7 @@ def migrate(dsn: str, progress: Progress | None = None) -> MigrateResult:
     from orderdb.cluster import setup as cluster_setup  # it imports this module
 
     if cluster_setup.is_proxy(dsn):
-        cluster_setup.migrate_cluster(dsn, progress)
-        return MigrateResult(applied_now=[], sql_files=[], moved_tables=[])
+        return cluster_setup.migrate_cluster(dsn, progress)
     with _schema_lock(dsn) as conn:
         moved = _prepare(conn)
         if progress is not None:
