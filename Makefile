@@ -26,8 +26,9 @@ test: $(STAMP) system-deps
 pgtap: $(STAMP) system-deps
 	$(BIN)/python -m tests.devtools pgtap
 
+# BENCH_ARGS: more options of orderdb bench, e.g. BENCH_ARGS="--json-file bench.json"
 bench: $(STAMP)
-	$(BIN)/orderdb bench
+	$(BIN)/orderdb bench $(BENCH_ARGS)
 
 lint: $(STAMP) system-deps
 	$(BIN)/ruff check orderdb tests

@@ -140,7 +140,8 @@ def test_bench_quick_json_has_the_goals_table(pg_server, db_dsn):
     assert left == []
 
 
-def test_bench_prints_the_goals_table_last(pg_server):
+def test_bench_prints_the_goals_table_last(pg_server, tmp_path):
+    saved = tmp_path / "bench.json"
     proc = subprocess.run(
         [
             sys.executable,
@@ -155,6 +156,8 @@ def test_bench_prints_the_goals_table_last(pg_server):
             "--rtt-ms",
             "0",
             "--no-pgbouncer",
+            "--json-file",
+            str(saved),
             "--dsn",
             pg_server.admin_dsn,
         ],
@@ -172,3 +175,7 @@ def test_bench_prints_the_goals_table_last(pg_server):
     line = next(ln for ln in out[goals_at:].splitlines() if "create_order, 3 lines" in ln)
     assert " met " in line or "not met" in line, line
     assert "n/a" in next(ln for ln in out[goals_at:].splitlines() if "a batch of 100" in ln)
+    # --json-file: the same report as --json, beside the printed tables
+    report = json.loads(saved.read_text())
+    assert [g["goal"] for g in report["goals"]] == [g.name for g in GOALS]
+    assert report["pgbouncer"]["status"] == "not run"

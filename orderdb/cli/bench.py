@@ -214,6 +214,13 @@ def _syncs(text: str) -> tuple[str, ...]:
 @main.command("bench")
 @dsn_option
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option(
+    "--json-file",
+    "json_file",
+    default=None,
+    type=click.Path(dir_okay=False, writable=True),
+    help="Also write the JSON report to this file (the tables are still printed).",
+)
 @click.option("--clients", default=16, show_default=True, type=click.IntRange(1, 150))
 @click.option(
     "--seconds", default=15, show_default=True, type=click.IntRange(1, 3600), help="Per run."
@@ -293,6 +300,7 @@ def bench_cmd(
     ctx: click.Context,
     sub_dsn: str | None,
     as_json: bool,
+    json_file: str | None,
     clients: int,
     seconds: int,
     orders: int,
@@ -375,6 +383,9 @@ def bench_cmd(
     except BenchError as exc:
         err_console.print(f"[red]bench failed[/red]: {esc(exc)}", highlight=False)
         raise SystemExit(1) from exc
+    if json_file:
+        with open(json_file, "w", encoding="utf-8") as fh:
+            fh.write(dumps(dataclasses.asdict(report), indent=2) + "\n")
     if as_json:
         click.echo(dumps(dataclasses.asdict(report), indent=2))
     else:
