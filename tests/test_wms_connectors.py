@@ -588,7 +588,8 @@ def test_sim_ships_a_dispatched_order_once_with_a_carrier_tracking_number(db_dsn
     ]
     assert isinstance(connector, SimWmsConnector)
     assert connector.callbacks == {"PICKED": 1, "PACKED": 1, "SHIPPED": 1}
-    # another dispatcher process (a new connector) sending the same command changes nothing
+    # a simulated warehouse that never saw it (other settings: another process, say) plays the
+    # command again: its callbacks are duplicates, nothing changes
     other = wms.load("sim", {"dsn": db_dsn, "delay_seconds": 0})
     assert other.send(command).wms_order_id == accepted.wms_order_id
     other.close()
@@ -668,6 +669,30 @@ def test_sim_holds_an_incomplete_address_until_an_update_brings_the_flat(db_dsn:
     ]
     with pytest.raises(ValueError, match="hold_incomplete_addresses must be true or false"):
         wms.load("sim", {"dsn": db_dsn, "hold_incomplete_addresses": "maybe"})
+
+
+def test_sim_connectors_with_the_same_settings_are_one_warehouse(db_dsn: str) -> None:
+    """Dispatcher threads each load their connector: to the orders they are one WMS."""
+    order_id, order_no = _dispatched_order(db_dsn)
+    settings = {"dsn": db_dsn, "delay_seconds": 0, "exception_rate": 1, "warehouse_id": 7}
+    first, second = wms.load("sim", settings), wms.load("sim", dict(settings))
+    assert isinstance(first, SimWmsConnector) and isinstance(second, SimWmsConnector)
+    assert first.warehouse is second.warehouse
+    create = _sim_command(order_id, order_no)
+    accepted = first.send(create)
+    first.close()
+    assert _order(db_dsn, order_id)[0] == "on_hold"
+    assert second.send(replace(create, attempt=2)) == accepted  # the first answer, no callbacks
+    update = _sim_command(order_id, order_no, "update", wms_order_id=accepted.wms_order_id)
+    assert second.send(update).response["result"] == "updated; picking resumed"
+    second.close()
+    assert [t for _, t in _wms_events(db_dsn, order_id)] == [
+        "EXCEPTION",
+        "PICKED",
+        "PACKED",
+        "SHIPPED",
+    ]
+    assert second.warehouse._threads == [], "the last connector closed stops the workers"
 
 
 def test_sim_cancel_stops_the_callbacks_and_is_refused_once_shipped(db_dsn: str) -> None:

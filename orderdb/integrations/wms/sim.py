@@ -87,6 +87,15 @@ def _number(config: Mapping[str, Any], name: str, low: float, high: float) -> fl
     return number
 
 
+#: how many answers and order plans a simulated warehouse remembers (the oldest go first)
+MEMORY = 100_000
+
+
+def _forget_oldest(memory: dict[int, Any]) -> None:
+    while len(memory) > MEMORY:
+        del memory[next(iter(memory))]
+
+
 def _flag(config: Mapping[str, Any], name: str) -> bool:
     value = config.get(name)
     if value is None or isinstance(value, bool):
@@ -136,10 +145,10 @@ class _Plan:
         return "EXCEPTION" in self.events[: self.done]
 
 
-class SimWmsConnector:
-    """The simulated WMS (see the module docstring). Safe to share between threads."""
-
-    name = NAME
+class SimWarehouse:
+    """One simulated warehouse system: what it was sent, its plans and the workers that make
+    its callbacks. Every connector of a process with the same settings shares one (several
+    dispatcher threads are one WMS to the orders). Safe to share between threads."""
 
     def __init__(self, config: Mapping[str, Any]) -> None:
         self.delay = _number(config, "delay_seconds", 0.0, 3600.0)
@@ -187,11 +196,7 @@ class SimWmsConnector:
         #: callbacks that failed for good (logged); their order's later steps are dropped
         self.failures: list[str] = []
 
-    def __repr__(self) -> str:  # never the secret
-        target = self.callback_url or "dsn"
-        return f"SimWmsConnector(delay_seconds={self.delay:g}, callbacks to {target})"
-
-    # -- the connector interface ---------------------------------------------------------------
+    # -- commands ----------------------------------------------------------------------------
 
     def send(self, command: WmsCommand) -> WmsAccepted:
         if command.kind not in COMMAND_KINDS:
@@ -216,12 +221,12 @@ class SimWmsConnector:
             else:
                 accepted = self._cancel(command)
             self._accepted[command.command_id] = accepted
+            _forget_oldest(self._accepted)
             return accepted
 
-    def close(self) -> None:
-        """Waits (at most ``close_timeout`` seconds) until every scheduled callback is made,
-        then stops the workers and closes their connections. Callbacks still scheduled then are
-        dropped (logged). The connector can be used again afterwards."""
+    def drain(self) -> None:
+        """Waits (at most ``close_timeout`` seconds) until every scheduled callback is made;
+        callbacks still scheduled then are dropped (logged)."""
         deadline = time.monotonic() + self.close_timeout
         with self._lock:
             while self._heap or self._running:
@@ -235,6 +240,10 @@ class SimWmsConnector:
                     self._heap.clear()
                     break
                 self._lock.wait(min(left, 0.5))
+
+    def stop(self) -> None:
+        """Stops the workers (they close their connections); a later send starts new ones."""
+        with self._lock:
             self._generation += 1
             self._lock.notify_all()
             threads, self._threads = self._threads, []
@@ -288,7 +297,9 @@ class SimWmsConnector:
 
     def _start(self, order_id: int, plan: _Plan) -> None:
         self._unschedule(order_id)  # a newer plan replaces an older one
+        self._plans.pop(order_id, None)  # to the end: the most recent are kept
         self._plans[order_id] = plan
+        _forget_oldest(self._plans)
         self._schedule(order_id, plan, 0)
 
     def _update(self, command: WmsCommand) -> WmsAccepted:
@@ -515,9 +526,90 @@ class _Refused(Exception):
     pass
 
 
+#: settings -> (the warehouse, its open connectors). A warehouse outlives its connectors (it
+#: remembers what it was sent for the life of the process); its workers stop with the last one.
+_warehouses: dict[str, tuple[SimWarehouse, int]] = {}
+_warehouses_lock = threading.Lock()
+
+
+def _settings_key(config: Mapping[str, Any]) -> str:
+    return json.dumps(dict(config), sort_keys=True, default=str)
+
+
+class SimWmsConnector:
+    """The ``sim`` connector (see the module docstring): a handle on the process's
+    :class:`SimWarehouse` of these settings. Safe to share between threads."""
+
+    name = NAME
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        self._key = _settings_key(config)
+        self._config = dict(config)
+        self._warehouse: SimWarehouse | None = None
+        self._handle = threading.Lock()
+        self._acquire()  # checks the settings (ValueError naming the one at fault)
+
+    def __repr__(self) -> str:  # never the secret
+        warehouse = self.warehouse
+        target = warehouse.callback_url or "dsn"
+        return f"SimWmsConnector(delay_seconds={warehouse.delay:g}, callbacks to {target})"
+
+    def _acquire(self) -> SimWarehouse:
+        with self._handle:
+            if self._warehouse is None:
+                with _warehouses_lock:
+                    shared, users = _warehouses.get(self._key) or (None, 0)
+                    if shared is None:
+                        shared = SimWarehouse(self._config)
+                    _warehouses[self._key] = (shared, users + 1)
+                self._warehouse = shared
+            return self._warehouse
+
+    @property
+    def warehouse(self) -> SimWarehouse:
+        """The simulated warehouse this connector talks to (also once closed)."""
+        if self._warehouse is not None:
+            return self._warehouse
+        with _warehouses_lock:
+            entry = _warehouses.get(self._key)
+        return entry[0] if entry is not None else self._acquire()
+
+    @property
+    def callbacks(self) -> Counter[str]:
+        """Callbacks the warehouse made, by event type."""
+        return self.warehouse.callbacks
+
+    @property
+    def failures(self) -> list[str]:
+        """Callbacks that failed for good (logged); their order's later steps were dropped."""
+        return self.warehouse.failures
+
+    def pending(self) -> int:
+        """Callbacks scheduled or being made."""
+        return self.warehouse.pending()
+
+    def send(self, command: WmsCommand) -> WmsAccepted:
+        return self._acquire().send(command)
+
+    def close(self) -> None:
+        """Waits (at most ``close_timeout`` seconds) until every scheduled callback is made;
+        the last open connector of the warehouse also stops its workers. Usable again
+        afterwards (the warehouse remembers what it was sent)."""
+        with self._handle:
+            warehouse, self._warehouse = self._warehouse, None
+        if warehouse is None:
+            return
+        warehouse.drain()
+        with _warehouses_lock:
+            users = _warehouses[self._key][1] - 1
+            _warehouses[self._key] = (warehouse, users)
+        if users == 0:
+            warehouse.stop()
+
+
 def factory(config: Mapping[str, Any]) -> SimWmsConnector:
     """The entry point (``sim = "orderdb.integrations.wms.sim:factory"``)."""
     return SimWmsConnector(config)
 
 
-__all__ = ["SimWmsConnector", "factory", "tracking_number"]
+__all__ = ["SimWarehouse", "SimWmsConnector", "factory", "tracking_number"]
