@@ -636,3 +636,34 @@ def test_customer_orders_merges_every_shard(cluster: Cluster) -> None:  # noqa: 
         with pytest.raises(psycopg.errors.InvalidParameterValue) as bad:
             conn.execute("SELECT * FROM orderdb.customer_orders(4242, 0)")
     assert bad.value.diag.message_detail == "limit=0"
+
+
+def test_create_order_without_a_warehouse_chooses_across_shards(cluster: Cluster) -> None:  # noqa: F811
+    for warehouse, shard in ((901, 0), (902, 1), (903, 2)):
+        pin(cluster, warehouse, shard)
+    with Client.connect(cluster.proxy_dsn) as db:
+        db.receive_stock(901, "SKU-A1", 3)
+        db.receive_stock(902, "SKU-A1", 8)  # the only warehouse that serves 5
+        db.receive_stock(903, "SKU-A1", 4)
+        db.receive_stock(903, "SKU-A2", 4)
+        lines = [{"sku": "SKU-A1", "quantity": 5, "unit_price": "1"}]
+        made = db.create_order(
+            customer_id=11, warehouse_id=None, items=lines, idempotency_key="auto-1"
+        )
+        assert db.get_order(made.order_id).warehouse_id == 902
+        again = db.create_order(
+            customer_id=11, warehouse_id=None, items=lines, idempotency_key="auto-1"
+        )
+        assert (again.order_id, again.replayed) == (made.order_id, True)
+        # both lines: only 903 has SKU-A2, but not enough SKU-A1 any more: OD001 names the closest
+        with pytest.raises(InsufficientStock) as short:
+            db.create_order(
+                customer_id=11,
+                warehouse_id=None,
+                items=[
+                    {"sku": "SKU-A1", "quantity": 4, "unit_price": "1"},
+                    {"sku": "SKU-A2", "quantity": 5, "unit_price": "1"},
+                ],
+            )
+    assert short.value.hint is not None and "warehouse 903" in short.value.hint
+    assert orderdb_shard(cluster, made.order_id) == 1

@@ -148,6 +148,7 @@ def prepare_shard(
             "warehouse_in_use(integer)",
             "claim_idempotency_key(text, bigint, integer, jsonb, jsonb, integer, boolean)",
             "idempotency_key_order(text)",
+            "best_warehouse(jsonb)",
         ):
             conn.execute(
                 sql.SQL("GRANT EXECUTE ON FUNCTION orderdb_shard.{} TO {}").format(
@@ -304,6 +305,15 @@ AS $fn$
     CLUSTER '{routing.CLUSTER_NAME}';
     RUN ON p_shard;
     SELECT * FROM orderdb_shard.idempotency_key_order(p_key);
+$fn$;
+CREATE OR REPLACE FUNCTION orderdb_cluster.best_warehouse(p_items jsonb)
+RETURNS TABLE (shard integer, warehouse_id integer, serves_all boolean, lines_served integer,
+               priority integer, total_available bigint)
+    LANGUAGE plproxy
+AS $fn$
+    CLUSTER '{routing.CLUSTER_NAME}';
+    RUN ON ALL;
+    SELECT * FROM orderdb_shard.best_warehouse(p_items);
 $fn$;
 REVOKE ALL ON ALL ROUTINES IN SCHEMA orderdb_cluster FROM PUBLIC;
 """  # noqa: S608 (the cluster's name, a constant)

@@ -16,8 +16,8 @@ AS $fn$
       FROM orderdb_cluster.settings s
 $fn$;
 
--- create_order: as on one database (API.md). p_warehouse_id NULL (a warehouse chosen across
--- the cluster) is not available yet: 0A000. With a key: the claim at the key's home names the
+-- create_order: as on one database (docs/api.md). p_warehouse_id NULL: the warehouse is chosen
+-- across the cluster (orderdb_shard.best_warehouse). With a key: the claim at the key's home names the
 -- shard of the key's order; a claim of another request that never created its order is taken
 -- over after 30 seconds (before: 40001, retry). Raises what the shard raises (same SQLSTATE,
 -- MESSAGE, DETAIL, HINT). Locks: those of the shard's create_order; the key's row at its home.
@@ -38,13 +38,17 @@ DECLARE
     r record;
 BEGIN
     IF p_warehouse_id IS NULL THEN
-        RAISE EXCEPTION USING
-            ERRCODE = '0A000',
-            MESSAGE = 'create_order without a warehouse is not available through the cluster '
-                      'proxy yet',
-            HINT = 'Pass p_warehouse_id (docs/scaling.md).';
+        -- the automatic choice across shards: the best offer, ranked as one database ranks
+        -- its warehouses; that shard's create_order chooses (or says OD001 for the closest)
+        SELECT b.shard INTO v_shard
+          FROM orderdb_cluster.best_warehouse(p_items) b
+         ORDER BY b.serves_all DESC, b.lines_served DESC, b.priority, b.total_available DESC,
+                  b.warehouse_id
+         LIMIT 1;
+        v_shard := coalesce(v_shard, 0);
+    ELSE
+        v_shard := coalesce(orderdb_cluster.warehouse_shard(p_warehouse_id, true), 0);
     END IF;
-    v_shard := coalesce(orderdb_cluster.warehouse_shard(p_warehouse_id, true), 0);
     IF p_idempotency_key IS NOT NULL THEN
         v_home := orderdb_cluster.key_shard(p_idempotency_key);
         SELECT * INTO v_claim
