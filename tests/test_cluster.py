@@ -15,6 +15,8 @@ from typing import Any
 import psycopg
 import pytest
 from click.testing import CliRunner, Result
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
 
 from orderdb import Client
 from orderdb.cli import main
@@ -27,7 +29,8 @@ from orderdb.errors import (
     VersionConflict,
 )
 from orderdb.server import migrate
-from tests.cluster_fixtures import SHARDS, Cluster, cluster  # noqa: F401  (fixture)
+from tests.cluster_fixtures import SHARDS, Cluster, cluster, make_cluster  # noqa: F401  (fixture)
+from tests.conftest import PgServer
 
 ITEMS = '[{"sku": "SKU-C", "quantity": 1, "unit_price": 2.50}]'
 
@@ -667,3 +670,63 @@ def test_create_order_without_a_warehouse_chooses_across_shards(cluster: Cluster
             )
     assert short.value.hint is not None and "warehouse 903" in short.value.hint
     assert orderdb_shard(cluster, made.order_id) == 1
+
+
+def test_adding_a_shard_keeps_ids_keys_and_warehouses(
+    pg_server: PgServer, template_db: str
+) -> None:
+    """A cluster of two grows to three: init again with the recorded shards first. Existing
+    warehouses and key homes stay; new warehouses go to the new, emptiest shard."""
+    clusters = make_cluster(pg_server, template_db, shards=2)
+    cl = next(clusters)
+    try:
+        pin(cl, 1, 0)
+        with Client.connect(cl.proxy_dsn) as db:
+            db.receive_stock(1, "SKU-G", 10)
+            db.receive_stock(2, "SKU-G", 10)  # placed on shard 1
+            before = db.create_order(
+                customer_id=1,
+                warehouse_id=2,
+                idempotency_key="grow-1",
+                items=[{"sku": "SKU-G", "quantity": 1, "unit_price": "1"}],
+            )
+        third_name = f"{conninfo_to_dict(cl.shard_dsns[0])['dbname']}x"
+        third = pg_server.dsn(third_name)
+        with psycopg.connect(pg_server.admin_dsn, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                    sql.Identifier(third_name), sql.Identifier(template_db)
+                )
+            )
+        try:
+            setup.init(cl.proxy_dsn, [*cl.shard_dsns, third])
+            st = setup.status(cl.proxy_dsn)
+            assert [s.shard for s in st.shards] == [0, 1, 2]
+            assert all(s.reachable and s.id_space_ok for s in st.shards)
+            with Client.connect(cl.proxy_dsn) as db:
+                db.receive_stock(3, "SKU-G", 10)  # the new shard has no warehouse: it goes there
+                made = db.create_order(
+                    customer_id=1,
+                    warehouse_id=3,
+                    items=[{"sku": "SKU-G", "quantity": 1, "unit_price": "1"}],
+                )
+                again = db.create_order(
+                    customer_id=1,
+                    warehouse_id=2,
+                    idempotency_key="grow-1",
+                    items=[{"sku": "SKU-G", "quantity": 1, "unit_price": "1"}],
+                )
+                assert db.get_order(before.order_id).warehouse_id == 2
+            assert st.warehouses == {1: 0, 2: 1}
+            assert shard_of(cl, 3) == 2
+            assert (made.order_id - 1) % st.id_stride == 2
+            assert (again.order_id, again.replayed) == (before.order_id, True)
+        finally:
+            with psycopg.connect(pg_server.admin_dsn, autocommit=True) as conn:
+                conn.execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                        sql.Identifier(third_name)
+                    )
+                )
+    finally:
+        clusters.close()
