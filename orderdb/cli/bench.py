@@ -71,8 +71,8 @@ def _print_report(report: Any) -> None:
         highlight=False,
     )
     table = Table(
-        title="runs (percentiles from pgbench's per-transaction logs; CPU per transaction, "
-        "per event for the tracking runs)"
+        title="runs (percentiles from pgbench's per-transaction logs; CPU and WAL per "
+        "transaction, per event for the tracking runs)"
     )
     for col in (
         "run",
@@ -82,13 +82,14 @@ def _print_report(report: Any) -> None:
         "p99 ms",
         "server CPU ms",
         "pgbench CPU ms",
+        "WAL bytes",
         "top waits",
     ):
         table.add_column(col, justify="left" if col in ("run", "top waits") else "right")
     for row in report.rows:
         if row.status != "ok":
             note = " ".join((row.note or "").splitlines()[:2])[:160]
-            table.add_row(plain(row.key), plain(row.status), "", "", "", "", "", plain(note))
+            table.add_row(plain(row.key), plain(row.status), "", "", "", "", "", "", plain(note))
             continue
         waits = ", ".join(f"{k} {v:.0f}%" for k, v in list(row.waits.items())[:3])
         table.add_row(
@@ -99,6 +100,7 @@ def _print_report(report: Any) -> None:
             _fmt(row.p99_ms),
             _fmt(row.server_cpu_ms),
             _fmt(row.client_cpu_ms),
+            f"{row.wal_bytes:,.0f}" if row.wal_bytes is not None else "-",
             plain(waits),
         )
     console.print(table)
