@@ -308,7 +308,8 @@ GOALS: tuple[Goal, ...] = (
         "the application doing it",
         10.0,
         rtt_ms=GOAL_RTT_MS,
-        remedy="the application holds the SKU's row lock over 6 round trips (~6 ms per order); "
+        remedy="the application holds the SKU's row lock from its 4th round trip to the commit "
+        "(~5 ms per order at 1 ms per round trip); "
         "create_order holds it for one call — when the ratio stays below the goal, "
         "create_order's own time on the hot SKU is the limit (see the hot-SKU goal)",
     ),
