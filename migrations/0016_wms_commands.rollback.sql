@@ -39,9 +39,12 @@ DROP FUNCTION IF EXISTS orderdb._wms_leased(bigint, text, integer);
 -- squawk-ignore ban-drop-function
 DROP FUNCTION IF EXISTS orderdb.complete_wms_command(bigint, text, integer, text, text, jsonb);
 -- squawk-ignore ban-drop-function
-DROP FUNCTION IF EXISTS orderdb.fail_wms_command(bigint, text, integer, text, boolean, jsonb, numeric, numeric, integer);
+DROP FUNCTION IF EXISTS orderdb.fail_wms_command(bigint, text, integer, text, boolean, jsonb, numeric, numeric, integer,
+                                                 numeric);
 -- squawk-ignore ban-drop-function
 DROP FUNCTION IF EXISTS orderdb.retry_wms_command(bigint);
+-- squawk-ignore ban-drop-function
+DROP FUNCTION IF EXISTS orderdb.release_wms_commands(text, bigint[]);
 -- squawk-ignore ban-drop-function
 DROP FUNCTION IF EXISTS orderdb._order_wms_order_id(integer, bigint);
 -- squawk-ignore ban-drop-table

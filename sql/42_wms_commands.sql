@@ -731,7 +731,8 @@ COMMENT ON FUNCTION orderdb.complete_wms_command(bigint, text, integer, text, te
 -- p_error (cut to 2000 characters). p_permanent (the WMS refused it for good) or p_max_attempts
 -- (1..1000) attempts used: dead (a dead letter: orderdb_ops.alerts shows it until
 -- retry_wms_command); else pending again after orderdb._wms_backoff(attempts, p_backoff_seconds,
--- p_backoff_max_seconds) (0 < base <= max <= 86400). p_response: what came back, if anything.
+-- p_backoff_max_seconds) (0 < base <= max <= 86400), or after p_retry_after_seconds (what the
+-- WMS asked for, 0..86400) when that is longer. p_response: what came back, if anything.
 -- Returns the status afterwards ('pending' or 'dead'), NULL when the worker no longer holds the
 -- command. Raises 22023 (bad arguments). Locks the command row.
 CREATE OR REPLACE FUNCTION orderdb.fail_wms_command(p_command_id bigint, p_worker text,
@@ -740,7 +741,8 @@ CREATE OR REPLACE FUNCTION orderdb.fail_wms_command(p_command_id bigint, p_worke
                                                     p_response jsonb DEFAULT NULL,
                                                     p_backoff_seconds numeric DEFAULT 5,
                                                     p_backoff_max_seconds numeric DEFAULT 3600,
-                                                    p_max_attempts integer DEFAULT 10)
+                                                    p_max_attempts integer DEFAULT 10,
+                                                    p_retry_after_seconds numeric DEFAULT NULL)
 RETURNS text
 LANGUAGE plpgsql
 SECURITY DEFINER
@@ -763,6 +765,11 @@ BEGIN
             DETAIL = format('backoff_seconds=%s backoff_max_seconds=%s', p_backoff_seconds,
                             p_backoff_max_seconds);
     END IF;
+    IF p_retry_after_seconds IS NOT NULL AND p_retry_after_seconds NOT BETWEEN 0 AND 86400 THEN
+        RAISE EXCEPTION USING
+            ERRCODE = '22023', MESSAGE = 'retry_after_seconds must be between 0 and 86400',
+            DETAIL = format('retry_after_seconds=%s', p_retry_after_seconds);
+    END IF;
     SELECT * INTO v_command FROM orderdb._wms_leased(p_command_id, p_worker, p_attempt);
     IF v_command.command_id IS NULL THEN
         RETURN NULL;
@@ -772,8 +779,12 @@ BEGIN
        SET status = CASE WHEN v_dead THEN 'dead' ELSE 'pending' END,
            leased_by = NULL,
            next_attempt_at = CASE WHEN v_dead THEN c.next_attempt_at
-                                  ELSE now() + orderdb._wms_backoff(c.attempts, p_backoff_seconds,
-                                                                    p_backoff_max_seconds) END,
+                                  ELSE now() + greatest(
+                                           orderdb._wms_backoff(c.attempts, p_backoff_seconds,
+                                                                p_backoff_max_seconds),
+                                           make_interval(secs => coalesce(p_retry_after_seconds,
+                                                                          0)::double precision))
+                                  END,
            finished_at = CASE WHEN v_dead THEN now() END,
            last_error = left(coalesce(p_error, 'failed'), 2000),
            last_error_at = now(),
@@ -788,8 +799,38 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION orderdb.fail_wms_command(bigint, text, integer, text, boolean, jsonb, numeric,
-                                             numeric, integer) IS
+                                             numeric, integer, numeric) IS
     'Records a failed send: pending again after a jittered back-off, or dead (a dead letter).';
+
+-- release_wms_commands: gives back commands that worker p_worker claimed and did not send
+-- (it is stopping, or too little of their lease is left to send them safely): pending, due now,
+-- the claim's attempt not counted. Commands the worker no longer holds are left alone. Returns
+-- how many were given back. Raises 22023 (bad arguments). Locks those rows.
+CREATE OR REPLACE FUNCTION orderdb.release_wms_commands(p_worker text, p_command_ids bigint[])
+RETURNS integer
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_count integer;
+BEGIN
+    PERFORM orderdb._check_text(p_worker, 'worker', 255, true);
+    IF p_command_ids IS NULL OR cardinality(p_command_ids) > 1000 THEN
+        RAISE EXCEPTION USING
+            ERRCODE = '22023', MESSAGE = 'command_ids must be an array of at most 1000 ids';
+    END IF;
+    UPDATE orderdb.wms_commands AS c
+       SET status = 'pending', leased_by = NULL, attempts = greatest(c.attempts - 1, 0),
+           next_attempt_at = now(), updated_at = now()
+     WHERE c.command_id = ANY (p_command_ids) AND c.status = 'sending'
+       AND c.leased_by = p_worker;
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    RETURN v_count;
+END;
+$$;
+COMMENT ON FUNCTION orderdb.release_wms_commands(text, bigint[]) IS
+    'Gives back claimed commands a worker did not send (pending, due now, attempt not counted).';
 
 -- retry_wms_command: sends a dead command again (`orderdb wms-dispatch retry ID`): pending, due
 -- now, attempts from 0 again (its last error stays until the next outcome). Its order's later

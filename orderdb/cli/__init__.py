@@ -12,6 +12,7 @@ from orderdb.cli import (  # noqa: F401  (registers commands)
     orders_import,
     tracking,
     web,
+    wms,
 )
 from orderdb.cli.base import main
 

@@ -1,0 +1,427 @@
+"""CLI commands: warehouses' WMS connectors and the WMS command dispatcher.
+
+``orderdb warehouses set-wms WAREHOUSE CONNECTOR [--url U] [--carrier CODE] [--setting k=v]``
+``orderdb warehouses list``                  connected warehouses and their queues (no secrets)
+``orderdb warehouses connectors``            installed WMS connectors
+``orderdb wms-dispatch [--once] [--workers N] [--limit N] [--lease S]``   send queued commands
+``orderdb wms-dispatch retry ID``            send a dead command again
+``orderdb wms-dispatch dead``                the dead commands
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+import click
+import psycopg
+
+from orderdb.cli.base import (
+    INT4,
+    INT8,
+    FiniteFloatRange,
+    console,
+    dsn_option,
+    echo_json,
+    get_dsn,
+    handle_errors,
+    log_format_option,
+    main,
+    notice,
+    print_table,
+    setup_logging,
+    stdin_is_terminal,
+)
+from orderdb.cli.integrations import CARRIER_CONFIG_ENV, _carrier_config
+from orderdb.integrations import wms
+
+SET_WMS_SECRET_ENV = "ORDERDB_WAREHOUSES_SET_WMS_SECRET"  # noqa: S105 - a variable name
+#: setting names that hold a secret: refused by --setting (argv), masked by `list`
+SECRET_WORDS = ("secret", "password", "token", "apikey", "api_key", "credential")
+
+
+def _is_secret_key(key: str) -> bool:
+    lowered = key.lower()
+    return any(word in lowered for word in SECRET_WORDS)
+
+
+def _masked(settings: dict[str, Any]) -> dict[str, Any]:
+    return {k: ("***" if _is_secret_key(k) else v) for k, v in settings.items()}
+
+
+def _parse_settings(pairs: tuple[str, ...], settings_file: Path | None) -> dict[str, Any]:
+    """--settings-file (a JSON object, where secret settings go) then each --setting KEY=VALUE
+    (VALUE as JSON when it parses, else as text)."""
+    settings: dict[str, Any] = {}
+    if settings_file is not None:
+        try:
+            data = json.loads(settings_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise click.BadParameter(str(exc), param_hint="--settings-file") from exc
+        if not isinstance(data, dict):
+            raise click.BadParameter("must hold a JSON object", param_hint="--settings-file")
+        settings.update(data)
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--setting")
+        if _is_secret_key(key):
+            raise click.BadParameter(
+                f"{key} looks like a secret: put it in --settings-file, not on the command line",
+                param_hint="--setting",
+            )
+        try:
+            settings[key] = json.loads(raw)
+        except ValueError:
+            settings[key] = raw
+    return settings
+
+
+def _read_wms_secret(secret_file: str | None, prompt: bool) -> str | None:
+    """--secret-file, else --prompt-secret, else $ORDERDB_WAREHOUSES_SET_WMS_SECRET, else None
+    (the stored secret stays)."""
+    if secret_file is not None:
+        with click.open_file(secret_file, "r", encoding="utf-8") as f:
+            secret = str(f.readline()).rstrip("\r\n")
+        if not secret:
+            raise click.BadParameter("the secret is empty", param_hint="--secret-file")
+        return secret
+    if prompt:
+        if not stdin_is_terminal():
+            raise click.UsageError("--prompt-secret needs a terminal: use --secret-file -")
+        secret = str(click.prompt("secret", hide_input=True, confirmation_prompt=True, err=True))
+        if not secret:
+            raise click.BadParameter("the secret is empty", param_hint="--prompt-secret")
+        return secret
+    return os.environ.get(SET_WMS_SECRET_ENV) or None
+
+
+@main.group("warehouses")
+def warehouses_group() -> None:
+    """Warehouses' WMS connectors (the outbound command queue: orderdb wms-dispatch)."""
+
+
+@warehouses_group.command("set-wms")
+@click.argument("warehouse", type=INT4)
+@click.argument("connector")
+@click.option("--url", default=None, help="The WMS's base URL (http connector).")
+@click.option(
+    "--secret-file",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    default=None,
+    help="Read the connector's secret from this file's first line ('-': standard input). Else "
+    f"--prompt-secret, else ${SET_WMS_SECRET_ENV}, else the stored secret stays.",
+)
+@click.option("--prompt-secret", is_flag=True, help="Ask for the secret (not echoed).")
+@click.option(
+    "--carrier",
+    default=None,
+    help="Carrier code whose plugin makes waybills for packed orders without a tracking number.",
+)
+@click.option(
+    "--setting",
+    "setting_pairs",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A connector setting (repeatable; VALUE as JSON when it parses, e.g. timeout=10). "
+    "Secret settings go in --settings-file.",
+)
+@click.option(
+    "--settings-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Connector settings as a JSON object (secrets such as the sim's callback_secret).",
+)
+@click.option("--json", "as_json", is_flag=True)
+@dsn_option
+@click.pass_context
+@handle_errors
+def set_wms_cmd(
+    ctx: click.Context,
+    warehouse: int,
+    connector: str,
+    url: str | None,
+    secret_file: str | None,
+    prompt_secret: bool,
+    carrier: str | None,
+    setting_pairs: tuple[str, ...],
+    settings_file: Path | None,
+    as_json: bool,
+    sub_dsn: str | None,
+) -> None:
+    """Connect WAREHOUSE to a WMS through CONNECTOR (http, sim, or an installed third-party
+    one). From then on, its dispatched, amended and cancelled orders queue commands for
+    `orderdb wms-dispatch`. Running it again replaces the settings (the secret stays unless a
+    new one is given).
+
+    The secret is never a command-line argument: --secret-file, --prompt-secret or
+    $ORDERDB_WAREHOUSES_SET_WMS_SECRET."""
+    installed = wms.available()
+    if connector not in installed:
+        raise click.BadParameter(
+            f"no WMS connector {connector!r} is installed; available: "
+            f"{', '.join(installed) or 'none'}",
+            param_hint="CONNECTOR",
+        )
+    settings = _parse_settings(setting_pairs, settings_file)
+    secret = _read_wms_secret(secret_file, prompt_secret)
+    with psycopg.connect(get_dsn(ctx, sub_dsn), autocommit=True) as conn:
+        cur = conn.execute(
+            "SELECT * FROM orderdb.set_warehouse_wms(%s, %s, %s, %s, %s, %s::jsonb)",
+            (warehouse, connector, url, secret, carrier, json.dumps(settings)),
+        )
+        cols = [d.name for d in cur.description or []]
+        row = dict(zip(cols, cur.fetchone() or (), strict=True))
+    row["settings"] = _masked(row.get("settings") or {})
+    if as_json:
+        echo_json(row)
+        return
+    console.print(
+        f"warehouse {warehouse}: WMS connector {connector}"
+        + (f" at {url}" if url else "")
+        + (f", waybills by {carrier}" if carrier else "")
+        + (", secret stored" if row.get("has_secret") else ""),
+        markup=False,
+        highlight=False,
+    )
+
+
+@warehouses_group.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@dsn_option
+@click.pass_context
+@handle_errors
+def warehouses_list_cmd(ctx: click.Context, as_json: bool, sub_dsn: str | None) -> None:
+    """Warehouses connected to a WMS: connector, url, waybill carrier, settings (secret ones
+    masked), whether a secret is stored, and their queue (pending, dead). Secrets are never
+    shown."""
+    with psycopg.connect(get_dsn(ctx, sub_dsn), autocommit=True) as conn:
+        cur = conn.execute(
+            "SELECT w.warehouse_id, w.connector, w.url, w.carrier, w.settings,"
+            " w.secret IS NOT NULL AS has_secret, coalesce(b.pending, 0) AS pending,"
+            " coalesce(b.dead, 0) AS dead, w.updated_at"
+            " FROM orderdb.warehouse_wms w"
+            " LEFT JOIN orderdb_ops.wms_backlog b ON b.warehouse_id = w.warehouse_id"
+            " ORDER BY w.warehouse_id"
+        )
+        cols = [d.name for d in cur.description or []]
+        rows = [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+    for row in rows:
+        row["settings"] = _masked(row["settings"] or {})
+    if as_json:
+        echo_json(rows)
+        return
+    print_table(
+        "warehouses with a WMS connector",
+        cols,
+        [[json.dumps(v) if k == "settings" else v for k, v in r.items()] for r in rows],
+    )
+
+
+@warehouses_group.command("connectors")
+@click.option("--json", "as_json", is_flag=True)
+def warehouses_connectors_cmd(as_json: bool) -> None:
+    """The WMS connectors installed (entry point group orderdb.wms)."""
+    names = wms.available()
+    if as_json:
+        echo_json(names)
+    else:
+        print_table("WMS connectors", ["connector"], [[n] for n in names])
+
+
+@main.group("wms-dispatch", invoke_without_command=True)
+@click.option("--once", is_flag=True, help="Send what is due, then exit; else run until stopped.")
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Dispatchers in this process (threads, one connection each).",
+)
+@click.option(
+    "--limit", default=10, show_default=True, type=click.IntRange(1, 1000), help="Claim size."
+)
+@click.option(
+    "--lease",
+    default=120,
+    show_default=True,
+    type=click.IntRange(2, 86400),
+    help="Claim lease, s: at least twice the longest send (the connector's timeout).",
+)
+@click.option(
+    "--backoff",
+    default=5.0,
+    show_default=True,
+    type=FiniteFloatRange(min=0.001, max=86400),
+    help="First retry after this many seconds (doubling, jittered).",
+)
+@click.option(
+    "--backoff-max",
+    default=3600.0,
+    show_default=True,
+    type=FiniteFloatRange(min=0.001, max=86400),
+    help="Longest wait between retries, s.",
+)
+@click.option(
+    "--max-attempts",
+    default=10,
+    show_default=True,
+    type=click.IntRange(1, 1000),
+    help="Failed attempts before a command is dead (an alert).",
+)
+@click.option(
+    "--idle",
+    default=1.0,
+    show_default=True,
+    type=FiniteFloatRange(min=0.01),
+    help="Sleep when nothing is due, s.",
+)
+@click.option("--worker", default=None, help="This dispatcher's name (default host:pid).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    envvar=CARRIER_CONFIG_ENV,
+    help='Carrier settings for waybills, JSON {"SIM": {"seed": 1}} (as poll-carriers).',
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@log_format_option
+@dsn_option
+@click.pass_context
+@handle_errors
+def wms_dispatch_cmd(
+    ctx: click.Context,
+    once: bool,
+    workers: int,
+    limit: int,
+    lease: int,
+    backoff: float,
+    backoff_max: float,
+    max_attempts: int,
+    idle: float,
+    worker: str | None,
+    config_path: Path | None,
+    as_json: bool,
+    log_format: str,
+    sub_dsn: str | None,
+) -> None:
+    """Send queued WMS commands (create, update, cancel) through each warehouse's connector and
+    waybill requests through the carrier plugins; retry failures with jittered exponential
+    back-off; dead-letter what keeps failing (orderdb_ops.alerts; `orderdb wms-dispatch retry
+    ID`).
+
+    Several dispatchers may run at once, in one process (--workers) or many: each command is
+    leased to one of them (FOR UPDATE SKIP LOCKED), an order's commands go out in order."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from orderdb.integrations.wms.dispatch import (
+        Dispatcher,
+        RetryPolicy,
+        default_worker_name,
+        run_workers,
+    )
+
+    if backoff_max < backoff:
+        raise click.BadParameter("must be at least --backoff", param_hint="--backoff-max")
+    if log_format == "json" or not once:
+        setup_logging(log_format, logging.INFO, text_format="%(asctime)s %(message)s")
+    carrier_config = _carrier_config(config_path)
+    policy = RetryPolicy(backoff, backoff_max, max_attempts)
+    dsn = get_dsn(ctx, sub_dsn)
+    with psycopg.connect(dsn, autocommit=True) as conn:  # fail early on a wrong DSN
+        conn.execute("SELECT 1 FROM orderdb.wms_commands LIMIT 0")
+    base = worker or default_worker_name()
+
+    def make(i: int) -> Dispatcher:
+        return Dispatcher(
+            dsn,
+            worker=base if workers == 1 else f"{base}/{i}",
+            limit=limit,
+            lease_seconds=lease,
+            policy=policy,
+            carrier_config=carrier_config,
+        )
+
+    stop = threading.Event()
+    if not once:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        notice(
+            f"wms-dispatch: {workers} dispatcher(s) as {base}; Ctrl-C stops",
+            workers=workers,
+            worker=base,
+        )
+    total = run_workers(make, workers, once=once, stop=stop, idle_seconds=idle)
+    summary = total.as_dict()
+    if as_json:
+        echo_json(summary)
+        return
+    errors = summary.pop("last_errors")
+    summary["by_kind"] = ", ".join(f"{k} {v}" for k, v in summary["by_kind"].items()) or "-"
+    print_table("wms-dispatch", ["metric", "value"], list(summary.items()))
+    if errors:
+        print_table("last errors", ["where", "error"], list(errors.items()))
+
+
+@wms_dispatch_cmd.command("retry")
+@click.argument("command_id", type=INT8)
+@click.option("--json", "as_json", is_flag=True)
+@dsn_option
+@click.pass_context
+@handle_errors
+def wms_dispatch_retry_cmd(
+    ctx: click.Context, command_id: int, as_json: bool, sub_dsn: str | None
+) -> None:
+    """Send the dead command COMMAND_ID again (pending, due now, attempts from 0; the later
+    commands of its order follow it). Exit status 3: no such command; 4: it is not dead."""
+    with psycopg.connect(get_dsn(ctx, sub_dsn), autocommit=True) as conn:
+        cur = conn.execute("SELECT * FROM orderdb.retry_wms_command(%s)", (command_id,))
+        cols = [d.name for d in cur.description or []]
+        row = dict(zip(cols, cur.fetchone() or (), strict=True))
+    if as_json:
+        echo_json(row)
+        return
+    console.print(
+        f"command {row['command_id']} ({row['kind']} of order {row['order_id']}, warehouse "
+        f"{row['warehouse_id']}) is pending again",
+        markup=False,
+        highlight=False,
+    )
+
+
+@wms_dispatch_cmd.command("dead")
+@click.option("--warehouse", type=INT4, default=None, help="Only this warehouse's.")
+@click.option("--json", "as_json", is_flag=True)
+@dsn_option
+@click.pass_context
+@handle_errors
+def wms_dispatch_dead_cmd(
+    ctx: click.Context, warehouse: int | None, as_json: bool, sub_dsn: str | None
+) -> None:
+    """The dead commands (oldest first): what failed, how often, and why."""
+    with psycopg.connect(get_dsn(ctx, sub_dsn), autocommit=True) as conn:
+        cur = conn.execute(
+            "SELECT c.command_id, c.warehouse_id, c.order_id, c.payload ->> 'order_no' AS order_no,"
+            " c.kind, c.attempts, c.last_error, c.finished_at AS dead_since"
+            " FROM orderdb.wms_commands c"
+            " WHERE c.status = 'dead' AND (%s::integer IS NULL OR c.warehouse_id = %s)"
+            " ORDER BY c.finished_at, c.command_id",
+            (warehouse, warehouse),
+        )
+        cols = [d.name for d in cur.description or []]
+        rows = [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+    if as_json:
+        echo_json(rows)
+        return
+    print_table(
+        "dead WMS commands (send one again: orderdb wms-dispatch retry ID)",
+        cols,
+        [list(r.values()) for r in rows],
+    )
