@@ -27,7 +27,13 @@ BEGIN
     INSERT INTO orderdb.warehouses AS w (warehouse_id) VALUES (p_warehouse_id)
     ON CONFLICT ON CONSTRAINT warehouses_pkey DO NOTHING;
 
-    -- flash-sale skus keep their stock in buckets (sql/25_stock_buckets.sql)
+    -- flash-sale skus keep their stock in buckets (sql/25_stock_buckets.sql). A SKU is split
+    -- into buckets (also automatically, under contention) only under its inventory row lock:
+    -- hold the row first, then look, so that no receipt lands in the emptied row of a SKU split
+    -- meanwhile
+    PERFORM 1 FROM orderdb.inventory i
+     WHERE i.warehouse_id = p_warehouse_id AND i.sku = p_sku
+       FOR NO KEY UPDATE;
     IF EXISTS (SELECT 1 FROM orderdb.stock_bucket_skus c
                 WHERE c.warehouse_id = p_warehouse_id AND c.sku = p_sku) THEN
         RETURN QUERY SELECT * FROM orderdb._receive_bucketed_stock(p_warehouse_id, p_sku,
@@ -91,12 +97,21 @@ COMMENT ON FUNCTION orderdb.stock_level(integer, text) IS
     'Returns on_hand, reserved and available of a sku in a warehouse (OD004 when there is no row).';
 
 -- _reserve_stock: reserves p_quantities[i] of p_skus[i] in one warehouse, every line or none.
--- p_skus must be distinct (orderdb._parse_items guarantees it). One line: a single conditional
--- UPDATE. Several lines (or a failed single line): lock the rows in sku order, check, then one
--- set-based UPDATE. Callers write the matching held ledger rows (order_lines.qty_held).
+-- p_skus must be distinct (orderdb._parse_items guarantees it). Callers write the matching held
+-- ledger rows (order_lines.qty_held).
+-- One line: one UPDATE that locks the inventory row only if nobody holds it (SKIP LOCKED) and
+-- reserves. When another transaction holds the row, that is a lock conflict: it is noted
+-- (orderdb._note_stock_conflict, which splits a SKU that keeps others waiting into stock buckets
+-- automatically), then the reservation waits for the row as before. Several lines (or a single
+-- line that was not served at once): one statement locks the rows in sku order, checks every
+-- line and reserves them. A SKU is split into buckets or merged back only under its inventory
+-- row lock, so once the rows are held a short line is looked at again: a SKU bucketed meanwhile
+-- is served from its buckets (orderdb._reserve_stock_bucketed, sql/25_stock_buckets.sql), never
+-- a false OD001.
 -- Raises OD001 (DETAIL 'sku=... requested=... available=...', the first short sku in sku order;
 -- a sku never stocked here has available 0), OD004 when the warehouse is unknown.
--- Locks the inventory rows of the skus, in (warehouse_id, sku) order.
+-- Locks the inventory rows of the skus, in (warehouse_id, sku) order (and buckets of bucketed
+-- skus after them).
 CREATE OR REPLACE FUNCTION orderdb._reserve_stock(p_warehouse_id integer, p_skus text[],
                                                   p_quantities integer[])
 RETURNS void
@@ -108,13 +123,36 @@ DECLARE
     v_short   text[];
 BEGIN
     IF v_lines = 1 THEN
+        -- lock without waiting and reserve in one statement (the row is locked only when it
+        -- can serve the line: a bucketed SKU's emptied row is not)
         UPDATE orderdb.inventory AS i
            SET reserved = i.reserved + p_quantities[1], updated_at = now()
-         WHERE i.warehouse_id = p_warehouse_id AND i.sku = p_skus[1]
+         WHERE i.warehouse_id = p_warehouse_id
+           AND i.sku = (SELECT l.sku
+                          FROM orderdb.inventory l
+                         WHERE l.warehouse_id = p_warehouse_id AND l.sku = p_skus[1]
+                           AND l.on_hand - l.reserved >= p_quantities[1]
+                           FOR NO KEY UPDATE SKIP LOCKED)
            AND i.on_hand - i.reserved >= p_quantities[1];
         IF FOUND THEN
             RETURN;
         END IF;
+        IF NOT EXISTS (SELECT 1 FROM orderdb.stock_bucket_skus c
+                        WHERE c.warehouse_id = p_warehouse_id AND c.sku = p_skus[1]) THEN
+            -- short, or held by another transaction (a lock conflict)?
+            PERFORM 1 FROM orderdb.inventory l
+             WHERE l.warehouse_id = p_warehouse_id AND l.sku = p_skus[1]
+               FOR NO KEY UPDATE SKIP LOCKED;
+            IF NOT FOUND
+               AND EXISTS (SELECT 1 FROM orderdb.inventory l
+                            WHERE l.warehouse_id = p_warehouse_id AND l.sku = p_skus[1])
+               AND orderdb._note_stock_conflict(p_warehouse_id, p_skus[1]) THEN
+                -- bucketed now (split past the conflict threshold)
+                PERFORM orderdb._reserve_stock_bucketed(p_warehouse_id, p_skus, p_quantities);
+                RETURN;
+            END IF;
+        END IF;
+        -- else: bucketed (below), or wait for the row and look again (the statement below)
     END IF;
 
     -- flash-sale skus keep their stock in buckets (sql/25_stock_buckets.sql)
@@ -124,28 +162,34 @@ BEGIN
         RETURN;
     END IF;
 
-    -- lock every existing row in sku order, then find the first line that cannot be served
+    -- one statement: lock every existing row in sku order, find the first line that cannot be
+    -- served, and reserve every line when there is none. The UPDATE reads the rows' latest
+    -- versions (the ones locked; READ COMMITTED re-checks an outdated version on update).
     WITH locked AS MATERIALIZED (
         SELECT i.sku, i.on_hand - i.reserved AS available
           FROM orderdb.inventory i
          WHERE i.warehouse_id = p_warehouse_id AND i.sku = ANY (p_skus)
          ORDER BY i.sku
            FOR NO KEY UPDATE
-    )
-    SELECT (array_agg(ARRAY[r.sku, r.quantity::text, coalesce(l.available, 0)::text]
-                      ORDER BY r.sku)
-              FILTER (WHERE coalesce(l.available, 0) < r.quantity))[1:1]
-      INTO v_short
-      FROM unnest(p_skus, p_quantities) AS r(sku, quantity)
-      LEFT JOIN locked l ON l.sku = r.sku;
-
-    IF v_short IS NULL THEN
+    ), short AS MATERIALIZED (
+        SELECT (array_agg(ARRAY[r.sku, r.quantity::text, coalesce(l.available, 0)::text]
+                          ORDER BY r.sku)
+                  FILTER (WHERE coalesce(l.available, 0) < r.quantity))[1:1] AS line
+          FROM unnest(p_skus, p_quantities) AS r(sku, quantity)
+          LEFT JOIN locked l ON l.sku = r.sku
+    ), reserved AS (
         UPDATE orderdb.inventory AS i
            SET reserved = i.reserved + r.quantity, updated_at = now()
-          FROM unnest(p_skus, p_quantities) AS r(sku, quantity)
-         WHERE i.warehouse_id = p_warehouse_id AND i.sku = r.sku
-           AND i.on_hand - i.reserved >= r.quantity;
-        GET DIAGNOSTICS v_updated = ROW_COUNT;
+          FROM unnest(p_skus, p_quantities) AS r(sku, quantity), short s
+         WHERE s.line IS NULL
+           AND i.warehouse_id = p_warehouse_id AND i.sku = r.sku
+           AND i.on_hand - i.reserved >= r.quantity
+        RETURNING 1
+    )
+    SELECT s.line, (SELECT count(*)::integer FROM reserved) INTO v_short, v_updated
+      FROM short s;
+
+    IF v_short IS NULL THEN
         IF v_updated = v_lines THEN
             RETURN;
         END IF;
@@ -155,6 +199,14 @@ BEGIN
             MESSAGE = 'insufficient stock',
             DETAIL = format('warehouse_id=%s reserved %s of %s lines', p_warehouse_id,
                             v_updated, v_lines);
+    END IF;
+
+    -- the rows are held now: a SKU split into buckets while this waited for its row is served
+    -- from its buckets (its row was emptied by the split)
+    IF EXISTS (SELECT 1 FROM orderdb.stock_bucket_skus c
+                WHERE c.warehouse_id = p_warehouse_id AND c.sku = ANY (p_skus)) THEN
+        PERFORM orderdb._reserve_stock_bucketed(p_warehouse_id, p_skus, p_quantities);
+        RETURN;
     END IF;
 
     IF NOT EXISTS (SELECT 1 FROM orderdb.warehouses w WHERE w.warehouse_id = p_warehouse_id) THEN

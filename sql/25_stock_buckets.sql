@@ -87,6 +87,8 @@ BEGIN
     v_left := v_avail + p_receive - p_reserve;
     UPDATE orderdb.stock_buckets AS b
        SET reserved = b.reserved + CASE WHEN b.bucket = 0 THEN p_reserve ELSE 0 END,
+           reservations = b.reservations
+                          + CASE WHEN b.bucket = 0 AND p_reserve > 0 THEN 1 ELSE 0 END,
            on_hand  = b.reserved + CASE WHEN b.bucket = 0 THEN p_reserve ELSE 0 END
                       + (v_left / v_n)::integer
                       + CASE WHEN b.bucket < v_left % v_n THEN 1 ELSE 0 END
@@ -113,29 +115,40 @@ DECLARE
     v_start integer := pg_catalog.pg_backend_pid() % greatest(p_buckets, 1);
     v_avail bigint;
 BEGIN
-    -- buckets v_start.. first, then 0..v_start-1 (two index-ordered probes, the second only
-    -- when the first finds nothing)
-    UPDATE orderdb.stock_buckets AS b
-       SET reserved = b.reserved + p_quantity
-     WHERE b.warehouse_id = p_warehouse_id AND b.sku = p_sku
-       AND b.bucket = coalesce(
-               (SELECT c.bucket
-                  FROM orderdb.stock_buckets c
-                 WHERE c.warehouse_id = p_warehouse_id AND c.sku = p_sku
-                   AND c.bucket >= v_start AND c.on_hand - c.reserved >= p_quantity
-                 ORDER BY c.bucket
-                 LIMIT 1
-                   FOR NO KEY UPDATE SKIP LOCKED),
-               (SELECT c.bucket
-                  FROM orderdb.stock_buckets c
-                 WHERE c.warehouse_id = p_warehouse_id AND c.sku = p_sku
-                   AND c.bucket < v_start AND c.on_hand - c.reserved >= p_quantity
-                 ORDER BY c.bucket
-                 LIMIT 1
-                   FOR NO KEY UPDATE SKIP LOCKED));
-    IF FOUND THEN
-        RETURN NULL;
-    END IF;
+    -- A probe may keep a lock on a bucket it could not use: READ COMMITTED re-checks a bucket
+    -- updated meanwhile once it holds its lock, and skips it, still locked, when it no longer
+    -- has enough. The probes run in a subtransaction, rolled back when nothing was claimed, so
+    -- that orderdb._rewrite_buckets below waits for the buckets in order holding none of them
+    -- (a stray lock on a higher bucket would deadlock with another transaction doing the same).
+    -- SQLSTATE OD900 is internal: it never leaves this block.
+    BEGIN
+        -- buckets v_start.. first, then 0..v_start-1 (two index-ordered probes, the second only
+        -- when the first finds nothing)
+        UPDATE orderdb.stock_buckets AS b
+           SET reserved = b.reserved + p_quantity, reservations = b.reservations + 1
+         WHERE b.warehouse_id = p_warehouse_id AND b.sku = p_sku
+           AND b.bucket = coalesce(
+                   (SELECT c.bucket
+                      FROM orderdb.stock_buckets c
+                     WHERE c.warehouse_id = p_warehouse_id AND c.sku = p_sku
+                       AND c.bucket >= v_start AND c.on_hand - c.reserved >= p_quantity
+                     ORDER BY c.bucket
+                     LIMIT 1
+                       FOR NO KEY UPDATE SKIP LOCKED),
+                   (SELECT c.bucket
+                      FROM orderdb.stock_buckets c
+                     WHERE c.warehouse_id = p_warehouse_id AND c.sku = p_sku
+                       AND c.bucket < v_start AND c.on_hand - c.reserved >= p_quantity
+                     ORDER BY c.bucket
+                     LIMIT 1
+                       FOR NO KEY UPDATE SKIP LOCKED));
+        IF FOUND THEN
+            RETURN NULL;
+        END IF;
+        RAISE EXCEPTION USING ERRCODE = 'OD900', MESSAGE = 'no free bucket';
+    EXCEPTION WHEN SQLSTATE 'OD900' THEN
+        NULL;
+    END;
 
     v_avail := orderdb._rewrite_buckets(p_warehouse_id, p_sku, p_quantity, 0);
     IF v_avail IS NOT NULL THEN
@@ -189,20 +202,27 @@ BEGIN
           FROM orderdb.stock_bucket_skus c
          WHERE c.warehouse_id = p_warehouse_id AND c.sku = p_skus[1];
         v_start := pg_catalog.pg_backend_pid() % greatest(coalesce(v_buckets, 1), 1);
-        UPDATE orderdb.stock_buckets AS b
-           SET reserved = b.reserved + p_quantities[1]
-         WHERE b.warehouse_id = p_warehouse_id AND b.sku = p_skus[1]
-           AND b.bucket = (SELECT c.bucket
-                             FROM orderdb.stock_buckets c
-                            WHERE c.warehouse_id = p_warehouse_id AND c.sku = p_skus[1]
-                              AND c.bucket >= v_start
-                              AND c.on_hand - c.reserved >= p_quantities[1]
-                            ORDER BY c.bucket
-                            LIMIT 1
-                              FOR NO KEY UPDATE SKIP LOCKED);
-        IF FOUND THEN
-            RETURN;
-        END IF;
+        -- in a subtransaction, rolled back when nothing was claimed: no stray bucket lock is
+        -- kept (orderdb._claim_bucket_stock explains why; OD900 never leaves this block)
+        BEGIN
+            UPDATE orderdb.stock_buckets AS b
+               SET reserved = b.reserved + p_quantities[1], reservations = b.reservations + 1
+             WHERE b.warehouse_id = p_warehouse_id AND b.sku = p_skus[1]
+               AND b.bucket = (SELECT c.bucket
+                                 FROM orderdb.stock_buckets c
+                                WHERE c.warehouse_id = p_warehouse_id AND c.sku = p_skus[1]
+                                  AND c.bucket >= v_start
+                                  AND c.on_hand - c.reserved >= p_quantities[1]
+                                ORDER BY c.bucket
+                                LIMIT 1
+                                  FOR NO KEY UPDATE SKIP LOCKED);
+            IF FOUND THEN
+                RETURN;
+            END IF;
+            RAISE EXCEPTION USING ERRCODE = 'OD900', MESSAGE = 'no free bucket';
+        EXCEPTION WHEN SQLSTATE 'OD900' THEN
+            NULL;
+        END;
         v_avail := orderdb._claim_bucket_stock(p_warehouse_id, p_skus[1], p_quantities[1],
                                                v_buckets);
         IF v_avail IS NULL THEN
@@ -391,21 +411,19 @@ $$;
 COMMENT ON FUNCTION orderdb._receive_bucketed_stock(integer, text, integer, text) IS
     'Adds received units to a bucketed SKU, spread over its buckets; records the receipt.';
 
--- set_stock_buckets: switches a SKU of a warehouse to bucketed stock (p_buckets 2..1024: its
--- stock split over that many rows, for flash sales) or back (p_buckets 1: one inventory row).
--- Changing the number of buckets, or switching, moves every unit: reservations stay reservations,
--- the available stock is spread evenly. Waits for the reservations in flight on that SKU.
--- Returns the SKU's stock and its number of buckets (1 = not bucketed).
--- Raises 22023 (bad arguments), OD004 (the warehouse has no inventory row for the sku).
+-- _set_buckets: the switch of orderdb.set_stock_buckets and of the automatic split/merge (no
+-- argument checks): locks the SKU's inventory row (waiting), then its buckets in bucket order,
+-- and splits its stock over p_buckets rows (2..1024) or puts it back into the inventory row (1).
+-- Every unit moves: reservations stay reservations, the available stock is spread evenly.
+-- p_mode 'manual' | 'automatic' and p_reason are recorded (orderdb_ops.stock_buckets); the
+-- reservation counts of the buckets start again from 0. Returns false (nothing changed) when the
+-- warehouse has no inventory row for the SKU.
 -- Locks the inventory row, then the SKU's buckets in bucket order.
-CREATE OR REPLACE FUNCTION orderdb.set_stock_buckets(p_warehouse_id integer, p_sku text,
-                                                     p_buckets integer,
-                                                     p_actor text DEFAULT NULL)
-RETURNS TABLE (warehouse_id integer, sku text, buckets integer, on_hand integer,
-               reserved integer, available integer)
+CREATE OR REPLACE FUNCTION orderdb._set_buckets(p_warehouse_id integer, p_sku text,
+                                                p_buckets integer, p_actor text,
+                                                p_mode text, p_reason text)
+RETURNS boolean
 LANGUAGE plpgsql
-SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_inv_on_hand  integer;
@@ -415,28 +433,12 @@ DECLARE
     v_gone         bigint;
     v_left         bigint;
 BEGIN
-    PERFORM orderdb._check_positive(p_warehouse_id, 'warehouse_id');
-    p_sku := orderdb._check_sku(p_sku);
-    IF p_buckets IS NULL OR p_buckets NOT BETWEEN 1 AND 1024 THEN
-        RAISE EXCEPTION USING
-            ERRCODE = '22023',
-            MESSAGE = 'buckets must be from 1 to 1024',
-            DETAIL = format('buckets=%s', coalesce(p_buckets::text, 'NULL')),
-            HINT = '1 switches bucketing off.';
-    END IF;
-    PERFORM orderdb._check_text(p_actor, 'actor', 1000);
-
     SELECT i.on_hand, i.reserved INTO v_inv_on_hand, v_inv_reserved
       FROM orderdb.inventory i
      WHERE i.warehouse_id = p_warehouse_id AND i.sku = p_sku
        FOR NO KEY UPDATE;
     IF NOT FOUND THEN
-        RAISE EXCEPTION USING
-            ERRCODE = 'OD004',
-            MESSAGE = format('no stock row for sku %s in warehouse %s', orderdb._quote_sku(p_sku),
-                             p_warehouse_id),
-            DETAIL = format('warehouse_id=%s sku=%s', p_warehouse_id, p_sku),
-            HINT = 'Receive the sku first (orderdb.receive_stock).';
+        RETURN false;
     END IF;
 
     SELECT coalesce(sum(l.on_hand), 0), coalesce(sum(l.reserved), 0),
@@ -459,10 +461,15 @@ BEGIN
            SET on_hand = v_on_hand::integer, reserved = v_reserved::integer, updated_at = now()
          WHERE i.warehouse_id = p_warehouse_id AND i.sku = p_sku;
     ELSE
-        INSERT INTO orderdb.stock_bucket_skus AS c (warehouse_id, sku, buckets, actor)
-        VALUES (p_warehouse_id, p_sku, p_buckets, p_actor)
+        INSERT INTO orderdb.stock_bucket_skus AS c (warehouse_id, sku, buckets, actor, mode,
+                                                    reason)
+        VALUES (p_warehouse_id, p_sku, p_buckets, p_actor, p_mode, p_reason)
         ON CONFLICT ON CONSTRAINT stock_bucket_skus_pkey
-        DO UPDATE SET buckets = excluded.buckets, actor = excluded.actor, updated_at = now();
+        DO UPDATE SET buckets = excluded.buckets, actor = excluded.actor, mode = excluded.mode,
+                      reason = excluded.reason, updated_at = now(),
+                      bucketed_since = CASE WHEN c.mode = excluded.mode THEN c.bucketed_since
+                                            ELSE now() END,
+                      reservations_seen = 0, seen_at = now();
         DELETE FROM orderdb.stock_buckets b
          WHERE b.warehouse_id = p_warehouse_id AND b.sku = p_sku AND b.bucket >= p_buckets;
         INSERT INTO orderdb.stock_buckets (warehouse_id, sku, bucket, on_hand, reserved)
@@ -481,8 +488,53 @@ BEGIN
                on_hand = b.reserved + CASE WHEN b.bucket = 0
                                            THEN (v_gone + v_inv_reserved)::integer ELSE 0 END
                          + (v_left / p_buckets)::integer
-                         + CASE WHEN b.bucket < v_left % p_buckets THEN 1 ELSE 0 END
+                         + CASE WHEN b.bucket < v_left % p_buckets THEN 1 ELSE 0 END,
+               reservations = 0
          WHERE b.warehouse_id = p_warehouse_id AND b.sku = p_sku;
+    END IF;
+    RETURN true;
+END;
+$$;
+COMMENT ON FUNCTION orderdb._set_buckets(integer, text, integer, text, text, text) IS
+    'Splits a SKU''s stock into buckets or back into its inventory row (manual or automatic).';
+
+-- set_stock_buckets: switches a SKU of a warehouse to bucketed stock (p_buckets 2..1024: its
+-- stock split over that many rows, for flash sales) or back (p_buckets 1: one inventory row).
+-- Changing the number of buckets, or switching, moves every unit: reservations stay reservations,
+-- the available stock is spread evenly. Waits for the reservations in flight on that SKU.
+-- The manual override of the automatic buckets: a SKU switched on here is never merged back
+-- automatically (mode manual); p_buckets 1 also ends automatic buckets at once.
+-- Returns the SKU's stock and its number of buckets (1 = not bucketed).
+-- Raises 22023 (bad arguments), OD004 (the warehouse has no inventory row for the sku).
+-- Locks the inventory row, then the SKU's buckets in bucket order.
+CREATE OR REPLACE FUNCTION orderdb.set_stock_buckets(p_warehouse_id integer, p_sku text,
+                                                     p_buckets integer,
+                                                     p_actor text DEFAULT NULL)
+RETURNS TABLE (warehouse_id integer, sku text, buckets integer, on_hand integer,
+               reserved integer, available integer)
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM orderdb._check_positive(p_warehouse_id, 'warehouse_id');
+    p_sku := orderdb._check_sku(p_sku);
+    IF p_buckets IS NULL OR p_buckets NOT BETWEEN 1 AND 1024 THEN
+        RAISE EXCEPTION USING
+            ERRCODE = '22023',
+            MESSAGE = 'buckets must be from 1 to 1024',
+            DETAIL = format('buckets=%s', coalesce(p_buckets::text, 'NULL')),
+            HINT = '1 switches bucketing off.';
+    END IF;
+    PERFORM orderdb._check_text(p_actor, 'actor', 1000);
+
+    IF NOT orderdb._set_buckets(p_warehouse_id, p_sku, p_buckets, p_actor, 'manual', NULL) THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'OD004',
+            MESSAGE = format('no stock row for sku %s in warehouse %s', orderdb._quote_sku(p_sku),
+                             p_warehouse_id),
+            DETAIL = format('warehouse_id=%s sku=%s', p_warehouse_id, p_sku),
+            HINT = 'Receive the sku first (orderdb.receive_stock).';
     END IF;
 
     RETURN QUERY
@@ -527,3 +579,177 @@ END;
 $$;
 COMMENT ON FUNCTION orderdb.rebalance_stock_buckets(integer, text) IS
     'Spreads a bucketed SKU''s available stock evenly over its buckets.';
+
+-- Automatic buckets (migrations/0016_auto_buckets.sql). A single-line reservation first tries to
+-- lock the plain SKU's inventory row without waiting (orderdb._reserve_stock); when another
+-- transaction holds it, that is a lock conflict: orderdb._note_stock_conflict appends a row to
+-- orderdb.stock_lock_conflicts (no shared counter row to queue on) and, once the policy's
+-- split_conflicts were noted within split_window, splits the SKU into buckets in the
+-- reservation's own transaction (it was about to wait for that row lock anyway). The split moves
+-- the stock under the inventory row lock; reservations that waited for that lock find the row
+-- emptied and then see the SKU bucketed (every path re-reads stock_bucket_skus after it holds the
+-- inventory row: a SKU is split or merged only under that lock), so none gets a false OD001.
+-- `orderdb maintain` merges an automatic SKU back (orderdb._merge_cooled_stock_buckets) when it
+-- served fewer than merge_below_rate reservations per second over at least merge_after.
+
+-- _note_stock_conflict: records that a reservation of (warehouse, sku) found its inventory row
+-- held by another transaction and, past the policy's threshold (orderdb.stock_bucket_policy),
+-- splits the SKU into buckets (mode automatic, reason 'N lock conflicts in S s'). Returns true
+-- when the SKU is bucketed now (split here or by someone else meanwhile): the caller reserves
+-- from its buckets; false, noting nothing, when the policy is disabled. Raises nothing of its own.
+-- Locks: none below the threshold; past it the SKU's inventory row (waiting), then its buckets.
+CREATE OR REPLACE FUNCTION orderdb._note_stock_conflict(p_warehouse_id integer, p_sku text)
+RETURNS boolean
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_policy    record;
+    v_conflicts integer;
+    v_first     timestamptz;
+BEGIN
+    SELECT p.enabled, p.split_conflicts, p.split_window, p.buckets INTO v_policy
+      FROM orderdb.stock_bucket_policy p;
+    IF NOT FOUND OR NOT v_policy.enabled THEN
+        RETURN false;  -- automatic buckets are off: nothing to count
+    END IF;
+    INSERT INTO orderdb.stock_lock_conflicts (warehouse_id, sku)
+    VALUES (p_warehouse_id, p_sku);
+    -- the newest split_conflicts conflicts of the window at most (this one included)
+    SELECT count(*)::integer, min(t.noted_at) INTO v_conflicts, v_first
+      FROM (SELECT c.noted_at
+              FROM orderdb.stock_lock_conflicts c
+             WHERE c.warehouse_id = p_warehouse_id AND c.sku = p_sku
+               AND c.noted_at > clock_timestamp() - v_policy.split_window
+             ORDER BY c.noted_at DESC
+             LIMIT v_policy.split_conflicts) t;
+    IF v_conflicts < v_policy.split_conflicts THEN
+        RETURN false;
+    END IF;
+
+    -- wait for the row (this reservation would have), then look again: split meanwhile?
+    PERFORM 1 FROM orderdb.inventory i
+     WHERE i.warehouse_id = p_warehouse_id AND i.sku = p_sku
+       FOR NO KEY UPDATE;
+    IF EXISTS (SELECT 1 FROM orderdb.stock_bucket_skus c
+                WHERE c.warehouse_id = p_warehouse_id AND c.sku = p_sku) THEN
+        RETURN true;
+    END IF;
+    PERFORM orderdb._set_buckets(
+        p_warehouse_id, p_sku, v_policy.buckets, 'orderdb (automatic)', 'automatic',
+        format('%s lock conflicts in %s s', v_conflicts,
+               round(extract(epoch FROM clock_timestamp() - v_first), 1)));
+    DELETE FROM orderdb.stock_lock_conflicts c
+     WHERE c.warehouse_id = p_warehouse_id AND c.sku = p_sku;
+    RETURN true;
+END;
+$$;
+COMMENT ON FUNCTION orderdb._note_stock_conflict(integer, text) IS
+    'Notes a lock conflict on a plain SKU''s inventory row; past the policy''s threshold splits '
+    'the SKU into buckets (true = bucketed now).';
+
+-- _merge_cooled_stock_buckets: the stock-bucket step of orderdb.maintain_partitions (`orderdb
+-- maintain`). Every automatic SKU (manual ones are left alone) whose last check (seen_at, or its
+-- split) is at least the policy's merge_after ago: fewer than merge_below_rate reservations per
+-- second since then -> merged back into its inventory row (orderdb._set_buckets, 1 bucket);
+-- otherwise the check point moves to now. Also forgets lock conflicts older than split_window.
+-- Returns one row per merge, shaped like maintain_partitions' rows: ('orderdb.stock_buckets',
+-- 'merged', 'warehouse <id> sku <sku>', from = the last check, to = now, rows_moved = the
+-- reservations in between). p_dry_run: the same rows, nothing changed.
+-- Raises nothing of its own. Locks each merged SKU's inventory row, then its buckets (waiting
+-- for the reservations in flight).
+CREATE OR REPLACE FUNCTION orderdb._merge_cooled_stock_buckets(p_dry_run boolean DEFAULT false)
+RETURNS TABLE (parent_table text, action text, partition_name text, range_from timestamptz,
+               range_to timestamptz, rows_moved bigint)
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_policy record;
+    v_sku    record;
+    v_now    timestamptz := clock_timestamp();
+    v_rate   numeric;
+BEGIN
+    SELECT p.split_window, p.merge_below_rate, p.merge_after INTO v_policy
+      FROM orderdb.stock_bucket_policy p;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    IF NOT p_dry_run THEN
+        DELETE FROM orderdb.stock_lock_conflicts c
+         WHERE c.noted_at < v_now - v_policy.split_window;
+    END IF;
+
+    FOR v_sku IN
+        SELECT c.warehouse_id, c.sku, c.seen_at,
+               t.total - c.reservations_seen AS reservations, t.total
+          FROM orderdb.stock_bucket_skus c
+         CROSS JOIN LATERAL (
+               SELECT coalesce(sum(b.reservations), 0)::bigint AS total
+                 FROM orderdb.stock_buckets b
+                WHERE b.warehouse_id = c.warehouse_id AND b.sku = c.sku) t
+         WHERE c.mode = 'automatic' AND c.seen_at <= v_now - v_policy.merge_after
+         ORDER BY c.warehouse_id, c.sku
+    LOOP
+        v_rate := v_sku.reservations
+                  / greatest(extract(epoch FROM v_now - v_sku.seen_at), 0.001);
+        IF v_rate >= v_policy.merge_below_rate THEN
+            IF NOT p_dry_run THEN  -- still warm: the next check counts from now
+                UPDATE orderdb.stock_bucket_skus AS c
+                   SET reservations_seen = v_sku.total, seen_at = v_now
+                 WHERE c.warehouse_id = v_sku.warehouse_id AND c.sku = v_sku.sku;
+            END IF;
+            CONTINUE;
+        END IF;
+        IF NOT p_dry_run THEN
+            -- under the inventory row lock: still automatic (not switched by hand meanwhile)?
+            PERFORM 1 FROM orderdb.inventory i
+             WHERE i.warehouse_id = v_sku.warehouse_id AND i.sku = v_sku.sku
+               FOR NO KEY UPDATE;
+            CONTINUE WHEN NOT EXISTS (SELECT 1 FROM orderdb.stock_bucket_skus c
+                                       WHERE c.warehouse_id = v_sku.warehouse_id
+                                         AND c.sku = v_sku.sku AND c.mode = 'automatic');
+            PERFORM orderdb._set_buckets(v_sku.warehouse_id, v_sku.sku, 1, 'orderdb maintain',
+                                         'automatic', NULL);
+        END IF;
+        parent_table := 'orderdb.stock_buckets';
+        action := 'merged';
+        partition_name := format('warehouse %s sku %s', v_sku.warehouse_id, v_sku.sku);
+        range_from := v_sku.seen_at;
+        range_to := v_now;
+        rows_moved := v_sku.reservations;
+        PERFORM orderdb._maintain_progress(parent_table, action, partition_name, rows_moved);
+        RETURN NEXT;
+    END LOOP;
+END;
+$$;
+COMMENT ON FUNCTION orderdb._merge_cooled_stock_buckets(boolean) IS
+    'Merges automatic stock buckets that cooled down back into their inventory rows '
+    '(orderdb maintain); p_dry_run reports only.';
+
+-- orderdb_ops.stock_buckets: every bucketed SKU: how many buckets, mode (manual: set with
+-- orderdb.set_stock_buckets; automatic: split because of lock conflicts, merged back by
+-- `orderdb maintain` once cool), since when, why, its stock, and the reservations its buckets
+-- served since the last cool-down check (and their rate per second). Locks nothing.
+CREATE OR REPLACE VIEW orderdb_ops.stock_buckets AS
+SELECT c.warehouse_id,
+       c.sku,
+       c.buckets,
+       c.mode,
+       c.bucketed_since AS since,
+       coalesce(c.reason, 'set with orderdb.set_stock_buckets') AS reason,
+       c.actor,
+       l.on_hand,
+       l.reserved,
+       l.available,
+       (b.reservations - c.reservations_seen)::bigint AS reservations_since_check,
+       round((b.reservations - c.reservations_seen)
+             / greatest(extract(epoch FROM now() - c.seen_at), 0.001), 1)
+           AS reservations_per_second
+  FROM orderdb.stock_bucket_skus c
+  JOIN orderdb.inventory_levels l ON l.warehouse_id = c.warehouse_id AND l.sku = c.sku
+  CROSS JOIN LATERAL (
+        SELECT coalesce(sum(sb.reservations), 0)::bigint AS reservations
+          FROM orderdb.stock_buckets sb
+         WHERE sb.warehouse_id = c.warehouse_id AND sb.sku = c.sku
+       ) b;
+COMMENT ON VIEW orderdb_ops.stock_buckets IS
+    'Bucketed SKUs: buckets, mode (manual | automatic), since, reason, stock, recent reservations.';

@@ -279,7 +279,8 @@ COMMENT ON FUNCTION orderdb._maintain_partitions(timestamptz, boolean) IS
 -- maintain_partitions: partition upkeep as of p_now (orderdb._maintain_partitions: monthly
 -- partitions ahead, retention), `orderdb maintain`. p_now may not be more than a day ahead of
 -- the server's clock: a p_now in the future would archive or drop months that are still
--- current (the outbox of this month included). p_dry_run: report the actions, change nothing.
+-- current (the outbox of this month included). Then automatic stock buckets that cooled down are
+-- merged (orderdb._merge_cooled_stock_buckets). p_dry_run: report the actions, change nothing.
 -- Raises 22023 (p_now NULL, not finite or more than a day ahead; a bad policy table).
 -- Locks: as orderdb._maintain_partitions.
 CREATE OR REPLACE FUNCTION orderdb.maintain_partitions(p_now timestamptz DEFAULT now(),
@@ -302,6 +303,9 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'dry_run is required';
     END IF;
     RETURN QUERY SELECT * FROM orderdb._maintain_partitions(p_now, p_dry_run);
+    -- automatic stock buckets that cooled down go back into their inventory rows (action
+    -- 'merged', sql/25_stock_buckets.sql); they are judged on the server's clock, not p_now
+    RETURN QUERY SELECT * FROM orderdb._merge_cooled_stock_buckets(p_dry_run);
 END;
 $$;
 COMMENT ON FUNCTION orderdb.maintain_partitions(timestamptz, boolean) IS
