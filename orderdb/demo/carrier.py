@@ -1,8 +1,8 @@
-"""The simulated carrier in ``orderdb demo``: parcels shipped with carrier ``SIM`` (the built-in
-plugin, orderdb/integrations/carriers/simulated.py) are followed the way a real pull carrier is —
-the poller claims due shipments and feeds every scan through ``record_tracking_event`` — while the
-carrier also pushes its first scan, as a webhook would. Dedupe in SQL makes every scan land
-exactly once.
+"""The simulated carrier in ``orderdb demo``: the simulated WMS ships every parcel with carrier
+``SIM`` (the built-in plugin, orderdb/integrations/carriers/simulated.py), and the parcels are
+followed the way a real pull carrier's are — the poller claims due shipments and feeds every scan
+through ``record_tracking_event`` — while the carrier also pushes its first scan, as a webhook
+would. Dedupe in SQL makes every scan land exactly once.
 """
 
 from __future__ import annotations
@@ -14,12 +14,13 @@ from dataclasses import dataclass
 import psycopg
 
 from orderdb.client import Client
-from orderdb.integrations.carriers import Address, WaybillRequest
 from orderdb.integrations.carriers.simulated import SimulatedCarrier
 from orderdb.integrations.polling import Poller
 
 # a parcel's story (days in real life) passes in a few seconds
 TIME_SCALE = 0.00002
+# a few more failed delivery attempts than the plugin's default: the demo shows one's timeline
+FAILED_ATTEMPT_RATE = 0.15
 FINAL = ("delivered", "returning", "returned")
 
 
@@ -34,47 +35,35 @@ class CarrierRun:
     stored_scans: int = 0
 
 
-def ship_with_simulated_carrier(
+def follow_simulated_parcels(
     client: Client,
     dsn: str,
-    order_ids: list[int],
+    numbers: list[str],
     seed: int,
     advance: Callable[[int], None],
     *,
     timeout: float = 60.0,
 ) -> CarrierRun:
-    """Ship ``order_ids`` (dispatched orders) with carrier SIM, then poll until every parcel's
-    story has ended; returns the counts, including the scans stored against those expected."""
-    carrier = SimulatedCarrier({"seed": seed, "time_scale": TIME_SCALE, "duplicate_rate": 0.2})
+    """Follow the SIM parcels ``numbers`` (shipped by the simulated WMS): push each one's first
+    scan, then poll until every parcel's story has ended; returns the counts, including the scans
+    stored against those expected."""
+    carrier = SimulatedCarrier(
+        {
+            "seed": seed,
+            "time_scale": TIME_SCALE,
+            "duplicate_rate": 0.2,
+            "failed_attempt_rate": FAILED_ATTEMPT_RATE,
+        }
+    )
     run = CarrierRun()
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("SELECT orderdb.set_carrier_polling('SIM', interval '1 second')")
-        numbers: list[str] = []
-        for order_id in order_ids:
-            order = client.get_order(order_id)
-            for stage in ("PICKED", "PACKED"):
-                client.wms_callback(f"demo-sim-{order_id}-{stage}", order_id, stage)
-            waybill = carrier.create_waybill(
-                WaybillRequest(
-                    order_id=order_id,
-                    warehouse_id=order.warehouse_id,
-                    recipient=Address(
-                        f"customer {order.customer_id}", "1 Demo Road", "Wuhan", "430000"
-                    ),
-                    reference=order.order_no,
-                )
-            )
-            client.wms_callback(
-                f"demo-sim-{order_id}-SHIPPED",
-                order_id,
-                "SHIPPED",
-                {"carrier": "SIM", "tracking_number": waybill.tracking_number},
-            )
+        for number in numbers:
             # the carrier pushes its first scan (a webhook); the poller will see it again
-            first = carrier.story(waybill.tracking_number)[0]
+            first = carrier.story(number)[0]
             client.record_tracking_event(
                 "SIM",
-                waybill.tracking_number,
+                number,
                 first.event_time,
                 first.status,
                 location=first.location,
@@ -82,10 +71,9 @@ def ship_with_simulated_carrier(
                 event_id=first.event_id,
             )
             run.pushed += 1
-            numbers.append(waybill.tracking_number)
         run.parcels = len(numbers)
 
-        poller = Poller(conn, {"SIM": carrier}, worker="demo-poller")
+        poller = Poller(conn, {"SIM": carrier}, worker="demo-poller", limit=1000)
         deadline = time.monotonic() + timeout
         done = 0
         while time.monotonic() < deadline:

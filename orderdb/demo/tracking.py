@@ -1,8 +1,9 @@
-"""Fulfillment for `orderdb demo`: ship orders through the WMS callbacks and stream carrier events,
-including a failed attempt with redelivery and a refused parcel that goes back to the warehouse.
+"""Fulfillment by hand: ship orders through WMS callbacks and stream carrier events, including a
+failed attempt with redelivery and a refused parcel that goes back to the warehouse, as a shop
+whose warehouse has no WMS connector does (tests/test_tracking_flow.py). ``orderdb demo`` ships
+through the simulated WMS and carrier instead (:mod:`orderdb.demo.shop`).
 
-Only the public API is used (wms_callback, record_tracking_event, receive_return); the lead wires
-:func:`simulate_fulfillment` into the demo.
+Only the public API is used (wms_callback, record_tracking_event, receive_return).
 """
 
 from __future__ import annotations
