@@ -203,16 +203,19 @@ BEGIN
     SELECT p_warehouse_id, v_order_id, l.sku, l.line_no, l.quantity, l.unit_price, l.quantity
       FROM unnest(v_skus, v_line_nos, v_qtys, v_prices) AS l(sku, line_no, quantity, unit_price);
 
-    PERFORM orderdb._emit_event('order.created', v_order_id, p_warehouse_id,
-                                jsonb_build_object('order_no', v_order_no,
-                                                   'customer_id', p_customer_id,
-                                                   'warehouse_id', p_warehouse_id,
-                                                   'status', 'pending',
-                                                   'version', 1,
-                                                   'items', v_items,
-                                                   'priority', v_priority,
-                                                   'totals', orderdb._totals_json(
-                                                       v_currency, v_items_total, v_shipping)));
+    -- the outbox row written inline (what orderdb._emit_event writes, without its call: the
+    -- hot path of every order; docs/benchmarks.md "What each change measured")
+    INSERT INTO orderdb.outbox (event_type, order_id, warehouse_id, payload)
+    VALUES ('order.created', v_order_id, p_warehouse_id,
+            jsonb_build_object('order_no', v_order_no,
+                               'customer_id', p_customer_id,
+                               'warehouse_id', p_warehouse_id,
+                               'status', 'pending',
+                               'version', 1,
+                               'items', v_items,
+                               'priority', v_priority,
+                               'totals', orderdb._totals_json(v_currency, v_items_total,
+                                                              v_shipping)));
 
     order_id := v_order_id;
     order_no := v_order_no;
