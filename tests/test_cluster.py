@@ -342,7 +342,7 @@ def test_not_yet_routed_functions_say_so(cluster: Cluster) -> None:  # noqa: F81
             ).fetchone()
         assert found == (1,), name
     with proxy(cluster) as conn, pytest.raises(psycopg.errors.FeatureNotSupported) as exc:
-        conn.execute("SELECT * FROM orderdb.read_events('x')")
+        conn.execute("SELECT * FROM orderdb.record_tracking_events('[]')")
     assert "docs/scaling.md" in (exc.value.diag.message_hint or "")
 
 
@@ -730,3 +730,116 @@ def test_adding_a_shard_keeps_ids_keys_and_warehouses(
                 )
     finally:
         clusters.close()
+
+
+# -- carrier events -----------------------------------------------------------------------------
+
+
+def _tracking_rows(cl: Cluster, number: str) -> list[tuple[int, str, int | None]]:
+    """(shard, carrier status, order id) of every stored carrier event of ``number``."""
+    rows = []
+    for shard, dsn in enumerate(cl.shard_dsns):
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            rows += [
+                (shard, str(r[0]), r[1])
+                for r in conn.execute(
+                    "SELECT carrier_status, order_id FROM orderdb.tracking_events"
+                    " WHERE tracking_number = %s ORDER BY event_time",
+                    (number,),
+                ).fetchall()
+            ]
+    return rows
+
+
+def test_a_carrier_event_before_its_shipment_on_another_shard_ends_matched(
+    cluster: Cluster,  # noqa: F811
+) -> None:
+    pin(cluster, 1001, 1)
+    with proxy(cluster) as conn:
+        # a tracking number whose home is not the order's shard
+        number = next(
+            n
+            for n in (f"GN{i:08d}" for i in range(100))
+            if conn.execute("SELECT orderdb_cluster.tracking_home('GENERIC', %s)", (n,)).fetchone()
+            != (1,)
+        )
+        home_row = conn.execute(
+            "SELECT orderdb_cluster.tracking_home('GENERIC', %s)", (number,)
+        ).fetchone()
+    assert home_row is not None
+    home = int(home_row[0])
+    with Client.connect(cluster.proxy_dsn) as db:
+        db.receive_stock(1001, "SKU-T", 5)
+        o = db.create_order(
+            customer_id=8,
+            warehouse_id=1001,
+            items=[{"sku": "SKU-T", "quantity": 1, "unit_price": "1"}],
+        )
+        db.transition(o.order_id, "confirmed", expected_version=o.version)
+    with proxy(cluster) as conn:
+        early = conn.execute(
+            "SELECT order_id FROM orderdb.record_tracking_event('GENERIC', %s,"
+            " now() - interval '20 minutes', 'in_transit', 'Hangzhou', NULL, 'early-1')",
+            (number,),
+        ).fetchone()
+        assert early == (None,)  # parked: no shipment yet
+        assert _tracking_rows(cluster, number) == [(home, "in_transit", None)]
+        shipped = conn.execute(
+            "SELECT status FROM orderdb.wms_callback('ship-1', %s, 'SHIPPED', %s)",
+            (o.order_id, json.dumps({"carrier": "GENERIC", "tracking_number": number})),
+        ).fetchone()
+        assert shipped == ("shipped",)
+        # moved to the order's shard and matched there; nothing left at the home
+        assert _tracking_rows(cluster, number) == [(1, "in_transit", o.order_id)]
+        timeline = conn.execute("SELECT orderdb.order_timeline(%s)", (o.order_id,)).fetchone()
+        assert timeline is not None
+        assert timeline[0]["status"] == "delivering"
+        assert timeline[0]["current_location"] == "Hangzhou"
+        # later events go straight to the order's shard; a duplicate stays a duplicate
+        later = conn.execute(
+            "SELECT order_id, order_status, duplicate FROM orderdb.record_tracking_event("
+            "'GENERIC', %s, now() - interval '5 minutes', 'delivered', 'Hangzhou', NULL,"
+            " 'late-1')",
+            (number,),
+        ).fetchone()
+        assert later == (o.order_id, "delivered", False)
+        again = conn.execute(
+            "SELECT duplicate FROM orderdb.record_tracking_event('GENERIC', %s,"
+            " now() - interval '20 minutes', 'in_transit', 'Hangzhou', NULL, 'early-1')",
+            (number,),
+        ).fetchone()
+        assert again == (True,)
+    assert [r[0] for r in _tracking_rows(cluster, number)] == [1, 1]
+
+
+def test_a_carrier_event_for_a_shipment_made_on_a_shard_finds_it(cluster: Cluster) -> None:  # noqa: F811
+    """A shipment the proxy did not see being made (its SHIPPED callback went to the shard):
+    the proxy asks every shard, registers the number and records the event there."""
+    pin(cluster, 1002, 2)
+    with proxy(cluster) as conn:
+        number = next(
+            n
+            for n in (f"GS{i:08d}" for i in range(100))
+            if conn.execute("SELECT orderdb_cluster.tracking_home('GENERIC', %s)", (n,)).fetchone()
+            != (2,)
+        )
+        conn.execute("SELECT * FROM orderdb.receive_stock(1002, 'SKU-T', 5)")
+        row = conn.execute(
+            "SELECT order_id FROM orderdb.create_order(8, 1002,"
+            ' \'[{"sku": "SKU-T", "quantity": 1, "unit_price": 1}]\')'
+        ).fetchone()
+    assert row is not None
+    with psycopg.connect(cluster.shard_dsns[2], autocommit=True) as shard:
+        shard.execute("SELECT * FROM orderdb.transition_order(%s, 'confirmed', 1)", (row[0],))
+        shard.execute(
+            "SELECT * FROM orderdb.wms_callback('ship-2', %s, 'SHIPPED', %s)",
+            (row[0], json.dumps({"carrier": "GENERIC", "tracking_number": number})),
+        )
+    with proxy(cluster) as conn:
+        got = conn.execute(
+            "SELECT order_id, order_status FROM orderdb.record_tracking_event('GENERIC', %s,"
+            " now(), 'in_transit')",
+            (number,),
+        ).fetchone()
+    assert got == (row[0], "delivering")
+    assert _tracking_rows(cluster, number) == [(2, "in_transit", row[0])]

@@ -63,6 +63,7 @@ ORDER = "order"
 ORDER_NO = "order number"
 ANY = "any shard (reference data)"
 ALL = "every shard, rows merged"
+TRACKING = "tracking number (its home, then its shipment's shard)"
 
 
 def _by_warehouse(arg: str, place: bool) -> Route:
@@ -108,7 +109,12 @@ ROUTES: dict[str, Route] = {
     "cancel_order_lines": _by_order(),
     "request_return": _by_order(),
     "receive_return": _by_order(),
-    "wms_callback": _by_order(),
+    # hand-written in sql/cluster/proxy_30_tracking.sql: a SHIPPED callback also moves the
+    # carrier events parked at its tracking number's home
+    "wms_callback": Route(ORDER, "orderdb_cluster.order_shard(p_order_id)", generated=False),
+    # the shard of the shipment, found through the tracking number's home (parked there until
+    # the shipment appears): sql/cluster/proxy_30_tracking.sql
+    "record_tracking_event": Route(TRACKING, "", generated=False),
     "reallocate_order": _by_order(guard=_SAME_SHARD_REALLOCATION),
     "order_timeline_by_no": Route(ORDER_NO, "orderdb_cluster.order_no_shard(p_order_no)"),
     # the same on every shard
@@ -121,13 +127,8 @@ ROUTES: dict[str, Route] = {
 #: public functions that the proxy does not route yet (they raise 0A000 there); the reason is
 #: the HINT and docs/scaling.md says what is planned
 NOT_YET: dict[str, str] = {
-    "record_tracking_event": "a carrier event must reach the shard of its shipment",
-    "record_tracking_events": "a carrier event must reach the shard of its shipment",
-    "read_events": "events are per shard; read each shard's outbox",
-    "ack_events": "events are per shard; read each shard's outbox",
-    "claim_events": "events are per shard; read each shard's outbox",
-    "ack_claimed": "events are per shard; read each shard's outbox",
-    "release_claimed": "events are per shard; read each shard's outbox",
+    "record_tracking_events": "a batch spans shards and cannot be all or nothing; send each "
+    "event with record_tracking_event",
 }
 
 #: served by the proxy itself (sql/cluster/proxy_*.sql)
@@ -273,7 +274,7 @@ def proxy_sql(sig: Signature) -> str:
         return _not_yet_sql(sig)
     params = ", ".join(f"{n} {t}" for n, t in zip(sig.input_names, sig.input_types, strict=True))
     args = _args_list(sig)
-    everywhere = not route.shard
+    everywhere = not route.shard and route.generated
     sep = ", " if params else ""
     shard_param, shard_type, run_on = (
         ("", "", "ALL") if everywhere else (f"p_shard integer{sep}", f"integer{sep}", "p_shard")

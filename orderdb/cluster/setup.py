@@ -149,6 +149,11 @@ def prepare_shard(
             "claim_idempotency_key(text, bigint, integer, jsonb, jsonb, integer, boolean)",
             "idempotency_key_order(text)",
             "best_warehouse(jsonb)",
+            "tracking_number_shard(text, text)",
+            "registered_tracking_shard(text, text)",
+            "register_tracking_number(text, text, integer)",
+            "drop_parked_tracking_events(text, text, bigint[])",
+            "record_tracking_event_at_home(text, text, timestamptz, text, text, text, text, jsonb)",
         ):
             conn.execute(
                 sql.SQL("GRANT EXECUTE ON FUNCTION orderdb_shard.{} TO {}").format(
@@ -305,6 +310,59 @@ AS $fn$
     CLUSTER '{routing.CLUSTER_NAME}';
     RUN ON p_shard;
     SELECT * FROM orderdb_shard.idempotency_key_order(p_key);
+$fn$;
+CREATE OR REPLACE FUNCTION orderdb_cluster.tracking_number_shard(p_carrier text,
+                                                                 p_tracking_number text)
+RETURNS TABLE (shard integer)
+    LANGUAGE plproxy
+AS $fn$
+    CLUSTER '{routing.CLUSTER_NAME}';
+    RUN ON ALL;
+    SELECT * FROM orderdb_shard.tracking_number_shard(p_carrier, p_tracking_number);
+$fn$;
+CREATE OR REPLACE FUNCTION orderdb_cluster.registered_tracking_shard(
+    p_shard integer, p_carrier text, p_tracking_number text)
+RETURNS TABLE (shard integer)
+    LANGUAGE plproxy
+AS $fn$
+    CLUSTER '{routing.CLUSTER_NAME}';
+    RUN ON p_shard;
+    SELECT * FROM orderdb_shard.registered_tracking_shard(p_carrier, p_tracking_number);
+$fn$;
+CREATE OR REPLACE FUNCTION orderdb_cluster.register_tracking_number(
+    p_shard integer, p_carrier text, p_tracking_number text, p_target integer)
+RETURNS TABLE (registered_shard integer, parked jsonb)
+    LANGUAGE plproxy
+AS $fn$
+    CLUSTER '{routing.CLUSTER_NAME}';
+    RUN ON p_shard;
+    SELECT * FROM orderdb_shard.register_tracking_number(p_carrier, p_tracking_number,
+                                                         p_target);
+$fn$;
+CREATE OR REPLACE FUNCTION orderdb_cluster.drop_parked_tracking_events(
+    p_shard integer, p_carrier text, p_tracking_number text, p_tracking_event_ids bigint[])
+RETURNS integer
+    LANGUAGE plproxy
+AS $fn$
+    CLUSTER '{routing.CLUSTER_NAME}';
+    RUN ON p_shard;
+    SELECT orderdb_shard.drop_parked_tracking_events(p_carrier, p_tracking_number,
+                                                     p_tracking_event_ids);
+$fn$;
+CREATE OR REPLACE FUNCTION orderdb_cluster.record_tracking_event_at_home(
+    p_shard integer, p_carrier text, p_tracking_number text, p_event_time timestamptz,
+    p_carrier_status text, p_location text, p_description text, p_event_id text,
+    p_payload jsonb)
+RETURNS TABLE (redirect_shard integer, tracking_event_id bigint, duplicate boolean,
+               normalized_status text, order_id bigint, order_status text,
+               err_sqlstate text, err_message text, err_detail text, err_hint text)
+    LANGUAGE plproxy
+AS $fn$
+    CLUSTER '{routing.CLUSTER_NAME}';
+    RUN ON p_shard;
+    SELECT * FROM orderdb_shard.record_tracking_event_at_home(
+        p_carrier, p_tracking_number, p_event_time, p_carrier_status, p_location,
+        p_description, p_event_id, p_payload);
 $fn$;
 CREATE OR REPLACE FUNCTION orderdb_cluster.best_warehouse(p_items jsonb)
 RETURNS TABLE (shard integer, warehouse_id integer, serves_all boolean, lines_served integer,
