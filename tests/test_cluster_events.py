@@ -1,0 +1,264 @@
+"""Events through the cluster proxy (docs/scaling.md "Events"): read_events / ack_events keep
+their contract for a consumer across shards (one read order over every shard's outbox, limits
+over the whole cluster, an acknowledgement covers every event returned before it, on every
+shard), consumer groups claim and acknowledge across shards, and a consumer process killed
+with SIGKILL loses nothing and gets nothing twice after its acknowledgement."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from click.testing import CliRunner
+
+from orderdb.cli import main
+from tests.cluster_fixtures import SHARDS, Cluster, cluster  # noqa: F401  (fixture)
+
+ITEMS = '[{"sku": "SKU-EV", "quantity": 1, "unit_price": 1.00}]'
+
+
+def proxy(cl: Cluster) -> psycopg.Connection[Any]:
+    return psycopg.connect(cl.proxy_dsn, autocommit=True)
+
+
+def pin(cl: Cluster, warehouse_id: int, shard: int) -> None:
+    done = CliRunner().invoke(
+        main, ["cluster", "map-warehouse", "--dsn", cl.proxy_dsn, str(warehouse_id), str(shard)]
+    )
+    assert done.exit_code == 0, done.output
+
+
+def orders_on_every_shard(cl: Cluster, base: int, per_shard: int) -> list[int]:
+    """``per_shard`` orders on each shard (warehouses base + shard), confirmed: two events each."""
+    ids: list[int] = []
+    with proxy(cl) as conn:
+        for shard in range(SHARDS):
+            warehouse = base + shard
+            pin(cl, warehouse, shard)
+            conn.execute("SELECT * FROM orderdb.receive_stock(%s, 'SKU-EV', 1000)", (warehouse,))
+            for _ in range(per_shard):
+                row = conn.execute(
+                    "SELECT order_id FROM orderdb.create_order(1, %s, %s)", (warehouse, ITEMS)
+                ).fetchone()
+                assert row is not None
+                conn.execute(
+                    "SELECT * FROM orderdb.transition_order(%s, 'confirmed', 1)", (row[0],)
+                )
+                ids.append(int(row[0]))
+    return ids
+
+
+def all_event_ids(cl: Cluster, order_ids: list[int]) -> set[int]:
+    """Every event of those orders, read on the shards themselves."""
+    found: set[int] = set()
+    for dsn in cl.shard_dsns:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            rows = conn.execute(
+                "SELECT event_id FROM orderdb.outbox WHERE order_id = ANY(%s)", (order_ids,)
+            ).fetchall()
+        found |= {int(r[0]) for r in rows}
+    return found
+
+
+def read(conn: psycopg.Connection[Any], consumer: str, limit: int) -> list[tuple[int, int]]:
+    rows = conn.execute(
+        "SELECT event_id, order_id FROM orderdb.read_events(%s, %s)", (consumer, limit)
+    ).fetchall()
+    return [(int(r[0]), int(r[1])) for r in rows]
+
+
+def test_one_consumer_reads_every_shard_in_one_stable_order(cluster: Cluster) -> None:  # noqa: F811
+    orders = orders_on_every_shard(cluster, 1100, 4)
+    expected = all_event_ids(cluster, orders)
+    assert len(expected) == SHARDS * 4 * 2
+    with proxy(cluster) as conn:
+        first = read(conn, "ev-stable", 10)
+        assert len(first) == 10  # the limit holds over the whole cluster
+        # reading again without acknowledging: the same events, in the same order
+        assert read(conn, "ev-stable", 10) == first
+        # a larger limit: those first, then the next ones
+        more = read(conn, "ev-stable", 1000)
+        assert more[:10] == first
+        mine = [e for e, o in more if o in orders]
+        assert set(mine) == expected and len(mine) == len(expected)
+        # each shard's events keep the shard's own read order (event ids within a shard here)
+        for shard in range(SHARDS):
+            of_shard = [e for e in mine if (e - 1) % 64 == shard]
+            assert of_shard == sorted(of_shard)
+        # another consumer reading the same committed events in the same steps: the same order
+        again = read(conn, "ev-stable-2", 10)
+        assert again == first
+        # events of every shard are in the first batch of the whole stream
+        assert len({(e - 1) % 64 for e, _ in more}) == SHARDS
+
+
+def test_an_ack_covers_every_event_returned_before_it_on_every_shard(cluster: Cluster) -> None:  # noqa: F811
+    orders = orders_on_every_shard(cluster, 1200, 3)
+    expected = all_event_ids(cluster, orders)
+    consumer = "ev-ack"
+    with proxy(cluster) as conn:
+        # start this consumer after earlier tests' events: read and ack everything first
+        everything = read(conn, consumer, 10000)
+        conn.execute("SELECT orderdb.ack_events(%s, %s)", (consumer, everything[-1][0]))
+        assert read(conn, consumer, 10000) == []
+        orders2 = orders_on_every_shard(cluster, 1210, 3)
+        expected2 = all_event_ids(cluster, orders2)
+        batch = read(conn, consumer, 7)
+        assert len(batch) == 7
+        shards_in_batch = {(e - 1) % 64 for e, _ in batch}
+        assert len(shards_in_batch) >= 2
+        conn.execute("SELECT orderdb.ack_events(%s, %s)", (consumer, batch[4][0]))
+        rest = read(conn, consumer, 10000)
+        assert rest[:2] == batch[5:]
+        assert not {e for e, _ in batch[:5]} & {e for e, _ in rest}
+        assert {e for e, _ in batch[:5]} | {e for e, _ in rest} == expected2
+        # acknowledging an event acknowledged already, or the same one again: nothing happens
+        conn.execute("SELECT orderdb.ack_events(%s, %s)", (consumer, batch[2][0]))
+        conn.execute("SELECT orderdb.ack_events(%s, %s)", (consumer, batch[4][0]))
+        assert read(conn, consumer, 10000) == rest
+        conn.execute("SELECT orderdb.ack_events(%s, %s)", (consumer, rest[-1][0]))
+        assert read(conn, consumer, 10000) == []
+    assert expected.isdisjoint(expected2)
+
+
+def test_event_errors_through_the_proxy_are_those_of_one_database(cluster: Cluster) -> None:  # noqa: F811
+    orders_on_every_shard(cluster, 1300, 1)
+    with proxy(cluster) as conn:
+        batch = read(conn, "ev-errors", 5)
+        cases: list[tuple[str, tuple[Any, ...], str]] = [
+            ("SELECT * FROM orderdb.read_events(%s, %s)", ("", 5), "22023"),
+            ("SELECT * FROM orderdb.read_events(%s, %s)", ("ev-errors", 0), "22023"),
+            ("SELECT orderdb.ack_events(%s, %s)", ("ev-never-read", batch[0][0]), "OD004"),
+            ("SELECT orderdb.ack_events(%s, %s)", ("ev-errors", None), "22023"),
+            ("SELECT orderdb.ack_events(%s, %s)", ("ev-errors", -1), "22023"),
+            ("SELECT orderdb.ack_events(%s, %s)", ("ev-errors", 64 * 10**6 + 1), "22023"),
+            ("SELECT * FROM orderdb.claim_events(%s, %s, %s)", ("g", "m", 0), "22023"),
+            ("SELECT orderdb.ack_claimed(%s, %s, %s)", ("g", "", [1]), "22023"),
+        ]
+        for query, args, sqlstate in cases:
+            with pytest.raises(psycopg.Error) as exc:
+                conn.execute(query, args)
+            assert exc.value.sqlstate == sqlstate, (query, args, exc.value)
+            assert "REMOTE" not in str(exc.value)
+        # an event of another shard that was not returned yet: refused, nothing acknowledged
+        unreturned = read(conn, "ev-errors-2", 1000)
+        last = unreturned[-1][0]
+        with pytest.raises(psycopg.Error) as refused:
+            conn.execute("SELECT orderdb.ack_events(%s, %s)", ("ev-errors", last))
+        assert refused.value.sqlstate == "22023"
+        assert read(conn, "ev-errors", 5) == batch
+
+
+def test_consumer_group_members_share_every_shard(cluster: Cluster) -> None:  # noqa: F811
+    orders = orders_on_every_shard(cluster, 1400, 3)
+    expected = all_event_ids(cluster, orders)
+    seen: list[int] = []
+    with proxy(cluster) as conn:
+        for _ in range(200):
+            got_any = False
+            for member in ("a", "b"):
+                rows = conn.execute(
+                    "SELECT event_id, order_id FROM orderdb.claim_events('grp', %s, 4, 30)",
+                    (member,),
+                ).fetchall()
+                assert len(rows) <= 4
+                ids = [int(r[0]) for r in rows]
+                seen += ids
+                got_any = got_any or bool(ids)
+                acked = conn.execute(
+                    "SELECT orderdb.ack_claimed('grp', %s, %s)", (member, ids)
+                ).fetchone()
+                assert acked == (len(ids),)
+            if not got_any:
+                break
+    mine = [e for e in seen if e in expected]
+    assert sorted(mine) == sorted(expected)  # every event once
+    assert len(seen) == len(set(seen))
+
+
+CONSUMER_SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    import psycopg
+    dsn, consumer, out = sys.argv[1], sys.argv[2], sys.argv[3]
+    with psycopg.connect(dsn, autocommit=True) as conn, open(out, "a", buffering=1) as log:
+        idle = 0
+        while idle < 20:
+            rows = conn.execute(
+                "SELECT event_id FROM orderdb.read_events(%s, 3)", (consumer,)).fetchall()
+            if not rows:
+                idle += 1
+                time.sleep(0.05)
+                continue
+            idle = 0
+            for (event_id,) in rows:
+                log.write(f"got {event_id}\\n")
+                time.sleep(0.01)
+            conn.execute("SELECT orderdb.ack_events(%s, %s)", (consumer, rows[-1][0]))
+            log.write(f"acked {rows[-1][0]}\\n")
+    """
+)
+
+
+def test_a_consumer_killed_with_sigkill_loses_nothing(cluster: Cluster, tmp_path: Path) -> None:  # noqa: F811
+    consumer = "ev-killed"
+    with proxy(cluster) as conn:  # start after earlier tests' events
+        everything = read(conn, consumer, 10000)
+        if everything:
+            conn.execute("SELECT orderdb.ack_events(%s, %s)", (consumer, everything[-1][0]))
+    orders = orders_on_every_shard(cluster, 1500, 10)
+    expected = all_event_ids(cluster, orders)
+    script = tmp_path / "consumer.py"
+    script.write_text(CONSUMER_SCRIPT)
+    out = tmp_path / "log.txt"
+    kills = 0
+    rng = random.Random(7)
+    while True:
+        proc = subprocess.Popen(
+            [sys.executable, str(script), cluster.proxy_dsn, consumer, str(out)],
+            env={**os.environ},
+        )
+        if kills == 4:  # the last run consumes to the end
+            assert proc.wait(timeout=120) == 0
+            break
+        # killed once it delivered a few events, at a random point of its work
+        lines = len(out.read_text().splitlines()) if out.exists() else 0
+        deadline = time.monotonic() + 30
+        while proc.poll() is None and time.monotonic() < deadline:
+            now = len(out.read_text().splitlines()) if out.exists() else 0
+            if now >= lines + 4:
+                break
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0, 0.08))
+        assert proc.poll() is None, "the consumer finished before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        kills += 1
+    assert kills >= 1
+    delivered: list[int] = []
+    acked_before: set[int] = set()
+    in_flight: list[int] = []
+    for line in out.read_text().splitlines():
+        kind, value = line.split()
+        if kind == "got":
+            event_id = int(value)
+            # never again once an acknowledgement covering it returned
+            assert event_id not in acked_before, event_id
+            delivered.append(event_id)
+            in_flight.append(event_id)
+        else:
+            assert int(value) == in_flight[-1]
+            acked_before |= set(in_flight)
+            in_flight = []
+    assert expected <= set(delivered)
+    assert expected <= acked_before
+    print(f"\nSIGKILLs: {kills}, events: {len(expected)}, deliveries: {len(delivered)}")
