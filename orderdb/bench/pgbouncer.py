@@ -109,7 +109,7 @@ def running(server_dsn: str, *, pool_size: int, max_clients: int = 400) -> Itera
             "log_disconnections = 0\n"
         )
         ini.chmod(0o600)
-        argv = [binary]
+        argv = [binary, "-q"]  # quiet: it logs to its logfile only (a pipe could fill up)
         if os.geteuid() == 0:
             user = pwd.getpwnam(RUN_AS_WHEN_ROOT)
             os.chown(folder, user.pw_uid, user.pw_gid)

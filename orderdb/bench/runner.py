@@ -1359,15 +1359,19 @@ def _diagnosis(row: RunResult) -> str:
     wal = sum(v for k, v in waits.items() if k in _WAL_WAITS)
     locks = sum(v for k, v in waits.items() if k.startswith("Lock:"))
     idle = waits.get("Client:idle in transaction", 0.0)
+    used = ""
+    if row.server_cpu_ms is not None and row.units_per_s is not None:
+        cores = row.server_cpu_ms * row.units_per_s / 1000
+        used = f" (its server processes used {cores:.2f} of {os.cpu_count()} CPUs)"
     if wal >= 40:
-        return f"{row.workload} is bound by commits' WAL flushes ({wal:.0f}% of sampled sessions)"
-    if locks >= 30:
-        return f"{row.workload} queues on row locks ({locks:.0f}% of sampled sessions)"
-    if idle >= 30:
-        return (
-            f"{row.workload}'s sessions wait between statements of open transactions ({idle:.0f}%)"
-        )
-    return f"{row.workload} is bound by server CPU"
+        what = f"mostly waited for commits' WAL flushes ({wal:.0f}%)"
+    elif locks >= 30:
+        what = f"mostly queued on row locks ({locks:.0f}%)"
+    elif idle >= 30:
+        what = f"mostly waited between the statements of open transactions ({idle:.0f}%)"
+    else:
+        what = "mostly ran on the CPU"
+    return f"{row.workload}'s sampled sessions {what}{used}"
 
 
 def _why(goal: Goal, sync: str, rows: dict[str, RunResult], sell: dict[str, Any] | None) -> str:
