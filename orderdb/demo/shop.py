@@ -659,8 +659,9 @@ def _summary(client: Client, console: Console, stats: DemoStats, seconds: float)
             else f"[red]{sim.stored_scans} scans stored, {sim.expected_scans} expected[/red]"
         )
         console.print(
-            f"simulated carrier SIM: {sim.parcels} parcels polled {sim.polls} times, first scans "
-            f"also pushed; {sim.expected_scans} scans, {sim.duplicates} repeats ignored: {landed}"
+            f"simulated carrier SIM: {sim.parcels} parcels shipped by the WMS, polled in "
+            f"{sim.polls} round(s), first scans also pushed; {sim.expected_scans} scans, "
+            f"{sim.duplicates} repeats ignored: {landed}"
         )
     console.print(
         f"addresses: every order to a generated Chinese recipient, in {len(stats.provinces)} "
