@@ -881,3 +881,52 @@ def test_the_documented_create_request_is_what_the_connector_sends() -> None:
     for name, value in headers.items():
         if name != "Host":
             assert sent[name] == value, name
+
+
+def test_http_through_the_dispatcher_end_to_end(db_dsn: str, fake_wms: tuple[FakeWms, str]) -> None:
+    """set_warehouse_wms(http) + a dispatched order + one dispatcher round: the fake WMS gets the
+    signed order document, get_order shows its id; a 503 is retried, a 422 is a dead letter."""
+    from orderdb.integrations.wms.dispatch import Dispatcher
+
+    state, url = fake_wms
+    warehouse = WAREHOUSE + 1
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        conn.execute("SELECT orderdb.receive_stock(%s, 'WMS-HTTP-A', 100)", (warehouse,))
+        conn.execute(
+            "SELECT orderdb.set_warehouse_wms(%s, 'http', %s, %s, NULL, %s)",
+            (warehouse, url, SECRET, Jsonb({"timeout": 5})),
+        )
+        orders = []
+        for _ in range(3):
+            row = conn.execute(
+                "SELECT order_id, order_no FROM orderdb.create_order(1, %s, %s)",
+                (warehouse, Jsonb([{"sku": "WMS-HTTP-A", "quantity": 2}])),
+            ).fetchone()
+            assert row is not None
+            for version, status in enumerate(("confirmed", "dispatched"), start=1):
+                conn.execute(
+                    "SELECT orderdb.transition_order(%s, %s, %s)", (row[0], status, version)
+                )
+            orders.append((int(row[0]), str(row[1])))
+    (ok_id, _), (busy_id, busy_no), (bad_id, bad_no) = orders
+    state.script[busy_no] = (503, {"Retry-After": "30"}, _problem_body(503, "Maintenance"), 0.0)
+    state.script[bad_no] = (422, PROBLEM, _problem_body(422, "Unknown SKU"), 0.0)
+    with Dispatcher(db_dsn, worker="test-http") as dispatcher:
+        report = dispatcher.run_once()
+    assert (report.done, report.retried, report.dead) == (1, 1, 1), report
+    with psycopg.connect(db_dsn) as conn:
+        got = conn.execute("SELECT orderdb.get_order(%s)", (ok_id,)).fetchone()
+        assert got is not None and got[0]["wms_order_id"] == f"W/{ok_id} a"
+        rows = conn.execute(
+            "SELECT order_id, status, last_error, next_attempt_at - now() > interval '20 s'"
+            "  FROM orderdb.wms_commands WHERE order_id = ANY(%s) ORDER BY order_id",
+            ([busy_id, bad_id],),
+        ).fetchall()
+    (_, busy_status, busy_error, waits), (_, bad_status, bad_error, _) = rows
+    assert busy_status == "pending" and "503" in busy_error and "Maintenance" in busy_error
+    assert waits, "Retry-After: 30 is honoured"
+    assert bad_status == "dead" and "422" in bad_error and "Unknown SKU" in bad_error
+    sent = json.loads(next(r["body"] for r in state.requests if r["path"] == "/api/orders"))
+    assert sent["kind"] == "create" and sent["order"]["items"] == [
+        {"sku": "WMS-HTTP-A", "quantity": 2, "unit_price": None}
+    ]
