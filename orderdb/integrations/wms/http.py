@@ -251,10 +251,12 @@ def classify(
 
 
 def _require_httpx() -> None:
+    """Without httpx the connector is not usable: LookupError, as for a connector not installed
+    (the dispatcher retries the command, and dead-letters it if httpx never comes)."""
     try:
         import httpx  # noqa: F401
     except ImportError:  # pragma: no cover - the ops extra is missing
-        raise RuntimeError(
+        raise LookupError(
             "the http WMS connector needs httpx: pip install 'orderdb[ops]'"
         ) from None
 
