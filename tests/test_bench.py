@@ -179,3 +179,27 @@ def test_bench_prints_the_goals_table_last(pg_server, tmp_path):
     report = json.loads(saved.read_text())
     assert [g["goal"] for g in report["goals"]] == [g.name for g in GOALS]
     assert report["pgbouncer"]["status"] == "not run"
+
+
+def test_without_pgbouncer_the_pooled_runs_are_skipped_with_a_message(monkeypatch):
+    from orderdb.bench import pgbouncer, runner
+
+    monkeypatch.setattr(pgbouncer, "find_binary", lambda: None)
+    said: list[str] = []
+    cfg = runner.BenchConfig()
+    with runner._maybe_pgbouncer(cfg, "host=/nowhere", True, said.append) as (bouncer, info):
+        assert bouncer is None
+        assert info["status"] == "skipped"
+        assert "pgbouncer is not installed" in info["note"]
+    assert said == [info["note"]]
+    with runner._maybe_pgbouncer(cfg, "host=/nowhere", False, said.append) as (bouncer, info):
+        assert bouncer is None and info["status"] == "not run"
+    # the plan has no pooled runs when PgBouncer is not wanted, four per round-trip time else
+    names = set(runner._WORKLOAD)
+    assert not any(s.pooled for s in runner._plan(cfg, names, pooled=False))
+    pooled = [s.key for s in runner._plan(cfg, names, pooled=True) if s.pooled]
+    assert pooled == [
+        f"{w}{rtt} pgbouncer sync=on"
+        for rtt in ("", " rtt=1ms")
+        for w in ("create_order", "app_create_order", "hot_sku", "app_hot_sku")
+    ]
