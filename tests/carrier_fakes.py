@@ -565,17 +565,6 @@ class FakeKuaidi100(_Fake):
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "carriers.md"
 
 
-def docs_push_receiver() -> dict[str, Any]:
-    """Runs the push receiver example of docs/carriers.md (the python block after the
-    ``carriers-push-receiver`` marker) as it is written; returns its names."""
-    text = DOCS.read_text()
-    after = text.split("<!-- carriers-push-receiver -->", 1)[1]
-    code = after.split("```python\n", 1)[1].split("\n```", 1)[0]
-    names: dict[str, Any] = {"__name__": "carriers_push_receiver"}
-    exec(compile(code, str(DOCS), "exec"), names)  # noqa: S102 - the documented example
-    return names
-
-
 def docs_config() -> dict[str, Any]:
     """The configuration example of docs/carriers.md (its first json block)."""
     block = DOCS.read_text().split("```json\n", 1)[1].split("\n```", 1)[0]

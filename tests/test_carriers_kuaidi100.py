@@ -34,7 +34,7 @@ from orderdb.integrations.carriers.kuaidi100 import (
     query_sign,
 )
 
-from .carrier_fakes import FakeKuaidi100, docs_push_receiver, kuaidi100_md5
+from .carrier_fakes import FakeKuaidi100, kuaidi100_md5
 
 WAREHOUSE = 3812
 CHINA = ZoneInfo("Asia/Shanghai")
@@ -404,25 +404,3 @@ def test_poll_carriers_drives_a_kuaidi100_parcel_to_delivered(
             "delivered",
         ]
     assert carriers.load("KUAIDI100", fake.config()).code == "KUAIDI100"
-
-
-def test_the_documented_push_receiver_records_a_kuaidi100_callback(
-    fresh_dsn: str, fake: FakeKuaidi100
-) -> None:
-    """docs/carriers.md's receiver, as written: a signed callback delivers the order; a forged
-    one is refused and records nothing."""
-    receiver = docs_push_receiver()
-    _story(fake, NUMBER)
-    order_id = _ship(fresh_dsn, NUMBER)
-    form = fake.callback_form(NUMBER, status="shutdown")
-    with psycopg.connect(fresh_dsn, autocommit=True) as conn:
-        forged = {**form, "sign": callback_sign(form["param"], "guessed-salt")}
-        with pytest.raises(CallbackRejected):
-            receiver["on_kuaidi100_callback"](conn, forged, fake.salt)
-        assert conn.execute(
-            "SELECT count(*) FROM orderdb.tracking_events WHERE tracking_number = %s", (NUMBER,)
-        ).fetchone() == (0,)
-        assert receiver["on_kuaidi100_callback"](conn, form, fake.salt) == CALLBACK_ANSWER
-        assert conn.execute(
-            "SELECT status FROM orderdb.orders WHERE order_id = %s", (order_id,)
-        ).fetchone() == ("delivered",)

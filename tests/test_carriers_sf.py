@@ -31,7 +31,7 @@ from orderdb.integrations.carriers.sf import (
     parse_route_push,
 )
 
-from .carrier_fakes import FakeSF, docs_config, docs_push_receiver, java_url_encoder, sf_digest
+from .carrier_fakes import FakeSF, docs_config, java_url_encoder, sf_digest
 
 WAREHOUSE = 3811
 CHINA = ZoneInfo("Asia/Shanghai")
@@ -447,34 +447,6 @@ def test_the_documented_configuration_loads() -> None:
     assert isinstance(sf, SFExpress) and sf.url == "https://sfapi-sbox.sf-express.com/std/service"
     assert sf.sender is not None and sf.sender.city == "Shenzhen"
     assert carriers.load("KUAIDI100", config["KUAIDI100"]).code == "KUAIDI100"
-
-
-def test_the_documented_push_receiver_records_an_sf_route_push(
-    fresh_dsn: str, fake: FakeSF, sf: SFExpress
-) -> None:
-    """docs/carriers.md's receiver, as written: SF's route push of a parcel delivers its order;
-    the same push again changes nothing; a body that is not a route push is refused."""
-    receiver = docs_push_receiver()
-    number = sf.create_waybill(
-        WaybillRequest(order_id=9002, warehouse_id=WAREHOUSE, recipient=RECIPIENT)
-    ).tracking_number
-    order_id = _ship(fresh_dsn, "SF", number)
-    fake.add_route(number, "50", _china(-timedelta(hours=5)), "深圳市", "顺丰速运 已收取快件")
-    fake.add_route(number, "80", _china(-timedelta(hours=1)), "北京市", "已签收")
-    with psycopg.connect(fresh_dsn, autocommit=True) as conn:
-        for _ in range(2):
-            answer = receiver["on_sf_route_push"](conn, fake.route_push_body(number))
-            assert answer == {"return_code": "0000", "return_msg": "成功"}
-        assert conn.execute(
-            "SELECT status FROM orderdb.orders WHERE order_id = %s", (order_id,)
-        ).fetchone() == ("delivered",)
-        assert conn.execute(
-            "SELECT count(*), count(event_id) FROM orderdb.tracking_events "
-            "WHERE tracking_number = %s",
-            (number,),
-        ).fetchone() == (2, 2)
-        with pytest.raises(ValueError, match="Body"):
-            receiver["on_sf_route_push"](conn, b'{"orderId": "x"}')
 
 
 def test_without_a_section_the_plugins_say_they_are_not_configured(

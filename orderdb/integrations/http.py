@@ -4,6 +4,8 @@ Endpoints::
 
     POST /hooks/carriers/<carrier>   one carrier scan    -> orderdb.record_tracking_event
     POST /hooks/wms                  one WMS callback    -> orderdb.wms_callback
+    POST /hooks/sf/route-push/<token>  SF's route push   -> orderdb.record_tracking_events
+    POST /hooks/kuaidi100/callback   Kuaidi100's callback -> orderdb.record_tracking_events
     GET  /status/<tracking_number>   shipment and order status (?carrier=SF optional), signed
     GET  /healthz                    liveness and database reachability
     GET  /openapi.json               the OpenAPI 3.1 document of these endpoints (unsigned)
@@ -40,6 +42,28 @@ A status query is signed too: ``X-OrderDB-Integration`` (any enabled integration
 ``X-OrderDB-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<path and query as sent>">``
 (:func:`sign_status`); else 401.
 
+The two carrier routes take the carriers' own formats and answer in them (success and failure
+alike: SF ``{"return_code": "0000" | "1000", "return_msg"}``, Kuaidi100 ``{"result",
+"returnCode": "200" | "500", "message"}``, with the HTTP status of the equivalent problem):
+
+* ``/hooks/sf/route-push/<token>``: the JSON route push of SF's RoutePushService
+  (``{"Body": {"WaybillRoute": [...]}}``, read by
+  :func:`orderdb.integrations.carriers.sf.parse_route_push`).
+  SF signs nothing, so the only protection is the token: the secret of the carrier integration
+  ``SF``, compared in constant time before the body is read (401 otherwise). It is in the URL:
+  proxies and access logs see it (``serve`` blanks it in uvicorn's access log);
+* ``/hooks/kuaidi100/callback``: the form (``param``, ``sign``) of Kuaidi100's subscription
+  callback, ``sign`` = MD5(param + salt) with the secret of the carrier integration
+  ``KUAIDI100`` as the salt (:func:`orderdb.integrations.carriers.kuaidi100.parse_callback`).
+
+Then, as for the other hooks: 415 for another content type, 413/408 for the body, 429 for the
+rate, 400 for a body that is not the format, 422 for a push holding NUL, a lone surrogate or a
+control character (other than tab, LF, CR) anywhere, or whose every scan is refused. The scans
+of one push are recorded with one call of ``orderdb.record_tracking_events``
+(:func:`orderdb.integrations.tracking_batches.record_tracking_batch`, on a small pool of its own,
+in a worker thread): a scan the database or the parser refuses is logged and the others are
+recorded, a scan recorded before is a duplicate (nothing changes).
+
 Status queries and health checks use a connection pool of their own, so they keep answering
 while ingestion is saturated. Secrets are read from ``orderdb.integrations`` (owner only) and
 refreshed every ``refresh_seconds``; the process therefore runs with the owner's DSN.
@@ -49,20 +73,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import json
 import logging
 import math
 import re
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+import urllib.parse
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import psycopg
 from psycopg.types.json import Jsonb
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
@@ -70,6 +96,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from orderdb import signing
+from orderdb.integrations.carriers import CarrierError, TrackingEvent
+from orderdb.integrations.tracking_batches import (
+    RecordedEvent,
+    RefusedEvent,
+    event_element,
+    record_tracking_batch,
+)
 from orderdb.problems import PROBLEM_TYPES, new_instance, problem_page, problem_response
 
 log = logging.getLogger(__name__)
@@ -87,6 +120,23 @@ MAX_JSON_DEPTH = 32
 STATUS_CLOCK_SKEW = 300
 WMS_EVENT_TYPES = ("PICKED", "PACKED", "SHIPPED", "EXCEPTION")
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+#: the carriers' own push routes: the carrier integration each reads its secret from (also the
+#: carrier code its scans are recorded under)
+SF_PUSH_PATH = "/hooks/sf/route-push"
+KUAIDI100_CALLBACK_PATH = "/hooks/kuaidi100/callback"
+SF_PUSH_INTEGRATION = "SF"
+KUAIDI100_INTEGRATION = "KUAIDI100"
+#: SF's answers to a JSON route push (RoutePushService): return_code 0000 success, 1000 failure
+SF_PUSH_FAILURE_CODE = "1000"
+#: Kuaidi100's failure answer to a callback: result false, returnCode 500 (it posts again later)
+KUAIDI100_FAILURE_CODE = "500"
+#: the zone of the carriers' times in a push (they name none): China time, as the plugins assume
+PUSH_TIMEZONE = "Asia/Shanghai"
+#: database connections for the carriers' pushes (a pool of their own, opened on first use)
+DEFAULT_PUSH_POOL_SIZE = 2
+# what a push may not hold anywhere: NUL, other control characters than tab, LF and CR, and
+# lone surrogates
+_HOSTILE_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 
 # SQL parameter names (as the database names them in 22023 messages) -> HTTP body fields
 _SQL_FIELD_TO_HTTP = {
@@ -371,6 +421,195 @@ def _db_error(exc: psycopg.Error) -> Response:
     )
 
 
+# -- the carriers' own push formats ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PushFormat:
+    """One carrier push route: the carrier integration it authenticates against (its name is
+    also the carrier code of the scans), the body's media type, and the carrier's answers."""
+
+    integration: str
+    media_type: str
+    failure: Callable[[str], dict[str, Any]]
+
+
+def sf_push_failure(message: str) -> dict[str, Any]:
+    """SF's failure answer to a route push: SF pushes the routes again."""
+    return {"return_code": SF_PUSH_FAILURE_CODE, "return_msg": message}
+
+
+def kuaidi100_callback_failure(message: str) -> dict[str, Any]:
+    """Kuaidi100's failure answer to a callback: Kuaidi100 posts it again later."""
+    return {"result": False, "returnCode": KUAIDI100_FAILURE_CODE, "message": message}
+
+
+SF_PUSH = PushFormat(SF_PUSH_INTEGRATION, "application/json", sf_push_failure)
+KUAIDI100_CALLBACK = PushFormat(
+    KUAIDI100_INTEGRATION, "application/x-www-form-urlencoded", kuaidi100_callback_failure
+)
+
+
+def _push_answer(
+    push: PushFormat, status: int, message: str, headers: Mapping[str, str] | None = None
+) -> Response:
+    """The carrier's failure answer with an HTTP status (never cached)."""
+    return JSONResponse(
+        push.failure(message[:1000]),
+        status,
+        headers={"Cache-Control": "no-store", **(headers or {})},
+    )
+
+
+def _as_push_answer(push: PushFormat, problem: Response) -> Response:
+    """A problem answer of the common checks (413, 408, ...) in the carrier's format: the same
+    status, detail and Retry-After / Connection headers."""
+    try:
+        detail = str(json.loads(bytes(problem.body)).get("detail") or "refused")
+    except ValueError:  # pragma: no cover - problems are JSON
+        detail = "refused"
+    kept = {k: v for k, v in problem.headers.items() if k.lower() in ("retry-after", "connection")}
+    return _push_answer(push, problem.status_code, detail, kept)
+
+
+def _media_type(request: Request) -> tuple[str, str | None]:
+    """The Content-Type's media type (lower case) and charset parameter (None: not given)."""
+    main, _, params = request.headers.get("content-type", "").partition(";")
+    charset = None
+    for param in params.split(";"):
+        key, _, value = param.partition("=")
+        if key.strip().lower() == "charset":
+            charset = value.strip().strip('"').lower()
+    return main.strip().lower(), charset
+
+
+def _hostile_path(value: Any) -> str | None:
+    """The path (``Body.WaybillRoute[0].remark``) of the first string or key of a parsed JSON
+    value holding NUL, a control character other than tab, LF and CR, or a lone surrogate."""
+    stack: list[tuple[Any, str]] = [(value, "")]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, str):
+            if _HOSTILE_TEXT.search(item):
+                return where or "the body"
+        elif isinstance(item, dict):
+            for key, inner in item.items():
+                if _HOSTILE_TEXT.search(key):
+                    return f"a key of {where or 'the body'}"
+                stack.append((inner, f"{where}.{key}" if where else key))
+        elif isinstance(item, list):
+            stack.extend((inner, f"{where}[{i}]") for i, inner in enumerate(item))
+    return None
+
+
+def parse_push_json(raw: bytes | str, what: str) -> dict[str, Any]:
+    """The JSON object of a carrier push (``what`` names it in messages); raises FieldError
+    with field ``""`` when it is not JSON (400) and with the path of the value at fault when it
+    nests too deep or holds a hostile character (422)."""
+    data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
+    deep, _key = _too_deep(data, MAX_JSON_DEPTH)
+    if deep:
+        raise FieldError(what, f"{what} nests deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        body = json.loads(data, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        raise FieldError("", f"{what} is not JSON (UTF-8; numbers finite)") from None
+    if not isinstance(body, dict):
+        raise FieldError("", f"{what} must be a JSON object")
+    where = _hostile_path(body)
+    if where is not None:
+        field = f"{what}.{where}" if what != "the body" else where
+        raise FieldError(
+            field[:200],
+            f"{field[:200]} holds NUL, a control character (other than tab, LF, CR) or a lone "
+            "surrogate",
+        )
+    return body
+
+
+def sf_route_scans(
+    body: Mapping[str, Any], timezone: str = PUSH_TIMEZONE
+) -> list[TrackingEvent | str]:
+    """The scans of an SF route push, one per route: a TrackingEvent, or the parser's reason
+    for refusing that route (the others are kept). Raises FieldError when the body is not a
+    route push at all."""
+    from orderdb.integrations.carriers import sf
+
+    envelope = body.get("Body", body.get("body"))
+    if not isinstance(envelope, Mapping):
+        raise FieldError("Body", "Body is missing: not an SF route push")
+    routes = envelope.get("WaybillRoute")
+    if isinstance(routes, Mapping):
+        routes = [routes]
+    if not isinstance(routes, list) or not routes:
+        raise FieldError("Body.WaybillRoute", "Body.WaybillRoute holds no route")
+    scans: list[TrackingEvent | str] = []
+    for i, route in enumerate(routes):
+        try:
+            scans.extend(
+                sf.parse_route_push({"Body": {"WaybillRoute": [route]}}, timezone=timezone)
+            )
+        except (ValueError, CarrierError) as exc:
+            scans.append(str(exc).replace("WaybillRoute[0]", f"WaybillRoute[{i}]", 1))
+    return scans
+
+
+def kuaidi100_scans(
+    param: Mapping[str, Any], timezone: str = PUSH_TIMEZONE
+) -> list[TrackingEvent | str]:
+    """The scans of a Kuaidi100 callback's ``param`` (``lastResult``): TrackingEvents, and the
+    reason for each scan the parser refuses (the others are kept). Raises FieldError when it is
+    not a callback."""
+    from zoneinfo import ZoneInfo
+
+    from orderdb.integrations.carriers import kuaidi100
+
+    result = param.get("lastResult")
+    if not isinstance(result, Mapping):
+        raise FieldError(
+            "param.lastResult", "param.lastResult is missing: not a Kuaidi100 callback"
+        )
+    rows = result.get("data")
+    if rows is None:
+        rows = []
+    if not isinstance(rows, list):
+        raise FieldError("param.lastResult.data", "param.lastResult.data must be a list")
+    zone = ZoneInfo(timezone)
+    number = {"nu": result.get("nu"), "com": result.get("com")}
+    good: list[Any] = []
+    refused: list[TrackingEvent | str] = []
+    for i, row in enumerate(rows):
+        try:
+            kuaidi100.parse_result({**number, "data": [row]}, zone)
+        except (ValueError, CarrierError) as exc:
+            refused.append(f"lastResult.data[{i}]: {exc}")
+        else:
+            good.append(row)
+    try:
+        events = kuaidi100.parse_result({**result, "data": good}, zone)
+    except (ValueError, CarrierError) as exc:
+        raise FieldError("param.lastResult", f"param.lastResult: {exc}") from None
+    return [*events, *refused]
+
+
+class _HidePushTokens(logging.Filter):
+    """Blanks the token of ``POST /hooks/sf/route-push/<token>`` in uvicorn's access log."""
+
+    _TOKEN = re.compile(r"(/hooks/sf/route-push/)[^?\s\"]+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                self._TOKEN.sub(r"\1***", a) if isinstance(a, str) else a for a in record.args
+            )
+        elif isinstance(record.msg, str):
+            record.msg = self._TOKEN.sub(r"\1***", record.msg)
+        return True
+
+
+HIDE_PUSH_TOKENS = _HidePushTokens()
+
+
 class IngestApp:
     """The ASGI application (``.app``) and the state it keeps: pools, integrations, buckets."""
 
@@ -384,8 +623,10 @@ class IngestApp:
         acquire_timeout: float = 5.0,
         max_body_bytes: int = MAX_BODY_BYTES,
         read_timeout: float = DEFAULT_READ_TIMEOUT,
+        push_pool_size: int = DEFAULT_PUSH_POOL_SIZE,
     ) -> None:
         self.dsn = dsn
+        self.push_pool_size = push_pool_size
         self.read_timeout = read_timeout
         self.pool_size = pool_size
         self.status_pool_size = status_pool_size
@@ -398,10 +639,13 @@ class IngestApp:
         self._refresh_lock: asyncio.Lock | None = None
         self._pool: AsyncConnectionPool[Any] | None = None
         self._status_pool: AsyncConnectionPool[Any] | None = None
+        self._push_pool: ConnectionPool[Any] | None = None
         self.app = Starlette(
             routes=[
                 Route("/hooks/carriers/{carrier}", self.carrier_hook, methods=["POST"]),
                 Route("/hooks/wms", self.wms_hook, methods=["POST"]),
+                Route(SF_PUSH_PATH + "/{token}", self.sf_route_push, methods=["POST"]),
+                Route(KUAIDI100_CALLBACK_PATH, self.kuaidi100_callback, methods=["POST"]),
                 Route("/status/{tracking_number}", self.status, methods=["GET"]),
                 Route("/healthz", self.healthz, methods=["GET"]),
                 Route("/openapi.json", self.openapi, methods=["GET"]),
@@ -432,14 +676,25 @@ class IngestApp:
             open=False,
             name="ingest-status",
         )
+        # the carriers' pushes: record_tracking_batch is synchronous (run in a worker thread)
+        self._push_pool = ConnectionPool(
+            self.dsn,
+            min_size=0,
+            max_size=self.push_pool_size,
+            kwargs={"autocommit": True},
+            open=False,
+            name="ingest-push",
+        )
         await self._pool.open(wait=True)
         await self._status_pool.open(wait=True)
+        self._push_pool.open()
         try:
             await self.refresh(force=True)
             yield
         finally:
             await self._pool.close()
             await self._status_pool.close()
+            await asyncio.to_thread(self._push_pool.close)
 
     async def refresh(
         self,
@@ -663,6 +918,212 @@ class IngestApp:
             200,
         )
 
+    # -- the carriers' own push formats ------------------------------------------------------
+
+    async def _push_integration(self, push: PushFormat) -> Integration | Response:
+        """The enabled carrier integration of ``push``, else the carrier's failure answer (the
+        body is not read: the connection is closed)."""
+        try:
+            integ = await self._integration(push.integration, "carrier")
+        except (PoolTimeout, psycopg.OperationalError):
+            return _push_answer(
+                push,
+                503,
+                "the database is not reachable; retry",
+                {"Retry-After": "1", "Connection": "close"},
+            )
+        if integ is None:
+            return _push_answer(
+                push,
+                404,
+                f"no enabled carrier integration {push.integration} "
+                f"(orderdb integrations add {push.integration} --kind carrier)",
+                {"Connection": "close"},
+            )
+        return integ
+
+    async def _push_body(self, request: Request, push: PushFormat) -> bytes | Response:
+        """The body, when its content type is the carrier's (415 otherwise), bounded in size and
+        time like the other hooks' (413, 408)."""
+        media, charset = _media_type(request)
+        if media != push.media_type or charset not in (None, "utf-8", "utf8"):
+            return _push_answer(
+                push,
+                415,
+                f"the body must be {push.media_type} in UTF-8, not {media or 'untyped'}",
+                {"Connection": "close"},
+            )
+        raw = await self._read_body(request)
+        if isinstance(raw, Response):
+            return _as_push_answer(push, raw)
+        return raw
+
+    def _push_rate(self, push: PushFormat, integ: Integration) -> Response | None:
+        wait = self.buckets[integ.name].take()
+        if wait <= 0:
+            return None
+        retry = max(1, math.ceil(wait))
+        return _push_answer(
+            push,
+            429,
+            f"integration {integ.name} is over its rate ({integ.rate:g}/s, burst {integ.burst})",
+            {"Retry-After": str(retry)},
+        )
+
+    def _record_batch(self, elements: Sequence[Mapping[str, Any]]) -> list[Any]:
+        """record_tracking_batch on a connection of the push pool (runs in a worker thread)."""
+        assert self._push_pool is not None
+        with self._push_pool.connection(timeout=self.acquire_timeout) as conn:
+            return list(record_tracking_batch(conn, elements))
+
+    async def _record_push(
+        self, push: PushFormat, scans: Sequence[TrackingEvent | str], success: dict[str, Any]
+    ) -> Response:
+        """Records the scans of one push in one call of orderdb.record_tracking_events; answers
+        the carrier's success unless every scan was refused (422: nothing was recorded)."""
+        carrier = push.integration
+        events = [s for s in scans if isinstance(s, TrackingEvent)]
+        refusals = [s for s in scans if isinstance(s, str)]
+        outcomes: list[Any] = []
+        if events:
+            elements = [
+                event_element(
+                    carrier,
+                    e.tracking_number,
+                    e.event_time,
+                    e.status,
+                    e.location,
+                    e.description,
+                    e.event_id,
+                    e.payload,
+                )
+                for e in events
+            ]
+            try:
+                outcomes = await asyncio.to_thread(self._record_batch, elements)
+            except PoolTimeout:
+                return _push_answer(
+                    push, 503, "no database connection free; retry", {"Retry-After": "1"}
+                )
+            except psycopg.Error as exc:
+                return _as_push_answer(push, _db_error(exc))
+            for event, outcome in zip(events, outcomes, strict=True):
+                if isinstance(outcome, RefusedEvent):
+                    refusals.append(
+                        f"{event.tracking_number} {event.status} at "
+                        f"{event.event_time.isoformat()}: {outcome.message} ({outcome.sqlstate})"
+                    )
+        recorded = [o for o in outcomes if isinstance(o, RecordedEvent)]
+        if refusals and not recorded:
+            return _push_answer(push, 422, "every scan was refused: " + "; ".join(refusals))
+        for refusal in refusals:
+            log.warning("%s push: a scan was refused and not recorded: %r", carrier, refusal)
+        return JSONResponse(success, 200, headers={"Cache-Control": "no-store"})
+
+    async def _guarded(
+        self, push: PushFormat, handler: Callable[[Request], Any], request: Request
+    ) -> Response:
+        """``handler``'s answer; a failure of the server is the carrier's failure answer (500)
+        too, so that the carrier retries, and logged with an instance id."""
+        try:
+            answer: Response = await handler(request)
+        except Exception as exc:
+            instance = new_instance()
+            log.error("%s push failed %s", push.integration, instance, exc_info=exc)
+            return _push_answer(push, 500, f"the server failed; it logged {instance}")
+        return answer
+
+    async def sf_route_push(self, request: Request) -> Response:
+        """``POST /hooks/sf/route-push/<token>``: SF's JSON route push (RoutePushService)."""
+        return await self._guarded(SF_PUSH, self._sf_route_push, request)
+
+    async def _sf_route_push(self, request: Request) -> Response:
+        from orderdb.integrations.carriers import sf
+
+        push = SF_PUSH
+        integ = await self._push_integration(push)
+        if isinstance(integ, Response):
+            return integ
+        token = str(request.path_params.get("token", ""))
+        # constant time; the token is the SF integration's secret (SF signs nothing)
+        if not hmac.compare_digest(token.encode("utf-8", "replace"), integ.secret):
+            return _push_answer(
+                push,
+                401,
+                f"missing or wrong token: POST {SF_PUSH_PATH}/<the secret of integration "
+                f"{integ.name}>",
+                {"Connection": "close"},
+            )
+        raw = await self._push_body(request, push)
+        if isinstance(raw, Response):
+            return raw
+        limited = self._push_rate(push, integ)
+        if limited is not None:
+            return limited
+        try:
+            body = parse_push_json(raw, "the body")
+            scans = sf_route_scans(body)
+        except FieldError as exc:
+            return _push_answer(push, 400 if exc.field == "" else 422, exc.message)
+        return await self._record_push(push, scans, dict(sf.ROUTE_PUSH_ANSWER))
+
+    async def kuaidi100_callback(self, request: Request) -> Response:
+        """``POST /hooks/kuaidi100/callback``: Kuaidi100's subscription callback."""
+        return await self._guarded(KUAIDI100_CALLBACK, self._kuaidi100_callback, request)
+
+    async def _kuaidi100_callback(self, request: Request) -> Response:
+        from orderdb.integrations.carriers import kuaidi100
+
+        push = KUAIDI100_CALLBACK
+        integ = await self._push_integration(push)
+        if isinstance(integ, Response):
+            return integ
+        raw = await self._push_body(request, push)
+        if isinstance(raw, Response):
+            return raw
+        try:
+            form = urllib.parse.parse_qs(
+                raw.decode("utf-8"),
+                keep_blank_values=True,
+                encoding="utf-8",
+                errors="strict",
+                max_num_fields=16,
+            )
+        except ValueError:  # not UTF-8, a bad %-escape, too many fields
+            return _push_answer(push, 400, "the body is not a UTF-8 form of at most 16 fields")
+        params, signs = form.get("param", []), form.get("sign", [])
+        if len(params) != 1 or not params[0] or len(signs) > 1:
+            return _push_answer(push, 400, "the form must hold param once (and sign at most once)")
+        param = params[0]
+        expected = kuaidi100.callback_sign(param, integ.secret.decode())
+        given = (signs[0] if signs else "").upper().encode("utf-8", "replace")
+        # constant time, either case (Kuaidi100 sends upper-case hex)
+        if not hmac.compare_digest(given, expected.encode()):
+            return _push_answer(
+                push,
+                401,
+                "missing or wrong sign: MD5(param + salt) with the secret of integration "
+                f"{integ.name} as the salt",
+            )
+        limited = self._push_rate(push, integ)
+        if limited is not None:
+            return limited
+        try:
+            data = parse_push_json(param, "param")
+            scans = kuaidi100_scans(data)
+        except FieldError as exc:
+            return _push_answer(push, 400 if exc.field == "" else 422, exc.message)
+        if data.get("status") == "abort":
+            result = data.get("lastResult")
+            number = result.get("nu") if isinstance(result, Mapping) else None
+            log.warning(
+                "KUAIDI100 ended the subscription of %r (status abort: %r); subscribe it again "
+                "if the number and company are right",
+                number,
+                data.get("message"),
+            )
+        return await self._record_push(push, scans, dict(kuaidi100.CALLBACK_ANSWER))
+
     async def _authorize_status(self, request: Request) -> Response | None:
         """None when the status query is signed by an enabled integration, else the 401."""
         refused = _error(
@@ -764,6 +1225,8 @@ def serve(
     from uvicorn.config import LOGGING_CONFIG
 
     app = IngestApp(dsn, pool_size=pool_size, read_timeout=read_timeout).app
+    # SF's route push carries its token in the path: keep it out of the access log
+    logging.getLogger("uvicorn.access").addFilter(HIDE_PUSH_TOKENS)
     uvicorn.run(
         app,
         host=host,
@@ -775,13 +1238,22 @@ def serve(
 
 
 __all__ = [
+    "HIDE_PUSH_TOKENS",
+    "KUAIDI100_CALLBACK",
+    "SF_PUSH",
     "IngestApp",
     "Integration",
+    "PushFormat",
     "TokenBucket",
     "check_json_fields",
+    "kuaidi100_callback_failure",
+    "kuaidi100_scans",
     "parse_carrier_event",
+    "parse_push_json",
     "parse_wms_event",
     "serve",
+    "sf_push_failure",
+    "sf_route_scans",
     "sign",
     "sign_status",
     "verify",

@@ -17,8 +17,14 @@ from typing import Any
 from orderdb.integrations.http import (
     DEFAULT_READ_TIMEOUT,
     DEFAULT_WMS_INTEGRATION,
+    KUAIDI100_CALLBACK,
+    KUAIDI100_CALLBACK_PATH,
+    KUAIDI100_FAILURE_CODE,
     MAX_BODY_BYTES,
     MAX_JSON_DEPTH,
+    SF_PUSH,
+    SF_PUSH_FAILURE_CODE,
+    SF_PUSH_PATH,
     STATUS_CLOCK_SKEW,
     WMS_EVENT_TYPES,
 )
@@ -185,6 +191,108 @@ def _schemas() -> dict[str, Any]:
                 "integrations": {"type": "integer", "minimum": 0},
             },
         },
+        "SfRoutePush": {
+            "type": "object",
+            "description": "SF's route push (RoutePushService, request method json): up to 10 "
+            "routes (SF's bound; the server takes what fits in the body). Unknown members are "
+            "kept in each event's payload.",
+            "required": ["Body"],
+            "properties": {
+                "Body": {
+                    "type": "object",
+                    "required": ["WaybillRoute"],
+                    "properties": {
+                        "WaybillRoute": {
+                            "type": "array",
+                            "minItems": 1,
+                            "items": {"$ref": "#/components/schemas/SfWaybillRoute"},
+                        }
+                    },
+                }
+            },
+            "examples": [
+                {
+                    "Body": {
+                        "WaybillRoute": [
+                            {
+                                "id": "10049361064087",
+                                "mailno": "SF1234567890123",
+                                "orderid": "orderdb-2",
+                                "acceptTime": "2026-11-25 08:15:00",
+                                "acceptAddress": "深圳市",
+                                "remark": "顺丰速运 已收取快件",
+                                "opCode": "50",
+                            }
+                        ]
+                    }
+                }
+            ],
+        },
+        "SfWaybillRoute": {
+            "type": "object",
+            "description": "One route scan. A route the parser or the database refuses is "
+            "left out (logged); the others are recorded.",
+            "required": ["mailno", "acceptTime", "opCode"],
+            "properties": {
+                "id": {
+                    "type": ["string", "integer"],
+                    "description": "SF's id of the scan: the event id (dedupe key).",
+                },
+                "mailno": _text("The waybill number (the tracking number).", 255),
+                "orderid": {"type": "string", "description": "The customer order id."},
+                "acceptTime": {
+                    "type": "string",
+                    "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$",
+                    "description": "When, in China time (SF names no zone).",
+                },
+                "acceptAddress": _text("Where.", 1000, min_length=0),
+                "remark": _text("SF's text.", 1000, min_length=0),
+                "opCode": _text("SF's operation code (orderdb.carrier_status_map).", 255),
+                "reasonCode": {"type": "string"},
+                "reasonName": {"type": "string"},
+            },
+        },
+        "SfPushAnswer": {
+            "type": "object",
+            "description": f"SF's answer format: return_code 0000 success, "
+            f"{SF_PUSH_FAILURE_CODE} failure (SF pushes again).",
+            "required": ["return_code", "return_msg"],
+            "properties": {
+                "return_code": {"type": "string", "enum": ["0000", SF_PUSH_FAILURE_CODE]},
+                "return_msg": {"type": "string"},
+            },
+        },
+        "Kuaidi100Callback": {
+            "type": "object",
+            "description": "The form Kuaidi100 posts to a subscription's callbackurl.",
+            "required": ["param", "sign"],
+            "properties": {
+                "param": {
+                    "type": "string",
+                    "description": 'JSON: {"status", "message", "lastResult": {"nu", "com", '
+                    '"state", "data": [{"ftime", "context", "areaName", "statusCode", ...}]}}; '
+                    f"nests at most {MAX_JSON_DEPTH} levels. {_TEXT_RULE}",
+                },
+                "sign": {
+                    "type": "string",
+                    "pattern": "^[0-9A-Fa-f]{32}$",
+                    "description": "Hex MD5 of param + salt, the salt being the secret of the "
+                    f"carrier integration {KUAIDI100_CALLBACK.integration} (either letter case).",
+                },
+            },
+        },
+        "Kuaidi100Answer": {
+            "type": "object",
+            "description": f"Kuaidi100's answer format: result true, returnCode 200 success; "
+            f"result false, returnCode {KUAIDI100_FAILURE_CODE} failure (Kuaidi100 posts again "
+            "later).",
+            "required": ["result", "returnCode", "message"],
+            "properties": {
+                "result": {"type": "boolean"},
+                "returnCode": {"type": "string", "enum": ["200", KUAIDI100_FAILURE_CODE]},
+                "message": {"type": "string"},
+            },
+        },
         "Problem": {
             "type": "object",
             "description": "RFC 9457 problem details (application/problem+json). Clients must "
@@ -311,6 +419,55 @@ def _hook_responses(answer_schema: str) -> dict[str, Any]:
     }
 
 
+#: the answers of the carriers' push routes: status -> when
+_PUSH_FAILURES = {
+    "400": "The body (Kuaidi100: the form, or its param) is not the carrier's format: not JSON, "
+    "not a UTF-8 form, param missing or twice.",
+    "401": "SF: the token in the path is not the SF integration's secret. Kuaidi100: sign "
+    "missing or not MD5(param + salt).",
+    "404": "No enabled carrier integration of that name (SF, KUAIDI100).",
+    "408": "The body did not arrive within the read timeout.",
+    "413": f"The body is over {MAX_BODY_BYTES} bytes.",
+    "415": "Another content type than the carrier's (charset UTF-8 or none).",
+    "422": "Not a route push / callback (no Body.WaybillRoute, no lastResult), nested too deep, "
+    "holding NUL, a lone surrogate or a control character other than tab, LF and CR, or every "
+    "scan refused (nothing recorded).",
+    "429": "Over the integration's rate; Retry-After says when to post again.",
+    "500": "The server failed (it logged an instance id).",
+    "503": "The database is not reachable or busy; Retry-After.",
+}
+
+
+def _push_responses(
+    answer: str, success: dict[str, Any], failure: dict[str, Any]
+) -> dict[str, Any]:
+    """The responses of a carrier push route: its success answer with 200, its failure answer
+    with every error status (a wrong method is about:blank, as on the other routes)."""
+    content = {"application/json": {"schema": {"$ref": f"#/components/schemas/{answer}"}}}
+    responses: dict[str, Any] = {
+        "200": {
+            "description": "Recorded, duplicates included (a scan recorded before changes "
+            "nothing); scans refused one by one are logged.",
+            "content": {"application/json": {**content["application/json"], "example": success}},
+        }
+    }
+    for status, when in _PUSH_FAILURES.items():
+        response: dict[str, Any] = {
+            "description": when,
+            "content": {"application/json": {**content["application/json"], "example": failure}},
+        }
+        if status in ("429", "503"):
+            response["headers"] = {
+                "Retry-After": {
+                    "description": "Seconds to wait before posting again.",
+                    "schema": {"type": "integer", "minimum": 1},
+                }
+            }
+        responses[status] = response
+    responses["405"] = _problem_answer([], blank="another method than POST.")
+    return dict(sorted(responses.items()))
+
+
 _SIGNED_BODY: list[dict[str, list[str]]] = [{"bodySignature": []}]
 
 
@@ -346,7 +503,8 @@ def document() -> dict[str, Any]:
             "(application/problem+json): each `type` is documented at its own URI "
             "(GET /problems/<slug>). Senders should retry 429, 503 and network errors with "
             "the same body (the same event_id answers duplicate once it got through); other "
-            "4xx are not worth retrying.",
+            "4xx are not worth retrying. SF's route push and Kuaidi100's callback have routes "
+            "of their own that take and answer the carriers' formats.",
             "license": {"name": "MIT", "identifier": "MIT"},
         },
         "jsonSchemaDialect": "https://spec.openapis.org/oas/3.1/dialect/base",
@@ -400,6 +558,82 @@ def document() -> dict[str, Any]:
                         },
                     },
                     "responses": _hook_responses("WmsEventAnswer"),
+                }
+            },
+            f"{SF_PUSH_PATH}/{{token}}": {
+                "post": {
+                    "operationId": "pushSfRoutes",
+                    "summary": "SF's route push, in SF's format",
+                    "description": "SF's RoutePushService (request method json), answered in "
+                    "SF's format. SF signs nothing: the only protection is the token in the path "
+                    f"(the secret of the carrier integration {SF_PUSH.integration}, compared in "
+                    "constant time before the body is read). Register "
+                    f"https://<your host>{SF_PUSH_PATH}/<secret> with SF and use TLS: the URL "
+                    "is the credential. Order of checks: integration (404), token (401), content "
+                    "type (415), size (413), time (408), rate (429), JSON (400), format and text "
+                    "(422). The scans are recorded with one call of "
+                    "orderdb.record_tracking_events as carrier SF; one the database refuses is "
+                    "logged and the others kept.",
+                    "security": [],
+                    "parameters": [
+                        {
+                            "name": "token",
+                            "in": "path",
+                            "required": True,
+                            "description": "The secret of the carrier integration "
+                            f"{SF_PUSH.integration} (16 to 255 characters).",
+                            "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+                        }
+                    ],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            SF_PUSH.media_type: {
+                                "schema": {"$ref": "#/components/schemas/SfRoutePush"}
+                            }
+                        },
+                    },
+                    "responses": _push_responses(
+                        "SfPushAnswer",
+                        {"return_code": "0000", "return_msg": "成功"},
+                        {
+                            "return_code": SF_PUSH_FAILURE_CODE,
+                            "return_msg": f"missing or wrong token: POST {SF_PUSH_PATH}/<the "
+                            f"secret of integration {SF_PUSH.integration}>",
+                        },
+                    ),
+                }
+            },
+            KUAIDI100_CALLBACK_PATH: {
+                "post": {
+                    "operationId": "pushKuaidi100Callback",
+                    "summary": "Kuaidi100's subscription callback, in Kuaidi100's format",
+                    "description": "The form Kuaidi100 posts to a subscription's callbackurl, "
+                    "signed with the subscription's salt: the secret of the carrier integration "
+                    f"{KUAIDI100_CALLBACK.integration}. Answered in Kuaidi100's format. Order of "
+                    "checks: integration (404), content type (415), size (413), time (408), "
+                    "form (400), sign (401), rate (429), param JSON (400), format and text "
+                    "(422). The scans of lastResult are recorded with one call of "
+                    "orderdb.record_tracking_events as carrier KUAIDI100.",
+                    "security": [],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            KUAIDI100_CALLBACK.media_type: {
+                                "schema": {"$ref": "#/components/schemas/Kuaidi100Callback"}
+                            }
+                        },
+                    },
+                    "responses": _push_responses(
+                        "Kuaidi100Answer",
+                        {"result": True, "returnCode": "200", "message": "成功"},
+                        {
+                            "result": False,
+                            "returnCode": KUAIDI100_FAILURE_CODE,
+                            "message": "missing or wrong sign: MD5(param + salt) with the "
+                            f"secret of integration {KUAIDI100_CALLBACK.integration} as the salt",
+                        },
+                    ),
                 }
             },
             "/status/{tracking_number}": {
