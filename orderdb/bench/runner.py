@@ -1507,6 +1507,22 @@ def _machine() -> dict[str, Any]:
     }
 
 
+def _revision() -> str | None:
+    """The git commit of the checkout the scripts come from (None for a wheel)."""
+    try:
+        proc = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"],
+            cwd=bench_dir().parent,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError, BenchError):
+        return None
+    return proc.stdout.strip() or None if proc.returncode == 0 else None
+
+
 def _table_health(dsn: str) -> list[dict[str, Any]]:
     with psycopg.connect(dsn, autocommit=True) as conn:
         rows = conn.execute(
@@ -1707,6 +1723,7 @@ def run_benchmark(cfg: BenchConfig, log: Log = _noop_log, tick: Tick = _noop_tic
             "sync": list(cfg.sync),
             "pgbench_scale": cfg.clients,
             "databases": [odb, pdb],
+            "revision": _revision(),
         },
         pools=pools,
         rows=rows,

@@ -53,7 +53,8 @@ def _print_report(report: Any) -> None:
         f"{esc(', '.join(f'{x:g} ms' for x in cfg['rtt_ms']))}; machine: "
         f"{esc(machine['nproc'])} CPUs ({esc(machine.get('cpu') or '?')}), "
         f"{esc(machine['memory_gb'])} GB, Linux {esc(machine.get('kernel', '?'))}; load average "
-        f"{esc(machine['load_before'])} before, {esc(report.load_after)} after"
+        f"{esc(machine['load_before'])} before, {esc(report.load_after)} after; commit "
+        f"{esc(cfg.get('revision') or '?')}"
     )
     console.print(
         f"server ({server['kind']}): PostgreSQL {settings.get('server_version', '?')}, "
