@@ -332,17 +332,23 @@ def test_errors_keep_every_field_and_cost_no_reconnect(cluster: Cluster) -> None
     )
 
 
-def test_not_yet_routed_functions_say_so(cluster: Cluster) -> None:  # noqa: F811
+def test_every_public_function_of_a_shard_exists_on_the_proxy(cluster: Cluster) -> None:  # noqa: F811
+    signature = (
+        "SELECT p.proname || '(' || pg_get_function_arguments(p.oid) || ') '"
+        " || pg_get_function_result(p.oid) FROM pg_proc p"
+        " WHERE p.pronamespace = 'orderdb'::regnamespace"
+        " AND (has_function_privilege('orderdb_app', p.oid, 'EXECUTE')"
+        " OR has_function_privilege('orderdb_ingest', p.oid, 'EXECUTE')) ORDER BY 1"
+    )
+    with psycopg.connect(cluster.shard_dsns[0], autocommit=True) as conn:
+        on_shard = [r[0] for r in conn.execute(signature).fetchall()]
+    with proxy(cluster) as conn:
+        on_proxy = [r[0] for r in conn.execute(signature).fetchall()]
+    assert on_proxy == on_shard
     for name in routing.NOT_YET:
-        with proxy(cluster) as conn:
-            found = conn.execute(
-                "SELECT count(*) FROM pg_proc WHERE proname = %s"
-                " AND pronamespace = 'orderdb'::regnamespace",
-                (name,),
-            ).fetchone()
-        assert found == (1,), name
+        assert any(s.startswith(f"{name}(") for s in on_proxy), name
     with proxy(cluster) as conn, pytest.raises(psycopg.errors.FeatureNotSupported) as exc:
-        conn.execute("SELECT * FROM orderdb.record_tracking_events('[]')")
+        conn.execute("SELECT * FROM orderdb.claim_events('g', 'm')")
     assert "docs/scaling.md" in (exc.value.diag.message_hint or "")
 
 
@@ -843,3 +849,95 @@ def test_a_carrier_event_for_a_shipment_made_on_a_shard_finds_it(cluster: Cluste
         ).fetchone()
     assert got == (row[0], "delivering")
     assert _tracking_rows(cluster, number) == [(2, "in_transit", row[0])]
+
+
+# -- events -----------------------------------------------------------------------------------
+
+
+def _outbox_ids(cl: Cluster) -> set[int]:
+    ids: set[int] = set()
+    for dsn in cl.shard_dsns:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            ids |= {int(r[0]) for r in conn.execute("SELECT event_id FROM orderdb.outbox")}
+    return ids
+
+
+def test_one_consumer_reads_every_shard_while_orders_are_written(cluster: Cluster) -> None:  # noqa: F811
+    """16 writers on three shards while one consumer reads through the proxy in batches of 7,
+    acknowledging the last event of each batch: every event of every shard arrives, each shard's
+    in its own order, none twice."""
+    for warehouse, shard in ((1101, 0), (1102, 1), (1103, 2)):
+        pin(cluster, warehouse, shard)
+    with proxy(cluster) as conn:
+        for warehouse in (1101, 1102, 1103):
+            conn.execute("SELECT * FROM orderdb.receive_stock(%s, 'SKU-V', 100000)", (warehouse,))
+        # start after everything written so far: read and acknowledge it
+        while rows := conn.execute(
+            "SELECT event_id FROM orderdb.read_events('all', 1000)"
+        ).fetchall():
+            conn.execute("SELECT orderdb.ack_events('all', %s)", (rows[-1][0],))
+    before = _outbox_ids(cluster)
+    stop = threading.Event()
+    failures: list[BaseException] = []
+
+    def writer(seed: int) -> None:
+        rnd = random.Random(seed)
+        try:
+            with psycopg.connect(cluster.proxy_dsn, autocommit=True) as conn:
+                for _ in range(15):
+                    conn.execute(
+                        "SELECT * FROM orderdb.create_order(%s, %s,"
+                        ' \'[{"sku": "SKU-V", "quantity": 1, "unit_price": 1}]\')',
+                        (seed, rnd.choice((1101, 1102, 1103))),
+                    )
+        except BaseException as exc:
+            failures.append(exc)
+
+    received: list[int] = []
+
+    def consume() -> None:
+        try:
+            with psycopg.connect(cluster.proxy_dsn, autocommit=True) as conn:
+                idle = 0
+                while idle < 3:
+                    rows = conn.execute(
+                        "SELECT event_id FROM orderdb.read_events('all', 7)"
+                    ).fetchall()
+                    if rows:
+                        received.extend(int(r[0]) for r in rows)
+                        conn.execute("SELECT orderdb.ack_events('all', %s)", (rows[-1][0],))
+                        idle = 0
+                    elif stop.is_set():
+                        idle += 1
+                    else:
+                        time.sleep(0.01)
+        except BaseException as exc:
+            failures.append(exc)
+
+    writers = [threading.Thread(target=writer, args=(i + 1,)) for i in range(16)]
+    reader = threading.Thread(target=consume)
+    reader.start()
+    for t in writers:
+        t.start()
+    for t in writers:
+        t.join()
+    stop.set()
+    reader.join()
+    assert failures == []
+    written = _outbox_ids(cluster) - before
+    assert len(written) >= 16 * 15
+    assert len(received) == len(set(received)), "an event arrived twice"
+    assert set(received) == written
+    stride = setup.status(cluster.proxy_dsn).id_stride
+    for shard in range(SHARDS):
+        mine = [e for e in received if (e - 1) % stride == shard]
+        with psycopg.connect(cluster.shard_dsns[shard], autocommit=True) as conn:
+            order = [
+                int(r[0])
+                for r in conn.execute(
+                    "SELECT event_id FROM orderdb.outbox WHERE event_id = ANY(%s)"
+                    " ORDER BY tx_id, event_id",
+                    (mine,),
+                ).fetchall()
+            ]
+        assert mine == order, f"shard {shard}: not in its read order"

@@ -53,8 +53,9 @@ class Route:
     #: False: the public function is written by hand in sql/cluster/proxy_*.sql (it does more
     #: than route one call); the shard wrapper and the PL/Proxy function are still generated
     generated: bool = True
-    #: for a call that runs on every shard (``shard`` empty: RUN ON ALL): how the shards' rows
-    #: are merged (ORDER BY ... LIMIT ... over alias ``x``)
+    #: a call that runs on every shard (RUN ON ALL, no shard argument); ``merge`` says how the
+    #: shards' rows are merged (ORDER BY ... LIMIT ... over alias ``x``) when generated
+    all_shards: bool = False
     merge: str = ""
 
 
@@ -64,6 +65,7 @@ ORDER_NO = "order number"
 ANY = "any shard (reference data)"
 ALL = "every shard, rows merged"
 TRACKING = "tracking number (its home, then its shipment's shard)"
+EVENTS = "every shard's outbox behind one consumer"
 
 
 def _by_warehouse(arg: str, place: bool) -> Route:
@@ -121,7 +123,12 @@ ROUTES: dict[str, Route] = {
     "allowed_transitions": Route(ANY, "0"),
     # a customer's orders live on the shards of their warehouses: every shard's first page,
     # merged by order id (the keyset of one database)
-    "customer_orders": Route(ALL, "", merge="ORDER BY x.order_id DESC LIMIT greatest(p_limit, 1)"),
+    "customer_orders": Route(
+        ALL, "", all_shards=True, merge="ORDER BY x.order_id DESC LIMIT greatest(p_limit, 1)"
+    ),
+    # one consumer over every shard's outbox: sql/cluster/proxy_40_events.sql (read_events
+    # reads through orderdb_shard.read_events_in_order)
+    "ack_events": Route(EVENTS, "", generated=False),
 }
 
 #: public functions that the proxy does not route yet (they raise 0A000 there); the reason is
@@ -129,6 +136,9 @@ ROUTES: dict[str, Route] = {
 NOT_YET: dict[str, str] = {
     "record_tracking_events": "a batch spans shards and cannot be all or nothing; send each "
     "event with record_tracking_event",
+    "claim_events": "consumer groups are per shard; run a group's members on each shard",
+    "ack_claimed": "consumer groups are per shard; run a group's members on each shard",
+    "release_claimed": "consumer groups are per shard; run a group's members on each shard",
 }
 
 #: served by the proxy itself (sql/cluster/proxy_*.sql)
@@ -152,7 +162,10 @@ class Signature:
 
     @property
     def out_columns(self) -> tuple[tuple[str, str], ...]:
-        """The result as columns (a scalar result is one column named ``result``)."""
+        """The result as columns (a scalar result is one column named ``result``; void: a
+        text column that is always NULL)."""
+        if self.return_type == "void":
+            return (("result", "text"),)
         return self.columns or (("result", self.return_type),)
 
 
@@ -230,6 +243,8 @@ def shard_wrapper_sql(sig: Signature, shard_role: str) -> str:
     args = _args_list(sig)
     if sig.columns:
         call = f"SELECT r.*, {NO_ERROR} FROM orderdb.{sig.name}({args}) AS r"
+    elif sig.return_type == "void":
+        call = f"SELECT NULL::text, {NO_ERROR} FROM orderdb.{sig.name}({args}) AS r"
     else:
         call = f"SELECT orderdb.{sig.name}({args}), {NO_ERROR}"
     nulls = ", ".join(f"NULL::{t}" for _, t in sig.out_columns)
@@ -274,7 +289,7 @@ def proxy_sql(sig: Signature) -> str:
         return _not_yet_sql(sig)
     params = ", ".join(f"{n} {t}" for n, t in zip(sig.input_names, sig.input_types, strict=True))
     args = _args_list(sig)
-    everywhere = not route.shard and route.generated
+    everywhere = route.all_shards
     sep = ", " if params else ""
     shard_param, shard_type, run_on = (
         ("", "", "ALL") if everywhere else (f"p_shard integer{sep}", f"integer{sep}", "p_shard")
