@@ -233,6 +233,39 @@ def test_sf_route_push_delivers_the_order_and_a_replay_is_a_duplicate(
     ]
 
 
+def test_the_same_push_from_many_senders_at_once_is_recorded_once(ingest: str, db_dsn: str) -> None:
+    """SF and Kuaidi100 retry and overlap: 12 connections post the same push at the same time
+    (the push pool has 2 connections); every one is answered success, each scan is stored once
+    and the order moves once."""
+    number = "SF7100000000005"
+    order_id = _ship(db_dsn, "SF", number)
+    body = _sf_body(_route(number, "7600001", "50", 3), _route(number, "7600002", "80", 1))
+    start = threading.Barrier(12)
+    answers: list[httpx.Response] = []
+
+    def sender() -> None:
+        with httpx.Client(base_url=ingest, timeout=30) as client:
+            start.wait()
+            answers.append(_sf_push(client, body))
+
+    threads = [threading.Thread(target=sender) for _ in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [a.status_code for a in answers] == [200] * 12
+    assert all(a.json() == SF_OK for a in answers)
+    assert _events(db_dsn, number) == 2
+    with psycopg.connect(db_dsn) as conn:
+        moves = conn.execute(
+            "SELECT array_agg(to_status ORDER BY version) FROM orderdb.order_status_history "
+            "WHERE order_id = %s AND version > 3",
+            (order_id,),
+        ).fetchone()
+    assert moves is not None and moves[0][-1] == "delivered"
+    assert moves[0].count("delivered") == 1
+
+
 def test_sf_wrong_or_missing_token_is_refused_with_sfs_failure_answer(
     ingest: str, db_dsn: str
 ) -> None:
