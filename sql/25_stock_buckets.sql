@@ -594,7 +594,8 @@ COMMENT ON FUNCTION orderdb.rebalance_stock_buckets(integer, text) IS
 
 -- _note_stock_conflict: records that a reservation of (warehouse, sku) found its inventory row
 -- held by another transaction and, past the policy's threshold (orderdb.stock_bucket_policy),
--- splits the SKU into buckets (mode automatic, reason 'N lock conflicts in S s'). Returns true
+-- splits the SKU into buckets (mode automatic, reason 'N lock conflicts in S s'): the policy's
+-- number, fewer when that would leave less than 4 available units a bucket. Returns true
 -- when the SKU is bucketed now (split here or by someone else meanwhile): the caller reserves
 -- from its buckets; false, noting nothing, when the policy is disabled. Raises nothing of its own.
 -- Locks: none below the threshold; past it the SKU's inventory row (waiting), then its buckets.
@@ -606,6 +607,8 @@ DECLARE
     v_policy    record;
     v_conflicts integer;
     v_first     timestamptz;
+    v_available integer;
+    v_buckets   integer;
 BEGIN
     SELECT p.enabled, p.split_conflicts, p.split_window, p.buckets INTO v_policy
       FROM orderdb.stock_bucket_policy p;
@@ -627,15 +630,22 @@ BEGIN
     END IF;
 
     -- wait for the row (this reservation would have), then look again: split meanwhile?
-    PERFORM 1 FROM orderdb.inventory i
+    SELECT i.on_hand - i.reserved INTO v_available
+      FROM orderdb.inventory i
      WHERE i.warehouse_id = p_warehouse_id AND i.sku = p_sku
        FOR NO KEY UPDATE;
     IF EXISTS (SELECT 1 FROM orderdb.stock_bucket_skus c
                 WHERE c.warehouse_id = p_warehouse_id AND c.sku = p_sku) THEN
         RETURN true;
     END IF;
+    -- at least 4 units a bucket: a nearly sold-out SKU split into empty buckets would send
+    -- every order to the all-buckets path; fewer than 8 units stay in the row
+    v_buckets := least(v_policy.buckets, coalesce(v_available, 0) / 4);
+    IF v_buckets < 2 THEN
+        RETURN false;
+    END IF;
     PERFORM orderdb._set_buckets(
-        p_warehouse_id, p_sku, v_policy.buckets, 'orderdb (automatic)', 'automatic',
+        p_warehouse_id, p_sku, v_buckets, 'orderdb (automatic)', 'automatic',
         format('%s lock conflicts in %s s', v_conflicts,
                round(extract(epoch FROM clock_timestamp() - v_first), 1)));
     DELETE FROM orderdb.stock_lock_conflicts c

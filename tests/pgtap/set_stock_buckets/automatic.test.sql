@@ -3,7 +3,7 @@
 -- maintain_partitions merges it back once cool (a dry run only reports); a SKU set by hand stays;
 -- a disabled policy notes and splits nothing.
 BEGIN;
-SELECT plan(14);
+SELECT plan(16);
 
 SELECT FROM orderdb.receive_stock(123, 'AB-1', 100);
 SELECT FROM orderdb.receive_stock(123, 'AB-MAN', 40);
@@ -18,7 +18,8 @@ SELECT is_empty($$ SELECT 1 FROM orderdb_ops.stock_buckets WHERE warehouse_id = 
 SELECT is(orderdb._note_stock_conflict(123, 'AB-1'), true, 'the third conflict splits the SKU');
 SELECT results_eq($$ SELECT buckets, mode, on_hand, reserved, available
                        FROM orderdb_ops.stock_buckets WHERE warehouse_id = 123 AND sku = 'AB-1' $$,
-                  $$ VALUES (32, 'automatic', 100, 0, 100) $$, 'automatic, 32 buckets, every unit');
+                  $$ VALUES (25, 'automatic', 100, 0, 100) $$,
+                  'automatic, 25 buckets (4 units each at least), every unit');
 SELECT matches((SELECT reason FROM orderdb_ops.stock_buckets
                  WHERE warehouse_id = 123 AND sku = 'AB-1'),
                '^3 lock conflicts in [0-9.]+ s$', 'the reason says why');
@@ -51,7 +52,16 @@ SELECT results_eq($$ SELECT on_hand, reserved FROM orderdb.inventory
 SELECT results_eq($$ SELECT sku, mode FROM orderdb_ops.stock_buckets WHERE warehouse_id = 123 $$,
                   $$ VALUES ('AB-MAN' COLLATE "C", 'manual') $$, 'the manual SKU stays bucketed');
 
-UPDATE orderdb.stock_bucket_policy SET enabled = false, split_conflicts = 1;
+SELECT FROM orderdb.receive_stock(123, 'AB-LOW', 7);
+UPDATE orderdb.stock_bucket_policy SET split_conflicts = 1;
+SELECT is(orderdb._note_stock_conflict(123, 'AB-LOW'), false,
+          'fewer than 8 units available: not split (no bucket would hold 4)');
+SELECT results_eq($$ SELECT on_hand, reserved FROM orderdb.inventory
+                      WHERE warehouse_id = 123 AND sku = 'AB-LOW' $$,
+                  $$ VALUES (7, 0) $$, 'the row keeps them');
+
+UPDATE orderdb.stock_bucket_policy SET enabled = false;
+DELETE FROM orderdb.stock_lock_conflicts;
 SELECT is(orderdb._note_stock_conflict(123, 'AB-1'), false, 'disabled: no split');
 SELECT is_empty($$ SELECT 1 FROM orderdb.stock_lock_conflicts WHERE warehouse_id = 123 $$,
                 'disabled: nothing is noted either');
