@@ -215,8 +215,14 @@ JSON_SAMPLES: dict[tuple[str, ...], tuple[str, ...]] = {
     ("sla-check",): (),
     ("maintain",): ("--dry-run",),
     ("events", "bench"): ("--seconds", "1", "--rate", "10", "--clients", "1", "--rounds", "1"),
+    ("warehouses", "set-wms"): (str(WH + 1), "sim"),
+    ("warehouses", "list"): (),
+    ("warehouses", "connectors"): (),
+    ("wms-dispatch",): ("--once",),
+    ("wms-dispatch", "dead"): (),
 }
-NOT_RUN_HERE = {("bench",)}
+#: `orderdb wms-dispatch retry --json` needs a dead command: tests/test_wms_queue.py runs it
+NOT_RUN_HERE = {("bench",), ("wms-dispatch", "retry")}
 
 
 def json_commands() -> list[tuple[str, ...]]:
@@ -351,6 +357,7 @@ def test_the_long_running_commands_take_log_format() -> None:
         ("web",),
         ("poll-carriers",),
         ("exporter",),
+        ("wms-dispatch",),
     ):
         names = [o.opts for o in options(by_path[path])]
         assert ["--log-format"] in names, path

@@ -584,7 +584,15 @@ def test_retry_exit_statuses_and_dead_listing(wms_dsn: str) -> None:
     ) == [("dead",)]
     dead = json.loads(_cli(dsn, "wms-dispatch", "dead", "--json").stdout)
     assert [d["command_id"] for d in dead if d["order_id"] == order_id] == [command_id]
-    assert _cli(dsn, "wms-dispatch", "retry", str(command_id)).exit_code == 0
+    retried = _cli(dsn, "wms-dispatch", "retry", str(command_id), "--json")
+    assert retried.exit_code == 0, retried.output
+    assert json.loads(retried.stdout) == {
+        "command_id": command_id,
+        "kind": "create",
+        "order_id": order_id,
+        "warehouse_id": FLAKY_WAREHOUSE,
+        "status": "pending",
+    }
 
 
 def test_dispatch_once_with_the_sim_wms_leaves_a_complete_loop(db_dsn: str) -> None:
@@ -613,3 +621,71 @@ def test_dispatch_once_with_the_sim_wms_leaves_a_complete_loop(db_dsn: str) -> N
     )
     assert status == "shipped"
     assert doc["wms_order_id"].startswith("SIM-")
+
+
+# -- what operators see ------------------------------------------------------------------------
+
+
+def test_operators_see_the_queue_in_the_monitor_the_exporter_and_the_board(db_dsn: str) -> None:
+    import httpx
+
+    from orderdb.ops.exporter import metrics_from_snapshot
+    from orderdb.ops.monitor import render, snapshot
+    from orderdb.web import WebServer
+
+    dsn = db_dsn
+    warehouse = 4230
+    _exec(dsn, "SELECT FROM orderdb.receive_stock(%s, %s, 10)", (warehouse, SKU))
+    _exec(dsn, "SELECT FROM orderdb.set_warehouse_wms(%s, 'http')", (warehouse,))
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        first, second = (_order(conn, warehouse, {}) for _ in range(2))
+        for order_id in (first, second):
+            conn.execute("SELECT FROM orderdb.transition_order(%s, 'confirmed', 1)", (order_id,))
+            conn.execute("SELECT FROM orderdb.transition_order(%s, 'dispatched', 2)", (order_id,))
+        ((dead_id,),) = conn.execute(
+            "SELECT command_id FROM orderdb.wms_commands WHERE order_id = %s", (first,)
+        ).fetchall()
+        conn.execute("SELECT FROM orderdb.claim_wms_commands('ops', 1000, 60)")
+        conn.execute(
+            "SELECT orderdb.fail_wms_command(%s, 'ops', 1, 'HTTP 422: bad address', true)",
+            (dead_id,),
+        )
+        conn.execute(
+            "SELECT orderdb.release_wms_commands('ops', array_agg(command_id))"
+            " FROM orderdb.wms_commands WHERE order_id = %s",
+            (second,),
+        )
+        snap = snapshot(conn)
+    row = next(r for r in snap["wms_backlog"] if r["warehouse_id"] == warehouse)
+    assert (row["pending"], row["dead"]) == (1, 1)
+    assert any(
+        a["source"] == "wms" and a["subject"] == f"warehouse {warehouse}" for a in snap["alerts"]
+    )
+
+    families = {m.name: m for m in metrics_from_snapshot(snap)}
+    samples = {
+        (name, s.labels.get("warehouse")): s.value
+        for name in ("orderdb_wms_commands_pending", "orderdb_wms_commands_dead")
+        for s in families[name].samples
+    }
+    assert samples[("orderdb_wms_commands_pending", str(warehouse))] == 1.0
+    assert samples[("orderdb_wms_commands_dead", str(warehouse))] == 1.0
+    assert "orderdb_wms_oldest_pending_seconds" in families
+
+    from rich.console import Console
+
+    console = Console(width=200, record=True)
+    console.print(render(snap))
+    assert "WMS queue" in console.export_text()
+
+    with WebServer(dsn, port=0, board_ttl=0.0) as server, httpx.Client(base_url=server.url) as http:
+        board = http.get("/api/ops", params={"warehouse": warehouse}).json()
+        assert board["wms_backlog"]["error"] is None
+        assert [
+            (r["warehouse_id"], r["pending"], r["dead"], r["level"])
+            for r in board["wms_backlog"]["rows"]
+        ] == [(warehouse, 1, 1, "critical")]
+        page = http.get("/ops", params={"warehouse": warehouse})
+        assert page.status_code == 200
+        assert 'data-testid="wms-backlog"' in page.text
+        assert "orderdb wms-dispatch retry ID" in page.text

@@ -201,6 +201,29 @@ def metrics_from_snapshot(snap: dict[str, Any]) -> list[Metric]:
     if "relay_lag" not in unread:
         out += [pending, lag]
 
+    wms_pending = GaugeMetricFamily(
+        "orderdb_wms_commands_pending",
+        "WMS commands of a warehouse not sent yet (pending or being sent).",
+        labels=["warehouse"],
+    )
+    wms_dead = GaugeMetricFamily(
+        "orderdb_wms_commands_dead",
+        "Dead WMS commands of a warehouse (orderdb wms-dispatch retry ID sends one again).",
+        labels=["warehouse"],
+    )
+    wms_oldest = GaugeMetricFamily(
+        "orderdb_wms_oldest_pending_seconds",
+        "Age of a warehouse's oldest WMS command not sent yet (0 when none).",
+        labels=["warehouse"],
+    )
+    for row in snap.get("wms_backlog", []):
+        warehouse = [str(row["warehouse_id"])]
+        wms_pending.add_metric(warehouse, _num(row["pending"]))
+        wms_dead.add_metric(warehouse, _num(row["dead"]))
+        wms_oldest.add_metric(warehouse, _num(row["oldest_pending_age"] or 0))
+    if "wms_backlog" not in unread:
+        out += [wms_pending, wms_dead, wms_oldest]
+
     waits = GaugeMetricFamily("orderdb_lock_waits", "Sessions waiting for a lock.")
     waits.add_metric([], float(len(snap["lock_waits"])))
     longest_wait = GaugeMetricFamily(

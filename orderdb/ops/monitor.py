@@ -77,6 +77,11 @@ QUERIES: dict[str, tuple[LiteralString, int]] = {
         " FROM orderdb_ops.fulfillment_times",
         1,
     ),
+    "wms_backlog": (
+        "SELECT warehouse_id, pending, dead, oldest_pending_age FROM orderdb_ops.wms_backlog"
+        " ORDER BY warehouse_id",
+        200,
+    ),
 }
 
 SLA_RULES = ("no_tracking_update", "late_shipment", "unsigned", "unpaid", "late_delivery")
@@ -218,6 +223,27 @@ def _swimlanes(snap: dict[str, Any]) -> Table:
     return table
 
 
+def _wms_lane(snap: dict[str, Any]) -> Table:
+    """The WMS command queue, one row per connected warehouse: red with dead commands (they
+    hold their orders' later commands: orderdb wms-dispatch retry ID), yellow while commands wait
+    longer than a minute, green when the queue keeps up."""
+    rows = [
+        {
+            **r,
+            "level": "critical"
+            if r["dead"]
+            else ("warning" if (r["oldest_pending_age"] or 0) > 60 else "ok"),
+        }
+        for r in snap.get("wms_backlog", [])
+    ]
+    return _table(
+        "WMS queue",
+        ["warehouse_id", "pending", "dead", "oldest_pending_age"],
+        rows,
+        error=snap["errors"].get("wms_backlog"),
+    )
+
+
 def render(snap: dict[str, Any]) -> RenderableType:
     """The dashboard for one snapshot."""
     errors = snap["errors"]
@@ -251,6 +277,7 @@ def render(snap: dict[str, Any]) -> RenderableType:
     )
     right = Group(
         Panel(_swimlanes(snap)),
+        Panel(_wms_lane(snap)),
         Panel(
             _table(
                 "alerts",

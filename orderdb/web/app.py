@@ -422,6 +422,7 @@ async def ops_json(request: Request) -> Response:
         "snapshot_error": board.snapshot_error,
         "kpis": asdict(board.kpis),
         "low_stock": asdict(board.low_stock),
+        "wms_backlog": asdict(board.wms_backlog),
         "elapsed_ms": round(board.elapsed_ms, 1),
     }
     return Response(

@@ -156,6 +156,8 @@ class Board:
     low_stock: Panel
     read_at: float
     elapsed_ms: float
+    #: the WMS command queue per warehouse (orderdb_ops.wms_backlog)
+    wms_backlog: Panel = field(default_factory=Panel)
 
 
 class WebDB:
@@ -335,6 +337,18 @@ class WebDB:
                 " ORDER BY available, warehouse_id, sku LIMIT %(limit)s",
                 params,
             )
+            wms_backlog = _panel(
+                conn,
+                "SELECT warehouse_id, pending, dead,"
+                " extract(epoch FROM oldest_pending_age)::bigint AS oldest_pending_seconds,"
+                " CASE WHEN dead > 0 THEN 'critical'"
+                " WHEN oldest_pending_age > interval '1 minute' THEN 'warning' ELSE 'ok' END"
+                " AS level"
+                " FROM orderdb_ops.wms_backlog"
+                " WHERE %(wh)s::integer IS NULL OR warehouse_id = %(wh)s::integer"
+                " ORDER BY dead DESC, pending DESC, warehouse_id LIMIT %(limit)s",
+                params,
+            )
         finally:
             self.ops.putconn(conn)
         snapshot = snap.rows[0]["snapshot"] if snap.rows else None
@@ -345,6 +359,7 @@ class WebDB:
             snapshot_error=snap.error,
             kpis=kpis,
             low_stock=low_stock,
+            wms_backlog=wms_backlog,
             read_at=time.monotonic(),
             elapsed_ms=(time.monotonic() - started) * 1000.0,
         )
