@@ -425,6 +425,56 @@ def test_a_chunked_body_over_the_limit_is_refused(ingest: str, db_dsn: str) -> N
     assert _events(db_dsn) == before
 
 
+def _raw_request(base_url: str, head: bytes, body: bytes = b"", wait: float = 5.0) -> bytes:
+    """Sends ``head`` and ``body`` on a raw socket and returns what the server answers within
+    ``wait`` seconds (it may answer before the body is complete)."""
+    host, port = base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=wait) as sock:
+        sock.sendall(head + body)
+        answer = b""
+        try:
+            while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                answer += chunk
+        except TimeoutError:
+            pass
+    return answer
+
+
+def test_a_wrong_token_is_refused_before_the_body_is_read(ingest: str) -> None:
+    """A 10 MB body announced with a wrong token: 401 at once, the body never read."""
+    head = (
+        b"POST /hooks/sf/route-push/not-the-token-0123456789abcdef HTTP/1.1\r\n"
+        b"Host: x\r\nContent-Type: application/json\r\nContent-Length: 10000000\r\n\r\n"
+    )
+    started = time.monotonic()
+    answer = _raw_request(ingest, head, b'{"Body":')
+    assert answer.startswith(b"HTTP/1.1 401"), answer[:200]
+    assert b'"return_code":"1000"' in answer and b"connection: close" in answer.lower()
+    assert time.monotonic() - started < 3
+
+
+def test_a_stalled_body_is_refused_after_the_read_timeout(db_dsn: str, ingest: str) -> None:
+    """A body that stops arriving: 408 in the carrier's format after ``read_timeout``."""
+    with _serving(db_dsn, read_timeout=0.5) as url:
+        for path, media, failure in (
+            (f"/hooks/sf/route-push/{SF_TOKEN}", b"application/json", b'"return_code":"1000"'),
+            ("/hooks/kuaidi100/callback", b"application/x-www-form-urlencoded", b'"result":false'),
+        ):
+            head = (
+                b"POST "
+                + path.encode()
+                + b" HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                + media
+                + b"\r\nContent-Length: 1000\r\n\r\n"
+            )
+            answer = _raw_request(url, head, b"param=", wait=5.0)
+            assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+            assert failure in answer
+
+
 # -- Kuaidi100 callback -------------------------------------------------------------------------
 
 
