@@ -290,17 +290,21 @@ def test_sf_wrong_or_missing_token_is_refused_with_sfs_failure_answer(
 
 
 def test_one_bad_route_does_not_lose_the_others(ingest: str, db_dsn: str) -> None:
-    """A route the parser refuses (a time SF never sends) and one the database refuses (an
-    opCode over 255 characters) are logged and left out; the others are recorded."""
+    """A route the parser refuses (a time SF never sends) and routes the database refuses (an
+    opCode over 255 characters; a route id SF already used for another parcel, OD006) are
+    logged and left out; the others are recorded."""
     number = "SF7100000000003"
     order_id = _ship(db_dsn, "SF", number)
-    body = _sf_body(
-        _route(number, "7300001", "50", 3),
-        _route(number, "7300002", "44", 2, acceptTime="yesterday"),
-        _route(number, "7300003", "9" * 300, 2),
-        _route(number, "7300004", "80", 1),
-    )
     with httpx.Client(base_url=ingest) as client:
+        other = _sf_push(client, _sf_body(_route("SF7100000000013", "7300005", "50", 4)))
+        assert other.json() == SF_OK
+        body = _sf_body(
+            _route(number, "7300001", "50", 3),
+            _route(number, "7300002", "44", 2, acceptTime="yesterday"),
+            _route(number, "7300003", "9" * 300, 2),
+            _route(number, "7300005", "30", 2),  # the other parcel's route id
+            _route(number, "7300004", "80", 1),
+        )
         r = _sf_push(client, body)
     assert r.status_code == 200 and r.json() == SF_OK
     with psycopg.connect(db_dsn) as conn:
