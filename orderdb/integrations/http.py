@@ -54,10 +54,11 @@ alike: SF ``{"return_code": "0000" | "1000", "return_msg"}``, Kuaidi100 ``{"resu
   proxies and access logs see it (``serve`` blanks it in uvicorn's access log);
 * ``/hooks/kuaidi100/callback``: the form (``param``, ``sign``) of Kuaidi100's subscription
   callback, ``sign`` = MD5(param + salt) with the secret of the carrier integration
-  ``KUAIDI100`` as the salt (:func:`orderdb.integrations.carriers.kuaidi100.parse_callback`).
+  ``KUAIDI100`` as the salt (the plugin's rule, :func:`~orderdb.integrations.carriers.kuaidi100.
+  callback_sign`; scans read by its ``parse_result``).
 
-Then, as for the other hooks: 415 for another content type, 413/408 for the body, 429 for the
-rate, 400 for a body that is not the format, 422 for a push holding NUL, a lone surrogate or a
+Then: 415 for another content type, 413/408 for the body and 429 for the rate as on the other
+hooks, 400 for a body that is not the format, 422 for a push holding NUL, a lone surrogate or a
 control character (other than tab, LF, CR) anywhere, or whose every scan is refused. The scans
 of one push are recorded with one call of ``orderdb.record_tracking_events``
 (:func:`orderdb.integrations.tracking_batches.record_tracking_batch`, on a small pool of its own,
