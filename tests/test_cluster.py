@@ -941,3 +941,42 @@ def test_one_consumer_reads_every_shard_while_orders_are_written(cluster: Cluste
                 ).fetchall()
             ]
         assert mine == order, f"shard {shard}: not in its read order"
+
+
+# -- operations views -------------------------------------------------------------------------
+
+
+def test_ops_views_on_the_proxy_cover_every_shard(cluster: Cluster) -> None:  # noqa: F811
+    columns = (
+        "SELECT c.relname, array_agg(a.attname::text ORDER BY a.attnum) FROM pg_class c"
+        " JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped"
+        " WHERE c.relnamespace = 'orderdb_ops'::regnamespace AND c.relkind IN ('v', 'm')"
+        " GROUP BY c.relname ORDER BY c.relname"
+    )
+    with psycopg.connect(cluster.shard_dsns[0], autocommit=True) as conn:
+        on_shard = {str(r[0]): [*r[1], "shard"] for r in conn.execute(columns).fetchall()}
+    with proxy(cluster) as conn:
+        on_proxy = {str(r[0]): list(r[1]) for r in conn.execute(columns).fetchall()}
+    assert on_proxy == on_shard
+    pin(cluster, 1201, 0)
+    pin(cluster, 1202, 2)
+    with proxy(cluster) as conn:
+        for warehouse in (1201, 1202):
+            conn.execute("SELECT * FROM orderdb.receive_stock(%s, 'SKU-LOW', 2)", (warehouse,))
+        # as the operators' role (least privilege: it reads the views, nothing else)
+        conn.execute("SET ROLE orderdb_ops")
+        low = conn.execute(
+            "SELECT warehouse_id, shard FROM orderdb_ops.low_stock WHERE sku = 'SKU-LOW'"
+            " ORDER BY warehouse_id"
+        ).fetchall()
+        assert low == [(1201, 0), (1202, 2)]
+        assert {r[0] for r in conn.execute("SELECT shard FROM orderdb_ops.table_health")} == {
+            0,
+            1,
+            2,
+        }
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("SELECT * FROM orderdb_cluster.shards")
+    monitor = run("monitor", "--once", "--json", "--dsn", cluster.proxy_dsn)
+    assert monitor.exit_code == 0, monitor.output
+    assert json.loads(monitor.stdout)["errors"] == {}

@@ -386,3 +386,87 @@ def shard_functions_sql(signatures: list[Signature], shard_role: str) -> str:
 def proxy_functions_sql(signatures: list[Signature]) -> str:
     """Every proxy function (applied to the proxy)."""
     return "".join(proxy_sql(s) for s in signatures if s.name not in PROXY_LOCAL)
+
+
+@dataclass(frozen=True)
+class OpsView:
+    """A view of schema orderdb_ops as a shard's catalog describes it."""
+
+    name: str
+    columns: tuple[tuple[str, str], ...]
+
+    @property
+    def table(self) -> str:
+        """The RETURNS TABLE list: the view's columns (quoted: some are keywords) and shard."""
+        return _table((*((_ident(n), t) for n, t in self.columns), ("shard", "integer")))
+
+
+def read_ops_views(conn: psycopg.Connection[tuple[object, ...]]) -> list[OpsView]:
+    """The views of orderdb_ops of a shard, with their columns in order."""
+    rows = conn.execute(
+        "SELECT c.relname, array_agg(a.attname::text ORDER BY a.attnum),"
+        " array_agg(pg_catalog.format_type(a.atttypid, a.atttypmod) ORDER BY a.attnum)"
+        " FROM pg_catalog.pg_class c"
+        " JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0"
+        " AND NOT a.attisdropped"
+        " WHERE c.relnamespace = 'orderdb_ops'::regnamespace AND c.relkind IN ('v', 'm')"
+        " GROUP BY c.relname ORDER BY c.relname"
+    ).fetchall()
+    return [
+        OpsView(
+            str(name),
+            tuple(zip(map(str, cols), map(str, types), strict=True)),  # type: ignore[call-overload]
+        )
+        for name, cols, types in rows
+    ]
+
+
+def shard_ops_sql(views: list[OpsView], shard_role: str) -> str:
+    """``orderdb_shard.ops_<view>()`` on a shard: the view's rows and this shard's number."""
+    role = _ident(shard_role)
+    return "".join(
+        f"""
+CREATE OR REPLACE FUNCTION orderdb_shard.ops_{v.name}()
+RETURNS TABLE ({v.table})
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT v.*, i.shard FROM orderdb_ops.{v.name} v CROSS JOIN orderdb_shard.shard_identity i
+$fn$;
+REVOKE ALL ON FUNCTION orderdb_shard.ops_{v.name}() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION orderdb_shard.ops_{v.name}() TO {role};
+"""
+        for v in views
+    )
+
+
+def proxy_ops_sql(views: list[OpsView]) -> str:
+    """The proxy's orderdb_ops views: every shard's rows, with a trailing ``shard`` column."""
+    out = [
+        "CREATE SCHEMA IF NOT EXISTS orderdb_ops;\n",
+        "REVOKE ALL ON SCHEMA orderdb_ops FROM PUBLIC;\n",
+        "GRANT USAGE ON SCHEMA orderdb_ops TO orderdb_ops;\n",
+        "GRANT USAGE ON SCHEMA orderdb_cluster TO orderdb_ops;\n",
+    ]
+    for v in views:
+        out.append(
+            f"""
+DROP VIEW IF EXISTS orderdb_ops.{v.name};
+CREATE OR REPLACE FUNCTION orderdb_cluster.ops_{v.name}()
+RETURNS TABLE ({v.table})
+    LANGUAGE plproxy SECURITY DEFINER
+AS $fn$
+    CLUSTER '{CLUSTER_NAME}';
+    RUN ON ALL;
+    SELECT * FROM orderdb_shard.ops_{v.name}();
+$fn$;
+REVOKE ALL ON FUNCTION orderdb_cluster.ops_{v.name}() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION orderdb_cluster.ops_{v.name}() TO orderdb_ops;
+CREATE VIEW orderdb_ops.{v.name} AS SELECT * FROM orderdb_cluster.ops_{v.name}();
+COMMENT ON VIEW orderdb_ops.{v.name} IS
+    'orderdb_ops.{v.name} of every shard (docs/operations.md), with the shard of each row.';
+REVOKE ALL ON orderdb_ops.{v.name} FROM PUBLIC;
+GRANT SELECT ON orderdb_ops.{v.name} TO orderdb_ops;
+"""
+        )
+    return "".join(out)

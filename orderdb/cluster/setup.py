@@ -120,9 +120,9 @@ def prepare_shard(
     password: str | None,
     progress: Progress | None,
     migrated: migrate.MigrateResult,
-) -> tuple[list[routing.Signature], migrate.MigrateResult]:
+) -> tuple[list[routing.Signature], list[routing.OpsView], migrate.MigrateResult]:
     """Make a migrated database (``migrated``: what its migrate did) shard number ``shard``;
-    returns its public functions and ``migrated``."""
+    returns its public functions, its orderdb_ops views and ``migrated``."""
     with psycopg.connect(dsn, autocommit=True) as conn, conn.transaction():
         for path in cluster_sql_files("shard"):
             conn.execute(path.read_text(encoding="utf-8").encode())
@@ -163,8 +163,10 @@ def prepare_shard(
             )
         signatures = routing.read_signatures(conn)
         conn.execute(routing.shard_functions_sql(signatures, shard_role).encode())
+        views = routing.read_ops_views(conn)
+        conn.execute(routing.shard_ops_sql(views, shard_role).encode())
         _say(progress, f"shard {shard}: wrappers for {len(routing.ROUTES)} functions")
-    return signatures, migrated
+    return signatures, views, migrated
 
 
 def _ensure_api_roles(conn: psycopg.Connection[Any]) -> None:
@@ -199,8 +201,10 @@ def prepare_proxy(
     revision: str,
     password: str | None = None,
     progress: Progress | None = None,
+    views: list[routing.OpsView] | None = None,
 ) -> None:
-    """The proxy's schema, shard list, PL/Proxy cluster and public functions (one transaction)."""
+    """The proxy's schema, shard list, PL/Proxy cluster, public functions and orderdb_ops views
+    (one transaction)."""
     partitions = [partition_dsn(d) for d in shard_dsns]
     with psycopg.connect(proxy_dsn, autocommit=True) as conn, conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (migrate.MIGRATE_LOCK_KEY,))
@@ -250,6 +254,7 @@ def prepare_proxy(
         )
         conn.execute(_shard_info_sql().encode())
         conn.execute(routing.proxy_functions_sql(signatures).encode())
+        conn.execute(routing.proxy_ops_sql(views or []).encode())
         conn.execute("REVOKE ALL ON SCHEMA orderdb FROM PUBLIC")
         conn.execute("GRANT USAGE ON SCHEMA orderdb TO orderdb_app, orderdb_ingest")
         conn.execute(
@@ -408,14 +413,16 @@ def init(
     if partition_dsn(proxy_dsn) in partitions:
         raise ClusterError("the proxy cannot be one of its shards")
     signatures: list[routing.Signature] = []
+    views: list[routing.OpsView] = []
     applied: set[str] = set()
     files: list[str] = []
     for i, dsn in enumerate(shard_dsns):
         _say(progress, f"shard {i}: migrating")
-        found, result = prepare_shard(
+        found, found_views, result = prepare_shard(
             dsn, i, id_stride, shard_role, password, progress, migrate.migrate(dsn, progress)
         )
         signatures = signatures or found
+        views = views or found_views
         applied |= set(result.applied_now)
         files = files or result.sql_files
     prepare_proxy(
@@ -427,6 +434,7 @@ def init(
         migrate.required_revision(),
         password,
         progress,
+        views,
     )
     return migrate.MigrateResult(applied_now=sorted(applied), sql_files=files, moved_tables=[])
 
