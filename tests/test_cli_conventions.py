@@ -221,8 +221,9 @@ JSON_SAMPLES: dict[tuple[str, ...], tuple[str, ...]] = {
     ("wms-dispatch",): ("--once",),
     ("wms-dispatch", "dead"): (),
 }
-#: `orderdb wms-dispatch retry --json` needs a dead command: tests/test_wms_queue.py runs it
-NOT_RUN_HERE = {("bench",), ("wms-dispatch", "retry")}
+#: `orderdb wms-dispatch retry --json` needs a dead command: tests/test_wms_queue.py runs it;
+#: `orderdb cluster status --json` needs a cluster's proxy: tests/test_cluster.py runs it
+NOT_RUN_HERE = {("bench",), ("wms-dispatch", "retry"), ("cluster", "status")}
 
 
 def json_commands() -> list[tuple[str, ...]]:

@@ -466,6 +466,13 @@ def test_errors_raised_by_the_client_keep_detail_and_hint(cluster: Cluster) -> N
     assert exc.value.hint == "Nothing was reserved."
 
 
+def test_status_of_a_database_that_is_not_a_proxy_says_so(cluster: Cluster) -> None:  # noqa: F811
+    for args in (("status", "--json"), ("map-warehouse", "1", "0")):
+        result = run("cluster", *args[:1], "--dsn", cluster.shard_dsns[0], *args[1:])
+        assert result.exit_code == 2, result.output
+        assert "not the proxy of an orderdb cluster" in result.stderr
+
+
 def test_cluster_errors_are_clear(cluster: Cluster) -> None:  # noqa: F811
     with pytest.raises(setup.ClusterError, match="twice"):
         setup.init(cluster.proxy_dsn, [cluster.shard_dsns[0], cluster.shard_dsns[0]])

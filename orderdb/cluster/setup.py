@@ -489,6 +489,11 @@ def migrate_cluster(proxy_dsn: str, progress: Progress | None = None) -> migrate
 def status(proxy_dsn: str) -> ClusterStatus:
     """The cluster as the proxy sees it; each shard is asked through PL/Proxy (so a shard the
     proxy cannot reach shows as unreachable, with the error)."""
+    if not is_proxy(proxy_dsn):
+        raise ClusterError(
+            "this database is not the proxy of an orderdb cluster: give the proxy's DSN, or run "
+            "orderdb cluster init"
+        )
     with psycopg.connect(proxy_dsn, autocommit=True) as conn:
         settings = conn.execute(
             "SELECT id_stride, shard_role, schema_revision FROM orderdb_cluster.settings"
@@ -539,6 +544,10 @@ def map_warehouse(proxy_dsn: str, warehouse_id: int, shard: int) -> bool:
     has stock or orders on another shard is not moved (ClusterError)."""
     if warehouse_id <= 0:
         raise ClusterError("warehouse must be a positive warehouse id")
+    if not is_proxy(proxy_dsn):
+        raise ClusterError(
+            "this database is not the proxy of an orderdb cluster: give the proxy's DSN"
+        )
     with psycopg.connect(proxy_dsn, autocommit=True) as conn, conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(hashtext('orderdb_cluster.placement'))")
         known = conn.execute("SELECT 1 FROM orderdb_cluster.shards WHERE shard = %s", (shard,))
