@@ -81,8 +81,9 @@ def ingest_serve_cmd(
     log_format: str,
     sub_dsn: str | None,
 ) -> None:
-    """Serve POST /hooks/carriers/<carrier>, POST /hooks/wms (HMAC-signed), GET /status/<tn>
-    and GET /healthz (docs/integrations.md)."""
+    """Serve POST /hooks/carriers/<carrier>, POST /hooks/wms (HMAC-signed), the carriers' own
+    pushes POST /hooks/sf/route-push/<token> and POST /hooks/kuaidi100/callback
+    (docs/carriers.md), GET /status/<tn> and GET /healthz (docs/integrations.md)."""
     from orderdb.integrations.http import serve
 
     setup_logging(log_format, log_level.upper() if log_format == "json" else logging.WARNING)
