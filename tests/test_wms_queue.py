@@ -689,3 +689,54 @@ def test_operators_see_the_queue_in_the_monitor_the_exporter_and_the_board(db_ds
         assert page.status_code == 200
         assert 'data-testid="wms-backlog"' in page.text
         assert "orderdb wms-dispatch retry ID" in page.text
+
+
+class OddWms:
+    """Answers what the database cannot store (an order id of 300 characters), or what JSON
+    cannot hold as such (a Decimal, a datetime)."""
+
+    name = "odd"
+
+    def send(self, command: wms.WmsCommand) -> wms.WmsAccepted:
+        from datetime import UTC, datetime
+        from decimal import Decimal
+
+        if command.payload.get("priority") == "express":
+            return wms.WmsAccepted("W" * 300, {})
+        return wms.WmsAccepted(
+            "ODD-1", {"fee": Decimal("1.50"), "at": datetime(2026, 1, 1, tzinfo=UTC)}
+        )
+
+    def close(self) -> None:
+        pass
+
+
+def test_an_answer_the_database_refuses_is_a_dead_letter_not_a_dead_worker(db_dsn: str) -> None:
+    dsn = db_dsn
+    warehouse = 4240
+    _exec(dsn, "SELECT FROM orderdb.receive_stock(%s, %s, 10)", (warehouse, SKU))
+    _exec(dsn, "SELECT FROM orderdb.set_warehouse_wms(%s, 'odd')", (warehouse,))
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        odd = _order(conn, warehouse, {"priority": "express"})
+        plain = _order(conn, warehouse, {})
+        for order_id in (odd, plain):
+            conn.execute("SELECT FROM orderdb.transition_order(%s, 'confirmed', 1)", (order_id,))
+            conn.execute("SELECT FROM orderdb.transition_order(%s, 'dispatched', 2)", (order_id,))
+    with Dispatcher(
+        dsn,
+        worker="odd",
+        policy=RetryPolicy(max_attempts=1),
+        connector_factory=lambda _n, _c: OddWms(),
+    ) as dispatcher:
+        report = dispatcher.run_once()
+    assert (report.done, report.dead) == (1, 1)
+    rows = dict(
+        _exec(
+            dsn,
+            "SELECT order_id, row(status, left(last_error, 27), response)::text"
+            " FROM orderdb.wms_commands WHERE order_id IN (%s, %s)",
+            (odd, plain),
+        )
+    )
+    assert rows[odd].startswith('(dead,"recording the answer failed"')
+    assert rows[plain] == '(done,,"{""at"": ""2026-01-01 00:00:00+00:00"", ""fee"": ""1.50""}")'

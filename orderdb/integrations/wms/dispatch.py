@@ -20,6 +20,7 @@ lease to at least twice the longest send (the connector's timeout).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -114,6 +115,12 @@ class _Failure:
 def _text(exc: BaseException) -> str:
     message = str(exc).strip() or type(exc).__name__
     return f"{type(exc).__name__}: {message}"[:MAX_ERROR_CHARS]
+
+
+def _jsonable(value: Mapping[str, Any]) -> Any:
+    """An answer as plain JSON (what JSON cannot hold, such as a Decimal or a datetime, as its
+    text), so that a connector's answer never fails to be stored."""
+    return json.loads(json.dumps(dict(value), default=str))
 
 
 def _recipient(payload: Mapping[str, Any]) -> Address:
@@ -291,7 +298,17 @@ class Dispatcher:
                 status or "lease lost",
             )
         else:
-            status = self._complete(row, outcome, tracking_number)
+            try:
+                status = self._complete(row, outcome, tracking_number)
+            except psycopg.OperationalError:
+                raise  # the connection is gone: run() reconnects, the lease brings it back
+            except psycopg.Error as exc:
+                # the database refused the answer (an id too long, ...): a failed attempt, so
+                # the command ends as a dead letter that says why instead of stopping the worker
+                error = f"recording the answer failed: {_text(exc)}"
+                report.last_errors[f"warehouse {row['warehouse_id']}"] = error
+                log.error("command %s of order %s: %s", row["command_id"], row["order_no"], error)
+                status = self._fail(row, _Failure(error))
             log.debug(
                 "%s command %s of order %s -> %s", kind, row["command_id"], row["order_no"], status
             )
@@ -427,7 +444,7 @@ class Dispatcher:
                     row["attempt"],
                     accepted.wms_order_id,
                     tracking_number,
-                    Jsonb(dict(accepted.response)),
+                    Jsonb(_jsonable(accepted.response)),
                 ),
             )
             .fetchone()
@@ -449,7 +466,7 @@ class Dispatcher:
                     row["attempt"],
                     failure.error,
                     failure.permanent,
-                    Jsonb(dict(failure.response)) if failure.response is not None else None,
+                    Jsonb(_jsonable(failure.response)) if failure.response is not None else None,
                     self.policy.backoff_seconds,
                     self.policy.backoff_max_seconds,
                     self.policy.max_attempts,

@@ -9,7 +9,7 @@ SELECT plan(24);
 
 SELECT FROM orderdb.receive_stock(7742101, 'WC-A', 100);
 SELECT FROM orderdb.set_warehouse_wms(7742101, 'http', 'https://wms.example/api', 's3cret', NULL, '{"timeout": 5}');
--- commands of other tests or of demo data must not be due here
+-- commands of demo data must not be due here
 CREATE TEMP TABLE held AS
     SELECT command_id, next_attempt_at FROM orderdb.wms_commands WHERE status IN ('pending', 'sending');
 UPDATE orderdb.wms_commands SET next_attempt_at = now() + interval '1 day'
