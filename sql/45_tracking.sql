@@ -348,18 +348,18 @@ BEGIN
         RETURN;
     END IF;
 
-    PERFORM orderdb._emit_event('tracking.recorded', v_tn_order_id, v_tn_warehouse_id,
-                                jsonb_build_object('tracking_event_id', v_id,
-                                                   'carrier', p_carrier,
-                                                   'tracking_number', p_tracking_number,
-                                                   'event_time', p_event_time,
-                                                   'carrier_status', p_carrier_status,
-                                                   'normalized_status', v_norm,
-                                                   'location',
-                                                   orderdb._mask_phones_in_text(p_location),
-                                                   'description',
-                                                   orderdb._mask_phones_in_text(p_description),
-                                                   'matched', v_tn_order_id IS NOT NULL));
+    -- the outbox row written inline (what orderdb._emit_event writes, without its call)
+    INSERT INTO orderdb.outbox (event_type, order_id, warehouse_id, payload)
+    VALUES ('tracking.recorded', v_tn_order_id, v_tn_warehouse_id,
+            jsonb_build_object('tracking_event_id', v_id,
+                               'carrier', p_carrier,
+                               'tracking_number', p_tracking_number,
+                               'event_time', p_event_time,
+                               'carrier_status', p_carrier_status,
+                               'normalized_status', v_norm,
+                               'location', orderdb._mask_phones_in_text(p_location),
+                               'description', orderdb._mask_phones_in_text(p_description),
+                               'matched', v_tn_order_id IS NOT NULL));
 
     tracking_event_id := v_id;
     duplicate := false;

@@ -12,7 +12,8 @@
 -- order — new, or a duplicate of a stored event or of an earlier element of the batch (the
 -- single call's rule: by event id, else by natural key; an event id reused for another parcel
 -- or status is OD006) — and the new ones are stored by one INSERT; last, in array order, each
--- new event emits tracking.recorded and is applied to its shipment and order as the single call
+-- new event writes its tracking.recorded outbox row (inline, as record_tracking_event does) and
+-- is applied to its shipment and order as the single call
 -- applies it. A new event that a concurrent transaction stored meanwhile is recorded by
 -- orderdb.record_tracking_event (its duplicate answer).
 -- Raises 22023 for a p_events that is not a JSON array of 1..1000 elements, and for the first
@@ -302,20 +303,19 @@ BEGIN
                     RETURN NEXT;
                     CONTINUE;
                 END IF;
-                PERFORM orderdb._emit_event('tracking.recorded', (v_row ->> 'order_id')::bigint,
-                                            (v_row ->> 'warehouse_id')::integer,
-                                            jsonb_build_object(
-                                                'tracking_event_id', (v_row ->> 'id')::bigint,
-                                                'carrier', v_c[k],
-                                                'tracking_number', v_tn[k],
-                                                'event_time', v_t[k],
-                                                'carrier_status', v_s[k],
-                                                'normalized_status', v_row ->> 'norm',
-                                                'location',
-                                                orderdb._mask_phones_in_text(v_loc[k]),
-                                                'description',
-                                                orderdb._mask_phones_in_text(v_desc[k]),
-                                                'matched', v_row ->> 'order_id' IS NOT NULL));
+                INSERT INTO orderdb.outbox (event_type, order_id, warehouse_id, payload)
+                VALUES ('tracking.recorded', (v_row ->> 'order_id')::bigint,
+                        (v_row ->> 'warehouse_id')::integer,
+                        jsonb_build_object('tracking_event_id', (v_row ->> 'id')::bigint,
+                                           'carrier', v_c[k],
+                                           'tracking_number', v_tn[k],
+                                           'event_time', v_t[k],
+                                           'carrier_status', v_s[k],
+                                           'normalized_status', v_row ->> 'norm',
+                                           'location', orderdb._mask_phones_in_text(v_loc[k]),
+                                           'description',
+                                           orderdb._mask_phones_in_text(v_desc[k]),
+                                           'matched', v_row ->> 'order_id' IS NOT NULL));
                 tracking_event_id := (v_row ->> 'id')::bigint;
                 duplicate := false;
                 normalized_status := v_row ->> 'norm';
