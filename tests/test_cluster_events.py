@@ -6,6 +6,7 @@ with SIGKILL loses nothing and gets nothing twice after its acknowledgement."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -262,3 +263,32 @@ def test_a_consumer_killed_with_sigkill_loses_nothing(cluster: Cluster, tmp_path
     assert expected <= set(delivered)
     assert expected <= acked_before
     print(f"\nSIGKILLs: {kills}, events: {len(expected)}, deliveries: {len(delivered)}")
+
+
+def test_events_tail_through_the_proxy(cluster: Cluster) -> None:  # noqa: F811
+    orders = orders_on_every_shard(cluster, 1600, 2)
+    expected = all_event_ids(cluster, orders)
+    args = ["events", "tail", "--consumer", "ev-tail", "--idle-exit", "1", "--batch-size", "5"]
+    first = CliRunner().invoke(main, [*args, "--dsn", cluster.proxy_dsn])
+    assert first.exit_code == 0, first.output
+    lines = [json.loads(line) for line in first.stdout.splitlines()]
+    ids = [line["event_id"] for line in lines]
+    assert len(ids) == len(set(ids))
+    assert expected <= set(ids)
+    assert {line["event_type"] for line in lines if line["event_id"] in expected} == {
+        "order.created",
+        "order.status_changed",
+    }
+    # acknowledged on every shard: the next run starts after them
+    more = orders_on_every_shard(cluster, 1610, 1)
+    second = CliRunner().invoke(main, [*args, "--dsn", cluster.proxy_dsn])
+    assert second.exit_code == 0, second.output
+    again = {json.loads(line)["event_id"] for line in second.stdout.splitlines()}
+    assert again == all_event_ids(cluster, more)
+
+
+def test_the_relay_runs_per_shard(cluster: Cluster) -> None:  # noqa: F811
+    refused = CliRunner().invoke(main, ["relay", "--dsn", cluster.proxy_dsn])
+    assert refused.exit_code == 2
+    assert "orderdb relay does not run against a cluster proxy" in refused.stderr
+    assert "each shard's DSN" in refused.stderr

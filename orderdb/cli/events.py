@@ -31,6 +31,7 @@ from orderdb.cli.base import (
     secret_options,
     setup_logging,
 )
+from orderdb.cluster import operations as cluster_operations
 
 WEBHOOK_SECRET_ENV = "ORDERDB_WEBHOOKS_ADD_SECRET"  # noqa: S105 - a variable name
 
@@ -352,8 +353,12 @@ def relay(
             sinks.append(open_sink(url))
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--sink") from exc
+    dsn = get_dsn(ctx, sub_dsn)
+    refusal = cluster_operations.per_shard_refusal(dsn, "relay")
+    if refusal is not None:
+        raise click.UsageError(refusal)
     r = ev.Relay(
-        get_dsn(ctx, sub_dsn),
+        dsn,
         consumer=consumer,
         batch_size=batch_size,
         poll_interval=poll_interval,

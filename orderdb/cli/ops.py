@@ -28,6 +28,7 @@ from orderdb.cli.base import (
     setup_logging,
 )
 from orderdb.cli.progress import progress_option, progress_printer
+from orderdb.cluster import operations as cluster_operations
 
 
 def _connect(dsn: str) -> psycopg.Connection[Any]:
@@ -102,6 +103,7 @@ def sla_check_cmd(ctx: click.Context, sub_dsn: str | None, as_json: bool) -> Non
     payment_reminder). Safe to run repeatedly and concurrently (cron, pg_cron, a loop).
     """
     dsn = get_dsn(ctx, sub_dsn)
+    _refuse_proxy(dsn, "sla-check")
     with _connect(dsn) as conn, conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(
             "SELECT order_id, rule, action, breached_since, warehouse_id FROM orderdb.sla_check()"
@@ -143,6 +145,7 @@ def exporter_cmd(
 
     setup_logging(log_format)
     dsn = get_dsn(ctx, sub_dsn)
+    _refuse_proxy(dsn, "exporter")
     server, _thread, collector = exporter.serve(
         functools.partial(_connect, dsn), host=host, port=port
     )
@@ -211,6 +214,16 @@ def maintain_cmd(
         raise click.UsageError("--drop-exported needs --export-dir")
     dsn = get_dsn(ctx, sub_dsn)
     report = progress_printer(progress)
+    if cluster_operations.is_proxy(dsn):  # docs/scaling.md "Tools against the proxy"
+        if export_dir:
+            raise click.UsageError(
+                "--export-dir works per shard: run orderdb maintain --export-dir against each "
+                "shard's DSN (orderdb cluster status lists them)"
+            )
+        _print_cluster_maintenance(
+            cluster_operations.maintain(dsn, dry_run=dry_run, report=report), dry_run, as_json
+        )
+        return
     with _connect(dsn) as conn, conn.cursor(row_factory=dict_row) as cur:
         cur.execute("SET lock_timeout = '5s'")
         if report is not None:
@@ -274,5 +287,53 @@ def maintain_cmd(
                 r["exported_to"] or "",
             ]
             for r in rows
+        ],
+    )
+
+
+def _refuse_proxy(dsn: str, tool: str) -> None:
+    """Exit 2 when ``dsn`` is a cluster proxy that cannot serve ``orderdb <tool>``."""
+    refusal = cluster_operations.per_shard_refusal(dsn, tool)
+    if refusal is not None:
+        raise click.UsageError(refusal)
+
+
+def _print_cluster_maintenance(rows: list[dict[str, Any]], dry_run: bool, as_json: bool) -> None:
+    """`orderdb maintain --dsn PROXY`'s report: moved carrier events, each shard's partitions."""
+    if as_json:
+        click.echo(dumps(rows))
+        return
+    moved = [r for r in rows if r["action"] == "moved"]
+    if moved:
+        print_table(
+            "parked carrier events moved to their shipment's shard",
+            ["home shard", "carrier", "tracking number", "to shard", "events"],
+            [
+                [r["shard"], r["carrier"], r["tracking_number"], r["to_shard"], r["rows_moved"]]
+                for r in moved
+            ],
+        )
+    elif not dry_run:
+        console.print("parked carrier events: none to move")
+    partitions = [r for r in rows if r["action"] != "moved"]
+    if not partitions:
+        console.print("partitions: up to date on every shard")
+        return
+    print_table(
+        "partition maintenance (dry run: nothing was changed)"
+        if dry_run
+        else "partition maintenance",
+        ["shard", "table", "action", "partition", "from", "to", "rows moved"],
+        [
+            [
+                r["shard"],
+                r["parent_table"],
+                r["action"],
+                r["partition_name"],
+                r["range_from"],
+                r["range_to"],
+                r["rows_moved"],
+            ]
+            for r in partitions
         ],
     )

@@ -107,6 +107,17 @@ AS $fn$
                                                        p_release);
 $fn$;
 
+-- _lock_event_consumer: the transaction advisory lock of one consumer on the proxy (its reads
+-- and acks take turns). Locks that.
+CREATE OR REPLACE FUNCTION orderdb_cluster._lock_event_consumer(p_consumer text)
+RETURNS void
+    LANGUAGE sql
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('orderdb_cluster.event_consumer'),
+                                            pg_catalog.hashtext(coalesce(p_consumer, '')))
+$fn$;
+
 -- read_events (API.md) on the proxy: the next p_limit events of p_consumer over every shard.
 -- First the events returned before and not acknowledged (in the order they were returned), then
 -- new ones: each shard's next events in its own read order, merged by the newest created_at so
@@ -114,7 +125,7 @@ $fn$;
 -- changes; recorded in orderdb_cluster.event_reads. A shard's position that moved past
 -- recorded events (an acknowledgement whose proxy transaction failed after the shards
 -- committed) drops them from the record. Raises what the shards raise (22023: consumer or
--- limit). Locks the consumer's row of orderdb_cluster.event_consumers (reads and acks of one
+-- limit). Locks the consumer (orderdb_cluster._lock_event_consumer: reads and acks of one
 -- consumer take turns), and what read_events locks on each shard.
 CREATE OR REPLACE FUNCTION orderdb.read_events(p_consumer text, p_limit integer DEFAULT 100)
 RETURNS TABLE (event_id bigint, event_type text, order_id bigint, payload jsonb,
@@ -130,12 +141,17 @@ DECLARE
     v_added integer;
 BEGIN
     IF length(p_consumer) BETWEEN 1 AND 255 THEN
-        INSERT INTO orderdb_cluster.event_consumers AS c (consumer) VALUES (p_consumer)
-        ON CONFLICT (consumer) DO NOTHING;
+        -- reads and acks of one consumer take turns; an advisory lock, so that an idle poll
+        -- writes nothing on the proxy
+        PERFORM orderdb_cluster._lock_event_consumer(p_consumer);
+        IF NOT EXISTS (SELECT 1 FROM orderdb_cluster.event_consumers c
+                        WHERE c.consumer = p_consumer) THEN
+            INSERT INTO orderdb_cluster.event_consumers AS c (consumer) VALUES (p_consumer)
+            ON CONFLICT (consumer) DO NOTHING;
+        END IF;
         SELECT c.next_seq INTO v_next
           FROM orderdb_cluster.event_consumers c
-         WHERE c.consumer = p_consumer
-           FOR UPDATE;
+         WHERE c.consumer = p_consumer;
     END IF;
     SELECT array_agg(ROW(orderdb_cluster.order_shard(g.event_id), g.ordinal, g.event_id,
                          g.event_type, g.order_id, g.payload, g.created_at, g.err_sqlstate,
@@ -197,8 +213,8 @@ GRANT EXECUTE ON FUNCTION orderdb.read_events(text, integer) TO orderdb_app;
 -- repeating the call after a failure finishes what is left). An id the proxy has no record of
 -- is answered by its shard as one database answers (acknowledged already: nothing happens;
 -- else 22023 / OD004). Raises 22023 (consumer malformed, event id NULL, not positive or not
--- returned to this consumer), OD004 (unknown consumer). Locks the consumer's row of
--- orderdb_cluster.event_consumers and what ack_events locks on the shards.
+-- returned to this consumer), OD004 (unknown consumer). Locks the consumer
+-- (orderdb_cluster._lock_event_consumer) and what ack_events locks on the shards.
 CREATE OR REPLACE FUNCTION orderdb.ack_events(p_consumer text, p_event_id bigint)
 RETURNS void
     LANGUAGE plpgsql SECURITY DEFINER
@@ -209,7 +225,7 @@ DECLARE
     v_targets bigint[];
     r record;
 BEGIN
-    PERFORM 1 FROM orderdb_cluster.event_consumers c WHERE c.consumer = p_consumer FOR UPDATE;
+    PERFORM orderdb_cluster._lock_event_consumer(p_consumer);
     SELECT e.seq INTO v_seq FROM orderdb_cluster.event_reads e
      WHERE e.consumer = p_consumer AND e.event_id = p_event_id;
     IF v_seq IS NULL THEN

@@ -1,0 +1,159 @@
+"""The operations tools against a cluster's proxy DSN (docs/scaling.md "Tools against the
+proxy").
+
+Through the proxy work as on one database: ``orderdb events tail`` and ``events work`` (the
+proxy's read_events/ack_events and claim_events/ack_claimed span the shards), the web tracking
+page (order_timeline_by_no is routed), and ``orderdb maintain`` (:func:`maintain`: the sweep of
+parked carrier events on the proxy, then each shard's partition maintenance). The tools that
+need a shard's own tables refuse a proxy DSN with a message saying to run them per shard
+(:func:`per_shard_refusal`): the relay (each shard's outbox has its own webhook queue and
+retention), the exporter (one per shard: its series have no shard label) and ``sla-check``
+(SLA escalations live on the shards, as long as the proxy has no ``sla_check``).
+``orderdb monitor`` reads the proxy's ``orderdb_ops`` views (every shard's rows).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+#: why each tool runs per shard (the refusal's reason)
+PER_SHARD_REASONS: dict[str, str] = {
+    "relay": "each shard's outbox has its own webhook subscriptions, deliveries and retention",
+    "exporter": "its series carry no shard label; one exporter per shard gives per-shard series "
+    "that Prometheus sums",
+    "sla-check": "SLA breaches and their escalations are per shard",
+}
+
+#: what each tool reads that a proxy would need to have for the tool to run there (None: it
+#: runs per shard by design)
+_NEEDS: dict[str, tuple[str, str] | None] = {
+    "relay": ("function", "orderdb._webhook_enqueue(bigint[])"),
+    "exporter": None,
+    "sla-check": ("function", "orderdb.sla_check()"),
+}
+
+_PROBE = """
+SELECT to_regclass('orderdb_cluster.shards') IS NOT NULL,
+       CASE WHEN %(kind)s = 'relation' THEN to_regclass(%(name)s) IS NOT NULL
+            ELSE to_regprocedure(%(name)s) IS NOT NULL END
+"""
+
+
+def per_shard_refusal(dsn: str, tool: str) -> str | None:
+    """The message refusing ``orderdb <tool>`` on ``dsn`` when it is a cluster's proxy that lacks
+    what the tool reads; None otherwise (one database, a shard, or a proxy that has it)."""
+    kind, name = _NEEDS[tool] or ("relation", "orderdb_cluster.shards")
+    try:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            row = conn.execute(_PROBE, {"kind": kind, "name": name}).fetchone()
+    except psycopg.OperationalError:
+        return None  # not reachable now: the tool's own connection handling says so (or waits)
+    if row is None or not row[0] or (row[1] and _NEEDS[tool] is not None):
+        return None
+    return (
+        f"orderdb {tool} does not run against a cluster proxy: {PER_SHARD_REASONS[tool]}. "
+        "Run it against each shard's DSN (orderdb cluster status lists them; "
+        "docs/scaling.md)."
+    )
+
+
+def is_proxy(dsn: str) -> bool:
+    """Whether ``dsn`` is the proxy database of an orderdb cluster (False when it cannot be
+    reached: the caller's own connection then reports that)."""
+    try:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT to_regclass('orderdb_cluster.shards') IS NOT NULL"
+            ).fetchone()
+    except psycopg.OperationalError:
+        return False
+    return bool(row and row[0])
+
+
+def sweep_parked_tracking_events(proxy_dsn: str, limit: int = 1000) -> list[dict[str, Any]]:
+    """Moves carrier events parked at their tracking number's home to the shard that has their
+    shipment now (``orderdb_cluster.sweep_parked_tracking_events``); one row per tracking
+    number moved: home, carrier, tracking_number, shard, moved."""
+    with (
+        psycopg.connect(proxy_dsn, autocommit=True) as conn,
+        conn.cursor(row_factory=dict_row) as cur,
+    ):
+        return cur.execute(
+            "SELECT home, carrier, tracking_number, shard, moved"
+            " FROM orderdb_cluster.sweep_parked_tracking_events(%s)",
+            (limit,),
+        ).fetchall()
+
+
+def shard_dsns(proxy_dsn: str) -> list[str]:
+    """The shards' DSNs as the proxy records them (no user or password: libpq's environment or
+    password file supplies them, as for ``orderdb migrate --dsn PROXY``)."""
+    with psycopg.connect(proxy_dsn, autocommit=True) as conn:
+        rows = conn.execute("SELECT dsn FROM orderdb_cluster.shards ORDER BY shard").fetchall()
+    return [str(r[0]) for r in rows]
+
+
+#: the columns of one action of ``orderdb maintain`` against a proxy
+MAINTAIN_COLUMNS = (
+    "shard",
+    "parent_table",
+    "action",
+    "partition_name",
+    "range_from",
+    "range_to",
+    "rows_moved",
+    "exported_to",
+    "carrier",
+    "tracking_number",
+    "to_shard",
+)
+
+
+def maintain(
+    proxy_dsn: str, *, dry_run: bool, report: Callable[[str], None] | None = None
+) -> list[dict[str, Any]]:
+    """``orderdb maintain --dsn PROXY``: the sweep of parked carrier events (not in a dry run),
+    then ``orderdb.maintain_partitions`` on every shard (with its DSN). Returns every action as
+    a row of :data:`MAINTAIN_COLUMNS` (sweep rows: action ``moved``, the events moved in
+    rows_moved; partition rows: as on one database, with their shard)."""
+    rows: list[dict[str, Any]] = []
+    if not dry_run:
+        for moved in sweep_parked_tracking_events(proxy_dsn):
+            row = dict.fromkeys(MAINTAIN_COLUMNS)
+            row.update(
+                shard=moved["home"],
+                parent_table="orderdb.tracking_events",
+                action="moved",
+                rows_moved=moved["moved"],
+                carrier=moved["carrier"],
+                tracking_number=moved["tracking_number"],
+                to_shard=moved["shard"],
+            )
+            rows.append(row)
+            if report is not None:
+                report(
+                    f"shard {moved['home']}: {moved['moved']} parked carrier event(s) of "
+                    f"{moved['carrier']} {moved['tracking_number']} moved to shard {moved['shard']}"
+                )
+    for shard, dsn in enumerate(shard_dsns(proxy_dsn)):
+        with (
+            psycopg.connect(dsn, autocommit=True, application_name="orderdb-ops") as conn,
+            conn.cursor(row_factory=dict_row) as cur,
+        ):
+            cur.execute("SET lock_timeout = '5s'")
+            found = cur.execute(
+                "SELECT parent_table, action, partition_name, range_from, range_to, rows_moved"
+                " FROM orderdb.maintain_partitions(p_dry_run => %s)",
+                (dry_run,),
+            ).fetchall()
+        for action in found:
+            row = dict.fromkeys(MAINTAIN_COLUMNS)
+            row.update(action, shard=shard)
+            rows.append(row)
+        if report is not None:
+            report(f"shard {shard}: {len(found)} partition action(s)")
+    return rows
