@@ -65,7 +65,6 @@ ORDER_NO = "order number"
 ANY = "any shard (reference data)"
 ALL = "every shard, rows merged"
 TRACKING = "tracking number (its home, then its shipment's shard)"
-EVENTS = "every shard's outbox behind one consumer"
 
 
 def _by_warehouse(arg: str, place: bool) -> Route:
@@ -126,9 +125,6 @@ ROUTES: dict[str, Route] = {
     "customer_orders": Route(
         ALL, "", all_shards=True, merge="ORDER BY x.order_id DESC LIMIT greatest(p_limit, 1)"
     ),
-    # one consumer over every shard's outbox: sql/cluster/proxy_40_events.sql (read_events
-    # reads through orderdb_shard.read_events_in_order)
-    "ack_events": Route(EVENTS, "", generated=False),
 }
 
 #: public functions that the proxy does not route yet (they raise 0A000 there); the reason is
@@ -136,10 +132,13 @@ ROUTES: dict[str, Route] = {
 NOT_YET: dict[str, str] = {
     "record_tracking_events": "a batch spans shards and cannot be all or nothing; send each "
     "event with record_tracking_event",
-    "claim_events": "consumer groups are per shard; run a group's members on each shard",
-    "ack_claimed": "consumer groups are per shard; run a group's members on each shard",
-    "release_claimed": "consumer groups are per shard; run a group's members on each shard",
 }
+
+#: public functions whose proxy side is written by hand in sql/cluster/proxy_*.sql without a
+#: generated shard wrapper (the events: sql/cluster/shard_30_events.sql and proxy_30_events.sql)
+HAND_WRITTEN = frozenset(
+    {"read_events", "ack_events", "claim_events", "ack_claimed", "release_claimed"}
+)
 
 #: served by the proxy itself (sql/cluster/proxy_*.sql)
 PROXY_LOCAL = frozenset({"schema_revision"})

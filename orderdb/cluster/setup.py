@@ -154,7 +154,6 @@ def prepare_shard(
             "register_tracking_number(text, text, integer)",
             "drop_parked_tracking_events(text, text, bigint[])",
             "record_tracking_event_at_home(text, text, timestamptz, text, text, text, text, jsonb)",
-            "read_events_in_order(text, integer)",
         ):
             conn.execute(
                 sql.SQL("GRANT EXECUTE ON FUNCTION orderdb_shard.{} TO {}").format(
@@ -369,17 +368,6 @@ AS $fn$
     SELECT * FROM orderdb_shard.record_tracking_event_at_home(
         p_carrier, p_tracking_number, p_event_time, p_carrier_status, p_location,
         p_description, p_event_id, p_payload);
-$fn$;
-CREATE OR REPLACE FUNCTION orderdb_cluster.read_events_in_order(p_consumer text,
-                                                                p_limit integer)
-RETURNS TABLE (shard integer, ordinal bigint, event_id bigint, event_type text, order_id bigint,
-               payload jsonb, created_at timestamptz, err_sqlstate text, err_message text,
-               err_detail text, err_hint text)
-    LANGUAGE plproxy
-AS $fn$
-    CLUSTER '{routing.CLUSTER_NAME}';
-    RUN ON ALL;
-    SELECT * FROM orderdb_shard.read_events_in_order(p_consumer, p_limit);
 $fn$;
 CREATE OR REPLACE FUNCTION orderdb_cluster.best_warehouse(p_items jsonb)
 RETURNS TABLE (shard integer, warehouse_id integer, serves_all boolean, lines_served integer,
