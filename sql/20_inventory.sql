@@ -137,27 +137,27 @@ BEGIN
         IF FOUND THEN
             RETURN;
         END IF;
-        IF NOT EXISTS (SELECT 1 FROM orderdb.stock_bucket_skus c
-                        WHERE c.warehouse_id = p_warehouse_id AND c.sku = p_skus[1]) THEN
-            -- short, or held by another transaction (a lock conflict)?
-            PERFORM 1 FROM orderdb.inventory l
-             WHERE l.warehouse_id = p_warehouse_id AND l.sku = p_skus[1]
-               FOR NO KEY UPDATE SKIP LOCKED;
-            IF NOT FOUND
-               AND EXISTS (SELECT 1 FROM orderdb.inventory l
-                            WHERE l.warehouse_id = p_warehouse_id AND l.sku = p_skus[1])
-               AND orderdb._note_stock_conflict(p_warehouse_id, p_skus[1]) THEN
-                -- bucketed now (split past the conflict threshold)
-                PERFORM orderdb._reserve_stock_bucketed(p_warehouse_id, p_skus, p_quantities);
-                RETURN;
-            END IF;
+        -- short, bucketed, or held by another transaction (a lock conflict)?
+        IF EXISTS (SELECT 1 FROM orderdb.stock_bucket_skus c
+                    WHERE c.warehouse_id = p_warehouse_id AND c.sku = p_skus[1]) THEN
+            PERFORM orderdb._reserve_stock_bucketed(p_warehouse_id, p_skus, p_quantities);
+            RETURN;
         END IF;
-        -- else: bucketed (below), or wait for the row and look again (the statement below)
-    END IF;
-
-    -- flash-sale skus keep their stock in buckets (sql/25_stock_buckets.sql)
-    IF EXISTS (SELECT 1 FROM orderdb.stock_bucket_skus c
-                WHERE c.warehouse_id = p_warehouse_id AND c.sku = ANY (p_skus)) THEN
+        PERFORM 1 FROM orderdb.inventory l
+         WHERE l.warehouse_id = p_warehouse_id AND l.sku = p_skus[1]
+           FOR NO KEY UPDATE SKIP LOCKED;
+        IF NOT FOUND
+           AND EXISTS (SELECT 1 FROM orderdb.inventory l
+                        WHERE l.warehouse_id = p_warehouse_id AND l.sku = p_skus[1])
+           AND orderdb._note_stock_conflict(p_warehouse_id, p_skus[1]) THEN
+            -- bucketed now (split past the conflict threshold)
+            PERFORM orderdb._reserve_stock_bucketed(p_warehouse_id, p_skus, p_quantities);
+            RETURN;
+        END IF;
+        -- else wait for the row and look again (the statement below)
+    ELSIF EXISTS (SELECT 1 FROM orderdb.stock_bucket_skus c
+                   WHERE c.warehouse_id = p_warehouse_id AND c.sku = ANY (p_skus)) THEN
+        -- several lines, flash-sale skus among them (stock in buckets, sql/25_stock_buckets.sql)
         PERFORM orderdb._reserve_stock_bucketed(p_warehouse_id, p_skus, p_quantities);
         RETURN;
     END IF;
