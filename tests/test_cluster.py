@@ -987,3 +987,30 @@ def test_ops_views_on_the_proxy_cover_every_shard(cluster: Cluster) -> None:  # 
     monitor = run("monitor", "--once", "--json", "--dsn", cluster.proxy_dsn)
     assert monitor.exit_code == 0, monitor.output
     assert json.loads(monitor.stdout)["errors"] == {}
+
+
+# -- reference data ---------------------------------------------------------------------------
+
+
+def test_status_names_reference_tables_that_drift(cluster: Cluster) -> None:  # noqa: F811
+    assert all(s["reference_drift"] == [] for s in status_json(cluster)["shards"])
+    # a new carrier code written on one shard only
+    with psycopg.connect(cluster.shard_dsns[2], autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT carrier, normalized_status FROM orderdb.carrier_status_map LIMIT 1"
+        ).fetchone()
+        assert row is not None
+        conn.execute(
+            "INSERT INTO orderdb.carrier_status_map (carrier, carrier_status, normalized_status)"
+            " VALUES (%s, 'DRIFT-1', %s)",
+            (row[0], row[1]),
+        )
+    try:
+        drift = {s["shard"]: s["reference_drift"] for s in status_json(cluster)["shards"]}
+        assert drift == {0: [], 1: [], 2: ["carrier_status_map"]}
+        text = run("cluster", "status", "--dsn", cluster.proxy_dsn)
+        assert "DIFFERS" in text.stdout
+    finally:
+        with psycopg.connect(cluster.shard_dsns[2], autocommit=True) as conn:
+            conn.execute("DELETE FROM orderdb.carrier_status_map WHERE carrier_status = 'DRIFT-1'")
+    assert all(s["reference_drift"] == [] for s in status_json(cluster)["shards"])

@@ -101,8 +101,10 @@ def init_cmd(
 @click.pass_context
 @handle_errors
 def status_cmd(ctx: click.Context, sub_dsn: str | None, as_json: bool) -> None:
-    """The shards (reachable through the proxy, schema revision, id space, warehouses) and the
-    warehouse map. --dsn is the proxy's. Exits 75 when a shard cannot be reached."""
+    """The shards (reachable through the proxy, schema revision, id space, reference data,
+    warehouses) and the warehouse map. --dsn is the proxy's. Reference data: the tables whose
+    content differs from the first shard's (write a change to every shard). Exits 75 when a
+    shard cannot be reached."""
     try:
         st = setup.status(get_dsn(ctx, sub_dsn))
     except setup.ClusterError as exc:
@@ -114,7 +116,16 @@ def status_cmd(ctx: click.Context, sub_dsn: str | None, as_json: bool) -> None:
         print_table(
             f"cluster (schema {st.proxy_schema_revision}, id stride {st.id_stride}, "
             f"shard role {st.shard_role})",
-            ["shard", "dsn", "reachable", "schema", "id space", "warehouses", "orders"],
+            [
+                "shard",
+                "dsn",
+                "reachable",
+                "schema",
+                "id space",
+                "reference data",
+                "warehouses",
+                "orders",
+            ],
             [
                 (
                     s.shard,
@@ -122,6 +133,13 @@ def status_cmd(ctx: click.Context, sub_dsn: str | None, as_json: bool) -> None:
                     "yes" if s.reachable else f"no: {s.error}",
                     s.schema_revision or "",
                     {True: "ok", False: "WRONG", None: ""}[s.id_space_ok],
+                    ""
+                    if s.reference_drift is None
+                    else (
+                        "same"
+                        if not s.reference_drift
+                        else "DIFFERS: " + ", ".join(s.reference_drift)
+                    ),
                     s.warehouses_mapped,
                     "" if s.orders is None else s.orders,
                 )

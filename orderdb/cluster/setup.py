@@ -11,7 +11,7 @@ mapping for a dedicated non-superuser role of the shards) and the public functio
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +70,8 @@ class ShardStatus:
     warehouses_mapped: int
     orders: int | None
     error: str | None
+    #: reference tables whose content differs from shard 0's (None: not compared)
+    reference_drift: list[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -154,6 +156,7 @@ def prepare_shard(
             "register_tracking_number(text, text, integer)",
             "drop_parked_tracking_events(text, text, bigint[])",
             "record_tracking_event_at_home(text, text, timestamptz, text, text, text, text, jsonb)",
+            "reference_digests()",
         ):
             conn.execute(
                 sql.SQL("GRANT EXECUTE ON FUNCTION orderdb_shard.{} TO {}").format(
@@ -369,6 +372,14 @@ AS $fn$
         p_carrier, p_tracking_number, p_event_time, p_carrier_status, p_location,
         p_description, p_event_id, p_payload);
 $fn$;
+CREATE OR REPLACE FUNCTION orderdb_cluster.reference_digests(p_shard integer)
+RETURNS TABLE (table_name text, row_count bigint, digest text)
+    LANGUAGE plproxy
+AS $fn$
+    CLUSTER '{routing.CLUSTER_NAME}';
+    RUN ON p_shard;
+    SELECT * FROM orderdb_shard.reference_digests();
+$fn$;
 CREATE OR REPLACE FUNCTION orderdb_cluster.best_warehouse(p_items jsonb)
 RETURNS TABLE (shard integer, warehouse_id integer, serves_all boolean, lines_served integer,
                priority integer, total_available bigint)
@@ -518,6 +529,7 @@ def status(proxy_dsn: str) -> ClusterStatus:
                     None if ok else f"the database answers as shard {info and info[0]}",
                 )
             )
+        out = _with_reference_drift(conn, out)
     return ClusterStatus(
         proxy_schema_revision=None if settings[2] is None else str(settings[2]),
         id_stride=int(str(settings[0])),
@@ -525,6 +537,33 @@ def status(proxy_dsn: str) -> ClusterStatus:
         shards=out,
         warehouses=warehouses,
     )
+
+
+def _with_reference_drift(
+    conn: psycopg.Connection[Any], shards: list[ShardStatus]
+) -> list[ShardStatus]:
+    """``shards`` with the reference tables of each reachable shard whose digest differs from
+    the first reachable shard's (a table missing on one side counts as differing)."""
+    digests: dict[int, dict[str, tuple[int, str]]] = {}
+    for s in shards:
+        if not s.reachable:
+            continue
+        rows = conn.execute(
+            "SELECT table_name, row_count, digest FROM orderdb_cluster.reference_digests(%s)",
+            (s.shard,),
+        ).fetchall()
+        digests[s.shard] = {str(t): (int(str(n)), str(d)) for t, n, d in rows}
+    if not digests:
+        return shards
+    base = digests[min(digests)]
+    out = []
+    for s in shards:
+        mine = digests.get(s.shard)
+        drift = None
+        if mine is not None:
+            drift = sorted(t for t in set(base) | set(mine) if base.get(t) != mine.get(t))
+        out.append(replace(s, reference_drift=drift))
+    return out
 
 
 def map_warehouse(proxy_dsn: str, warehouse_id: int, shard: int) -> bool:
