@@ -591,15 +591,17 @@ BEGIN
                       WHERE h.tracking_event_id IS NOT NULL
                       ORDER BY h.tracking_event_id, h.version DESC) c
             ON c.tracking_event_id = te.tracking_event_id
-    ), phased AS (
+    ), phased AS MATERIALIZED (
         -- phase: the order's version the event belongs after: the change it caused, else the
-        -- newest change caused by an event reported no later than it, else the handover
+        -- newest change caused by an event reported no later than it (a running maximum over
+        -- the events in reported-time order, ties included: one pass, not one per event),
+        -- else the handover
         SELECT e.*,
                coalesce(e.version,
                         greatest(e.handover_version,
-                                 (SELECT max(l.version) FROM carrier_events l
-                                   WHERE l.version IS NOT NULL
-                                     AND l.event_time <= e.event_time))) AS phase
+                                 max(e.version) OVER (ORDER BY e.event_time
+                                                      RANGE BETWEEN UNBOUNDED PRECEDING
+                                                                AND CURRENT ROW))) AS phase
           FROM carrier_events e
     ), events AS MATERIALIZED (
         SELECT p.*,
