@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -292,3 +293,157 @@ def test_the_relay_runs_per_shard(cluster: Cluster) -> None:  # noqa: F811
     assert refused.exit_code == 2
     assert "orderdb relay does not run against a cluster proxy" in refused.stderr
     assert "each shard's DSN" in refused.stderr
+
+
+def test_many_connections_of_one_consumer_and_of_one_group(cluster: Cluster) -> None:  # noqa: F811
+    """Six connections read and acknowledge as one consumer (they take turns on the proxy: no
+    error, every event delivered); six members of one group claim and acknowledge: every event
+    acknowledged exactly once, and no order's event leased to a member while another member
+    handles one of that order."""
+    consumer, group = "ev-crowd", "grp-crowd"
+    with proxy(cluster) as conn:  # both start after earlier tests' events
+        everything = read(conn, consumer, 10000)
+        if everything:
+            conn.execute("SELECT orderdb.ack_events(%s, %s)", (consumer, everything[-1][0]))
+        while True:
+            ids = [
+                int(r[0])
+                for r in conn.execute(
+                    "SELECT event_id FROM orderdb.claim_events(%s, 'drain', 1000)", (group,)
+                ).fetchall()
+            ]
+            if not ids:
+                break
+            conn.execute("SELECT orderdb.ack_claimed(%s, 'drain', %s)", (group, ids))
+    orders = orders_on_every_shard(cluster, 1700, 8)
+    expected = all_event_ids(cluster, orders)
+    errors: list[BaseException] = []
+    delivered: list[int] = []
+    acked_by_group: list[int] = []
+    held: dict[int, str] = {}  # order id -> member holding a lease of it
+    held_lock = threading.Lock()
+    overlaps: list[tuple[int, str, str]] = []
+
+    def reader() -> None:
+        try:
+            with proxy(cluster) as conn:
+                idle = 0
+                while idle < 3:
+                    batch = read(conn, consumer, 4)
+                    if not batch:
+                        idle += 1
+                        time.sleep(0.05)
+                        continue
+                    idle = 0
+                    delivered.extend(e for e, _ in batch)
+                    conn.execute("SELECT orderdb.ack_events(%s, %s)", (consumer, batch[-1][0]))
+        except BaseException as exc:
+            errors.append(exc)
+
+    def member(name: str) -> None:
+        try:
+            with proxy(cluster) as conn:
+                idle = 0
+                while idle < 3:
+                    rows = conn.execute(
+                        "SELECT event_id, order_id FROM orderdb.claim_events(%s, %s, 3, 30)",
+                        (group, name),
+                    ).fetchall()
+                    if not rows:
+                        idle += 1
+                        time.sleep(0.05)
+                        continue
+                    idle = 0
+                    with held_lock:
+                        for _, order_id in rows:
+                            other = held.get(order_id)
+                            if other is not None and other != name:
+                                overlaps.append((order_id, other, name))
+                            held[order_id] = name
+                    time.sleep(0.005)
+                    with held_lock:
+                        for _, order_id in rows:
+                            if held.get(order_id) == name:
+                                del held[order_id]
+                    ids = [int(r[0]) for r in rows]
+                    count = conn.execute(
+                        "SELECT orderdb.ack_claimed(%s, %s, %s)", (group, name, ids)
+                    ).fetchone()
+                    assert count == (len(ids),)
+                    acked_by_group.extend(ids)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=reader) for _ in range(6)]
+    threads += [threading.Thread(target=member, args=(f"m{i}",)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=180)
+    assert not errors, errors
+    assert expected <= set(delivered)  # at least once; re-deliveries only of unacked events
+    with proxy(cluster) as conn:
+        assert read(conn, consumer, 10000) == []
+    mine = [e for e in acked_by_group if e in expected]
+    assert sorted(mine) == sorted(expected)  # each acknowledged exactly once
+    assert overlaps == []
+
+
+def test_reading_through_the_proxy_costs(cluster: Cluster) -> None:  # noqa: F811
+    """Read and acknowledge 300 events in batches of 100, through the proxy (three shards) and
+    from one shard directly (its own 100): milliseconds per event, printed."""
+    with proxy(cluster) as conn:
+        everything = read(conn, "ev-cost", 10000)
+        if everything:
+            conn.execute("SELECT orderdb.ack_events(%s, %s)", ("ev-cost", everything[-1][0]))
+    orders_on_every_shard(cluster, 1800, 50)  # 100 events per shard
+    with proxy(cluster) as conn:
+        started = time.perf_counter()
+        total = 0
+        while batch := read(conn, "ev-cost", 100):
+            conn.execute("SELECT orderdb.ack_events(%s, %s)", ("ev-cost", batch[-1][0]))
+            total += len(batch)
+        through = (time.perf_counter() - started) * 1000 / max(total, 1)
+    with psycopg.connect(cluster.shard_dsns[0], autocommit=True) as conn:
+        read(conn, "ev-cost-direct", 10000)  # created at the start of the outbox
+        started = time.perf_counter()
+        direct_total = 0
+        while batch := read(conn, "ev-cost-direct", 100):
+            conn.execute("SELECT orderdb.ack_events(%s, %s)", ("ev-cost-direct", batch[-1][0]))
+            direct_total += len(batch)
+        direct = (time.perf_counter() - started) * 1000 / max(direct_total, 1)
+    assert total >= 300
+    print(
+        f"\nms per event read and acknowledged: proxy {through:.3f} ({total} events),"
+        f" one shard directly {direct:.3f} ({direct_total} events)"
+    )
+
+
+def test_an_ack_whose_proxy_transaction_rolled_back_after_the_shards_committed(
+    cluster: Cluster,  # noqa: F811
+) -> None:
+    """Each shard commits its acknowledgement; when the proxy's own transaction then fails, the
+    next read drops from the proxy's record what the shards acknowledged, and repeating the ack
+    finishes it: nothing acknowledged comes again, nothing unacknowledged is lost."""
+    consumer = "ev-rollback"
+    with proxy(cluster) as conn:
+        everything = read(conn, consumer, 10000)
+        if everything:
+            conn.execute("SELECT orderdb.ack_events(%s, %s)", (consumer, everything[-1][0]))
+    orders = orders_on_every_shard(cluster, 1900, 3)
+    expected = all_event_ids(cluster, orders)
+    with proxy(cluster) as conn:
+        batch = read(conn, consumer, 18)
+        assert len({(e - 1) % 64 for e, _ in batch}) == SHARDS
+        with conn.transaction(force_rollback=True):
+            conn.execute("SELECT orderdb.ack_events(%s, %s)", (consumer, batch[9][0]))
+        # the proxy forgot the ack, the shards did not: the next read starts after batch[9]
+        rest = read(conn, consumer, 10000)
+        assert rest[:8] == batch[10:]
+        assert {e for e, _ in batch[:10]} | {e for e, _ in rest} == expected
+        assert not {e for e, _ in batch[:10]} & {e for e, _ in rest}
+        # an ack repeated after such a failure: nothing happens (acknowledged already)
+        conn.execute("SELECT orderdb.ack_events(%s, %s)", (consumer, batch[9][0]))
+        assert read(conn, consumer, 10000) == rest
+        conn.execute("SELECT orderdb.ack_events(%s, %s)", (consumer, rest[-1][0]))
+        assert read(conn, consumer, 10000) == []
