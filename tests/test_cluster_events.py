@@ -447,3 +447,74 @@ def test_an_ack_whose_proxy_transaction_rolled_back_after_the_shards_committed(
         assert read(conn, consumer, 10000) == rest
         conn.execute("SELECT orderdb.ack_events(%s, %s)", (consumer, rest[-1][0]))
         assert read(conn, consumer, 10000) == []
+
+
+def test_events_work_members_through_the_proxy(cluster: Cluster, tmp_path: Path) -> None:  # noqa: F811
+    """Two `orderdb events work` members of one group, both on the proxy's DSN, handle every
+    event of orders on three shards once between them."""
+    group = "grp-work"
+    with proxy(cluster) as conn:  # the group starts after earlier tests' events
+        while ids := [
+            int(r[0])
+            for r in conn.execute(
+                "SELECT event_id FROM orderdb.claim_events(%s, 'drain', 1000)", (group,)
+            ).fetchall()
+        ]:
+            conn.execute("SELECT orderdb.ack_claimed(%s, 'drain', %s)", (group, ids))
+    orders = orders_on_every_shard(cluster, 2000, 4)
+    expected = all_event_ids(cluster, orders)
+    out = tmp_path / "handled.jsonl"
+    env = {**os.environ, "ORDERDB_TEST_GROUP_FILE": str(out), "ORDERDB_TEST_GROUP_SLEEP": "0.01"}
+    root = Path(__file__).resolve().parent.parent
+    members = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "orderdb",
+                "events",
+                "work",
+                "--group",
+                group,
+                "--handler",
+                "tests.test_events_groups:record",
+                "--member",
+                name,
+                "--idle-exit",
+                "2",
+                "--dsn",
+                cluster.proxy_dsn,
+            ],
+            cwd=root,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name in ("w1", "w2")
+    ]
+    for m in members:
+        _out, err = m.communicate(timeout=120)
+        assert m.returncode == 0, err
+    handled = [json.loads(line) for line in out.read_text().splitlines()]
+    mine = [h["event_id"] for h in handled if h["event_id"] in expected]
+    assert sorted(mine) == sorted(expected)
+
+
+def test_drop_consumer_through_the_proxy(cluster: Cluster) -> None:  # noqa: F811
+    orders_on_every_shard(cluster, 2100, 1)
+    with proxy(cluster) as conn:
+        assert read(conn, "ev-dropped", 3)
+        assert conn.execute("SELECT orderdb.drop_consumer('ev-dropped')").fetchone() == (True,)
+        assert conn.execute("SELECT orderdb.drop_consumer('ev-dropped')").fetchone() == (False,)
+        with pytest.raises(psycopg.Error) as bad:
+            conn.execute("SELECT orderdb.drop_consumer('')")
+        assert bad.value.sqlstate == "22023"
+        assert conn.execute(
+            "SELECT count(*) FROM orderdb_cluster.event_reads WHERE consumer = 'ev-dropped'"
+        ).fetchone() == (0,)
+    for dsn in cluster.shard_dsns:  # it no longer holds back any shard's purge
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            assert conn.execute(
+                "SELECT count(*) FROM orderdb.event_consumers WHERE consumer = 'ev-dropped'"
+            ).fetchone() == (0,)

@@ -350,4 +350,43 @@ $fn$;
 REVOKE ALL ON FUNCTION orderdb.release_claimed(text, text, bigint[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION orderdb.release_claimed(text, text, bigint[]) TO orderdb_app;
 
+CREATE OR REPLACE FUNCTION orderdb_cluster.cluster_drop_consumer(p_consumer text)
+RETURNS TABLE (dropped boolean, err_sqlstate text, err_message text, err_detail text,
+               err_hint text)
+    LANGUAGE plproxy
+AS $fn$
+    CLUSTER 'orderdb_cluster';
+    RUN ON ALL;
+    SELECT * FROM orderdb_shard.cluster_drop_consumer(p_consumer);
+$fn$;
+
+-- drop_consumer on the proxy (as on one database, for the owner: not granted to the API
+-- roles): deletes the consumer's position on every shard (it no longer holds back their
+-- purge_events) and its record on the proxy; returns whether it existed anywhere. Raises 22023
+-- for a malformed name. Locks the consumer (orderdb_cluster._lock_event_consumer) and its row
+-- on each shard.
+CREATE OR REPLACE FUNCTION orderdb.drop_consumer(p_consumer text)
+RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_found boolean := false;
+    r record;
+BEGIN
+    PERFORM orderdb_cluster._lock_event_consumer(p_consumer);
+    FOR r IN SELECT * FROM orderdb_cluster.cluster_drop_consumer(p_consumer) x
+              ORDER BY x.err_sqlstate NULLS LAST LOOP
+        IF r.err_sqlstate IS NOT NULL THEN
+            PERFORM orderdb_cluster._raise(r.err_sqlstate, r.err_message, r.err_detail,
+                                           r.err_hint);
+        END IF;
+        v_found := v_found OR r.dropped;
+    END LOOP;
+    DELETE FROM orderdb_cluster.event_consumers c WHERE c.consumer = p_consumer;
+    RETURN v_found OR FOUND;
+END;
+$fn$;
+REVOKE ALL ON FUNCTION orderdb.drop_consumer(text) FROM PUBLIC;
+
 REVOKE ALL ON ALL ROUTINES IN SCHEMA orderdb_cluster FROM PUBLIC;

@@ -214,3 +214,29 @@ REVOKE ALL ON FUNCTION orderdb_shard.cluster_settle_claimed(text, text, bigint[]
     FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION orderdb_shard.cluster_settle_claimed(text, text, bigint[], boolean)
     TO orderdb_app;
+
+-- cluster_drop_consumer: orderdb.drop_consumer on this shard (whether the consumer existed
+-- here), errors as data. Locks the consumer's row.
+CREATE OR REPLACE FUNCTION orderdb_shard.cluster_drop_consumer(p_consumer text)
+RETURNS TABLE (dropped boolean, err_sqlstate text, err_message text, err_detail text,
+               err_hint text)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_sqlstate text;
+    v_message text;
+    v_detail text;
+    v_hint text;
+BEGIN
+    RETURN QUERY SELECT orderdb.drop_consumer(p_consumer), NULL::text, NULL::text, NULL::text,
+                        NULL::text;
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS v_sqlstate = RETURNED_SQLSTATE, v_message = MESSAGE_TEXT,
+                            v_detail = PG_EXCEPTION_DETAIL, v_hint = PG_EXCEPTION_HINT;
+    RETURN QUERY SELECT NULL::boolean, v_sqlstate, v_message, nullif(v_detail, ''),
+                        nullif(v_hint, '');
+END;
+$fn$;
+REVOKE ALL ON FUNCTION orderdb_shard.cluster_drop_consumer(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION orderdb_shard.cluster_drop_consumer(text) TO orderdb_app;
