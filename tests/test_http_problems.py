@@ -240,6 +240,7 @@ def test_openapi_document_is_served_valid_and_equal_to_the_docs_copy(ingest: str
     )
     # every route of the server is described, and nothing else
     routes = {"/hooks/carriers/{carrier}", "/hooks/wms", "/status/{tracking_number}", "/healthz"}
+    routes |= {"/hooks/carriers/{carrier}/batch"}
     routes |= {"/openapi.json", "/problems/{slug}"}
     routes |= {"/hooks/sf/route-push/{token}", "/hooks/kuaidi100/callback"}
     assert set(doc["paths"]) == routes

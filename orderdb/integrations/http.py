@@ -3,6 +3,8 @@
 Endpoints::
 
     POST /hooks/carriers/<carrier>   one carrier scan    -> orderdb.record_tracking_event
+    POST /hooks/carriers/<carrier>/batch  {"events": [scan, ...]}: 1..1000 scans of a carrier
+                                     that pushes arrays -> orderdb.record_tracking_events
     POST /hooks/wms                  one WMS callback    -> orderdb.wms_callback
     POST /hooks/sf/route-push/<token>  SF's route push   -> orderdb.record_tracking_events
     POST /hooks/kuaidi100/callback   Kuaidi100's callback -> orderdb.record_tracking_events
@@ -82,6 +84,7 @@ import re
 import threading
 import time
 import urllib.parse
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -99,12 +102,19 @@ from starlette.routing import Route
 from orderdb import signing
 from orderdb.integrations.carriers import CarrierError, TrackingEvent
 from orderdb.integrations.tracking_batches import (
+    MAX_BATCH,
     RecordedEvent,
     RefusedEvent,
     event_element,
     record_tracking_batch,
 )
-from orderdb.problems import PROBLEM_TYPES, new_instance, problem_page, problem_response
+from orderdb.problems import (
+    PROBLEM_TYPES,
+    new_instance,
+    problem_body,
+    problem_page,
+    problem_response,
+)
 
 log = logging.getLogger(__name__)
 
@@ -644,6 +654,7 @@ class IngestApp:
         self.app = Starlette(
             routes=[
                 Route("/hooks/carriers/{carrier}", self.carrier_hook, methods=["POST"]),
+                Route("/hooks/carriers/{carrier}/batch", self.carrier_batch_hook, methods=["POST"]),
                 Route("/hooks/wms", self.wms_hook, methods=["POST"]),
                 Route(SF_PUSH_PATH + "/{token}", self.sf_route_push, methods=["POST"]),
                 Route(KUAIDI100_CALLBACK_PATH, self.kuaidi100_callback, methods=["POST"]),
@@ -879,6 +890,102 @@ class IngestApp:
                 "normalized_status": row[2],
                 "order_id": row[3],
                 "order_status": row[4],
+            },
+            200,
+        )
+
+    async def carrier_batch_hook(self, request: Request) -> Response:
+        """``{"events": [scan, ...]}``: 1..1000 scans, each as ``carrier_hook`` takes it, recorded
+        with one call of orderdb.record_tracking_events (record_tracking_batch). 200 with one
+        result per scan, in order: accepted / duplicate as ``carrier_hook`` answers, or rejected
+        with its problem (a malformed scan: invalid-field naming ``events[i].<field>``; one the
+        database refuses: invalid-field or conflict, with its SQLSTATE); the other scans are
+        recorded. A body that is not such an object is 422 naming ``events``."""
+        carrier = str(request.path_params["carrier"])
+        admitted = await self._admit(request, carrier, "carrier")
+        if isinstance(admitted, Response):
+            return admitted
+        _integ, body = admitted
+        extra = sorted(k for k in body if k != "events")
+        if extra:
+            return _error("invalid-field", f"unknown member {extra[0]!r}", field=extra[0])
+        scans = body.get("events")
+        if not isinstance(scans, list) or not 1 <= len(scans) <= MAX_BATCH:
+            return _error(
+                "invalid-field",
+                f"events must be a JSON array of 1 to {MAX_BATCH} carrier scans",
+                field="events",
+            )
+        results: list[dict[str, Any]] = [{} for _ in scans]
+        elements: list[dict[str, Any]] = []
+        positions: list[int] = []
+        for i, scan in enumerate(scans):
+            try:
+                if not isinstance(scan, dict):
+                    raise FieldError("", "must be a JSON object")
+                event = parse_carrier_event(scan)
+            except FieldError as exc:
+                field = f"events[{i}]" + (f".{exc.field}" if exc.field else "")
+                results[i] = {
+                    "result": "rejected",
+                    "event_id": scan.get("event_id") if isinstance(scan, dict) else None,
+                    "problem": problem_body(
+                        PROBLEM_TYPES["invalid-field"], f"{field}: {exc.message}", field=field
+                    ),
+                }
+                continue
+            positions.append(i)
+            elements.append(
+                event_element(
+                    carrier,
+                    event["tracking_number"],
+                    event["timestamp"],
+                    event["status"],
+                    event["location"],
+                    event["description"],
+                    event["event_id"],
+                    event["data"],
+                )
+            )
+        if elements:
+            try:
+                outcomes = await asyncio.to_thread(self._record_batch, elements)
+            except PoolTimeout:
+                return _error("server-busy", "no database connection free; retry", retry_after=1)
+            except psycopg.Error as exc:
+                return _db_error(exc)
+            for i, element, outcome in zip(positions, elements, outcomes, strict=True):
+                if isinstance(outcome, RefusedEvent):
+                    slug = "conflict" if outcome.sqlstate == "OD006" else "invalid-field"
+                    at = _sql_field(outcome.message) if outcome.sqlstate == "22023" else None
+                    results[i] = {
+                        "result": "rejected",
+                        "event_id": element["event_id"],
+                        "problem": problem_body(
+                            PROBLEM_TYPES[slug],
+                            outcome.message,
+                            field=f"events[{i}].{at}" if at else None,
+                            sqlstate=outcome.sqlstate,
+                            db_detail=outcome.detail,
+                        ),
+                    }
+                else:
+                    results[i] = {
+                        "result": "duplicate" if outcome.duplicate else "accepted",
+                        "duplicate": outcome.duplicate,
+                        "event_id": element["event_id"],
+                        "tracking_event_id": outcome.tracking_event_id,
+                        "normalized_status": outcome.normalized_status,
+                        "order_id": outcome.order_id,
+                        "order_status": outcome.order_status,
+                    }
+        counts = Counter(str(r["result"]) for r in results)
+        return JSONResponse(
+            {
+                "accepted": counts["accepted"],
+                "duplicate": counts["duplicate"],
+                "rejected": counts["rejected"],
+                "results": results,
             },
             200,
         )

@@ -150,6 +150,51 @@ def _schemas() -> dict[str, Any]:
                 "order_status": {"type": ["string", "null"]},
             },
         },
+        "CarrierEventBatch": {
+            "type": "object",
+            "description": "Scans of a carrier that pushes arrays: each element a CarrierEvent, "
+            "recorded with one call of orderdb.record_tracking_events. No other member.",
+            "required": ["events"],
+            "properties": {
+                "events": {
+                    "type": "array",
+                    "minItems": 1,
+                    "maxItems": 1000,
+                    "items": {"$ref": "#/components/schemas/CarrierEvent"},
+                }
+            },
+            "additionalProperties": False,
+        },
+        "CarrierEventBatchAnswer": {
+            "type": "object",
+            "description": "One result per scan, in the order sent: accepted or duplicate (as "
+            "the single hook answers), or rejected with its problem (a malformed scan: "
+            "invalid-field naming events[i].<field>; one the database refuses: invalid-field or "
+            "conflict, with its sqlstate). A rejected scan is not recorded; the others are.",
+            "required": ["accepted", "duplicate", "rejected", "results"],
+            "properties": {
+                "accepted": {"type": "integer"},
+                "duplicate": {"type": "integer"},
+                "rejected": {"type": "integer"},
+                "results": {
+                    "type": "array",
+                    "items": {
+                        "oneOf": [
+                            {"$ref": "#/components/schemas/CarrierEventAnswer"},
+                            {
+                                "type": "object",
+                                "required": ["result", "problem"],
+                                "properties": {
+                                    "result": {"const": "rejected"},
+                                    "event_id": {"type": ["string", "null"]},
+                                    "problem": {"$ref": "#/components/schemas/Problem"},
+                                },
+                            },
+                        ]
+                    },
+                },
+            },
+        },
         "WmsEventAnswer": {
             "type": "object",
             "required": ["result", "duplicate", "event_id"],
@@ -534,6 +579,36 @@ def document() -> dict[str, Any]:
                         },
                     },
                     "responses": _hook_responses("CarrierEventAnswer"),
+                }
+            },
+            "/hooks/carriers/{carrier}/batch": {
+                "post": {
+                    "operationId": "pushCarrierEvents",
+                    "summary": "Scans of a carrier that pushes arrays (1 to 1000)",
+                    "description": body_rules
+                    + " A scan is checked as the single hook checks it; a scan that fails the "
+                    "checks or that the database refuses is answered rejected in its place and "
+                    "the others are recorded (200).",
+                    "security": _SIGNED_BODY,
+                    "parameters": [
+                        {
+                            "name": "carrier",
+                            "in": "path",
+                            "required": True,
+                            "description": "The carrier code: the name of an enabled carrier "
+                            "integration.",
+                            "schema": {"type": "string", "pattern": _NAME},
+                        }
+                    ],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/CarrierEventBatch"}
+                            }
+                        },
+                    },
+                    "responses": _hook_responses("CarrierEventBatchAnswer"),
                 }
             },
             "/hooks/wms": {
