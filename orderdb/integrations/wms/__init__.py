@@ -1,4 +1,4 @@
-"""WMS connectors: how orderdb sends fulfilment commands to a warehouse management system.
+"""WMS connectors: how orderdb sends fulfillment commands to a warehouse management system.
 
 When an order becomes ``dispatched`` in a warehouse that has a connector configured
 (``orderdb warehouses set-wms``), the same transaction queues a command in
