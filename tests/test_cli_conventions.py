@@ -547,7 +547,7 @@ def test_a_password_in_a_dsn_on_the_command_line_is_warned_about() -> None:
     [
         (
             "tracking",
-            "record_tracking_event",
+            "record_tracking_batch",
             "event_id",
             {
                 "carrier": "SF",
@@ -579,15 +579,31 @@ def test_an_import_that_lost_its_connection_exits_75(
     path = tmp_path / "in.jsonl"
     path.write_text("".join(json.dumps({**line, key: f"lost-{i}"}) + "\n" for i in range(3)))
     calls = []
-    original = getattr(Client, method)
+    if command == "tracking":
+        # ingest tracking sends batches (orderdb.integrations.tracking_batches): one line per
+        # batch here, so that the second call is the second line
+        from orderdb.integrations import tracking_batches
 
-    def flaky(self: Client, *args: Any, **kwargs: Any) -> Any:
-        calls.append(1)
-        if len(calls) == 2:
-            raise TransientError("server closed the connection unexpectedly")
-        return original(self, *args, **kwargs)
+        monkeypatch.setattr("orderdb.cli.tracking.INGEST_BATCH", 1)
+        original_batch = tracking_batches.record_tracking_batch
 
-    monkeypatch.setattr(Client, method, flaky)
+        def flaky_batch(*args: Any, **kwargs: Any) -> Any:
+            calls.append(1)
+            if len(calls) == 2:
+                raise psycopg.OperationalError("server closed the connection unexpectedly")
+            return original_batch(*args, **kwargs)
+
+        monkeypatch.setattr(tracking_batches, "record_tracking_batch", flaky_batch)
+    else:
+        original = getattr(Client, method)
+
+        def flaky(self: Client, *args: Any, **kwargs: Any) -> Any:
+            calls.append(1)
+            if len(calls) == 2:
+                raise TransientError("server closed the connection unexpectedly")
+            return original(self, *args, **kwargs)
+
+        monkeypatch.setattr(Client, method, flaky)
     out = run("--dsn", db_dsn, "ingest", command, str(path), "--json")
     assert out.exit_code == 75, out.output
     summary = json.loads(out.stdout)
