@@ -175,6 +175,9 @@ class Order:
     document: dict[str, Any]
     priority: str = "normal"
     totals: Totals | None = None
+    #: the id the warehouse's WMS gave the order (None until the WMS accepted it, or when the
+    #: warehouse has no connector)
+    wms_order_id: str | None = None
 
     def __getitem__(self, key: str) -> Any:
         return self.document[key]
@@ -210,6 +213,7 @@ class Order:
             document=doc,
             priority=str(doc.get("priority") or "normal"),
             totals=Totals.from_document(doc["totals"]) if doc.get("totals") else None,
+            wms_order_id=doc.get("wms_order_id"),
         )
 
 
@@ -631,6 +635,11 @@ class Client:
     """orderdb's Python client. Use :meth:`connect` (same DSN rules as the CLI)."""
 
     def __init__(self, pool: ConnectionPool[Conn]) -> None:
+        if not isinstance(pool, ConnectionPool):
+            raise TypeError(
+                f"Client() takes a psycopg_pool.ConnectionPool, not {type(pool).__name__}; "
+                "for a DSN use Client.connect(dsn)"
+            )
         self.pool = pool
 
     @classmethod
@@ -988,6 +997,11 @@ class AsyncClient:
     """
 
     def __init__(self, pool: AsyncConnectionPool[AsyncConn]) -> None:
+        if not isinstance(pool, AsyncConnectionPool):
+            raise TypeError(
+                f"AsyncClient() takes a psycopg_pool.AsyncConnectionPool, not "
+                f"{type(pool).__name__}; for a DSN use await AsyncClient.connect(dsn)"
+            )
         self.pool = pool
 
     @classmethod

@@ -295,3 +295,9 @@ def test_a_serialization_failure_is_transient(client: Client) -> None:
         client.transition(created.order_id, "cancelled", expected_version=1, conn=tx)
     assert failed.value.sqlstate == "40001"
     assert client.get_order(created.order_id).status == "confirmed"
+
+
+def test_a_dsn_given_to_the_constructor_is_a_clear_error(db_dsn: str) -> None:
+    """Client(dsn) is a natural mistake: it says to use Client.connect, and holds nothing."""
+    with pytest.raises(TypeError, match=r"Client\.connect\(dsn\)"):
+        Client(db_dsn)  # type: ignore[arg-type]

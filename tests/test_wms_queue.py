@@ -621,6 +621,14 @@ def test_dispatch_once_with_the_sim_wms_leaves_a_complete_loop(db_dsn: str) -> N
     )
     assert status == "shipped"
     assert doc["wms_order_id"].startswith("SIM-")
+    # the typed client and `orderdb order show` carry it too
+    from orderdb import Client
+
+    with Client.connect(dsn, max_size=1) as client:
+        assert client.get_order(order_id).wms_order_id == doc["wms_order_id"]
+    shown = _cli(dsn, "order", "show", str(order_id))
+    assert shown.exit_code == 0, shown.output
+    assert "WMS order id" in shown.stdout and doc["wms_order_id"] in shown.stdout
 
 
 # -- what operators see ------------------------------------------------------------------------

@@ -79,6 +79,7 @@ def _print_order(order: Order) -> None:
             ("updated", f"{order.updated_at:%Y-%m-%d %H:%M:%S%z}"),
             ("options", json.dumps(order.options) if order.options else None),
             ("shipments", len(order.shipments)),
+            ("WMS order id", order.wms_order_id),
         ],
     )
     print_table(
