@@ -202,7 +202,10 @@ def maintain_cmd(
     <table>_pYYYYMM for this month and `premake` months ahead (rows already in the DEFAULT
     partition move in), and partitions older than `retention` detached into schema
     orderdb_archive (or dropped); an outbox month some consumer has not acknowledged yet stays
-    (reported as held). Run it daily or weekly; a second run does nothing more. --dry-run
+    (reported as held). It also merges back the stock buckets of SKUs that were split
+    automatically and have cooled down (table orderdb.stock_buckets, action merged; SKUs split
+    with set_stock_buckets are left alone). Run it daily or weekly; a second run does nothing
+    more. --dry-run
     lists the same actions and changes nothing (nothing is exported). --progress reports each
     partition action (and each export) on stderr as it happens.
     """
@@ -269,12 +272,10 @@ def maintain_cmd(
         click.echo(dumps(rows))
         return
     if not rows:
-        console.print("partitions: up to date")
+        console.print("partitions and stock buckets: up to date")
         return
     print_table(
-        "partition maintenance (dry run: nothing was changed)"
-        if dry_run
-        else "partition maintenance",
+        "maintenance (dry run: nothing was changed)" if dry_run else "maintenance",
         ["table", "action", "partition", "from", "to", "rows moved", "file"],
         [
             [
@@ -320,9 +321,7 @@ def _print_cluster_maintenance(rows: list[dict[str, Any]], dry_run: bool, as_jso
         console.print("partitions: up to date on every shard")
         return
     print_table(
-        "partition maintenance (dry run: nothing was changed)"
-        if dry_run
-        else "partition maintenance",
+        "maintenance (dry run: nothing was changed)" if dry_run else "maintenance",
         ["shard", "table", "action", "partition", "from", "to", "rows moved"],
         [
             [
