@@ -13,7 +13,8 @@
 --
 -- Cost (docs/operations.md "Cost"): both views start from orders created within a horizon (per
 -- rule: sla_rules.horizon; per KPI: kpi_thresholds.window_size), read through the index
--- orders_created_at (0007_ops_indexes; created_at never changes, so status changes stay HOT),
+-- orders_created_at_brin (a BRIN index, 0016_perf_indexes; created_at never changes, so status
+-- changes stay HOT),
 -- and then touch each candidate's history, shipments, WMS and carrier events by their primary
 -- keys / order indexes. Nothing scans a whole table.
 

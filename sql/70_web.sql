@@ -64,7 +64,7 @@ COMMENT ON FUNCTION orderdb.order_timeline_by_no(text, bigint, text) IS
 --   breaches   the p_limit oldest rows of orderdb_ops.sla_breaches for the filters
 --   warehouses, carriers   the values the filters offer
 -- Orders count when created within the longest enabled SLA horizon (orderdb.sla_rules.horizon,
--- as in sla_breaches), read through the index orders_created_at; the carrier filter keeps orders
+-- as in sla_breaches), read through the BRIN index orders_created_at_brin; the carrier filter keeps orders
 -- with a shipment of that carrier. One pass over those orders gives the lane counts and the top
 -- orders; only the top orders' history and shipments are read.
 -- Raises 22023 (warehouse_id not positive, carrier over 255 characters, per_lane outside 1..100,
