@@ -852,3 +852,27 @@ def test_a_dispatcher_killed_mid_send_is_taken_over_after_its_lease(
     # sent again only after the lease (4 s from the first claim) had run out
     assert seen[1][1] - seen[0][1] >= 3.5
     assert seen[1][1] > killed_at
+
+
+# -- hostile input to set-wms and a broken connector -------------------------------------------
+
+
+def test_set_wms_refuses_an_unreadable_secret_file_with_a_usage_error(
+    wms_dsn: str, tmp_path: Path
+) -> None:
+    """A secret file that does not exist or is not UTF-8 text: exit 2 naming --secret-file, no
+    traceback, nothing stored."""
+    dsn = wms_dsn
+    _exec(dsn, "SELECT FROM orderdb.receive_stock(4250, %s, 1)", (SKU,))
+    binary = tmp_path / "binary.secret"
+    binary.write_bytes(b"\xa4\xff\x00secret")
+    for path in (str(tmp_path / "missing.secret"), str(binary)):
+        result = _cli(
+            dsn, "warehouses", "set-wms", "4250", "http", "--url", "https://wms.example",
+            "--secret-file", path,
+        )  # fmt: skip
+        assert result.exit_code == 2, result.output
+        assert "--secret-file" in result.output and "Traceback" not in result.output
+    assert _exec(dsn, "SELECT count(*) FROM orderdb.warehouse_wms WHERE warehouse_id = 4250") == [
+        (0,)
+    ]

@@ -87,8 +87,16 @@ def _read_wms_secret(secret_file: str | None, prompt: bool) -> str | None:
     """--secret-file, else --prompt-secret, else $ORDERDB_WAREHOUSES_SET_WMS_SECRET, else None
     (the stored secret stays)."""
     if secret_file is not None:
-        with click.open_file(secret_file, "r", encoding="utf-8") as f:
-            secret = str(f.readline()).rstrip("\r\n")
+        try:
+            with click.open_file(secret_file, "r", encoding="utf-8") as f:
+                secret = str(f.readline()).rstrip("\r\n")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = (
+                "it is not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else exc.strerror
+            )
+            raise click.BadParameter(
+                f"cannot read {secret_file}: {reason}", param_hint="--secret-file"
+            ) from None
         if not secret:
             raise click.BadParameter("the secret is empty", param_hint="--secret-file")
         return secret
