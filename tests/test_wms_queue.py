@@ -876,3 +876,47 @@ def test_set_wms_refuses_an_unreadable_secret_file_with_a_usage_error(
     assert _exec(dsn, "SELECT count(*) FROM orderdb.warehouse_wms WHERE warehouse_id = 4250") == [
         (0,)
     ]
+
+
+def test_set_wms_checks_the_settings_with_the_connector_before_storing_them(
+    wms_dsn: str, tmp_path: Path
+) -> None:
+    """Settings the connector cannot use are refused by set-wms (exit 2, naming the setting,
+    nothing changed) instead of failing every command of the warehouse later."""
+    dsn = wms_dsn
+    _exec(dsn, "SELECT FROM orderdb.receive_stock(4251, %s, 1)", (SKU,))
+    secret = {"ORDERDB_WAREHOUSES_SET_WMS_SECRET": "s3cret"}
+    cases = [
+        (("http",), secret, "url is required"),
+        (("http", "--url", "https://wms.example/api?x=1"), secret, "query"),
+        (("http", "--url", "https://wms.example"), {}, "secret is required"),
+        (("http", "--url", "https://wms.example", "--setting", "timeout=0"), secret, "timeout"),
+        (("sim", "--setting", "delay_seconds=-5"), {}, "delay_seconds"),
+        (("sim", "--setting", "exception_rate=lots"), {}, "exception_rate"),
+    ]
+    for args, env, message in cases:
+        result = _cli(dsn, "warehouses", "set-wms", "4251", *args, env=env)
+        assert result.exit_code == 2, (args, result.output)
+        assert message in result.output and "Traceback" not in result.output, result.output
+    assert _exec(dsn, "SELECT count(*) FROM orderdb.warehouse_wms WHERE warehouse_id = 4251") == [
+        (0,)
+    ]
+    good = _cli(dsn, "warehouses", "set-wms", "4251", "sim", "--setting", "delay_seconds=0.5")
+    assert good.exit_code == 0, good.output
+    # a bad change leaves the stored settings as they were
+    bad = _cli(dsn, "warehouses", "set-wms", "4251", "sim", "--setting", "delay_seconds=-1")
+    assert bad.exit_code == 2, bad.output
+    assert _exec(dsn, "SELECT settings FROM orderdb.warehouse_wms WHERE warehouse_id = 4251") == [
+        ({"delay_seconds": 0.5},)
+    ]
+    # the stored secret counts: changing only the timeout of an http warehouse is fine
+    assert _cli(dsn, "warehouses", "set-wms", "4251", "http", "--url", "https://wms.example",
+                env=secret).exit_code == 0  # fmt: skip
+    kept = _cli(
+        dsn, "warehouses", "set-wms", "4251", "http", "--url", "https://wms.example",
+        "--setting", "timeout=3",
+    )  # fmt: skip
+    assert kept.exit_code == 0, kept.output
+    assert _exec(dsn, "SELECT secret FROM orderdb.warehouse_wms WHERE warehouse_id = 4251") == [
+        ("s3cret",)
+    ]

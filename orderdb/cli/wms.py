@@ -91,9 +91,7 @@ def _read_wms_secret(secret_file: str | None, prompt: bool) -> str | None:
             with click.open_file(secret_file, "r", encoding="utf-8") as f:
                 secret = str(f.readline()).rstrip("\r\n")
         except (OSError, UnicodeDecodeError) as exc:
-            reason = (
-                "it is not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else exc.strerror
-            )
+            reason = "it is not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else exc.strerror
             raise click.BadParameter(
                 f"cannot read {secret_file}: {reason}", param_hint="--secret-file"
             ) from None
@@ -108,6 +106,34 @@ def _read_wms_secret(secret_file: str | None, prompt: bool) -> str | None:
             raise click.BadParameter("the secret is empty", param_hint="--prompt-secret")
         return secret
     return os.environ.get(SET_WMS_SECRET_ENV) or None
+
+
+def _check_connector_settings(
+    connector: str, row: dict[str, Any], secret: str | None, dsn: str
+) -> None:
+    """Builds (and closes) the connector with the settings as stored, as the dispatcher will:
+    settings it cannot use (a missing url, a bad timeout, ...) are a usage error naming the
+    setting now, not a failure of every command of the warehouse later. A secret kept from
+    before is not read back: a stand-in shows the connector that one is stored."""
+    config = {
+        **(row.get("settings") or {}),
+        "warehouse_id": row["warehouse_id"],
+        "dsn": dsn,
+    }
+    if row.get("url") is not None:
+        config["url"] = row["url"]
+    if secret is not None:
+        config["secret"] = secret
+    elif row.get("has_secret"):
+        config["secret"] = "(the stored secret)"  # noqa: S105 - a stand-in, never sent
+    try:
+        built = wms.load(connector, config)
+    except (LookupError, ValueError, TypeError, ImportError) as exc:
+        raise click.BadParameter(
+            f"the {connector} connector cannot use these settings: {exc}",
+            param_hint="CONNECTOR settings",
+        ) from None
+    built.close()
 
 
 @main.group("warehouses")
@@ -179,13 +205,16 @@ def set_wms_cmd(
         )
     settings = _parse_settings(setting_pairs, settings_file)
     secret = _read_wms_secret(secret_file, prompt_secret)
-    with psycopg.connect(get_dsn(ctx, sub_dsn), autocommit=True) as conn:
+    dsn = get_dsn(ctx, sub_dsn)
+    # one transaction: the settings are stored only if the connector can be built with them
+    with psycopg.connect(dsn) as conn:
         cur = conn.execute(
             "SELECT * FROM orderdb.set_warehouse_wms(%s, %s, %s, %s, %s, %s::jsonb)",
             (warehouse, connector, url, secret, carrier, json.dumps(settings)),
         )
         cols = [d.name for d in cur.description or []]
         row = dict(zip(cols, cur.fetchone() or (), strict=True))
+        _check_connector_settings(connector, row, secret, dsn)
     row["settings"] = _masked(row.get("settings") or {})
     if as_json:
         echo_json(row)
