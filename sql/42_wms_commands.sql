@@ -394,7 +394,7 @@ COMMENT ON FUNCTION orderdb._order_wms_order_id(integer, bigint) IS
 
 -- set_warehouse_wms: connects a warehouse to a WMS (or changes its settings): p_connector (the
 -- name of an orderdb.wms entry point: lower-case letters, digits, '_', '.', '-'; up to 64),
--- p_url (http:// or https://, up to 2000 characters), p_secret (1..1000 characters; NULL keeps
+-- p_url (http:// or https://, up to 2000 characters, no user name or password), p_secret (1..1000 characters; NULL keeps
 -- the stored one), p_carrier (the carrier code whose plugin makes waybills; NULL: none),
 -- p_settings (the connector's other settings, a JSON object up to 16 kB; never url, secret,
 -- warehouse_id or dsn). From then on the warehouse's changes queue commands. Returns the row
@@ -423,6 +423,15 @@ BEGIN
                       'up to 64 characters)',
             DETAIL = format('connector=%s', left(p_connector, 100)),
             HINT = 'Installed connectors: orderdb warehouses connectors.';
+    END IF;
+    -- credentials in the url would be listed (orderdb warehouses list) and quoted in errors
+    IF p_url ~ '^[^/?#]*//[^/?#]*@' THEN
+        RAISE EXCEPTION USING
+            ERRCODE = '22023',
+            MESSAGE = 'url must not hold a user name or password',
+            DETAIL = 'url=' || regexp_replace(left(p_url, 200), '//[^/?#]*@', '//***@'),
+            HINT = 'The secret has its own argument: orderdb warehouses set-wms --secret-file, '
+                   '--prompt-secret or $ORDERDB_WAREHOUSES_SET_WMS_SECRET.';
     END IF;
     IF p_url IS NOT NULL AND (p_url !~ '^https?://[^[:space:]/]+' OR length(p_url) > 2000) THEN
         RAISE EXCEPTION USING

@@ -920,3 +920,23 @@ def test_set_wms_checks_the_settings_with_the_connector_before_storing_them(
     assert _exec(dsn, "SELECT secret FROM orderdb.warehouse_wms WHERE warehouse_id = 4251") == [
         ("s3cret",)
     ]
+
+
+def test_a_url_with_credentials_is_refused(wms_dsn: str) -> None:
+    """A password in the url would be shown by `warehouses list` and in every error message:
+    refused (22023 naming url); the secret has its own channel."""
+    dsn = wms_dsn
+    _exec(dsn, "SELECT FROM orderdb.receive_stock(4252, %s, 1)", (SKU,))
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for url in ("https://user:Pw-hunter7@wms.example/api", "http://tok-zq9@wms.example"):
+            with pytest.raises(psycopg.errors.InvalidParameterValue, match="url") as caught:
+                conn.execute("SELECT FROM orderdb.set_warehouse_wms(4252, 'http', %s, 'x')", (url,))
+            assert "hunter7" not in str(caught.value) and "zq9" not in str(caught.value)
+    result = _cli(
+        dsn, "warehouses", "set-wms", "4252", "http", "--url", "https://u:hunter2@wms.example",
+        env={"ORDERDB_WAREHOUSES_SET_WMS_SECRET": "x"},
+    )  # fmt: skip
+    assert result.exit_code == 2 and "hunter2" not in result.output, result.output
+    assert _exec(dsn, "SELECT count(*) FROM orderdb.warehouse_wms WHERE warehouse_id = 4252") == [
+        (0,)
+    ]

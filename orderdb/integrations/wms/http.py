@@ -267,6 +267,8 @@ def _setting_url(config: Mapping[str, Any]) -> str:
         raise ValueError("url is required: the WMS's base URL, e.g. https://wms.example.com/api")
     url = url.strip().rstrip("/")
     parts = urlsplit(url)
+    if "@" in parts.netloc:  # never quoted: it would show a password
+        raise ValueError("url must not hold a user name or password: the secret is the key")
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"url must be an http or https URL with a host, got {url!r}")
     if parts.query or parts.fragment:
