@@ -940,3 +940,49 @@ def test_a_url_with_credentials_is_refused(wms_dsn: str) -> None:
     assert _exec(dsn, "SELECT count(*) FROM orderdb.warehouse_wms WHERE warehouse_id = 4252") == [
         (0,)
     ]
+
+
+def test_a_connector_whose_factory_breaks_fails_its_commands_not_the_dispatcher(
+    db_dsn: str,
+) -> None:
+    """A third-party connector that cannot even be built (its module fails to import, its
+    factory raises): the warehouse's commands are retried with the error recorded, and the
+    dispatcher goes on with the other warehouses' commands."""
+    dsn = db_dsn
+    broken, working = 4253, 4254
+    for warehouse, connector in ((broken, "broken"), (working, "working")):
+        _exec(dsn, "SELECT FROM orderdb.receive_stock(%s, %s, 10)", (warehouse, SKU))
+        _exec(dsn, "SELECT FROM orderdb.set_warehouse_wms(%s, %s)", (warehouse, connector))
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        orders = [_order(conn, broken, {}), _order(conn, working, {})]
+        for order_id in orders:
+            conn.execute("SELECT FROM orderdb.transition_order(%s, 'confirmed', 1)", (order_id,))
+            conn.execute("SELECT FROM orderdb.transition_order(%s, 'dispatched', 2)", (order_id,))
+
+    class Working:
+        name = "working"
+
+        def send(self, command: wms.WmsCommand) -> wms.WmsAccepted:
+            return wms.WmsAccepted(f"OK-{command.order_id}", {})
+
+        def close(self) -> None:
+            pass
+
+    def factory(name: str, _config: Mapping[str, Any]) -> wms.WmsConnector:
+        if name == "broken":
+            raise ImportError("No module named 'orderdb_wms_broken'")
+        return Working()
+
+    with Dispatcher(dsn, worker="factory", limit=1000, connector_factory=factory) as dispatcher:
+        report = dispatcher.run_once()
+    assert report.done >= 1 and report.retried >= 1
+    rows = dict(
+        _exec(
+            dsn,
+            "SELECT order_id, row(status, attempts, last_error)::text"
+            " FROM orderdb.wms_commands WHERE order_id = ANY(%s)",
+            (orders,),
+        )
+    )
+    assert rows[orders[0]].startswith('(pending,1,"connector: ImportError: No module named')
+    assert rows[orders[1]] == "(done,1,)"

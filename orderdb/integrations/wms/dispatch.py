@@ -341,9 +341,12 @@ class Dispatcher:
     def _wms_send(self, row: Mapping[str, Any]) -> wms.WmsAccepted | _Failure:
         try:
             connector = self._connector(row)
-        except (LookupError, ValueError, TypeError) as exc:
-            # a connector missing or misconfigured: retried (it may be installed or fixed), and
-            # dead after max_attempts like any failure
+        except Exception as exc:
+            # a connector missing, misconfigured or broken (its module fails to import, its
+            # factory raises): retried (it may be installed or fixed), and dead after
+            # max_attempts like any failure; the other warehouses' commands go on
+            if not isinstance(exc, LookupError | ValueError | TypeError):
+                log.exception("building WMS connector %s failed", row["connector"])
             return _Failure(f"connector: {_text(exc)}")
         command = wms.WmsCommand(
             command_id=int(row["command_id"]),
@@ -393,7 +396,9 @@ class Dispatcher:
             return wms.WmsAccepted(None, {"tracking_number": tracking_number}), tracking_number
         try:
             plugin = self._carrier(code)
-        except (LookupError, ValueError, TypeError) as exc:
+        except Exception as exc:  # as for a connector: this command fails, not the dispatcher
+            if not isinstance(exc, LookupError | ValueError | TypeError):
+                log.exception("building carrier plugin %s failed", code)
             return _Failure(f"carrier plugin: {_text(exc)}"), None
         try:
             if row["kind"] == "waybill":
