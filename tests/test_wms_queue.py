@@ -863,17 +863,17 @@ def test_set_wms_refuses_an_unreadable_secret_file_with_a_usage_error(
     """A secret file that does not exist or is not UTF-8 text: exit 2 naming --secret-file, no
     traceback, nothing stored."""
     dsn = wms_dsn
-    _exec(dsn, "SELECT FROM orderdb.receive_stock(4250, %s, 1)", (SKU,))
+    _exec(dsn, "SELECT FROM orderdb.receive_stock(4260, %s, 1)", (SKU,))
     binary = tmp_path / "binary.secret"
     binary.write_bytes(b"\xa4\xff\x00secret")
     for path in (str(tmp_path / "missing.secret"), str(binary)):
         result = _cli(
-            dsn, "warehouses", "set-wms", "4250", "http", "--url", "https://wms.example",
+            dsn, "warehouses", "set-wms", "4260", "http", "--url", "https://wms.example",
             "--secret-file", path,
         )  # fmt: skip
         assert result.exit_code == 2, result.output
         assert "--secret-file" in result.output and "Traceback" not in result.output
-    assert _exec(dsn, "SELECT count(*) FROM orderdb.warehouse_wms WHERE warehouse_id = 4250") == [
+    assert _exec(dsn, "SELECT count(*) FROM orderdb.warehouse_wms WHERE warehouse_id = 4260") == [
         (0,)
     ]
 
@@ -884,7 +884,7 @@ def test_set_wms_checks_the_settings_with_the_connector_before_storing_them(
     """Settings the connector cannot use are refused by set-wms (exit 2, naming the setting,
     nothing changed) instead of failing every command of the warehouse later."""
     dsn = wms_dsn
-    _exec(dsn, "SELECT FROM orderdb.receive_stock(4251, %s, 1)", (SKU,))
+    _exec(dsn, "SELECT FROM orderdb.receive_stock(4261, %s, 1)", (SKU,))
     secret = {"ORDERDB_WAREHOUSES_SET_WMS_SECRET": "s3cret"}
     cases = [
         (("http",), secret, "url is required"),
@@ -895,29 +895,29 @@ def test_set_wms_checks_the_settings_with_the_connector_before_storing_them(
         (("sim", "--setting", "exception_rate=lots"), {}, "exception_rate"),
     ]
     for args, env, message in cases:
-        result = _cli(dsn, "warehouses", "set-wms", "4251", *args, env=env)
+        result = _cli(dsn, "warehouses", "set-wms", "4261", *args, env=env)
         assert result.exit_code == 2, (args, result.output)
         assert message in result.output and "Traceback" not in result.output, result.output
-    assert _exec(dsn, "SELECT count(*) FROM orderdb.warehouse_wms WHERE warehouse_id = 4251") == [
+    assert _exec(dsn, "SELECT count(*) FROM orderdb.warehouse_wms WHERE warehouse_id = 4261") == [
         (0,)
     ]
-    good = _cli(dsn, "warehouses", "set-wms", "4251", "sim", "--setting", "delay_seconds=0.5")
+    good = _cli(dsn, "warehouses", "set-wms", "4261", "sim", "--setting", "delay_seconds=0.5")
     assert good.exit_code == 0, good.output
     # a bad change leaves the stored settings as they were
-    bad = _cli(dsn, "warehouses", "set-wms", "4251", "sim", "--setting", "delay_seconds=-1")
+    bad = _cli(dsn, "warehouses", "set-wms", "4261", "sim", "--setting", "delay_seconds=-1")
     assert bad.exit_code == 2, bad.output
-    assert _exec(dsn, "SELECT settings FROM orderdb.warehouse_wms WHERE warehouse_id = 4251") == [
+    assert _exec(dsn, "SELECT settings FROM orderdb.warehouse_wms WHERE warehouse_id = 4261") == [
         ({"delay_seconds": 0.5},)
     ]
     # the stored secret counts: changing only the timeout of an http warehouse is fine
-    assert _cli(dsn, "warehouses", "set-wms", "4251", "http", "--url", "https://wms.example",
+    assert _cli(dsn, "warehouses", "set-wms", "4261", "http", "--url", "https://wms.example",
                 env=secret).exit_code == 0  # fmt: skip
     kept = _cli(
-        dsn, "warehouses", "set-wms", "4251", "http", "--url", "https://wms.example",
+        dsn, "warehouses", "set-wms", "4261", "http", "--url", "https://wms.example",
         "--setting", "timeout=3",
     )  # fmt: skip
     assert kept.exit_code == 0, kept.output
-    assert _exec(dsn, "SELECT secret FROM orderdb.warehouse_wms WHERE warehouse_id = 4251") == [
+    assert _exec(dsn, "SELECT secret FROM orderdb.warehouse_wms WHERE warehouse_id = 4261") == [
         ("s3cret",)
     ]
 
@@ -926,18 +926,18 @@ def test_a_url_with_credentials_is_refused(wms_dsn: str) -> None:
     """A password in the url would be shown by `warehouses list` and in every error message:
     refused (22023 naming url); the secret has its own channel."""
     dsn = wms_dsn
-    _exec(dsn, "SELECT FROM orderdb.receive_stock(4252, %s, 1)", (SKU,))
+    _exec(dsn, "SELECT FROM orderdb.receive_stock(4262, %s, 1)", (SKU,))
     with psycopg.connect(dsn, autocommit=True) as conn:
         for url in ("https://user:Pw-hunter7@wms.example/api", "http://tok-zq9@wms.example"):
             with pytest.raises(psycopg.errors.InvalidParameterValue, match="url") as caught:
-                conn.execute("SELECT FROM orderdb.set_warehouse_wms(4252, 'http', %s, 'x')", (url,))
+                conn.execute("SELECT FROM orderdb.set_warehouse_wms(4262, 'http', %s, 'x')", (url,))
             assert "hunter7" not in str(caught.value) and "zq9" not in str(caught.value)
     result = _cli(
-        dsn, "warehouses", "set-wms", "4252", "http", "--url", "https://u:hunter2@wms.example",
+        dsn, "warehouses", "set-wms", "4262", "http", "--url", "https://u:hunter2@wms.example",
         env={"ORDERDB_WAREHOUSES_SET_WMS_SECRET": "x"},
     )  # fmt: skip
     assert result.exit_code == 2 and "hunter2" not in result.output, result.output
-    assert _exec(dsn, "SELECT count(*) FROM orderdb.warehouse_wms WHERE warehouse_id = 4252") == [
+    assert _exec(dsn, "SELECT count(*) FROM orderdb.warehouse_wms WHERE warehouse_id = 4262") == [
         (0,)
     ]
 
@@ -949,7 +949,7 @@ def test_a_connector_whose_factory_breaks_fails_its_commands_not_the_dispatcher(
     factory raises): the warehouse's commands are retried with the error recorded, and the
     dispatcher goes on with the other warehouses' commands."""
     dsn = db_dsn
-    broken, working = 4253, 4254
+    broken, working = 4263, 4264
     for warehouse, connector in ((broken, "broken"), (working, "working")):
         _exec(dsn, "SELECT FROM orderdb.receive_stock(%s, %s, 10)", (warehouse, SKU))
         _exec(dsn, "SELECT FROM orderdb.set_warehouse_wms(%s, %s)", (warehouse, connector))
