@@ -150,3 +150,21 @@ def conn(db_dsn: str) -> Iterator[psycopg.Connection[Any]]:
     """An autocommit connection to the module's database."""
     with psycopg.connect(db_dsn, autocommit=True) as connection:
         yield connection
+
+
+# The core suites run twice: on one database and through a proxy over three shards
+# (tests/deployments.py). Imported lazily: tests/deployments.py imports this module.
+@pytest.fixture(params=["single", "cluster"])
+def deployment(request: pytest.FixtureRequest, pg_server: PgServer, template_db: str) -> Any:
+    """A fresh deployment for one test: one database, or a three-shard cluster."""
+    from tests.deployments import deploy
+
+    yield from deploy(request.param, pg_server, template_db)
+
+
+@pytest.fixture(scope="module", params=["single", "cluster"])
+def module_deployment(request: pytest.FixtureRequest, pg_server: PgServer, template_db: str) -> Any:
+    """A deployment for the test module: one database, or a three-shard cluster."""
+    from tests.deployments import deploy
+
+    yield from deploy(request.param, pg_server, template_db)

@@ -25,7 +25,12 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
+from tests.deployments import Deployment
+
 CLIENTS = 20  # connections at once (>= 16)
+#: through the proxy each client also holds a connection to every shard it reaches: 16 clients
+#: (the suite's minimum) keep a three-shard cluster on one test server within max_connections
+CLUSTER_CLIENTS = 16
 
 OPEN = ("pending", "confirmed", "dispatched", "picked", "packed", "on_hold")
 GONE = ("shipped", "delivering", "delivered", "completed", "delivery_failed",
@@ -113,8 +118,13 @@ def transition(conn: psycopg.Connection[Any], order_id: int, to: str, version: i
     return int(row[0])
 
 
-def check_invariants(dsn: str) -> list[str]:
-    """Every invariant violation found in the database (empty list: none)."""
+def clients_of(deployment: Deployment) -> int:
+    return CLUSTER_CLIENTS if deployment.is_cluster else CLIENTS
+
+
+def check_invariants(deployment: Deployment) -> list[str]:
+    """Every invariant violation found in the database, or on every shard of the cluster
+    (empty list: none)."""
     checks = {
         "counter out of bounds (on_hand < 0, reserved < 0 or reserved > on_hand)": """
             SELECT warehouse_id, sku, on_hand, reserved FROM orderdb.inventory
@@ -168,15 +178,17 @@ def check_invariants(dsn: str) -> list[str]:
                 OR d.warehouse_id <> o.warehouse_id""",
     }
     violations: list[str] = []
-    with connect(dsn) as conn:
-        for name, query in checks.items():
-            rows = conn.execute(query).fetchall()
-            violations.extend(f"{name}: {r}" for r in rows[:10])
+    for shard, dsn in enumerate(deployment.data_dsns):
+        where = f"shard {shard}: " if deployment.is_cluster else ""
+        with connect(dsn) as conn:
+            for name, query in checks.items():
+                rows = conn.execute(query).fetchall()
+                violations.extend(f"{where}{name}: {r}" for r in rows[:10])
     return violations
 
 
-def assert_invariants(dsn: str, label: str) -> None:
-    violations = check_invariants(dsn)
+def assert_invariants(deployment: Deployment, label: str) -> None:
+    violations = check_invariants(deployment)
     print(f"[{label}] invariant violations: {len(violations)}")
     for v in violations:
         print("   ", v)
@@ -184,14 +196,16 @@ def assert_invariants(dsn: str, label: str) -> None:
 
 
 @pytest.fixture
-def dsn(fresh_dsn: str) -> Iterator[str]:
-    yield fresh_dsn
+def dsn(deployment: Deployment) -> Iterator[str]:
+    """Where the suite's API calls go: a fresh database, or the proxy of a fresh cluster."""
+    yield deployment.dsn
 
 
 # ------------------------------------------------------------------------------------------------
 
 
-def test_limited_stock_with_a_hot_sku_never_oversells(dsn: str) -> None:
+def test_limited_stock_with_a_hot_sku_never_oversells(dsn: str, deployment: Deployment) -> None:
+    clients = clients_of(deployment)
     stock = {"HOT": 60, **{f"S{i}": 25 for i in range(8)}}
     with connect(dsn) as conn:
         for sku, qty in stock.items():
@@ -217,7 +231,7 @@ def test_limited_stock_with_a_hot_sku_never_oversells(dsn: str) -> None:
                 with placed_lock:
                     placed.append(items)
 
-    run_clients(dsn, CLIENTS, work)
+    run_clients(dsn, clients, work)
     outcomes.assert_clean()
     print(f"orders: {outcomes.ok['create']} placed, {outcomes.states['OD001']} refused (OD001)")
     assert outcomes.ok["create"] > 0 and outcomes.states["OD001"] > 0
@@ -226,18 +240,18 @@ def test_limited_stock_with_a_hot_sku_never_oversells(dsn: str) -> None:
     for items in placed:
         for line in items:
             wanted[line["sku"]] += line["quantity"]
-    with connect(dsn) as conn:
-        rows = conn.execute(
-            "SELECT sku, on_hand, reserved FROM orderdb.inventory WHERE warehouse_id = 1"
-        ).fetchall()
+    rows = deployment.rows(
+        "SELECT sku, on_hand, reserved FROM orderdb.inventory WHERE warehouse_id = 1"
+    )
     for sku, on_hand, reserved in rows:
         assert on_hand == stock[sku]
         assert reserved == wanted[sku], f"{sku}: reserved {reserved}, orders hold {wanted[sku]}"
         assert reserved <= stock[sku]
-    assert_invariants(dsn, "limited stock")
+    assert_invariants(deployment, "limited stock")
 
 
-def test_idempotent_replays_create_one_order_per_key(dsn: str) -> None:
+def test_idempotent_replays_create_one_order_per_key(dsn: str, deployment: Deployment) -> None:
+    clients = clients_of(deployment)
     with connect(dsn) as conn:
         conn.execute("SELECT orderdb.receive_stock(2, 'IDEM-A', 1000)")
         conn.execute("SELECT orderdb.receive_stock(2, 'IDEM-B', 1000)")
@@ -266,55 +280,76 @@ def test_idempotent_replays_create_one_order_per_key(dsn: str) -> None:
                 with lock:
                     seen[key].append((order_id, replayed))
 
-    run_clients(dsn, CLIENTS, work)
+    run_clients(dsn, clients, work)
     outcomes.assert_clean()
     for key, results in seen.items():
-        assert len(results) == CLIENTS * 2
+        assert len(results) == clients * 2
         assert len({order_id for order_id, _ in results}) == 1, f"{key}: several orders"
         assert sum(1 for _, replayed in results if not replayed) == 1, f"{key}: not one creation"
-    with connect(dsn) as conn:
-        count = conn.execute("SELECT count(*) FROM orderdb.orders").fetchone()
-        reserved = conn.execute(
-            "SELECT sku, reserved FROM orderdb.inventory WHERE warehouse_id = 2 ORDER BY sku"
-        ).fetchall()
-    assert count is not None and count[0] == len(keys)
+    count = deployment.total("SELECT count(*) FROM orderdb.orders")
+    reserved = deployment.rows(
+        "SELECT sku, reserved FROM orderdb.inventory WHERE warehouse_id = 2 ORDER BY sku"
+    )
+    assert count == len(keys)
     expected_a = sum(1 + int(k.split("-")[1]) % 3 for k in keys)
     assert reserved == [("IDEM-A", expected_a), ("IDEM-B", 2 * len(keys))]
-    assert_invariants(dsn, "idempotent replays")
+    assert_invariants(deployment, "idempotent replays")
 
 
-def test_same_key_different_requests_one_wins_others_od006(dsn: str) -> None:
+def test_same_key_different_requests_one_wins_others_od006(
+    dsn: str, deployment: Deployment
+) -> None:
+    clients = clients_of(deployment)
     with connect(dsn) as conn:
         conn.execute("SELECT orderdb.receive_stock(3, 'K-A', 1000)")
     outcomes = Outcomes(allowed=frozenset({"OD006"}))
     results: list[tuple[int, int]] = []  # (quantity asked, order_id)
     lock = threading.Lock()
+    # Through the proxy a different request racing the key's first one, before that one has
+    # created its order on its shard, gets 40001 (a transient error: run it again) where one
+    # database makes it wait (docs/scaling.md, Idempotency keys and What differs 2); the
+    # cluster's clients run it again, as the client contract says, and then get OD006.
+    retried = Counter[str]()
+
+    def create_retrying(conn: psycopg.Connection[Any], quantity: int, key: str) -> int:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                return create(conn, 5, 3, [{"sku": "K-A", "quantity": quantity}], key)[0]
+            except psycopg.errors.SerializationFailure:
+                if not deployment.is_cluster or time.monotonic() > deadline:
+                    raise
+                with lock:
+                    retried["40001"] += 1
+                time.sleep(0.01)
 
     def work(i: int, conn: psycopg.Connection[Any]) -> None:
         for round_ in range(10):
             quantity = 1 + i % 2  # two different requests under one key per round
             try:
-                order_id, _, _ = create(
-                    conn, 5, 3, [{"sku": "K-A", "quantity": quantity}], f"dup-{round_}"
-                )
+                order_id = create_retrying(conn, quantity, f"dup-{round_}")
             except psycopg.Error as exc:
                 outcomes.failure(exc)
             else:
                 with lock:
                     results.append((round_ * 10 + quantity, order_id))
 
-    run_clients(dsn, CLIENTS, work)
+    run_clients(dsn, clients, work)
+    print(f"idempotency conflicts: {dict(outcomes.states)}, run again after 40001: {retried}")
     outcomes.assert_clean()
     by_round: dict[int, set[tuple[int, int]]] = {}
     for tag, order_id in results:
         by_round.setdefault(tag // 10, set()).add((tag % 10, order_id))
     for round_, winners in by_round.items():
         assert len(winners) == 1, f"round {round_}: {winners}"
-    assert outcomes.states["OD006"] == CLIENTS * 10 - len(results)
-    assert_invariants(dsn, "idempotency conflicts")
+    assert outcomes.states["OD006"] == clients * 10 - len(results)
+    assert_invariants(deployment, "idempotency conflicts")
 
 
-def test_racing_transitions_on_one_version_exactly_one_wins(dsn: str) -> None:
+def test_racing_transitions_on_one_version_exactly_one_wins(
+    dsn: str, deployment: Deployment
+) -> None:
+    clients = clients_of(deployment)
     pairs = [
         ("dispatched", "cancelled"),
         ("on_hold", "cancelled"),
@@ -322,7 +357,7 @@ def test_racing_transitions_on_one_version_exactly_one_wins(dsn: str) -> None:
         ("cancelled", "cancelled"),
     ]
     rounds = 12
-    n_orders = rounds * (CLIENTS // 2)
+    n_orders = rounds * (clients // 2)
     with connect(dsn) as conn:
         conn.execute("SELECT orderdb.receive_stock(4, 'RACE', %s)", (n_orders,))
         order_ids = []
@@ -333,11 +368,11 @@ def test_racing_transitions_on_one_version_exactly_one_wins(dsn: str) -> None:
     outcomes = Outcomes(allowed=frozenset({"OD002"}))
     wins: Counter[int] = Counter()
     lock = threading.Lock()
-    barrier = threading.Barrier(CLIENTS)
+    barrier = threading.Barrier(clients)
 
     def work(i: int, conn: psycopg.Connection[Any]) -> None:
         for r in range(rounds):
-            order_id = order_ids[r * (CLIENTS // 2) + i // 2]
+            order_id = order_ids[r * (clients // 2) + i // 2]
             to = pairs[(r + i // 2) % len(pairs)][i % 2]
             barrier.wait()  # both clients of a pair read version 2 and go at once
             try:
@@ -348,11 +383,11 @@ def test_racing_transitions_on_one_version_exactly_one_wins(dsn: str) -> None:
                 with lock:
                     wins[order_id] += 1
 
-    run_clients(dsn, CLIENTS, work)
+    run_clients(dsn, clients, work)
     outcomes.assert_clean()
     assert all(wins[o] == 1 for o in order_ids), "not exactly one winner per order"
     assert outcomes.states["OD002"] == n_orders
-    assert_invariants(dsn, "racing transitions")
+    assert_invariants(deployment, "racing transitions")
 
 
 # A random lifecycle walker: reads the order, picks an allowed edge (from allowed_transitions, on
@@ -392,7 +427,8 @@ def _step(
     return True
 
 
-def test_random_lifecycle_walks_with_shared_orders(dsn: str) -> None:
+def test_random_lifecycle_walks_with_shared_orders(dsn: str, deployment: Deployment) -> None:
+    clients = clients_of(deployment)
     with connect(dsn) as conn:
         for s in range(6):
             conn.execute("SELECT orderdb.receive_stock(5, %s, 10000)", (f"W-{s}",))
@@ -415,16 +451,19 @@ def test_random_lifecycle_walks_with_shared_orders(dsn: str) -> None:
             order_id = rnd.choice(shared) if rnd.random() < 0.5 else rnd.choice(own)
             _step(conn, rnd, edges, order_id, outcomes)
 
-    run_clients(dsn, CLIENTS, work)
+    run_clients(dsn, clients, work)
     outcomes.assert_clean()
     print(f"walks: {sum(outcomes.ok.values())} transitions, failures {dict(outcomes.states)}")
     assert outcomes.ok["shipped"] > 0 and outcomes.states["OD002"] > 0
-    assert_invariants(dsn, "lifecycle walks")
+    assert_invariants(deployment, "lifecycle walks")
 
 
-def test_mixed_load_keeps_every_invariant(dsn: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_mixed_load_keeps_every_invariant(
+    dsn: str, deployment: Deployment, capsys: pytest.CaptureFixture[str]
+) -> None:
     """At least 10 seconds of everything at once: stock receipts, orders on a hot sku and on
     scarce stock, idempotent retries, lifecycle walks on shared orders; then the invariants."""
+    clients = clients_of(deployment)
     duration = 10.0
     skus = ["HOT", *[f"M-{s}" for s in range(10)]]
     with connect(dsn) as conn:
@@ -482,13 +521,13 @@ def test_mixed_load_keeps_every_invariant(dsn: str, capsys: pytest.CaptureFixtur
                 outcomes.failure(exc)
 
     started = time.monotonic()
-    run_clients(dsn, CLIENTS, work)
+    run_clients(dsn, clients, work)
     elapsed = time.monotonic() - started
     total = sum(outcomes.ok.values())
-    violations = check_invariants(dsn)
+    violations = check_invariants(deployment)
     with capsys.disabled():  # the report is printed on every run, not only on failure
         print(
-            f"\nmixed load: {elapsed:.1f} s, {CLIENTS} clients, {total} successful calls "
+            f"\nmixed load: {elapsed:.1f} s, {clients} clients, {total} successful calls "
             f"({dict(outcomes.ok)}), refused {dict(outcomes.states)}, "
             f"deadlocks {outcomes.states['40P01']}, "
             f"SQLSTATEs outside the contract {len(outcomes.unexpected)}"
@@ -503,7 +542,9 @@ def test_mixed_load_keeps_every_invariant(dsn: str, capsys: pytest.CaptureFixtur
     assert outcomes.states["OD001"] > 0, "the load never ran out of stock"
 
 
-def test_return_after_a_partial_shipment_keeps_the_lock_order(dsn: str) -> None:
+def test_return_after_a_partial_shipment_keeps_the_lock_order(
+    dsn: str, deployment: Deployment
+) -> None:
     """A return restocks the shipped lines and releases the held ones (partial shipment): it must
     lock all their inventory rows in sku order, or it deadlocks with a client that locks the same
     rows in sku order (here: B, then C) while the return holds C and waits for B."""
@@ -515,25 +556,29 @@ def test_return_after_a_partial_shipment_keeps_the_lock_order(dsn: str) -> None:
         )
         for to in ("confirmed", "dispatched", "picked", "packed"):
             version = transition(conn, order_id, to, version)
-        # partial shipment (as a WMS SHIPPED callback with lines does): A and C leave, B stays held
-        row = conn.execute(
+    # partial shipment (as a WMS SHIPPED callback with lines does): A and C leave, B stays held;
+    # an internal function, so called where the warehouse's data is (its shard in the cluster)
+    with connect(deployment.data_dsn_of(8)) as shard:
+        row = shard.execute(
             "SELECT version FROM orderdb._apply_transition(8, %s, 'shipped', %s, 'wms', NULL,"
             " '{}', 'wms', NULL, %s)",
             (order_id, version, Jsonb([{"sku": "DL-A"}, {"sku": "DL-C"}])),
         ).fetchone()
         assert row is not None
         version = int(row[0])
+    with connect(dsn) as conn:
         for to in ("delivered", "return_requested", "returning"):
             version = transition(conn, order_id, to, version)
 
     outcomes = Outcomes(allowed=frozenset())
-    with connect(dsn) as other, connect(dsn) as returner:
+    # the other client locks the rows where they are; the return goes through the API (the
+    # proxy in the cluster, whose call waits on the shard in a backend of the shard's own)
+    with connect(deployment.data_dsn_of(8)) as other, connect(dsn) as returner:
         other.autocommit = False
         other.execute(
             "SELECT 1 FROM orderdb.inventory WHERE warehouse_id = 8 AND sku = 'DL-B'"
             " FOR NO KEY UPDATE"
         )
-        pid = returner.info.backend_pid
 
         def do_return() -> None:
             try:
@@ -548,9 +593,10 @@ def test_return_after_a_partial_shipment_keeps_the_lock_order(dsn: str) -> None:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:  # wait until the return waits for DL-B
             waiting = other.execute(
-                "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (pid,)
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'"
             ).fetchone()
-            if waiting and waiting[0] == "Lock":
+            if waiting and waiting[0] > 0:
                 break
             time.sleep(0.05)
         try:
@@ -565,12 +611,11 @@ def test_return_after_a_partial_shipment_keeps_the_lock_order(dsn: str) -> None:
         worker.join(30)
     outcomes.assert_clean()
     assert outcomes.ok["returned"] == 1
-    with connect(dsn) as conn:
-        lines = conn.execute(
-            "SELECT sku, qty_held, qty_consumed, qty_released, qty_returned"
-            " FROM orderdb.order_lines WHERE order_id = %s ORDER BY sku",
-            (order_id,),
-        ).fetchall()
-        drift = conn.execute("SELECT * FROM orderdb_ops.inventory_drift").fetchall()
+    lines = deployment.rows(
+        "SELECT sku, qty_held, qty_consumed, qty_released, qty_returned"
+        " FROM orderdb.order_lines WHERE order_id = %s ORDER BY sku",
+        (order_id,),
+    )
+    drift = deployment.rows("SELECT * FROM orderdb_ops.inventory_drift")
     assert lines == [("DL-A", 0, 0, 0, 1), ("DL-B", 0, 0, 1, 0), ("DL-C", 0, 0, 0, 1)]
     assert drift == []

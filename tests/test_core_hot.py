@@ -3,7 +3,10 @@ restocks leaves at least 90% of the updates of orderdb.inventory heap-only (no i
 
 Statistics reach pg_stat_user_tables lazily: the workload's backends flush theirs with
 pg_stat_force_next_flush() (PostgreSQL 15+) before they disconnect, and the reader looks from a
-new transaction after pg_stat_clear_snapshot()."""
+new transaction after pg_stat_clear_snapshot(). Through a proxy (the cluster variant of
+tests/deployments.py) the workload's calls run in the shard's backends of PL/Proxy, which stay
+connected: they flush their statistics on their own once idle (at most about 10 s later), and
+the counters are the sum of every shard's."""
 
 from __future__ import annotations
 
@@ -14,25 +17,30 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-
-def _inventory_updates(dsn: str) -> tuple[int, int]:
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("SELECT pg_stat_clear_snapshot()")
-        row = conn.execute(
-            "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables"
-            " WHERE schemaname = 'orderdb' AND relname = 'inventory'"
-        ).fetchone()
-    assert row is not None
-    return int(row[0]), int(row[1])
+from tests.deployments import Deployment
 
 
-def _settled(dsn: str, expected_min: int) -> tuple[int, int]:
+def _inventory_updates(deployment: Deployment) -> tuple[int, int]:
+    upd = hot = 0
+    for dsn in deployment.data_dsns:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("SELECT pg_stat_clear_snapshot()")
+            row = conn.execute(
+                "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables"
+                " WHERE schemaname = 'orderdb' AND relname = 'inventory'"
+            ).fetchone()
+        assert row is not None
+        upd, hot = upd + int(row[0]), hot + int(row[1])
+    return upd, hot
+
+
+def _settled(deployment: Deployment, expected_min: int) -> tuple[int, int]:
     """Counters once they include at least expected_min updates (the flush is asynchronous)."""
-    deadline = time.monotonic() + 10
-    upd, hot = _inventory_updates(dsn)
+    deadline = time.monotonic() + (30 if deployment.is_cluster else 10)
+    upd, hot = _inventory_updates(deployment)
     while upd < expected_min and time.monotonic() < deadline:
         time.sleep(0.2)
-        upd, hot = _inventory_updates(dsn)
+        upd, hot = _inventory_updates(deployment)
     return upd, hot
 
 
@@ -57,13 +65,13 @@ def _workload(dsn: str, worker: int, rounds: int) -> None:
         conn.execute("SELECT pg_stat_force_next_flush()")
 
 
-def test_inventory_updates_are_hot(fresh_dsn: str) -> None:
-    dsn = fresh_dsn
+def test_inventory_updates_are_hot(deployment: Deployment) -> None:
+    dsn = deployment.dsn
     with psycopg.connect(dsn, autocommit=True) as conn:
         for s in ["HOT-SHARED", *[f"HOT-{i}" for i in range(4)]]:
             conn.execute("SELECT orderdb.receive_stock(1, %s, 100000)", (s,))
         conn.execute("SELECT pg_stat_force_next_flush()")
-    before_upd, before_hot = _settled(dsn, 0)
+    before_upd, before_hot = _settled(deployment, 0)
 
     workers, rounds = 4, 150
     threads = [threading.Thread(target=_workload, args=(dsn, w, rounds)) for w in range(workers)]
@@ -75,7 +83,7 @@ def test_inventory_updates_are_hot(fresh_dsn: str) -> None:
 
     # per round: 2 rows reserved, 2 released or consumed (+2 restocked on returns), 1 receipt/10
     minimum = workers * rounds * 4
-    upd, hot = _settled(dsn, before_upd + minimum)
+    upd, hot = _settled(deployment, before_upd + minimum)
     updates, hot_updates = upd - before_upd, hot - before_hot
     ratio = hot_updates / updates if updates else 0.0
     print(f"inventory: {updates} updates, {hot_updates} HOT ({ratio:.1%})")

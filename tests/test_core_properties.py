@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from orderdb import Client, errors
+from tests.deployments import Deployment
 
 WAREHOUSE = 21
 SETTINGS = settings(
@@ -70,28 +71,28 @@ def valid_items(draw: st.DrawFn, max_lines: int = 12) -> list[dict[str, Any]]:
     return items
 
 
+# each test runs on one database and through a proxy over three shards (tests/deployments.py)
 @pytest.fixture(scope="module")
-def client(db_dsn: str) -> Iterator[Client]:
-    with Client.connect(db_dsn, min_size=1, max_size=2) as c:
+def client(module_deployment: Deployment) -> Iterator[Client]:
+    with Client.connect(module_deployment.dsn, min_size=1, max_size=2) as c:
         c.receive_stock(WAREHOUSE, "SEED", 1)
         yield c
 
 
 @pytest.fixture(scope="module")
-def conn(db_dsn: str) -> Iterator[psycopg.Connection[Any]]:
-    with psycopg.connect(db_dsn, autocommit=True) as c:
+def conn(module_deployment: Deployment) -> Iterator[psycopg.Connection[Any]]:
+    with psycopg.connect(module_deployment.dsn, autocommit=True) as c:
         yield c
 
 
-def _snapshot(conn: psycopg.Connection[Any]) -> tuple[Any, ...]:
-    row = conn.execute(
+def _snapshot(deployment: Deployment) -> list[list[tuple[Any, ...]]]:
+    """What the tables hold, on the database or on every shard."""
+    return deployment.per_database(
         "SELECT (SELECT count(*) FROM orderdb.orders), (SELECT count(*) FROM orderdb.order_lines),"
         " (SELECT count(*) FROM orderdb.order_directory), (SELECT count(*) FROM orderdb.outbox),"
         " (SELECT coalesce(sum(reserved), 0) FROM orderdb.inventory),"
         " (SELECT coalesce(sum(on_hand), 0) FROM orderdb.inventory)"
-    ).fetchone()
-    assert row is not None
-    return tuple(row)
+    )
 
 
 def _levels(client: Client, skus: list[str]) -> dict[str, tuple[int, int]]:
@@ -212,19 +213,22 @@ def invalid_requests(draw: st.DrawFn) -> tuple[dict[str, Any], str]:
 @SETTINGS
 @given(case=invalid_requests())
 def test_invalid_orders_raise_22023_and_write_nothing(
-    client: Client, conn: psycopg.Connection[Any], case: tuple[dict[str, Any], str]
+    client: Client,
+    conn: psycopg.Connection[Any],
+    module_deployment: Deployment,
+    case: tuple[dict[str, Any], str],
 ) -> None:
     request, field = case
     for line in request["items"]:  # stock what can be stocked: only the input is wrong
         if isinstance(line, dict) and isinstance(line.get("sku"), str) and _is_sku(line["sku"]):
             client.receive_stock(WAREHOUSE, line["sku"], 100_000)
-    before = _snapshot(conn)
+    before = _snapshot(module_deployment)
     with pytest.raises(errors.InvalidInput) as raised:
         _create_raw(conn, request)
     assert raised.value.sqlstate == "22023"
     message = str(raised.value)
     assert message.startswith(field), f"{message!r} does not name {field}"
-    assert _snapshot(conn) == before
+    assert _snapshot(module_deployment) == before
 
 
 def _create_raw(conn: psycopg.Connection[Any], request: dict[str, Any]) -> None:

@@ -1,6 +1,9 @@
 """Concurrency of the integration entry points: the same carrier event or WMS callback sent by
 several connections at once is applied exactly once; a carrier event racing the SHIPPED callback
-that creates its shipment is matched either way."""
+that creates its shipment is matched either way.
+
+Each test runs on one database and through a proxy over three shards (tests/deployments.py):
+the calls go to ``db_dsn`` (the database or the proxy), the tables are read on every shard."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import psycopg
 import pytest
 
 from orderdb.client import Client
+from tests.deployments import Deployment
 
 N = 8
 
@@ -39,6 +43,18 @@ def _race(dsn: str, n: int, work: Callable[[psycopg.Connection[Any], int], Any])
 
 
 @pytest.fixture(scope="module")
+def db_dsn(module_deployment: Deployment) -> str:
+    """Where the calls go: the module's database, or the proxy of its cluster."""
+    return module_deployment.dsn
+
+
+def _warehouse_admin(deployment: Deployment, warehouse_id: int) -> Client:
+    """A client for a warehouse's configuration (set_warehouse_location, add_courier: owner
+    functions that live where the warehouse is, its shard in the cluster; not on the proxy)."""
+    return Client.connect(deployment.data_dsn_of(warehouse_id), max_size=1)
+
+
+@pytest.fixture(scope="module")
 def db(db_dsn: str) -> Client:
     client = Client.connect(db_dsn, max_size=4)
     for sku in ("CC-A", "CC-B"):
@@ -52,7 +68,9 @@ def _confirmed(db: Client, items: list[dict[str, Any]] | None = None) -> int:
     return order.order_id
 
 
-def test_same_carrier_event_from_8_connections_is_stored_once(db: Client, db_dsn: str) -> None:
+def test_same_carrier_event_from_8_connections_is_stored_once(
+    db: Client, db_dsn: str, module_deployment: Deployment
+) -> None:
     order_id = _confirmed(db)
     db.wms_callback("cc-ship-1", order_id, "SHIPPED", {"carrier": "SF", "tracking_number": "CC1"})
     at = datetime.now(UTC) - timedelta(minutes=5)
@@ -72,25 +90,25 @@ def test_same_carrier_event_from_8_connections_is_stored_once(db: Client, db_dsn
     assert len({r[0] for r in results}) == 1, "every caller sees the same stored event"
     assert sorted(r[1] for r in results) == [False] + [True] * (N - 1)
     assert {r[2] for r in results} == {"delivering"}
-    with psycopg.connect(db_dsn) as conn:
-        stored = conn.execute(
-            "SELECT count(*) FROM orderdb.tracking_events WHERE tracking_number = 'CC1'"
-        ).fetchone()
-        changes = conn.execute(
-            "SELECT count(*) FROM orderdb.order_status_history"
-            " WHERE order_id = %s AND to_status = 'delivering'",
-            (order_id,),
-        ).fetchone()
-        outbox = conn.execute(
-            "SELECT count(*) FROM orderdb.outbox WHERE event_type = 'tracking.recorded'"
-            " AND payload ->> 'tracking_number' = 'CC1'"
-        ).fetchone()
-    assert stored == (1,)
-    assert changes == (1,)
-    assert outbox == (1,)
+    total = module_deployment.total
+    stored = total("SELECT count(*) FROM orderdb.tracking_events WHERE tracking_number = 'CC1'")
+    changes = total(
+        "SELECT count(*) FROM orderdb.order_status_history"
+        " WHERE order_id = %s AND to_status = 'delivering'",
+        (order_id,),
+    )
+    outbox = total(
+        "SELECT count(*) FROM orderdb.outbox WHERE event_type = 'tracking.recorded'"
+        " AND payload ->> 'tracking_number' = 'CC1'"
+    )
+    assert stored == 1
+    assert changes == 1
+    assert outbox == 1
 
 
-def test_wms_replays_from_8_connections_apply_once(db: Client, db_dsn: str) -> None:
+def test_wms_replays_from_8_connections_apply_once(
+    db: Client, db_dsn: str, module_deployment: Deployment
+) -> None:
     order_id = _confirmed(db, [{"sku": "CC-A", "quantity": 2}, {"sku": "CC-B", "quantity": 1}])
     before = db.stock_level(61, "CC-A")
 
@@ -111,9 +129,8 @@ def test_wms_replays_from_8_connections_apply_once(db: Client, db_dsn: str) -> N
     assert before.on_hand - after.on_hand == 2, "consumed exactly once"
     order = db.get_order(order_id)
     assert len(order.shipments) == 1
-    with psycopg.connect(db_dsn) as conn:
-        drift = conn.execute("SELECT count(*) FROM orderdb_ops.inventory_drift").fetchone()
-    assert drift == (0,)
+    drift = module_deployment.total("SELECT count(*) FROM orderdb_ops.inventory_drift")
+    assert drift == 0
 
 
 def test_concurrent_stages_of_one_order_end_consistent(db: Client, db_dsn: str) -> None:
@@ -150,7 +167,9 @@ def test_concurrent_stages_of_one_order_end_consistent(db: Client, db_dsn: str) 
     ]
 
 
-def test_carrier_event_racing_shipped_is_matched(db: Client, db_dsn: str) -> None:
+def test_carrier_event_racing_shipped_is_matched(
+    db: Client, db_dsn: str, module_deployment: Deployment
+) -> None:
     orders = [_confirmed(db) for _ in range(N // 2)]
     at = datetime.now(UTC) - timedelta(minutes=1)
 
@@ -173,16 +192,17 @@ def test_carrier_event_racing_shipped_is_matched(db: Client, db_dsn: str) -> Non
 
     results = _race(db_dsn, N, work)
     assert not [r for r in results if isinstance(r, Exception)], results
-    with psycopg.connect(db_dsn) as conn:
-        unmatched = conn.execute(
-            "SELECT count(*) FROM orderdb.tracking_events"
-            " WHERE tracking_number LIKE 'RACE%' AND order_id IS NULL"
-        ).fetchone()
-        statuses = conn.execute(
+    unmatched = module_deployment.total(
+        "SELECT count(*) FROM orderdb.tracking_events"
+        " WHERE tracking_number LIKE 'RACE%' AND order_id IS NULL"
+    )
+    statuses = set(
+        module_deployment.rows(
             "SELECT DISTINCT status FROM orderdb.orders WHERE order_id = ANY(%s)", (orders,)
-        ).fetchall()
-    assert unmatched == (0,)
-    assert statuses == [("delivering",)]
+        )
+    )
+    assert unmatched == 0
+    assert statuses == {("delivering",)}
 
 
 def _packed_with_coordinates(db: Client, warehouse_id: int, lon: float) -> int:
@@ -197,10 +217,19 @@ def _packed_with_coordinates(db: Client, warehouse_id: int, lon: float) -> int:
     return o.order_id
 
 
-def test_plan_routes_never_blocks_order_updates(db: Client, db_dsn: str) -> None:
+def test_plan_routes_never_blocks_order_updates(
+    db: Client, db_dsn: str, module_deployment: Deployment
+) -> None:
+    if module_deployment.is_cluster:
+        # Not run through the proxy, for a contract reason: it holds a planner's transaction
+        # open after plan_routes, and a `conn=` transaction does not span the proxy's calls
+        # (docs/scaling.md, What differs 1): through the proxy plan_routes has committed on
+        # its shard when it returns, so there is no open planner transaction to not wait for.
+        pytest.skip("a transaction held open across calls: not a proxy's (docs/scaling.md)")
     db.receive_stock(62, "CC-R", 100)
-    db.set_warehouse_location(62, 0.0, 0.0)
-    db.add_courier(62, "R1", 0.0, 0.0, 10)
+    with _warehouse_admin(module_deployment, 62) as admin:
+        admin.set_warehouse_location(62, 0.0, 0.0)
+        admin.add_courier(62, "R1", 0.0, 0.0, 10)
     orders = [_packed_with_coordinates(db, 62, 0.01 * (i + 1)) for i in range(4)]
     with psycopg.connect(db_dsn) as planner:  # a transaction left open after planning
         planned = planner.execute("SELECT count(*) FROM orderdb.plan_routes(62)").fetchone()
@@ -222,11 +251,14 @@ def test_plan_routes_never_blocks_order_updates(db: Client, db_dsn: str) -> None
         planner.rollback()
 
 
-def test_concurrent_planners_route_each_order_once(db: Client, db_dsn: str) -> None:
+def test_concurrent_planners_route_each_order_once(
+    db: Client, db_dsn: str, module_deployment: Deployment
+) -> None:
     db.receive_stock(63, "CC-R", 100)
-    db.set_warehouse_location(63, 0.0, 0.0)
-    for i in range(N):
-        db.add_courier(63, f"C{i}", 0.0, 0.001 * i, 2)
+    with _warehouse_admin(module_deployment, 63) as admin:
+        admin.set_warehouse_location(63, 0.0, 0.0)
+        for i in range(N):
+            admin.add_courier(63, f"C{i}", 0.0, 0.001 * i, 2)
     orders = [_packed_with_coordinates(db, 63, 0.01 * (i + 1)) for i in range(10)]
 
     def work(conn: psycopg.Connection[Any], i: int) -> list[tuple[Any, ...]]:
@@ -235,15 +267,15 @@ def test_concurrent_planners_route_each_order_once(db: Client, db_dsn: str) -> N
     results = _race(db_dsn, 4, work)
     assert not [r for r in results if isinstance(r, Exception)], results
     assert sum(sc for r in results for _, sc in r) == len(orders)
-    with psycopg.connect(db_dsn) as conn:
-        routed = conn.execute(
-            "SELECT count(*), count(DISTINCT order_id) FROM orderdb.route_stops"
-            " WHERE warehouse_id = 63"
-        ).fetchone()
-    assert routed == (len(orders), len(orders))
+    routed = module_deployment.rows(
+        "SELECT count(*), count(DISTINCT order_id) FROM orderdb.route_stops WHERE warehouse_id = 63"
+    )
+    assert (len(orders), len(orders)) in routed, routed
 
 
-def test_two_parcels_delivered_at_once_deliver_the_order_once(db: Client, db_dsn: str) -> None:
+def test_two_parcels_delivered_at_once_deliver_the_order_once(
+    db: Client, db_dsn: str, module_deployment: Deployment
+) -> None:
     """Orders shipped in two parcels; both parcels' 'delivered' events arrive at the same moment
     on two connections. The order must end delivered (neither event may conclude "the other
     parcel is still out" from a snapshot taken before the other committed), with exactly one
@@ -285,14 +317,15 @@ def test_two_parcels_delivered_at_once_deliver_the_order_once(db: Client, db_dsn
         # one of them saw the other parcel still out, the other delivered the order
         assert sorted(r[0] for r in results) == ["delivered", "delivering"], results
 
-    with psycopg.connect(db_dsn) as conn:
-        statuses = conn.execute(
+    statuses = set(
+        module_deployment.rows(
             "SELECT DISTINCT status FROM orderdb.orders WHERE order_id = ANY(%s)", (orders,)
-        ).fetchall()
-        delivered_rows = conn.execute(
-            "SELECT order_id, count(*) FROM orderdb.order_status_history"
-            " WHERE order_id = ANY(%s) AND to_status = 'delivered' GROUP BY order_id",
-            (orders,),
-        ).fetchall()
-    assert statuses == [("delivered",)]
+        )
+    )
+    delivered_rows = module_deployment.rows(
+        "SELECT order_id, count(*) FROM orderdb.order_status_history"
+        " WHERE order_id = ANY(%s) AND to_status = 'delivered' GROUP BY order_id",
+        (orders,),
+    )
+    assert statuses == {("delivered",)}
     assert sorted(delivered_rows) == sorted((o, 1) for o in orders)
