@@ -640,7 +640,9 @@ COMMENT ON FUNCTION orderdb._wms_leased(bigint, text, integer) IS
 -- callback records one (orderdb.wms_callback, source 'waybill', event id 'waybill-<id>':
 -- shipment, tracking number, reservations consumed, shipped) while the order is packed; an
 -- order on hold keeps the number on the command and is tried again in 5 minutes; any other
--- status (cancelled meanwhile: its cancel_waybill follows) just keeps the number. Returns the
+-- status keeps the number and gets the waybill cancelled: a cancel_waybill (the one the order's
+-- cancel queued, else a new one: the WMS shipped the order with its own number meanwhile, ...),
+-- so that no parcel is left booked for nothing. Returns the
 -- command's status afterwards, NULL when the worker no longer holds it (the outcome is ignored:
 -- another worker sends the command again with the same idempotency key).
 -- Raises 22023 (bad arguments; a create without p_wms_order_id; a waybill without
@@ -721,6 +723,22 @@ BEGIN
         ELSE
             v_response := coalesce(v_response, '{}'::jsonb)
                           || jsonb_build_object('recorded', false, 'order_status', v_status);
+            -- the order no longer needs it (shipped with the WMS's own number, moved, ...): the
+            -- parcel booked for nothing is cancelled, unless the order's cancel already asked
+            IF NOT EXISTS (SELECT 1
+                             FROM orderdb.wms_commands x
+                            WHERE x.order_id = v_command.order_id AND x.kind = 'cancel_waybill'
+                              AND x.payload -> 'waybill_command_id' = to_jsonb(p_command_id)) THEN
+                INSERT INTO orderdb.wms_commands (warehouse_id, order_id, kind, payload,
+                                                  order_version, carrier)
+                VALUES (v_command.warehouse_id, v_command.order_id, 'cancel_waybill',
+                        jsonb_build_object('order_id', v_command.order_id,
+                                           'order_no', v_command.payload ->> 'order_no',
+                                           'waybill_command_id', p_command_id,
+                                           'reason', format('the order is %s: the waybill came '
+                                                            'too late', v_status)),
+                        v_command.order_version, v_command.carrier);
+            END IF;
         END IF;
     END IF;
 
