@@ -592,6 +592,8 @@ def test_return_after_a_partial_shipment_keeps_the_lock_order(
         worker.start()
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:  # wait until the return waits for DL-B
+            # a transaction reads pg_stat_activity once unless told to look again
+            other.execute("SELECT pg_stat_clear_snapshot()")
             waiting = other.execute(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
                 " AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'"
