@@ -1014,3 +1014,160 @@ def test_status_names_reference_tables_that_drift(cluster: Cluster) -> None:  # 
         with psycopg.connect(cluster.shard_dsns[2], autocommit=True) as conn:
             conn.execute("DELETE FROM orderdb.carrier_status_map WHERE carrier_status = 'DRIFT-1'")
     assert all(s["reference_drift"] == [] for s in status_json(cluster)["shards"])
+
+
+# -- reallocation across shards ----------------------------------------------------------------
+
+
+def _drift(cl: Cluster) -> list[Any]:
+    rows: list[Any] = []
+    for dsn in cl.shard_dsns:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            rows += conn.execute("SELECT * FROM orderdb_ops.inventory_drift").fetchall()
+    return rows
+
+
+def test_reallocation_across_shards_is_a_saga(cluster: Cluster) -> None:  # noqa: F811
+    pin(cluster, 1301, 0)
+    pin(cluster, 1302, 2)
+    pin(cluster, 1303, 1)
+    with Client.connect(cluster.proxy_dsn) as db:
+        db.receive_stock(1301, "SKU-RA", 10)
+        db.receive_stock(1302, "SKU-RA", 10)
+        db.receive_stock(1303, "SKU-RA", 1)
+        o = db.create_order(
+            customer_id=21,
+            warehouse_id=1301,
+            items=[{"sku": "SKU-RA", "quantity": 3, "unit_price": "2"}],
+        )
+        t = db.transition(o.order_id, "confirmed", expected_version=o.version)
+        # the target cannot serve: nothing changes anywhere
+        with pytest.raises(InsufficientStock) as short:
+            db.reallocate(o.order_id, 1303, expected_version=t.version)
+        assert short.value.detail == "sku=SKU-RA requested=3 available=1"
+        assert db.stock_level(1303, "SKU-RA").reserved == 0
+        # a stale version: OD002, as on one database
+        with pytest.raises(VersionConflict):
+            db.reallocate(o.order_id, 1302, expected_version=1)
+        moved = db.reallocate(
+            o.order_id, 1302, expected_version=t.version, actor="ops", reason="closer"
+        )
+        assert (moved.warehouse_id, moved.status, moved.version) == (1302, "confirmed", 3)
+        assert db.stock_level(1301, "SKU-RA").reserved == 0
+        assert db.stock_level(1302, "SKU-RA").reserved == 3
+        # the order answers from its new shard under its old id (a forward)
+        got = db.get_order(o.order_id)
+        assert (got.warehouse_id, got.version, got.order_no) == (1302, 3, o.order_no)
+        history = db.order_history(o.order_id)
+        assert [h.to_status for h in history] == ["pending", "confirmed", "confirmed"]
+        assert history[-1].source == "reallocation"
+        assert history[-1].context == {"from_warehouse_id": 1301, "to_warehouse_id": 1302}
+        after = db.transition(o.order_id, "cancelled", expected_version=3)
+        assert after.status == "cancelled"
+        assert db.stock_level(1302, "SKU-RA").reserved == 0
+    assert orderdb_shard(cluster, o.order_id) == 2
+    assert _drift(cluster) == []
+    with psycopg.connect(cluster.shard_dsns[2], autocommit=True) as conn:
+        event = conn.execute(
+            "SELECT payload FROM orderdb.outbox WHERE order_id = %s"
+            " AND event_type = 'order.reallocated'",
+            (o.order_id,),
+        ).fetchone()
+    assert event is not None
+    assert event[0]["from_warehouse_id"] == 1301 and event[0]["lines"] == [
+        {"sku": "SKU-RA", "quantity": 3}
+    ]
+
+
+def test_racing_cross_shard_reallocations_move_an_order_once(cluster: Cluster) -> None:  # noqa: F811
+    pin(cluster, 1311, 1)
+    pin(cluster, 1312, 0)
+    pin(cluster, 1313, 2)
+    with proxy(cluster) as conn:
+        for warehouse in (1311, 1312, 1313):
+            conn.execute("SELECT * FROM orderdb.receive_stock(%s, 'SKU-RB', 50)", (warehouse,))
+        row = conn.execute(
+            "SELECT order_id FROM orderdb.create_order(22, 1311,"
+            ' \'[{"sku": "SKU-RB", "quantity": 4, "unit_price": 1}]\')'
+        ).fetchone()
+    assert row is not None
+    order_id = int(row[0])
+    outcomes: list[str] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(8)
+
+    def attempt(i: int) -> None:
+        target = 1312 if i % 2 else 1313
+        with psycopg.connect(cluster.proxy_dsn, autocommit=True) as conn:
+            barrier.wait()
+            try:
+                conn.execute(
+                    "SELECT * FROM orderdb.reallocate_order(%s, %s, 1)", (order_id, target)
+                )
+                outcome = f"moved to {target}"
+            except psycopg.Error as exc:
+                outcome = str(exc.sqlstate)
+        with lock:
+            outcomes.append(outcome)
+
+    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    moved = [o for o in outcomes if o.startswith("moved")]
+    assert len(moved) == 1, outcomes
+    assert set(outcomes) - set(moved) <= {"OD002"}, outcomes
+    target = int(moved[0].split()[-1])
+    with proxy(cluster) as conn:
+        levels = {
+            w: conn.execute(
+                "SELECT reserved FROM orderdb.stock_level(%s, 'SKU-RB')", (w,)
+            ).fetchone()
+            for w in (1311, 1312, 1313)
+        }
+        assert conn.execute(
+            "SELECT (orderdb.get_order(%s)->>'warehouse_id')::integer", (order_id,)
+        ).fetchone() == (target,)
+    assert levels == {w: ((4,) if w == target else (0,)) for w in (1311, 1312, 1313)}
+    assert _drift(cluster) == []
+
+
+def test_a_reallocation_stopped_in_flight_is_finished(cluster: Cluster) -> None:  # noqa: F811
+    """The source sent the order and the proxy lost the target's answer: the order is in
+    flight until orderdb_cluster.finish_reallocation receives it from the source's copy."""
+    pin(cluster, 1321, 0)
+    pin(cluster, 1322, 1)
+    with proxy(cluster) as conn:
+        for warehouse in (1321, 1322):
+            conn.execute("SELECT * FROM orderdb.receive_stock(%s, 'SKU-RC', 5)", (warehouse,))
+        row = conn.execute(
+            "SELECT order_id FROM orderdb.create_order(23, 1321,"
+            ' \'[{"sku": "SKU-RC", "quantity": 2, "unit_price": 1}]\')'
+        ).fetchone()
+        assert row is not None
+        order_id = int(row[0])
+        # steps 1 and 2 by hand, as the saga does them, then stop
+        conn.execute(
+            "SELECT * FROM orderdb_cluster.reallocation_reserve(1, %s, 1322, '{SKU-RC}', '{2}')",
+            (order_id,),
+        )
+        sent = conn.execute(
+            "SELECT err_sqlstate FROM orderdb_cluster.reallocation_send(0, %s, 1322, 1, 1)",
+            (order_id,),
+        ).fetchone()
+        assert sent == (None,)
+        finished = conn.execute(
+            "SELECT warehouse_id, version FROM orderdb_cluster.finish_reallocation(%s)",
+            (order_id,),
+        ).fetchone()
+        assert finished == (1322, 2)
+        again = conn.execute(
+            "SELECT warehouse_id, version FROM orderdb_cluster.finish_reallocation(%s)",
+            (order_id,),
+        ).fetchone()
+        assert again is None  # not in flight any more: nothing to finish
+        assert conn.execute(
+            "SELECT status FROM orderdb.transition_order(%s, 'confirmed', 2)", (order_id,)
+        ).fetchone() == ("confirmed",)
+    assert _drift(cluster) == []

@@ -78,16 +78,6 @@ def _by_order(arg: str = "p_order_id", guard: str = "") -> Route:
     return Route(ORDER, f"orderdb_cluster.order_shard({arg})", guard)
 
 
-_SAME_SHARD_REALLOCATION = """
-    IF orderdb_cluster.warehouse_shard(p_to_warehouse_id, false)
-       <> orderdb_cluster.order_shard(p_order_id) THEN
-        RAISE EXCEPTION USING
-            ERRCODE = '0A000',
-            MESSAGE = 'reallocation to a warehouse on another shard is not available yet',
-            DETAIL = format('order_id=%s to_warehouse_id=%s', p_order_id, p_to_warehouse_id),
-            HINT = 'Reallocate within the order''s shard (docs/scaling.md).';
-    END IF;"""
-
 #: the routed public functions (docs/scaling.md lists the same)
 ROUTES: dict[str, Route] = {
     # warehouse-keyed: the shard that owns the warehouse (placed on first use by the calls that
@@ -116,7 +106,9 @@ ROUTES: dict[str, Route] = {
     # the shard of the shipment, found through the tracking number's home (parked there until
     # the shipment appears): sql/cluster/proxy_30_tracking.sql
     "record_tracking_event": Route(TRACKING, "", generated=False),
-    "reallocate_order": _by_order(guard=_SAME_SHARD_REALLOCATION),
+    # within the order's shard: routed; to another shard: the saga of
+    # sql/cluster/proxy_60_reallocation.sql
+    "reallocate_order": Route(ORDER, "orderdb_cluster.order_shard(p_order_id)", generated=False),
     "order_timeline_by_no": Route(ORDER_NO, "orderdb_cluster.order_no_shard(p_order_no)"),
     # the same on every shard
     "allowed_transitions": Route(ANY, "0"),

@@ -157,6 +157,12 @@ def prepare_shard(
             "drop_parked_tracking_events(text, text, bigint[])",
             "record_tracking_event_at_home(text, text, timestamptz, text, text, text, text, jsonb)",
             "reference_digests()",
+            "reallocation_held(bigint, integer, integer)",
+            "reallocation_reserve(bigint, integer, text[], integer[])",
+            "reallocation_unreserve(bigint)",
+            "reallocation_send(bigint, integer, integer, integer)",
+            "reallocation_receive(bigint, jsonb, text, text)",
+            "reallocation_sent(bigint)",
         ):
             conn.execute(
                 sql.SQL("GRANT EXECUTE ON FUNCTION orderdb_shard.{} TO {}").format(
@@ -379,6 +385,68 @@ AS $fn$
     CLUSTER '{routing.CLUSTER_NAME}';
     RUN ON p_shard;
     SELECT * FROM orderdb_shard.reference_digests();
+$fn$;
+CREATE OR REPLACE FUNCTION orderdb_cluster.reallocation_held(
+    p_shard integer, p_order_id bigint, p_to_warehouse_id integer, p_expected_version integer)
+RETURNS TABLE (from_warehouse_id integer, status text, version integer, skus text[],
+               quantities integer[], err_sqlstate text, err_message text, err_detail text,
+               err_hint text)
+    LANGUAGE plproxy
+AS $fn$
+    CLUSTER '{routing.CLUSTER_NAME}';
+    RUN ON p_shard;
+    SELECT * FROM orderdb_shard.reallocation_held(p_order_id, p_to_warehouse_id,
+                                                  p_expected_version);
+$fn$;
+CREATE OR REPLACE FUNCTION orderdb_cluster.reallocation_reserve(
+    p_shard integer, p_order_id bigint, p_to_warehouse_id integer, p_skus text[],
+    p_quantities integer[])
+RETURNS TABLE (err_sqlstate text, err_message text, err_detail text, err_hint text)
+    LANGUAGE plproxy
+AS $fn$
+    CLUSTER '{routing.CLUSTER_NAME}';
+    RUN ON p_shard;
+    SELECT * FROM orderdb_shard.reallocation_reserve(p_order_id, p_to_warehouse_id, p_skus,
+                                                     p_quantities);
+$fn$;
+CREATE OR REPLACE FUNCTION orderdb_cluster.reallocation_unreserve(p_shard integer,
+                                                                  p_order_id bigint)
+RETURNS boolean
+    LANGUAGE plproxy
+AS $fn$
+    CLUSTER '{routing.CLUSTER_NAME}';
+    RUN ON p_shard;
+    SELECT orderdb_shard.reallocation_unreserve(p_order_id);
+$fn$;
+CREATE OR REPLACE FUNCTION orderdb_cluster.reallocation_send(
+    p_shard integer, p_order_id bigint, p_to_warehouse_id integer, p_expected_version integer,
+    p_to_shard integer)
+RETURNS TABLE (payload jsonb, err_sqlstate text, err_message text, err_detail text,
+               err_hint text)
+    LANGUAGE plproxy
+AS $fn$
+    CLUSTER '{routing.CLUSTER_NAME}';
+    RUN ON p_shard;
+    SELECT * FROM orderdb_shard.reallocation_send(p_order_id, p_to_warehouse_id,
+                                                  p_expected_version, p_to_shard);
+$fn$;
+CREATE OR REPLACE FUNCTION orderdb_cluster.reallocation_receive(
+    p_shard integer, p_order_id bigint, p_payload jsonb, p_actor text, p_reason text)
+RETURNS TABLE (order_id bigint, warehouse_id integer, status text, version integer,
+               err_sqlstate text, err_message text, err_detail text, err_hint text)
+    LANGUAGE plproxy
+AS $fn$
+    CLUSTER '{routing.CLUSTER_NAME}';
+    RUN ON p_shard;
+    SELECT * FROM orderdb_shard.reallocation_receive(p_order_id, p_payload, p_actor, p_reason);
+$fn$;
+CREATE OR REPLACE FUNCTION orderdb_cluster.reallocation_sent(p_shard integer, p_order_id bigint)
+RETURNS TABLE (to_shard integer, payload jsonb)
+    LANGUAGE plproxy
+AS $fn$
+    CLUSTER '{routing.CLUSTER_NAME}';
+    RUN ON p_shard;
+    SELECT * FROM orderdb_shard.reallocation_sent(p_order_id);
 $fn$;
 CREATE OR REPLACE FUNCTION orderdb_cluster.best_warehouse(p_items jsonb)
 RETURNS TABLE (shard integer, warehouse_id integer, serves_all boolean, lines_served integer,

@@ -110,20 +110,32 @@ BEGIN
 END;
 $fn$;
 
--- order_shard: the shard that owns an order, read from its id (shard k hands out ids that are
--- k + 1 modulo the id stride). An id no shard hands out goes to shard 0, which answers as one
--- database does (22023 for a non-positive id, OD004 otherwise). Reads settings.
+CREATE TABLE IF NOT EXISTS orderdb_cluster.order_forwards (
+    order_id bigint PRIMARY KEY,
+    shard    integer NOT NULL REFERENCES orderdb_cluster.shards (shard),
+    moved_at timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE orderdb_cluster.order_forwards IS
+    'Orders that moved to another shard (reallocation): their shard now (their id says the old).';
+REVOKE ALL ON orderdb_cluster.order_forwards FROM PUBLIC;
+
+-- order_shard: the shard that owns an order: a forward when it moved, else the shard its id
+-- says (shard k hands out ids that are k + 1 modulo the id stride). An id no shard hands out
+-- goes to shard 0, which answers as one database does (22023 for a non-positive id, OD004
+-- otherwise). Reads settings and forwards.
 CREATE OR REPLACE FUNCTION orderdb_cluster.order_shard(p_order_id bigint)
 RETURNS integer
     LANGUAGE sql STABLE
     SET search_path = pg_catalog, pg_temp
 AS $fn$
-    SELECT CASE WHEN p_order_id > 0
-                 AND ((p_order_id - 1) % s.id_stride)::integer
-                     IN (SELECT h.shard FROM orderdb_cluster.shards h)
-                THEN ((p_order_id - 1) % s.id_stride)::integer
-                ELSE 0 END
-      FROM orderdb_cluster.settings s
+    SELECT coalesce(
+        (SELECT f.shard FROM orderdb_cluster.order_forwards f WHERE f.order_id = p_order_id),
+        (SELECT CASE WHEN p_order_id > 0
+                      AND ((p_order_id - 1) % s.id_stride)::integer
+                          IN (SELECT h.shard FROM orderdb_cluster.shards h)
+                     THEN ((p_order_id - 1) % s.id_stride)::integer
+                     ELSE 0 END
+           FROM orderdb_cluster.settings s))
 $fn$;
 
 -- order_no_shard: the shard of an order number ('ORD' || YYYYMMDD || the order id): that of its
