@@ -18,6 +18,8 @@
 --   * order_amendments (amend_order): update with the amended order, unless the WMS never got the
 --     order; a create or update not sent yet gets the new document instead of a second command.
 --     An amendment of attributes only (not part of the document) queues nothing.
+--   * order_lines (cancel_order_lines releasing lines of an order its WMS has, while the order
+--     stays with it): the document without those lines, as for an amendment.
 -- A warehouse without a row in warehouse_wms queues nothing: a status change pays one trigger
 -- call (dispatched, packed, cancelled only: the triggers' WHEN clauses) and one index probe.
 --
@@ -305,47 +307,95 @@ $$;
 COMMENT ON FUNCTION orderdb._wms_on_status_change() IS
     'Trigger: queues the WMS/carrier commands a status change causes (create, cancel, waybill).';
 
--- _wms_on_amendment: trigger AFTER INSERT on orderdb.order_amendments (amendments of more than
--- attributes): the WMS that has the order gets the amended document: in the create or update
--- not sent yet, else in a new update. Locks those commands' rows.
-CREATE OR REPLACE FUNCTION orderdb._wms_on_amendment()
-RETURNS trigger
+-- _wms_send_document: the order's document changed (amend_order, cancel_order_lines): the WMS of
+-- p_warehouse_id that has the order gets the new document: in the create or update not sent yet,
+-- else in a new update (version p_version). Nothing when that WMS never got the order. The
+-- caller holds the orders row lock. Locks those commands' rows.
+CREATE OR REPLACE FUNCTION orderdb._wms_send_document(p_warehouse_id integer, p_order_id bigint,
+                                                      p_version integer)
+RETURNS void
 LANGUAGE plpgsql
 AS $$
 DECLARE
     v_carrier text;
     v_payload jsonb;
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM orderdb.wms_commands c WHERE c.order_id = NEW.order_id)
-       OR NOT orderdb._wms_live_create(NEW.warehouse_id, NEW.order_id) THEN
-        RETURN NULL;
+    IF NOT EXISTS (SELECT 1 FROM orderdb.wms_commands c WHERE c.order_id = p_order_id)
+       OR NOT orderdb._wms_live_create(p_warehouse_id, p_order_id) THEN
+        RETURN;
     END IF;
     SELECT orderdb._wms_order_carrier(o.options, w.carrier) INTO v_carrier
       FROM orderdb.orders o
       LEFT JOIN orderdb.warehouse_wms w ON w.warehouse_id = o.warehouse_id
-     WHERE o.warehouse_id = NEW.warehouse_id AND o.order_id = NEW.order_id;
-    v_payload := orderdb._wms_order_payload(NEW.warehouse_id, NEW.order_id, v_carrier);
+     WHERE o.warehouse_id = p_warehouse_id AND o.order_id = p_order_id;
+    v_payload := orderdb._wms_order_payload(p_warehouse_id, p_order_id, v_carrier);
+    IF v_payload IS NULL THEN
+        RETURN;  -- the order is no longer in that warehouse
+    END IF;
 
     -- the newest create or update, if it has not been sent yet, carries the new document
     UPDATE orderdb.wms_commands AS c
-       SET payload = v_payload, order_version = NEW.version, updated_at = now()
+       SET payload = v_payload, order_version = p_version, updated_at = now()
      WHERE c.command_id = (SELECT l.command_id
                              FROM orderdb.wms_commands l
-                            WHERE l.order_id = NEW.order_id
-                              AND l.warehouse_id = NEW.warehouse_id
+                            WHERE l.order_id = p_order_id
+                              AND l.warehouse_id = p_warehouse_id
                               AND l.status <> 'skipped'
                             ORDER BY l.command_id DESC
                             LIMIT 1)
        AND c.kind IN ('create', 'update') AND c.status = 'pending' AND c.attempts = 0;
     IF NOT FOUND THEN
         INSERT INTO orderdb.wms_commands (warehouse_id, order_id, kind, payload, order_version)
-        VALUES (NEW.warehouse_id, NEW.order_id, 'update', v_payload, NEW.version);
+        VALUES (p_warehouse_id, p_order_id, 'update', v_payload, p_version);
     END IF;
+END;
+$$;
+COMMENT ON FUNCTION orderdb._wms_send_document(integer, bigint, integer) IS
+    'The order''s new document goes to the WMS that has it (unsent create/update, or an update).';
+
+-- _wms_on_amendment: trigger AFTER INSERT on orderdb.order_amendments (amendments of more than
+-- attributes): the WMS that has the order gets the amended document (_wms_send_document).
+-- Locks those commands' rows.
+CREATE OR REPLACE FUNCTION orderdb._wms_on_amendment()
+RETURNS trigger
+LANGUAGE plpgsql
+AS $$
+BEGIN
+    PERFORM orderdb._wms_send_document(NEW.warehouse_id, NEW.order_id, NEW.version);
     RETURN NULL;
 END;
 $$;
 COMMENT ON FUNCTION orderdb._wms_on_amendment() IS
     'Trigger: an amended order''s document goes to the WMS that has it (unsent command or update).';
+
+-- _wms_on_lines_released: trigger AFTER UPDATE OF qty_released on orderdb.order_lines (WHEN the
+-- released quantity grew): lines were cancelled (cancel_order_lines) while the order stays with
+-- its WMS (dispatched, picked, packed, on hold): the WMS gets the document without them
+-- (_wms_send_document), so that it does not pick them. A cancelled, completed or returned order
+-- has its own commands (or none). One index probe when the order has no commands. Locks those
+-- commands' rows.
+CREATE OR REPLACE FUNCTION orderdb._wms_on_lines_released()
+RETURNS trigger
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_status  text;
+    v_version integer;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM orderdb.wms_commands c WHERE c.order_id = NEW.order_id) THEN
+        RETURN NULL;
+    END IF;
+    SELECT o.status, o.version INTO v_status, v_version
+      FROM orderdb.orders o
+     WHERE o.warehouse_id = NEW.warehouse_id AND o.order_id = NEW.order_id;
+    IF v_status IN ('dispatched', 'picked', 'packed', 'on_hold') THEN
+        PERFORM orderdb._wms_send_document(NEW.warehouse_id, NEW.order_id, v_version);
+    END IF;
+    RETURN NULL;
+END;
+$$;
+COMMENT ON FUNCTION orderdb._wms_on_lines_released() IS
+    'Trigger: cancelled lines of an order its WMS has: the WMS gets the document without them.';
 
 -- The triggers (created once: CREATE TRIGGER locks the table, so a re-run of the SQL files does
 -- not take that lock again). Row triggers on the partitioned history table apply to every
@@ -370,6 +420,15 @@ BEGIN
             FOR EACH ROW
             WHEN ((NEW.changes - 'attributes') <> '{}'::jsonb)
             EXECUTE FUNCTION orderdb._wms_on_amendment();
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t
+                    WHERE t.tgrelid = 'orderdb.order_lines'::regclass
+                      AND t.tgname = 'wms_commands_on_lines_released') THEN
+        CREATE TRIGGER wms_commands_on_lines_released
+            AFTER UPDATE OF qty_released ON orderdb.order_lines
+            FOR EACH ROW
+            WHEN (NEW.qty_released > OLD.qty_released)
+            EXECUTE FUNCTION orderdb._wms_on_lines_released();
     END IF;
 END;
 $triggers$;
