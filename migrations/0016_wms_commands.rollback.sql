@@ -8,12 +8,17 @@ SET LOCAL statement_timeout = '60s';
 
 DROP TRIGGER IF EXISTS wms_commands_on_status_change ON orderdb.order_status_history;
 DROP TRIGGER IF EXISTS wms_commands_on_amendment ON orderdb.order_amendments;
+DROP TRIGGER IF EXISTS wms_commands_on_lines_released ON orderdb.order_lines;
 -- squawk-ignore ban-drop-view
 DROP VIEW IF EXISTS orderdb_ops.wms_backlog;
 -- squawk-ignore ban-drop-function
 DROP FUNCTION IF EXISTS orderdb._wms_on_status_change();
 -- squawk-ignore ban-drop-function
 DROP FUNCTION IF EXISTS orderdb._wms_on_amendment();
+-- squawk-ignore ban-drop-function
+DROP FUNCTION IF EXISTS orderdb._wms_on_lines_released();
+-- squawk-ignore ban-drop-function
+DROP FUNCTION IF EXISTS orderdb._wms_send_document(integer, bigint, integer);
 -- squawk-ignore ban-drop-function
 DROP FUNCTION IF EXISTS orderdb._wms_order_payload(integer, bigint, text);
 -- squawk-ignore ban-drop-function
