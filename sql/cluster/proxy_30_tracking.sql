@@ -29,7 +29,7 @@ AS $fn$
 DECLARE
     v_reg record;
     v_event jsonb;
-    v_moved bigint[] := '{}';
+    v_moved bigint[] := '{}'::bigint[];
     v_result record;
 BEGIN
     SELECT * INTO v_reg

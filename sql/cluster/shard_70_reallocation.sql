@@ -279,7 +279,7 @@ DECLARE
     v_order record;
     v_table text;
     v_rows jsonb;
-    v_payload jsonb := '{}';
+    v_payload jsonb := '{}'::jsonb;
     v_sqlstate text;
     v_message text;
     v_detail text;
