@@ -9,6 +9,7 @@ import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import psycopg
@@ -470,3 +471,74 @@ def test_without_a_section_the_plugins_say_they_are_not_configured(
     assert "Traceback" not in result.output and "failed to load" not in result.output
     summary = json.loads(result.stdout)
     assert "SF is not configured" in summary["last_error_by_carrier"]["SF"]
+
+
+def test_wms_dispatch_cancels_an_sf_waybill_booked_by_another_dispatcher(
+    db_dsn: str, fake: FakeSF
+) -> None:
+    """SF cancels by the order id of the booking, which the waybill number does not give. The
+    waybill is booked by one dispatcher and its order cancelled meanwhile; the cancel_waybill is
+    sent by another dispatcher (another thread's or process's plugin instance): SF still gets
+    the booking's orderId, and the parcel is cancelled."""
+    from orderdb.integrations.wms.dispatch import Dispatcher
+
+    warehouse = 3861
+    sender = {
+        "name": "orderdb 仓库",
+        "phone": "0755-1234567",
+        "line1": "科苑路 1 号",
+        "city": "深圳市",
+        "postal_code": "518000",
+    }
+    ship_to = {"name": "李雷", "phone": "13800138000", "line1": "建国路 88 号", "city": "北京市"}
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        conn.execute("SELECT orderdb.receive_stock(%s, 'SF-W', 10)", (warehouse,))
+        conn.execute(
+            "SELECT FROM orderdb.set_warehouse_wms(%s, 'none', NULL, NULL, 'SF')", (warehouse,)
+        )
+        row = conn.execute(
+            "SELECT order_id FROM orderdb.create_order(2, %s, %s, NULL, NULL, %s)",
+            (warehouse, Jsonb([{"sku": "SF-W", "quantity": 1}]), Jsonb({"ship_to": ship_to})),
+        ).fetchone()
+        assert row is not None
+        order_id = int(row[0])
+        conn.execute("SELECT orderdb.transition_order(%s, 'confirmed', 1)", (order_id,))
+        conn.execute("SELECT orderdb.wms_callback(%s, %s, 'PACKED')", (f"sfw-{order_id}", order_id))
+
+    class CancelledWhileBooking(SFExpress):
+        def create_waybill(self, request: WaybillRequest) -> Any:
+            waybill = super().create_waybill(request)
+            with psycopg.connect(db_dsn, autocommit=True) as other:
+                version = other.execute(
+                    "SELECT version FROM orderdb.orders WHERE order_id = %s", (order_id,)
+                ).fetchone()
+                assert version is not None
+                other.execute(
+                    "SELECT orderdb.transition_order(%s, 'cancelled', %s)", (order_id, version[0])
+                )
+            return waybill
+
+    with Dispatcher(
+        db_dsn,
+        worker="booking",
+        carrier_factory=lambda _code, _config: CancelledWhileBooking(fake.config(sender=sender)),
+    ) as booking:
+        booking.run_once()
+    ((number, status),) = (
+        psycopg.connect(db_dsn, autocommit=True)
+        .execute(
+            "SELECT tracking_number, status FROM orderdb.wms_commands"
+            " WHERE order_id = %s AND kind = 'waybill'",
+            (order_id,),
+        )
+        .fetchall()
+    )
+    assert status == "done" and number
+    with Dispatcher(
+        db_dsn,
+        worker="cancelling",
+        carrier_factory=lambda _code, _config: SFExpress(fake.config(sender=sender)),
+    ) as cancelling:
+        report = cancelling.run_once()
+    assert report.done == 1, report
+    assert [o.cancelled for o in fake.orders.values() if o.waybill == number] == [True]

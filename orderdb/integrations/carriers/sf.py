@@ -419,6 +419,16 @@ class SFExpress:
             )
         return self.cancel_order(order_id, tracking_number)
 
+    def cancel_waybill(self, waybill: Waybill) -> bool:
+        """Cancels a waybill as its booking answered it (``waybill.raw["orderId"]``, which
+        ``create_waybill`` puts there): works whichever plugin instance or process booked it
+        (``orderdb wms-dispatch`` uses it for cancel_waybill commands). Without the orderId:
+        :meth:`cancel`."""
+        order_id = waybill.raw.get("orderId") if isinstance(waybill.raw, Mapping) else None
+        if isinstance(order_id, str) and order_id:
+            return self.cancel_order(order_id, waybill.tracking_number)
+        return self.cancel(waybill.tracking_number)
+
     def cancel_order(self, order_id: str, tracking_number: str | None = None) -> bool:
         """``EXP_RECE_UPDATE_ORDER`` with ``dealType`` 2: True when SF cancelled the order (or
         had already), False when it is too late (the order is confirmed, 8252)."""

@@ -37,7 +37,13 @@ from psycopg.types.json import Jsonb
 
 from orderdb.integrations import carriers as carrier_plugins
 from orderdb.integrations import wms
-from orderdb.integrations.carriers import Address, CarrierError, CarrierPlugin, WaybillRequest
+from orderdb.integrations.carriers import (
+    Address,
+    CarrierError,
+    CarrierPlugin,
+    Waybill,
+    WaybillRequest,
+)
 
 log = logging.getLogger(__name__)
 
@@ -418,7 +424,7 @@ class Dispatcher:
                     "raw": dict(waybill.raw),
                 }
                 return wms.WmsAccepted(None, answer), waybill.tracking_number
-            if not plugin.cancel(tracking_number):
+            if not self._cancel_waybill(plugin, row, tracking_number):
                 return (
                     _Failure(
                         f"carrier {code} says waybill {tracking_number} can no longer be "
@@ -433,6 +439,36 @@ class Dispatcher:
         except Exception as exc:  # a plugin's bug must not stop the other commands
             log.exception("carrier plugin %s failed on command %s", code, row["command_id"])
             return _Failure(f"carrier plugin error: {_text(exc)}"), None
+
+    def _cancel_waybill(
+        self, plugin: CarrierPlugin, row: Mapping[str, Any], tracking_number: str
+    ) -> bool:
+        """Cancels the waybill of a cancel_waybill command. A plugin that cancels by what its
+        booking answered (SF: the booking's orderId, which the waybill number does not give) has
+        ``cancel_waybill(waybill)`` and gets the Waybill as the booking answered it, read from
+        the waybill command (booked by any dispatcher, in any process); else ``cancel``."""
+        cancel_waybill = getattr(plugin, "cancel_waybill", None)
+        waybill_command_id = (row["payload"] or {}).get("waybill_command_id")
+        if not callable(cancel_waybill) or waybill_command_id is None:
+            return bool(plugin.cancel(tracking_number))
+        answer = (
+            self._db()
+            .execute(
+                "SELECT w.response FROM orderdb.wms_commands w WHERE w.command_id = %s::bigint",
+                (str(waybill_command_id),),
+            )
+            .fetchone()
+        )
+        booked = (answer or {}).get("response") or {}
+        raw = booked.get("raw") if isinstance(booked, Mapping) else None
+        label_url = booked.get("label_url") if isinstance(booked, Mapping) else None
+        waybill = Waybill(
+            carrier=str(row["carrier"]),
+            tracking_number=tracking_number,
+            label_url=label_url if isinstance(label_url, str) else None,
+            raw=raw if isinstance(raw, Mapping) else {},
+        )
+        return bool(cancel_waybill(waybill))
 
     # -- outcomes ----------------------------------------------------------------------------
 
