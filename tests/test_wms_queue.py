@@ -986,3 +986,28 @@ def test_a_connector_whose_factory_breaks_fails_its_commands_not_the_dispatcher(
     )
     assert rows[orders[0]].startswith('(pending,1,"connector: ImportError: No module named')
     assert rows[orders[1]] == "(done,1,)"
+
+
+def test_set_wms_settings_that_are_not_json_numbers_name_the_setting(
+    wms_dsn: str, tmp_path: Path
+) -> None:
+    """NaN, Infinity and 1e999 are no JSON numbers for PostgreSQL: a --setting value is then
+    text (which the connector refuses naming the setting), a --settings-file is refused; never
+    the database's bare 22P02."""
+    dsn = wms_dsn
+    _exec(dsn, "SELECT FROM orderdb.receive_stock(4265, %s, 1)", (SKU,))
+    for value in ("NaN", "Infinity", "-Infinity", "1e999"):
+        result = _cli(
+            dsn, "warehouses", "set-wms", "4265", "sim", "--setting", f"delay_seconds={value}"
+        )
+        assert result.exit_code == 2, result.output
+        assert "delay_seconds" in result.output and "22P02" not in result.output
+    noted = _cli(dsn, "warehouses", "set-wms", "4265", "sim", "--setting", "note=NaN", "--json")
+    assert noted.exit_code == 0, noted.output
+    assert json.loads(noted.stdout)["settings"] == {"note": "NaN"}
+    settings_file = tmp_path / "settings.json"
+    settings_file.write_text('{"delay_seconds": NaN}')
+    refused = _cli(
+        dsn, "warehouses", "set-wms", "4265", "sim", "--settings-file", str(settings_file)
+    )
+    assert refused.exit_code == 2 and "--settings-file" in refused.output, refused.output

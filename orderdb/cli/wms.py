@@ -54,13 +54,30 @@ def _masked(settings: dict[str, Any]) -> dict[str, Any]:
     return {k: ("***" if _is_secret_key(k) else v) for k, v in settings.items()}
 
 
+def _refuse_non_json(token: str) -> Any:
+    raise ValueError(f"{token} is not a JSON value")
+
+
+def _strict_json(text: str) -> Any:
+    """JSON as PostgreSQL takes it: NaN, Infinity and numbers out of a double's range are not
+    JSON (Python's json module would take them, the database then refuses the whole call)."""
+
+    def number(token: str) -> float:
+        value = float(token)
+        if value in (float("inf"), float("-inf")):
+            raise ValueError(f"{token} is out of range")
+        return value
+
+    return json.loads(text, parse_constant=_refuse_non_json, parse_float=number)
+
+
 def _parse_settings(pairs: tuple[str, ...], settings_file: Path | None) -> dict[str, Any]:
     """--settings-file (a JSON object, where secret settings go) then each --setting KEY=VALUE
     (VALUE as JSON when it parses, else as text)."""
     settings: dict[str, Any] = {}
     if settings_file is not None:
         try:
-            data = json.loads(settings_file.read_text(encoding="utf-8"))
+            data = _strict_json(settings_file.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise click.BadParameter(str(exc), param_hint="--settings-file") from exc
         if not isinstance(data, dict):
@@ -77,7 +94,7 @@ def _parse_settings(pairs: tuple[str, ...], settings_file: Path | None) -> dict[
                 param_hint="--setting",
             )
         try:
-            settings[key] = json.loads(raw)
+            settings[key] = _strict_json(raw)
         except ValueError:
             settings[key] = raw
     return settings
