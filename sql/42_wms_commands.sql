@@ -11,8 +11,9 @@
 --                                requested is skipped, one that was (or may have been) gets a
 --                                cancel_waybill;
 --       to packed                waybill, when the order has no tracking number (no shipment, and
---                                the WMS's PACKED callback carried none) and a carrier is known
---                                (the order's options.carrier, else the warehouse's carrier);
+--                                the WMS's PACKED callback carried none) and the warehouse makes
+--                                waybills (its carrier is set; the order's options.carrier, else
+--                                that one, books it);
 --       reallocation             the old warehouse's WMS lets go of a dispatched order (as a
 --                                cancel), the new one gets a create;
 --   * order_amendments (amend_order): update with the amended order, unless the WMS never got the
@@ -208,10 +209,11 @@ COMMENT ON FUNCTION orderdb._wms_queue_cancel(bigint, integer, text, integer) IS
 
 -- _wms_queue_waybill: the order became packed: queues a waybill {order_id, order_no,
 -- warehouse_id, customer_id, recipient (ship_to), reference (order_no), carrier} when its
--- warehouse has a connector, a carrier is known (orderdb._wms_order_carrier), the order has no
--- shipment, the WMS's PACKED callback (p_context's wms_event_id) carried no tracking number, and
--- no waybill of the order is pending, sending or made (back from on_hold). The caller holds the
--- orders row lock. Locks nothing more.
+-- warehouse has a connector with a waybill carrier (set-wms --carrier: its WMS does not report
+-- tracking numbers; the waybill's carrier is orderdb._wms_order_carrier: the order's own, else
+-- that one), the order has no shipment, the WMS's PACKED callback (p_context's wms_event_id)
+-- carried no tracking number, and no waybill of the order is pending, sending or made (back from
+-- on_hold). The caller holds the orders row lock. Locks nothing more.
 CREATE OR REPLACE FUNCTION orderdb._wms_queue_waybill(p_warehouse_id integer, p_order_id bigint,
                                                       p_version integer, p_context jsonb)
 RETURNS void
@@ -224,7 +226,9 @@ BEGIN
     SELECT w.carrier INTO v_carrier
       FROM orderdb.warehouse_wms w
      WHERE w.warehouse_id = p_warehouse_id;
-    IF NOT FOUND THEN
+    -- no waybill carrier: the warehouse's WMS reports tracking numbers itself (with SHIPPED); a
+    -- waybill booked meanwhile would race it and could name a parcel that never leaves
+    IF v_carrier IS NULL THEN
         RETURN;
     END IF;
     SELECT o.order_no, o.customer_id, o.options INTO v_order

@@ -1,11 +1,11 @@
--- A packed order without a tracking number gets a waybill command when a carrier is known (the
--- order's options.carrier, else the warehouse's); its tracking number is recorded as the WMS's
--- SHIPPED records one (shipment, shipped). No waybill when the WMS brings a tracking number
+-- A packed order without a tracking number gets a waybill command when its warehouse makes
+-- waybills (a carrier in warehouse_wms; the order's options.carrier, else that one); its tracking
+-- number is recorded as the WMS's SHIPPED records one (shipment, shipped). No waybill when the WMS brings a tracking number
 -- (SHIPPED, or PACKED with one) or no carrier is known. Cancelling a packed order skips a
 -- waybill never requested and cancels one that was (cancel_waybill with its tracking number).
 -- Reallocation: the old warehouse's WMS gets a cancel, the new one a create.
 BEGIN;
-SELECT plan(14);
+SELECT plan(15);
 
 SELECT FROM orderdb.receive_stock(7742301, 'WW-A', 100);
 SELECT FROM orderdb.receive_stock(7742302, 'WW-A', 100);
@@ -37,9 +37,12 @@ SELECT pg_temp.packed_order(7742301, 'a') AS a \gset
 SELECT is(pg_temp.commands(:a), 'waybill:pending', 'packed without a tracking number: a waybill (the WMS itself moved the order, so no create)');
 SELECT is((SELECT carrier || ' ' || (payload -> 'recipient' ->> 'name') FROM orderdb.wms_commands WHERE order_id = :a),
           'SIM Han Meimei', 'for the warehouse''s carrier, to the order''s recipient');
-SELECT pg_temp.packed_order(7742302, 'b', '{"carrier": "ACME"}') AS b \gset
+SELECT pg_temp.packed_order(7742301, 'b', '{"carrier": "ACME"}') AS b \gset
 SELECT is((SELECT kind || ' ' || carrier FROM orderdb.wms_commands WHERE order_id = :b), 'waybill ACME',
           'the order''s own carrier (options.carrier)');
+SELECT pg_temp.packed_order(7742302, 'b2', '{"carrier": "ACME"}') AS b2 \gset
+SELECT is(pg_temp.commands(:b2), '',
+          'a warehouse without a waybill carrier (its WMS reports tracking numbers): no waybill, whatever the order''s carrier');
 SELECT pg_temp.packed_order(7742302, 'c') AS c \gset
 SELECT is(pg_temp.commands(:c), '', 'no carrier known: no waybill');
 
