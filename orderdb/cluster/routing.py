@@ -106,6 +106,9 @@ ROUTES: dict[str, Route] = {
     # the shard of the shipment, found through the tracking number's home (parked there until
     # the shipment appears): sql/cluster/proxy_30_tracking.sql
     "record_tracking_event": Route(TRACKING, "", generated=False),
+    # checked whole on every shard (undone there), then element by element as
+    # record_tracking_event: sql/cluster/proxy_80_tracking_batches.sql
+    "record_tracking_events": Route(TRACKING + ", element by element", "", generated=False),
     # within the order's shard: routed; to another shard: the saga of
     # sql/cluster/proxy_60_reallocation.sql
     "reallocate_order": Route(ORDER, "orderdb_cluster.order_shard(p_order_id)", generated=False),
@@ -121,10 +124,7 @@ ROUTES: dict[str, Route] = {
 
 #: public functions that the proxy does not route yet (they raise 0A000 there); the reason is
 #: the HINT and docs/scaling.md says what is planned
-NOT_YET: dict[str, str] = {
-    "record_tracking_events": "a batch spans shards and cannot be all or nothing; send each "
-    "event with record_tracking_event",
-}
+NOT_YET: dict[str, str] = {}
 
 #: public functions whose proxy side is written by hand in sql/cluster/proxy_*.sql without a
 #: generated shard wrapper (the events: sql/cluster/shard_30_events.sql and proxy_30_events.sql)
