@@ -970,7 +970,8 @@ COMMENT ON FUNCTION orderdb.retry_wms_command(bigint) IS
     'Sends a dead WMS command again (pending, due now, attempts reset).';
 
 -- orderdb_ops.wms_backlog: per warehouse with a connector or with open commands: pending
--- (pending or sending), dead, and the age of the oldest pending one. Reads the partial index
+-- (pending or sending), dead, and the age of the oldest pending one (0, not negative, for one
+-- queued after the reader's transaction began). Reads the partial index
 -- wms_commands_open (open commands only) and warehouse_wms.
 CREATE OR REPLACE VIEW orderdb_ops.wms_backlog AS
 SELECT coalesce(w.warehouse_id, b.warehouse_id) AS warehouse_id,
@@ -981,8 +982,13 @@ SELECT coalesce(w.warehouse_id, b.warehouse_id) AS warehouse_id,
   FULL JOIN (SELECT c.warehouse_id,
                     count(*) FILTER (WHERE c.status IN ('pending', 'sending')) AS pending,
                     count(*) FILTER (WHERE c.status = 'dead') AS dead,
-                    now() - min(c.created_at) FILTER (WHERE c.status IN ('pending', 'sending'))
-                        AS oldest_pending_age
+                    -- never negative (a command queued after this transaction began); NULL
+                    -- when nothing is pending (GREATEST alone would make that 0)
+                    CASE WHEN count(*) FILTER (WHERE c.status IN ('pending', 'sending')) > 0
+                         THEN greatest(now() - min(c.created_at)
+                                               FILTER (WHERE c.status IN ('pending', 'sending')),
+                                       interval '0')
+                    END AS oldest_pending_age
                FROM orderdb.wms_commands c
               WHERE c.status IN ('pending', 'sending', 'dead')
               GROUP BY c.warehouse_id) b ON b.warehouse_id = w.warehouse_id;

@@ -1011,3 +1011,40 @@ def test_set_wms_settings_that_are_not_json_numbers_name_the_setting(
         dsn, "warehouses", "set-wms", "4265", "sim", "--settings-file", str(settings_file)
     )
     assert refused.exit_code == 2 and "--settings-file" in refused.output, refused.output
+
+
+def test_the_backlog_age_is_never_negative(wms_dsn: str) -> None:
+    """A reader whose transaction began before a command was queued sees it with a later
+    created_at than its now(): the oldest pending age is 0 then, not negative (the monitor,
+    the exporter and the board read it)."""
+    dsn = wms_dsn
+    warehouse = 4266
+    _exec(dsn, "SELECT FROM orderdb.receive_stock(%s, %s, 10)", (warehouse, SKU))
+    _exec(dsn, "SELECT FROM orderdb.set_warehouse_wms(%s, 'quiet')", (warehouse,))
+    with psycopg.connect(dsn) as reader:
+        reader.execute("SELECT now()")  # the reader's transaction (and its now()) starts here
+        time.sleep(0.2)
+        with psycopg.connect(dsn, autocommit=True) as writer:
+            order_id = _order(writer, warehouse, {})
+            writer.execute("SELECT FROM orderdb.transition_order(%s, 'confirmed', 1)", (order_id,))
+            writer.execute("SELECT FROM orderdb.transition_order(%s, 'dispatched', 2)", (order_id,))
+        row = reader.execute(
+            "SELECT pending, extract(epoch FROM oldest_pending_age)::float8"
+            " FROM orderdb_ops.wms_backlog WHERE warehouse_id = %s",
+            (warehouse,),
+        ).fetchone()
+    assert row is not None and row[0] == 1
+    assert row[1] >= 0, row
+    # nothing pending any more (only a dead command): no age, not 0
+    _exec(
+        dsn,
+        "UPDATE orderdb.wms_commands SET status = 'dead', finished_at = now()"
+        " WHERE warehouse_id = %s",
+        (warehouse,),
+    )
+    assert _exec(
+        dsn,
+        "SELECT pending, dead, oldest_pending_age FROM orderdb_ops.wms_backlog"
+        " WHERE warehouse_id = %s",
+        (warehouse,),
+    ) == [(0, 1, None)]
