@@ -277,11 +277,28 @@ def test_the_tracking_page_through_the_proxy(cluster: Cluster) -> None:  # noqa:
         assert other.status_code == 404
 
 
-@pytest.mark.parametrize("args", [("sla-check",), ("exporter", "--port", "0")])
-def test_tools_that_run_per_shard_refuse_the_proxy(cluster: Cluster, args: tuple[str, ...]) -> None:  # noqa: F811
+@pytest.mark.parametrize(
+    ("tool", "args"),
+    [
+        ("sla-check", ("sla-check",)),
+        ("exporter", ("exporter", "--port", "0")),
+        ("wms-dispatch", ("wms-dispatch", "--once")),
+        ("wms-dispatch", ("wms-dispatch", "retry", "1")),
+        ("wms-dispatch", ("wms-dispatch", "dead")),
+        ("warehouses", ("warehouses", "list")),
+        ("warehouses", ("warehouses", "set-wms", "2101", "sim")),
+        ("poll-carriers", ("poll-carriers", "--once")),
+        ("ingest serve", ("ingest", "serve", "--port", "0")),
+    ],
+)
+def test_tools_that_run_per_shard_refuse_the_proxy(
+    cluster: Cluster,  # noqa: F811
+    tool: str,
+    args: tuple[str, ...],
+) -> None:
     result = CliRunner().invoke(main, [*args, "--dsn", cluster.proxy_dsn])
     assert result.exit_code == 2, result.output
-    assert f"orderdb {args[0]} does not run against a cluster proxy" in result.stderr
+    assert f"orderdb {tool} does not run against a cluster proxy" in result.stderr
     assert "each shard's DSN" in result.stderr
 
 

@@ -536,3 +536,13 @@ __all__ = [
     "secret_options",
     "setup_logging",
 ]
+
+
+def refuse_cluster_proxy(dsn: str, tool: str) -> None:
+    """Exit 2 when ``dsn`` is a cluster proxy that cannot serve ``orderdb <tool>`` (the tool runs
+    per shard: docs/scaling.md "Tools against the proxy"); nothing when it is one database."""
+    from orderdb.cluster import operations as cluster_operations
+
+    refusal = cluster_operations.per_shard_refusal(dsn, tool)
+    if refusal is not None:
+        raise click.UsageError(refusal)

@@ -28,10 +28,10 @@ from orderdb.cli.base import (
     notice,
     print_table,
     read_secret,
+    refuse_cluster_proxy,
     secret_options,
     setup_logging,
 )
-from orderdb.cluster import operations as cluster_operations
 
 WEBHOOK_SECRET_ENV = "ORDERDB_WEBHOOKS_ADD_SECRET"  # noqa: S105 - a variable name
 
@@ -354,9 +354,7 @@ def relay(
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--sink") from exc
     dsn = get_dsn(ctx, sub_dsn)
-    refusal = cluster_operations.per_shard_refusal(dsn, "relay")
-    if refusal is not None:
-        raise click.UsageError(refusal)
+    refuse_cluster_proxy(dsn, "relay")
     r = ev.Relay(
         dsn,
         consumer=consumer,

@@ -36,6 +36,7 @@ from orderdb.cli.base import (
     notice,
     print_table,
     read_secret,
+    refuse_cluster_proxy,
     secret_options,
     setup_logging,
 )
@@ -88,6 +89,7 @@ def ingest_serve_cmd(
 
     setup_logging(log_format, log_level.upper() if log_format == "json" else logging.WARNING)
     dsn = get_dsn(ctx, sub_dsn)
+    refuse_cluster_proxy(dsn, "ingest serve")
     notice(f"orderdb ingest: listening on http://{host}:{port}", host=host, port=port)
     serve(
         dsn,
@@ -174,6 +176,7 @@ def poll_carriers_cmd(
     if not plugins:
         notice("no carrier plugin is installed (entry point group orderdb.carriers)")
     dsn = get_dsn(ctx, sub_dsn)
+    refuse_cluster_proxy(dsn, "poll-carriers")
     with psycopg.connect(dsn, autocommit=True) as conn:
         poller = Poller(conn, plugins, worker=worker, limit=limit, lease_seconds=lease)
         if once:

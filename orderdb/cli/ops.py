@@ -25,6 +25,7 @@ from orderdb.cli.base import (
     print_error,
     print_table,
     redact,
+    refuse_cluster_proxy,
     setup_logging,
 )
 from orderdb.cli.progress import progress_option, progress_printer
@@ -103,7 +104,7 @@ def sla_check_cmd(ctx: click.Context, sub_dsn: str | None, as_json: bool) -> Non
     payment_reminder). Safe to run repeatedly and concurrently (cron, pg_cron, a loop).
     """
     dsn = get_dsn(ctx, sub_dsn)
-    _refuse_proxy(dsn, "sla-check")
+    refuse_cluster_proxy(dsn, "sla-check")
     with _connect(dsn) as conn, conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(
             "SELECT order_id, rule, action, breached_since, warehouse_id FROM orderdb.sla_check()"
@@ -145,7 +146,7 @@ def exporter_cmd(
 
     setup_logging(log_format)
     dsn = get_dsn(ctx, sub_dsn)
-    _refuse_proxy(dsn, "exporter")
+    refuse_cluster_proxy(dsn, "exporter")
     server, _thread, collector = exporter.serve(
         functools.partial(_connect, dsn), host=host, port=port
     )
@@ -290,13 +291,6 @@ def maintain_cmd(
             for r in rows
         ],
     )
-
-
-def _refuse_proxy(dsn: str, tool: str) -> None:
-    """Exit 2 when ``dsn`` is a cluster proxy that cannot serve ``orderdb <tool>``."""
-    refusal = cluster_operations.per_shard_refusal(dsn, tool)
-    if refusal is not None:
-        raise click.UsageError(refusal)
 
 
 def _print_cluster_maintenance(rows: list[dict[str, Any]], dry_run: bool, as_json: bool) -> None:

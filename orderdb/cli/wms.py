@@ -34,6 +34,7 @@ from orderdb.cli.base import (
     main,
     notice,
     print_table,
+    refuse_cluster_proxy,
     setup_logging,
     stdin_is_terminal,
 )
@@ -158,6 +159,14 @@ def warehouses_group() -> None:
     """Warehouses' WMS connectors (the outbound command queue: orderdb wms-dispatch)."""
 
 
+def _shard_dsn(ctx: click.Context, sub_dsn: str | None, tool: str) -> str:
+    """The DSN to use, refused (exit 2) when it is a cluster proxy: the queue and the WMS
+    settings are each shard's (docs/scaling.md "Tools against the proxy")."""
+    dsn = get_dsn(ctx, sub_dsn)
+    refuse_cluster_proxy(dsn, tool)
+    return dsn
+
+
 @warehouses_group.command("set-wms")
 @click.argument("warehouse", type=INT4)
 @click.argument("connector")
@@ -223,6 +232,7 @@ def set_wms_cmd(
     settings = _parse_settings(setting_pairs, settings_file)
     secret = _read_wms_secret(secret_file, prompt_secret)
     dsn = get_dsn(ctx, sub_dsn)
+    refuse_cluster_proxy(dsn, "warehouses")
     # one transaction: the settings are stored only if the connector can be built with them
     with psycopg.connect(dsn) as conn:
         cur = conn.execute(
@@ -255,7 +265,7 @@ def warehouses_list_cmd(ctx: click.Context, as_json: bool, sub_dsn: str | None) 
     """Warehouses connected to a WMS: connector, url, waybill carrier, settings (secret ones
     masked), whether a secret is stored, and their queue (pending, dead). Secrets are never
     shown."""
-    with psycopg.connect(get_dsn(ctx, sub_dsn), autocommit=True) as conn:
+    with psycopg.connect(_shard_dsn(ctx, sub_dsn, "warehouses"), autocommit=True) as conn:
         cur = conn.execute(
             "SELECT w.warehouse_id, w.connector, w.url, w.carrier, w.settings,"
             " w.secret IS NOT NULL AS has_secret, coalesce(b.pending, 0) AS pending,"
@@ -389,6 +399,7 @@ def wms_dispatch_cmd(
     carrier_config = _carrier_config(config_path)
     policy = RetryPolicy(backoff, backoff_max, max_attempts)
     dsn = get_dsn(ctx, sub_dsn)
+    refuse_cluster_proxy(dsn, "wms-dispatch")
     with psycopg.connect(dsn, autocommit=True) as conn:  # fail early on a wrong DSN
         conn.execute("SELECT 1 FROM orderdb.wms_commands LIMIT 0")
     base = worker or default_worker_name()
@@ -435,7 +446,7 @@ def wms_dispatch_retry_cmd(
 ) -> None:
     """Send the dead command COMMAND_ID again (pending, due now, attempts from 0; the later
     commands of its order follow it). Exit status 3: no such command; 4: it is not dead."""
-    with psycopg.connect(get_dsn(ctx, sub_dsn), autocommit=True) as conn:
+    with psycopg.connect(_shard_dsn(ctx, sub_dsn, "wms-dispatch"), autocommit=True) as conn:
         cur = conn.execute("SELECT * FROM orderdb.retry_wms_command(%s)", (command_id,))
         cols = [d.name for d in cur.description or []]
         row = dict(zip(cols, cur.fetchone() or (), strict=True))
@@ -460,7 +471,7 @@ def wms_dispatch_dead_cmd(
     ctx: click.Context, warehouse: int | None, as_json: bool, sub_dsn: str | None
 ) -> None:
     """The dead commands (oldest first): what failed, how often, and why."""
-    with psycopg.connect(get_dsn(ctx, sub_dsn), autocommit=True) as conn:
+    with psycopg.connect(_shard_dsn(ctx, sub_dsn, "wms-dispatch"), autocommit=True) as conn:
         cur = conn.execute(
             "SELECT c.command_id, c.warehouse_id, c.order_id, c.payload ->> 'order_no' AS order_no,"
             " c.kind, c.attempts, c.last_error, c.finished_at AS dead_since"

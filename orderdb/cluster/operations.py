@@ -26,6 +26,14 @@ PER_SHARD_REASONS: dict[str, str] = {
     "exporter": "its series carry no shard label; one exporter per shard gives per-shard series "
     "that Prometheus sums",
     "sla-check": "SLA breaches and their escalations are per shard",
+    "wms-dispatch": "the WMS command queue is each shard's: a command is written in the "
+    "transaction of its order's change, on the order's shard",
+    "warehouses": "a warehouse's WMS connection is stored on the warehouse's shard",
+    "poll-carriers": "the polling state of shipments (claims, back-off) lives on each shard",
+    "ingest serve": "its integrations (secrets, rate limits) and the status query are each "
+    "shard's, not the proxy's yet; send carrier events through the proxy with "
+    "orderdb ingest tracking --dsn PROXY or orderdb.record_tracking_event, which find their "
+    "parcel's shard",
 }
 
 #: what each tool reads that a proxy would need to have for the tool to run there (None: it
@@ -34,6 +42,10 @@ _NEEDS: dict[str, tuple[str, str] | None] = {
     "relay": ("function", "orderdb._webhook_enqueue(bigint[])"),
     "exporter": None,
     "sla-check": ("function", "orderdb.sla_check()"),
+    "wms-dispatch": None,
+    "warehouses": None,
+    "poll-carriers": None,
+    "ingest serve": None,
 }
 
 _PROBE = """
