@@ -1048,3 +1048,26 @@ def test_the_backlog_age_is_never_negative(wms_dsn: str) -> None:
         " WHERE warehouse_id = %s",
         (warehouse,),
     ) == [(0, 1, None)]
+
+
+def test_settings_named_like_keys_are_secrets(wms_dsn: str, tmp_path: Path) -> None:
+    """Many WMS and carrier APIs call their secret a key (key, appKey, signing-key), a salt or a
+    check word: refused as --setting, masked by list, like secret and token."""
+    dsn = wms_dsn
+    _exec(dsn, "SELECT FROM orderdb.receive_stock(4267, %s, 1)", (SKU,))
+    for name in ("key", "appKey", "signing-key", "app_key", "salt", "check_word", "auth_header"):
+        refused = _cli(dsn, "warehouses", "set-wms", "4267", "sim", "--setting", f"{name}=s3")
+        assert refused.exit_code == 2 and "--settings-file" in refused.output, (
+            name,
+            refused.output,
+        )
+    settings_file = tmp_path / "settings.json"
+    settings_file.write_text(json.dumps({"appKey": "k-value-1", "delay_seconds": 1}))
+    stored = _cli(
+        dsn, "warehouses", "set-wms", "4267", "sim", "--settings-file", str(settings_file)
+    )
+    assert stored.exit_code == 0, stored.output
+    listed = _cli(dsn, "warehouses", "list", "--json")
+    row = next(r for r in json.loads(listed.stdout) if r["warehouse_id"] == 4267)
+    assert row["settings"] == {"appKey": "***", "delay_seconds": 1}
+    assert "k-value-1" not in listed.output and "k-value-1" not in stored.output

@@ -43,12 +43,30 @@ from orderdb.integrations import wms
 
 SET_WMS_SECRET_ENV = "ORDERDB_WAREHOUSES_SET_WMS_SECRET"  # noqa: S105 - a variable name
 #: setting names that hold a secret: refused by --setting (argv), masked by `list`
-SECRET_WORDS = ("secret", "password", "token", "apikey", "api_key", "credential")
+SECRET_WORDS = (
+    "secret",
+    "password",
+    "passwd",
+    "passphrase",
+    "token",
+    "apikey",
+    "api_key",
+    "credential",
+    "private",
+    "salt",
+    "checkword",
+    "check_word",
+    "signature",
+    "auth",
+)
 
 
 def _is_secret_key(key: str) -> bool:
+    """Whether a setting's name says it holds a secret: one of SECRET_WORDS in it, or a key
+    (``key``, ``app_key``, ``appKey``, ``signing-key``: the secret of many carrier and WMS
+    APIs)."""
     lowered = key.lower()
-    return any(word in lowered for word in SECRET_WORDS)
+    return any(word in lowered for word in SECRET_WORDS) or lowered.endswith("key")
 
 
 def _masked(settings: dict[str, Any]) -> dict[str, Any]:
