@@ -297,6 +297,14 @@ def _syncs(text: str) -> tuple[str, ...]:
     is_flag=True,
     help="Skip the relay benchmark (orderdb/bench/events.py: create with the relay on vs off).",
 )
+@click.option(
+    "--shards",
+    default=None,
+    type=click.IntRange(2, 64),
+    help="Instead: each workload directly on a shard and through a PL/Proxy proxy over this "
+    "many shards made beside the DSN's database (overhead per call, tps ratio; "
+    "docs/scaling.md). --seconds per side (default 10), --clients (default 4), --only, --keep.",
+)
 @click.pass_context
 @handle_errors
 def bench_cmd(
@@ -319,6 +327,7 @@ def bench_cmd(
     keep: bool,
     track_all: bool,
     no_events: bool,
+    shards: int | None,
 ) -> None:
     """Run the SQL API under pgbench beside its references and print the goals table.
 
@@ -333,6 +342,11 @@ def bench_cmd(
 
     from orderdb.bench import BenchConfig, BenchError, run_benchmark
 
+    if shards is not None:
+        from orderdb.cli.bench_shards import run_shards_cmd
+
+        run_shards_cmd(ctx, chosen_dsn(ctx, sub_dsn), shards, clients, seconds, only, keep, as_json)
+        return
     if quick:
         seconds, clients, orders, skus, rounds = (
             QUICK["seconds"],
