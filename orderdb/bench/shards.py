@@ -6,9 +6,10 @@ Beside the DSN's database (``DB``) the benchmark makes ``DB_bench_proxy`` and
 (:func:`orderdb.cluster.setup.init`, as ``orderdb demo --shards`` does), pins the benchmark's
 warehouse to shard 0 and loads it (stock, confirmed orders with a few carrier events each,
 shipped parcels whose tracking numbers are registered at their homes). Then each workload runs
-for ``seconds`` twice in the same run, with the same clients and the same data: directly on
-shard 0 and through the proxy (which routes every call to shard 0). The difference of the mean
-latencies is the proxy's overhead per call; the ratio of the tps says how much of a shard's
+for ``seconds`` on each side in the same run, with the same clients and the same data: directly
+on shard 0 and through the proxy (which routes every call to shard 0), the sides alternating in
+slices of SLICE_SECONDS (a change of the machine's load meets both alike). The difference of
+the mean latencies is the proxy's overhead per call; the ratio of the tps says how much of a shard's
 throughput a proxy keeps on this machine (the proxy's backends share its CPUs with the shard's).
 
 The clients are Python threads with one autocommit connection each; their own cost is the same
@@ -40,6 +41,8 @@ SKUS = tuple(f"BENCH-SKU-{i:03d}" for i in range(100))
 #: confirmed orders read by get_order and order_timeline; shipped parcels for the carrier events
 ORDERS = 200
 PARCELS = 50
+#: the sides of a workload alternate in slices of this many seconds
+SLICE_SECONDS = 2.0
 #: carrier events recorded for each of the ORDERS' shipments at load time (their timelines)
 EVENTS_PER_ORDER = 3
 
@@ -249,23 +252,31 @@ def _percentile(values: list[float], pct: float) -> float:
     return values[min(len(values) - 1, int(len(values) * pct / 100))]
 
 
-def run_side(
-    dsn: str,
+@dataclass
+class _Raw:
+    latencies: list[float] = field(default_factory=list)
+    errors: int = 0
+    first_error: str | None = None
+    elapsed: float = 0.0
+
+
+def run_slice(
+    conns: list[psycopg.Connection[Any]],
     statement: Callable[[random.Random, str], tuple[str, tuple[Any, ...]]],
     side: str,
-    clients: int,
     seconds: float,
-) -> Side:
-    """``clients`` threads calling ``statement`` for ``seconds`` on ``dsn``."""
-    conns = [psycopg.connect(dsn, autocommit=True) for _ in range(clients)]
-    latencies: list[list[float]] = [[] for _ in range(clients)]
-    errors = [0] * clients
+    raw: _Raw,
+    seed: int,
+) -> None:
+    """One thread per connection calling ``statement`` for ``seconds``; adds to ``raw``."""
+    latencies: list[list[float]] = [[] for _ in conns]
+    errors = [0] * len(conns)
     first_error: list[str] = []
-    start = threading.Barrier(clients + 1)
+    start = threading.Barrier(len(conns) + 1)
     deadline = [0.0]
 
     def client(n: int) -> None:
-        rng = random.Random(n)
+        rng = random.Random(seed * 1000 + n)
         conn = conns[n]
         mine = latencies[n]
         start.wait()
@@ -283,29 +294,65 @@ def run_side(
                 continue
             mine.append((time.perf_counter() - t0) * 1000)
 
-    threads = [threading.Thread(target=client, args=(n,), daemon=True) for n in range(clients)]
-    try:
-        for t in threads:
-            t.start()
-        deadline[0] = time.perf_counter() + seconds
-        began = time.perf_counter()
-        start.wait()
-        for t in threads:
-            t.join()
-        elapsed = time.perf_counter() - began
-    finally:
-        for c in conns:
-            c.close()
-    every = sorted(x for lat in latencies for x in lat)
+    threads = [threading.Thread(target=client, args=(n,), daemon=True) for n in range(len(conns))]
+    for t in threads:
+        t.start()
+    deadline[0] = time.perf_counter() + seconds
+    began = time.perf_counter()
+    start.wait()
+    for t in threads:
+        t.join()
+    raw.elapsed += time.perf_counter() - began
+    for lat in latencies:
+        raw.latencies += lat
+    raw.errors += sum(errors)
+    if first_error and raw.first_error is None:
+        raw.first_error = first_error[0]
+
+
+def _side(raw: _Raw) -> Side:
+    every = sorted(raw.latencies)
     return Side(
         calls=len(every),
-        errors=sum(errors),
-        tps=round(len(every) / elapsed, 1) if elapsed > 0 else 0.0,
+        errors=raw.errors,
+        tps=round(len(every) / raw.elapsed, 1) if raw.elapsed > 0 else 0.0,
         mean_ms=round(sum(every) / len(every), 3) if every else 0.0,
         p50_ms=round(_percentile(every, 50), 3),
         p99_ms=round(_percentile(every, 99), 3),
-        first_error=first_error[0] if first_error else None,
+        first_error=raw.first_error,
     )
+
+
+def measure(
+    direct_dsn: str,
+    proxy_dsn: str,
+    statement: Callable[[random.Random, str], tuple[str, tuple[Any, ...]]],
+    clients: int,
+    seconds: float,
+) -> tuple[Side, Side]:
+    """``seconds`` of each side, in alternating slices (SLICE_SECONDS each, direct first) on
+    connections opened and used once before (a proxy backend connects to the shards on its
+    first call), so that a change of the machine's load meets both sides alike."""
+    slices = max(1, round(seconds / SLICE_SECONDS))
+    sides = {"direct": direct_dsn, "proxy": proxy_dsn}
+    conns = {
+        k: [psycopg.connect(d, autocommit=True) for _ in range(clients)] for k, d in sides.items()
+    }
+    raws = {k: _Raw() for k in sides}
+    try:
+        for side, side_conns in conns.items():
+            warm = random.Random(0)
+            for conn in side_conns:
+                query, args = statement(warm, side)
+                conn.execute(query, args).fetchall()
+        for i in range(slices):
+            for side in sides:
+                run_slice(conns[side], statement, side, seconds / slices, raws[side], i)
+    finally:
+        for side_conns in conns.values():
+            for conn in side_conns:
+                conn.close()
+    return _side(raws["direct"]), _side(raws["proxy"])
 
 
 def run_shard_benchmark(
@@ -344,10 +391,10 @@ def run_shard_benchmark(
         data = load(proxy_dsn, log)
         for workload in workloads:
             statement = _statement(workload, data)
-            log(f"{workload}: directly on shard 0, {seconds:g} s")
-            direct = run_side(shard_dsns[0], statement, "direct", clients, seconds)
-            log(f"{workload}: through the proxy, {seconds:g} s")
-            through = run_side(proxy_dsn, statement, "proxy", clients, seconds)
+            log(
+                f"{workload}: {seconds:g} s directly on shard 0 and {seconds:g} s through the proxy"
+            )
+            direct, through = measure(shard_dsns[0], proxy_dsn, statement, clients, seconds)
             report.rows.append(
                 ShardRow(
                     workload=workload,
