@@ -261,9 +261,9 @@ GOALS: tuple[Goal, ...] = (
         "tracking_event",
         "the same events one call each",
         5.0,
-        remedy="a batch runs record_tracking_event once per element: it saves the round trips "
-        "and commits but not the per-event statements; set-based inserts of the whole batch "
-        "(one statement per table) would close it",
+        remedy="the batch stores its new events with one INSERT but applies each event to its "
+        "shipment and order and writes its outbox row one by one; doing those set-based too "
+        "(one statement per table per batch) would close it",
     ),
     Goal(
         "order_timeline",
@@ -274,7 +274,8 @@ GOALS: tuple[Goal, ...] = (
         0.6,
         remedy="select-only is one index probe; the timeline reads the order, its history, "
         "shipments and carrier events and builds a document on every call: a stored timeline "
-        "document read by one index lookup would close it",
+        "document read by one index lookup would close it, at a cost on every write path "
+        "(docs/benchmarks.md)",
     ),
     Goal(
         "hot_sku",
