@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import json
 import random
+import signal
+import subprocess
+import sys
 import threading
 import time
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -20,7 +24,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from orderdb import Client
 from orderdb.cli import main
-from orderdb.cluster import routing, setup
+from orderdb.cluster import operations, routing, setup
 from orderdb.errors import (
     IdempotencyConflict,
     InsufficientStock,
@@ -1169,3 +1173,228 @@ def test_a_reallocation_stopped_in_flight_is_finished(cluster: Cluster) -> None:
             "SELECT status FROM orderdb.transition_order(%s, 'confirmed', 2)", (order_id,)
         ).fetchone() == ("confirmed",)
     assert _drift(cluster) == []
+
+
+#: a saga worker: one reallocate_order through the proxy (argv: proxy DSN, order, warehouse,
+#: expected version)
+SAGA_WORKER = """
+import sys
+import psycopg
+with psycopg.connect(sys.argv[1], autocommit=True, application_name="saga-worker") as conn:
+    conn.execute("SELECT * FROM orderdb.reallocate_order(%s, %s, %s)",
+                 (int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])))
+"""
+
+
+def _wait_for(what: str, probe: Any, timeout: float = 60.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = probe()
+        if found:
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _backends(cl: Cluster, dsn: str, pattern: str, waiting: bool = False) -> list[int]:
+    """The pids of the backends of ``dsn``'s database running a query like ``pattern``."""
+    dbname = conninfo_to_dict(dsn)["dbname"]
+    with psycopg.connect(cl.admin_dsn, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_catalog.pg_stat_activity"
+            " WHERE datname = %s AND query LIKE %s AND pid <> pg_backend_pid()"
+            "   AND (NOT %s OR wait_event_type = 'Lock')",
+            (dbname, pattern, waiting),
+        ).fetchall()
+    return [int(r[0]) for r in rows]
+
+
+@pytest.mark.parametrize("receive_ends", ["committed", "terminated"])
+def test_a_reallocation_whose_saga_worker_is_killed_is_finished_by_maintain(
+    cluster: Cluster,  # noqa: F811
+    receive_ends: str,
+) -> None:
+    """The saga worker dies (SIGKILL, and its proxy backend with it, as in a crash of its
+    machine) after the source sent the order and before the target received it, while other
+    orders of both warehouses change status. The target's receive, orphaned, either completes
+    (PostgreSQL notices the lost client only when it answers) or is terminated too (the order
+    stays in flight): either way `orderdb maintain --dsn PROXY` finishes the move once it is
+    older than its age; the order is then on the target only, its stock reserved once, the
+    ledger exact on both shards; a second run does nothing."""
+    source, target = (1401, 1402) if receive_ends == "committed" else (1403, 1404)
+    pin(cluster, source, 0)
+    pin(cluster, target, 1)
+    target_dsn = cluster.shard_dsns[1]
+    with proxy(cluster) as conn:
+        for warehouse in (source, target):
+            conn.execute("SELECT * FROM orderdb.receive_stock(%s, 'SKU-SG', 10)", (warehouse,))
+            conn.execute("SELECT * FROM orderdb.receive_stock(%s, 'SKU-SG2', 50)", (warehouse,))
+
+        def create(warehouse: int, items: str) -> int:
+            row = conn.execute(
+                "SELECT order_id FROM orderdb.create_order(24, %s, %s)", (warehouse, items)
+            ).fetchone()
+            assert row is not None
+            return int(row[0])
+
+        moving = create(
+            source,
+            '[{"sku": "SKU-SG", "quantity": 3, "unit_price": 1},'
+            ' {"sku": "SKU-SG2", "quantity": 1, "unit_price": 1}]',
+        )
+        others = [
+            create(w, '[{"sku": "SKU-SG2", "quantity": 2, "unit_price": 1}]')
+            for w in (source, target)
+            for _ in range(4)
+        ]
+    # what the target's receive needs first (its rows of orderdb.order_directory), held here
+    holder = psycopg.connect(target_dsn)
+    worker: subprocess.Popen[bytes] | None = None
+    try:
+        holder.execute("LOCK TABLE orderdb.order_directory IN SHARE MODE")
+        worker = subprocess.Popen(
+            [sys.executable, "-c", SAGA_WORKER, cluster.proxy_dsn, str(moving), str(target), "1"]
+        )
+        _wait_for(
+            "the target's receive to wait for the lock",
+            lambda: _backends(cluster, target_dsn, "%reallocation_receive%", waiting=True),
+        )
+        proxy_backends = _backends(cluster, cluster.proxy_dsn, "%reallocate_order%")
+        assert len(proxy_backends) == 1, proxy_backends
+        with proxy(cluster) as conn:
+            # in flight: sent by the source, still routed there
+            assert conn.execute("SELECT orderdb_cluster.order_shard(%s)", (moving,)).fetchone() == (
+                0,
+            )
+            assert conn.execute(
+                "SELECT to_shard FROM orderdb_cluster.reallocation_sent(0, %s)", (moving,)
+            ).fetchone() == (1,)
+        # concurrent transitions of the other orders of both warehouses, each on its own
+        # connection through the proxy, while the saga is stuck
+        outcomes: list[str] = []
+
+        def transition(order_id: int, to_status: str) -> None:
+            with proxy(cluster) as conn:
+                row = conn.execute(
+                    "SELECT status FROM orderdb.transition_order(%s, %s, 1)",
+                    (order_id, to_status),
+                ).fetchone()
+            outcomes.append(str(row[0]) if row else "none")
+
+        threads = [
+            threading.Thread(target=transition, args=(o, "confirmed" if i % 2 else "cancelled"))
+            for i, o in enumerate(others)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        assert sorted(outcomes) == ["cancelled"] * 4 + ["confirmed"] * 4
+        # the crash: the worker, then its proxy backend (which would notice only later)
+        worker.send_signal(signal.SIGKILL)
+        assert worker.wait(timeout=30) == -signal.SIGKILL
+        with psycopg.connect(cluster.admin_dsn, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (proxy_backends[0],))
+        _wait_for(
+            "the proxy backend to end",
+            lambda: not _backends(cluster, cluster.proxy_dsn, "%reallocate_order%"),
+        )
+        if receive_ends == "terminated":
+            with psycopg.connect(cluster.admin_dsn, autocommit=True) as admin:
+                for pid in _backends(cluster, target_dsn, "%reallocation_receive%"):
+                    admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    finally:
+        holder.rollback()
+        holder.close()
+        if worker is not None and worker.poll() is None:
+            worker.kill()
+            worker.wait()
+    # the target's receive, orphaned, ends one way or the other (committed or not)
+    _wait_for(
+        "the orphaned receive to end",
+        lambda: not _backends(cluster, target_dsn, "%reallocation_receive%"),
+    )
+    with proxy(cluster) as conn:
+        assert conn.execute("SELECT orderdb_cluster.order_shard(%s)", (moving,)).fetchone() == (
+            0,
+        )  # still routed to the source: the forward was never recorded
+    with psycopg.connect(target_dsn, autocommit=True) as conn:
+        received = conn.execute(
+            "SELECT count(*) FROM orderdb.orders WHERE order_id = %s", (moving,)
+        ).fetchone()
+    assert received == ((1,) if receive_ends == "committed" else (0,))
+    # too recent for the default age: maintain leaves it
+    recent = run("maintain", "--dsn", cluster.proxy_dsn, "--json")
+    assert recent.exit_code == 0, recent.output
+    assert [r for r in json.loads(recent.stdout) if r["order_id"] == moving] == []
+    rows = operations.maintain(
+        cluster.proxy_dsn, dry_run=False, reallocations_older_than=timedelta(0)
+    )
+    finished = [r for r in rows if r["action"] == "reallocation finished"]
+    assert [(r["order_id"], r["shard"], r["to_shard"], r["warehouse_id"]) for r in finished] == [
+        (moving, 0, 1, target)
+    ]
+    # on exactly one shard: the target
+    placed = []
+    for shard, dsn in enumerate(cluster.shard_dsns):
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            for table in ("orders", "order_directory", "order_lines"):
+                row = conn.execute(
+                    sql.SQL("SELECT count(*) FROM orderdb.{} WHERE order_id = %s").format(
+                        sql.Identifier(table)
+                    ),
+                    (moving,),
+                ).fetchone()
+                if row and row[0]:
+                    placed.append((shard, table))
+    assert placed == [(1, "orders"), (1, "order_directory"), (1, "order_lines")]
+    with psycopg.connect(target_dsn, autocommit=True) as conn:
+        assert conn.execute(
+            "SELECT warehouse_id, version FROM orderdb.orders WHERE order_id = %s", (moving,)
+        ).fetchone() == (target, 2)
+        held = conn.execute(
+            "SELECT sku, qty_held FROM orderdb.order_lines WHERE order_id = %s ORDER BY sku",
+            (moving,),
+        ).fetchall()
+        assert held == [("SKU-SG", 3), ("SKU-SG2", 1)]
+        assert conn.execute(
+            "SELECT count(*) FROM orderdb.order_status_history"
+            " WHERE order_id = %s AND source = 'reallocation'",
+            (moving,),
+        ).fetchone() == (1,)
+        assert conn.execute(
+            "SELECT count(*) FROM orderdb.outbox"
+            " WHERE order_id = %s AND event_type = 'order.reallocated'",
+            (moving,),
+        ).fetchone() == (1,)
+    # the stock reserved once: SKU-SG (the moved order's only) held by the target only
+    levels = {}
+    for dsn in cluster.shard_dsns:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            levels.update(
+                conn.execute(
+                    "SELECT warehouse_id, reserved FROM orderdb.inventory_levels"
+                    " WHERE sku = 'SKU-SG' AND warehouse_id IN (%s, %s)",
+                    (source, target),
+                ).fetchall()
+            )
+    assert levels == {source: 0, target: 3}
+    assert _drift(cluster) == []
+    with proxy(cluster) as conn:
+        assert conn.execute("SELECT orderdb_cluster.order_shard(%s)", (moving,)).fetchone() == (1,)
+        assert conn.execute(
+            "SELECT (o ->> 'warehouse_id')::integer, o ->> 'status', (o ->> 'version')::integer"
+            " FROM orderdb.get_order(%s) o",
+            (moving,),
+        ).fetchone() == (target, "pending", 2)
+        # a second run finds nothing to finish
+        assert conn.execute(
+            "SELECT count(*) FROM orderdb_cluster.finish_stopped_reallocations('0 seconds')"
+        ).fetchone() == (0,)
+        assert conn.execute(
+            "SELECT status FROM orderdb.transition_order(%s, 'confirmed', 2)", (moving,)
+        ).fetchone() == ("confirmed",)
+    again = operations.maintain(
+        cluster.proxy_dsn, dry_run=False, reallocations_older_than=timedelta(0)
+    )
+    assert [r for r in again if r["action"] == "reallocation finished"] == []

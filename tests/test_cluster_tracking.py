@@ -167,6 +167,8 @@ def test_the_maintain_sweep_moves_events_of_a_shipment_made_on_its_shard(
             "carrier": "GENERIC",
             "tracking_number": number,
             "to_shard": 2,
+            "order_id": None,
+            "warehouse_id": None,
         }
     ]
     # every shard's partition maintenance ran too (each shard reported, as on one database)

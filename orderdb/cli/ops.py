@@ -294,7 +294,8 @@ def maintain_cmd(
 
 
 def _print_cluster_maintenance(rows: list[dict[str, Any]], dry_run: bool, as_json: bool) -> None:
-    """`orderdb maintain --dsn PROXY`'s report: moved carrier events, each shard's partitions."""
+    """`orderdb maintain --dsn PROXY`'s report: moved carrier events, finished reallocations,
+    each shard's partitions."""
     if as_json:
         click.echo(dumps(rows))
         return
@@ -310,7 +311,16 @@ def _print_cluster_maintenance(rows: list[dict[str, Any]], dry_run: bool, as_jso
         )
     elif not dry_run:
         console.print("parked carrier events: none to move")
-    partitions = [r for r in rows if r["action"] != "moved"]
+    finished = [r for r in rows if r["action"] == "reallocation finished"]
+    if finished:
+        print_table(
+            "reallocations stopped in flight, finished",
+            ["order", "from shard", "to shard", "warehouse"],
+            [[r["order_id"], r["shard"], r["to_shard"], r["warehouse_id"]] for r in finished],
+        )
+    elif not dry_run:
+        console.print("reallocations stopped in flight: none")
+    partitions = [r for r in rows if r["action"] not in ("moved", "reallocation finished")]
     if not partitions:
         console.print("partitions: up to date on every shard")
         return

@@ -15,6 +15,7 @@ retention), the exporter (one per shard: its series have no shard label) and ``s
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import psycopg
@@ -122,18 +123,63 @@ MAINTAIN_COLUMNS = (
     "carrier",
     "tracking_number",
     "to_shard",
+    "order_id",
+    "warehouse_id",
 )
+
+#: how long an order must have been in flight before ``orderdb maintain`` finishes its move
+STOPPED_REALLOCATION_AGE = timedelta(seconds=30)
+
+
+def finish_stopped_reallocations(
+    proxy_dsn: str, older_than: timedelta = STOPPED_REALLOCATION_AGE
+) -> list[dict[str, Any]]:
+    """Finishes the reallocations that stopped in flight more than ``older_than`` ago
+    (``orderdb_cluster.finish_stopped_reallocations``); one row per order: order_id, from_shard,
+    to_shard, warehouse_id, status, version."""
+    with (
+        psycopg.connect(proxy_dsn, autocommit=True) as conn,
+        conn.cursor(row_factory=dict_row) as cur,
+    ):
+        return cur.execute(
+            "SELECT order_id, from_shard, to_shard, warehouse_id, status, version"
+            " FROM orderdb_cluster.finish_stopped_reallocations(%s)",
+            (older_than,),
+        ).fetchall()
 
 
 def maintain(
-    proxy_dsn: str, *, dry_run: bool, report: Callable[[str], None] | None = None
+    proxy_dsn: str,
+    *,
+    dry_run: bool,
+    report: Callable[[str], None] | None = None,
+    reallocations_older_than: timedelta = STOPPED_REALLOCATION_AGE,
 ) -> list[dict[str, Any]]:
-    """``orderdb maintain --dsn PROXY``: the sweep of parked carrier events (not in a dry run),
-    then ``orderdb.maintain_partitions`` on every shard (with its DSN). Returns every action as
-    a row of :data:`MAINTAIN_COLUMNS` (sweep rows: action ``moved``, the events moved in
-    rows_moved; partition rows: as on one database, with their shard)."""
+    """``orderdb maintain --dsn PROXY``: the recovery of reallocations stopped in flight for
+    longer than ``reallocations_older_than`` and the sweep of parked carrier events (not in a
+    dry run), then ``orderdb.maintain_partitions`` on every shard (with its DSN). Returns every
+    action as a row of :data:`MAINTAIN_COLUMNS` (recovery rows: action ``reallocation
+    finished``, shard the source, to_shard, order_id and warehouse_id the target's; sweep rows:
+    action ``moved``, the events moved in rows_moved; partition rows: as on one database, with
+    their shard)."""
     rows: list[dict[str, Any]] = []
     if not dry_run:
+        for finished in finish_stopped_reallocations(proxy_dsn, reallocations_older_than):
+            row = dict.fromkeys(MAINTAIN_COLUMNS)
+            row.update(
+                shard=finished["from_shard"],
+                action="reallocation finished",
+                to_shard=finished["to_shard"],
+                order_id=finished["order_id"],
+                warehouse_id=finished["warehouse_id"],
+            )
+            rows.append(row)
+            if report is not None:
+                report(
+                    f"shard {finished['from_shard']}: reallocation of order "
+                    f"{finished['order_id']} finished on shard {finished['to_shard']} "
+                    f"(warehouse {finished['warehouse_id']})"
+                )
         for moved in sweep_parked_tracking_events(proxy_dsn):
             row = dict.fromkeys(MAINTAIN_COLUMNS)
             row.update(

@@ -163,6 +163,7 @@ def prepare_shard(
             "reallocation_send(bigint, integer, integer, integer)",
             "reallocation_receive(bigint, jsonb, text, text)",
             "reallocation_sent(bigint)",
+            "reallocations_sent_before(interval)",
         ):
             conn.execute(
                 sql.SQL("GRANT EXECUTE ON FUNCTION orderdb_shard.{} TO {}").format(
@@ -447,6 +448,15 @@ AS $fn$
     CLUSTER '{routing.CLUSTER_NAME}';
     RUN ON p_shard;
     SELECT * FROM orderdb_shard.reallocation_sent(p_order_id);
+$fn$;
+CREATE OR REPLACE FUNCTION orderdb_cluster.reallocations_sent_before(p_shard integer,
+                                                                     p_older_than interval)
+RETURNS TABLE (order_id bigint, to_shard integer, sent_at timestamptz)
+    LANGUAGE plproxy
+AS $fn$
+    CLUSTER '{routing.CLUSTER_NAME}';
+    RUN ON p_shard;
+    SELECT * FROM orderdb_shard.reallocations_sent_before(p_older_than);
 $fn$;
 CREATE OR REPLACE FUNCTION orderdb_cluster.best_warehouse(p_items jsonb)
 RETURNS TABLE (shard integer, warehouse_id integer, serves_all boolean, lines_served integer,

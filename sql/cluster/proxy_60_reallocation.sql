@@ -122,3 +122,48 @@ BEGIN
     RETURN NEXT;
 END;
 $fn$;
+
+-- finish_stopped_reallocations: the recovery job of the saga (`orderdb maintain --dsn PROXY`
+-- runs it): every order that a shard sent more than p_older_than ago and that the proxy still
+-- routes to that shard (its target's answer never came back: a lost connection, a killed
+-- worker) is finished by finish_reallocation. Returns one row per order finished: its source
+-- and target shards and the order as finish_reallocation returns it. Safe to run at any time
+-- and concurrently with a saga still under way (the target's receive locks its incoming row
+-- and is idempotent). Raises 22023 for p_older_than NULL or negative; what the target raises.
+CREATE OR REPLACE FUNCTION orderdb_cluster.finish_stopped_reallocations(
+    p_older_than interval DEFAULT '30 seconds')
+RETURNS TABLE (order_id bigint, from_shard integer, to_shard integer, warehouse_id integer,
+               status text, version integer)
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_shard integer;
+    s record;
+    r record;
+BEGIN
+    IF p_older_than IS NULL OR p_older_than < interval '0' THEN
+        RAISE EXCEPTION USING
+            ERRCODE = '22023',
+            MESSAGE = 'older_than must be zero or more',
+            DETAIL = format('older_than=%s', coalesce(p_older_than::text, 'NULL'));
+    END IF;
+    FOR v_shard IN SELECT h.shard FROM orderdb_cluster.shards h ORDER BY h.shard LOOP
+        FOR s IN SELECT x.order_id, x.to_shard
+                   FROM orderdb_cluster.reallocations_sent_before(v_shard, p_older_than) x
+                  WHERE orderdb_cluster.order_shard(x.order_id) = v_shard LOOP
+            FOR r IN SELECT * FROM orderdb_cluster.finish_reallocation(s.order_id) LOOP
+                order_id := r.order_id;
+                from_shard := v_shard;
+                to_shard := s.to_shard;
+                warehouse_id := r.warehouse_id;
+                status := r.status;
+                version := r.version;
+                RETURN NEXT;
+            END LOOP;
+        END LOOP;
+    END LOOP;
+END;
+$fn$;
+
+REVOKE ALL ON ALL ROUTINES IN SCHEMA orderdb_cluster FROM PUBLIC;

@@ -423,3 +423,18 @@ AS $fn$
      WHERE f.order_id = p_order_id
 $fn$;
 REVOKE ALL ON FUNCTION orderdb_shard.reallocation_sent(bigint) FROM PUBLIC;
+
+-- reallocations_sent_before: the orders this shard sent before now() - p_older_than and does not
+-- hold (its forwards: in flight or received, which only the proxy's routing tells apart; the
+-- proxy's finish_stopped_reallocations filters them). Reads only.
+CREATE OR REPLACE FUNCTION orderdb_shard.reallocations_sent_before(p_older_than interval)
+RETURNS TABLE (order_id bigint, to_shard integer, sent_at timestamptz)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT f.order_id, f.to_shard, f.sent_at FROM orderdb_shard.order_forwards f
+     WHERE f.sent_at < now() - p_older_than
+       AND NOT EXISTS (SELECT 1 FROM orderdb.order_directory d WHERE d.order_id = f.order_id)
+     ORDER BY f.order_id
+$fn$;
+REVOKE ALL ON FUNCTION orderdb_shard.reallocations_sent_before(interval) FROM PUBLIC;
