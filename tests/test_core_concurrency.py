@@ -241,7 +241,7 @@ def test_limited_stock_with_a_hot_sku_never_oversells(dsn: str, deployment: Depl
         for line in items:
             wanted[line["sku"]] += line["quantity"]
     rows = deployment.rows(
-        "SELECT sku, on_hand, reserved FROM orderdb.inventory WHERE warehouse_id = 1"
+        "SELECT sku, on_hand, reserved FROM orderdb.inventory_levels WHERE warehouse_id = 1"
     )
     for sku, on_hand, reserved in rows:
         assert on_hand == stock[sku]
@@ -288,7 +288,7 @@ def test_idempotent_replays_create_one_order_per_key(dsn: str, deployment: Deplo
         assert sum(1 for _, replayed in results if not replayed) == 1, f"{key}: not one creation"
     count = deployment.total("SELECT count(*) FROM orderdb.orders")
     reserved = deployment.rows(
-        "SELECT sku, reserved FROM orderdb.inventory WHERE warehouse_id = 2 ORDER BY sku"
+        "SELECT sku, reserved FROM orderdb.inventory_levels WHERE warehouse_id = 2 ORDER BY sku"
     )
     assert count == len(keys)
     expected_a = sum(1 + int(k.split("-")[1]) % 3 for k in keys)
