@@ -55,6 +55,7 @@ def test_demo_runs_the_shop_through_a_proxy_over_three_shards(demo_dsn: str) -> 
     assert out.count("not through the proxy yet (docs/scaling.md):") == 2
     assert "orderdb wms-dispatch runs per shard" in out
     assert "tracking page (through the proxy): http://127.0.0.1:" in out
+    assert "operations board (through the proxy): http://127.0.0.1:" in out
     assert "every scan landed exactly once, matched on its order's shard" in out
     assert "counters equal the ledger on every shard" in out
     assert "timeline of ORD" in out and "done in" in out

@@ -283,7 +283,6 @@ def test_the_tracking_page_through_the_proxy(cluster: Cluster) -> None:  # noqa:
     ("tool", "args"),
     [
         ("sla-check", ("sla-check",)),
-        ("exporter", ("exporter", "--port", "0")),
         ("wms-dispatch", ("wms-dispatch", "--once")),
         ("wms-dispatch", ("wms-dispatch", "retry", "1")),
         ("wms-dispatch", ("wms-dispatch", "dead")),

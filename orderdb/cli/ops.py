@@ -141,12 +141,14 @@ def sla_check_cmd(ctx: click.Context, sub_dsn: str | None, as_json: bool) -> Non
 def exporter_cmd(
     ctx: click.Context, sub_dsn: str | None, host: str, port: int, log_format: str
 ) -> None:
-    """Serve Prometheus metrics from the ops views on http://HOST:PORT/metrics until Ctrl-C."""
+    """Serve Prometheus metrics from the ops views on http://HOST:PORT/metrics until Ctrl-C.
+
+    With a cluster proxy's DSN every series is per shard, with a `shard` label.
+    """
     from orderdb.ops import exporter
 
     setup_logging(log_format)
     dsn = get_dsn(ctx, sub_dsn)
-    refuse_cluster_proxy(dsn, "exporter")
     server, _thread, collector = exporter.serve(
         functools.partial(_connect, dsn), host=host, port=port
     )

@@ -15,7 +15,8 @@ Not through the proxy yet, and said in the output (docs/scaling.md lists them): 
 connector and its dispatcher (``orderdb wms-dispatch`` runs per shard; here the demo sends the
 warehouse's callbacks itself), the carrier poller (polling is configured per shard; here the
 demo sends the carrier's scans itself), the city warehouse's own courier (``add_courier``,
-``set_warehouse_location`` are not on the proxy) and the operations board (served per shard).
+``set_warehouse_location`` are not on the proxy). The tracking page and the operations board
+are served with the proxy's DSN.
 PL/Proxy must be installed on the server (Debian ``postgresql-15-plproxy``): the embedded
 PostgreSQL 18 does not have it.
 """
@@ -43,7 +44,6 @@ NOT_THROUGH_THE_PROXY = (
     "the carrier poller (polling is configured per shard): the demo sends the carrier's scans "
     "itself",
     "the city warehouse's own courier (add_courier, set_warehouse_location are not on the proxy)",
-    "the operations board (served with a shard's DSN); the tracking page works",
 )
 #: the carrier's scans of a parcel (carrier GENERIC takes the normalised statuses)
 SCANS = ("info_received", "in_transit", "out_for_delivery", "delivered")
@@ -138,6 +138,9 @@ def run_cluster_demo(
                 "tracking page (through the proxy): "
                 + tracking_url(demo.web_url, first.order_no, first.customer_id),
                 markup=False,
+            )
+            progress.console.print(
+                f"operations board (through the proxy): {demo.web_url}/ops", markup=False
             )
         task = progress.add_task("payment and warehouse", total=len(placed))
         with ThreadPoolExecutor(max_workers=4) as pool:

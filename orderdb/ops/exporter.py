@@ -8,13 +8,19 @@ exporter and of the workers, and are exact), sums and counts instead of precompu
 labels for dimensions. Nothing that postgres_exporter already exports (table tuples and vacuum
 times, connections, database size, transaction ages) is exported here. Every metric is listed in
 docs/operations.md.
+
+Against a cluster's proxy (docs/scaling.md "Tools against the proxy") the proxy's ``orderdb_ops``
+views hold every shard's rows with a trailing ``shard`` column: the same series are exported per
+shard, each with a ``shard`` label (the shard's number); ``orderdb_up`` and
+``orderdb_exporter_view_errors`` stay unlabelled (a view of the proxy is read from every shard at
+once, or fails). On one database nothing has a ``shard`` label.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, LiteralString
 
 import psycopg
 from prometheus_client import start_http_server
@@ -27,6 +33,39 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from orderdb.ops.monitor import QUERIES, SLA_RULES, snapshot
+
+#: whether the connection's database is a cluster's proxy (its orderdb_ops views end with a
+#: ``shard`` column) and how many shards its PL/Proxy cluster has (partition_<k> per shard);
+#: catalogs only, readable by any role
+_PROXY_PROBE = """
+SELECT EXISTS (SELECT 1
+                 FROM pg_catalog.pg_attribute a
+                 JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
+                 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                WHERE n.nspname = 'orderdb_ops' AND c.relname = 'order_funnel'
+                  AND a.attname = 'shard' AND NOT a.attisdropped),
+       (SELECT count(*)
+          FROM pg_catalog.pg_foreign_server s, unnest(s.srvoptions) AS o(opt)
+         WHERE s.srvname = 'orderdb_cluster' AND o.opt LIKE 'partition\\_%')
+"""
+
+
+def cluster_shards(conn: psycopg.Connection[Any]) -> int:
+    """The number of shards when ``conn`` is a cluster's proxy, else 0 (one database, a shard)."""
+    row = conn.execute(_PROXY_PROBE).fetchone()
+    if row is None or not row[0]:
+        return 0
+    return int(row[1])
+
+
+def proxy_queries(shards: int) -> dict[str, tuple[LiteralString, int]]:
+    """:data:`orderdb.ops.monitor.QUERIES` for a proxy of ``shards`` shards: each also reads
+    the row's ``shard``, and the row limit is one database's per shard."""
+    return {
+        key: (query.replace(" FROM orderdb_ops.", ", shard FROM orderdb_ops.", 1), limit * shards)
+        for key, (query, limit) in QUERIES.items()
+    }
+
 
 LEVELS = {"ok": 0, "warning": 1, "critical": 2}
 
@@ -72,7 +111,42 @@ def metrics_from_snapshot(snap: dict[str, Any]) -> list[Metric]:
     """The metric families of one monitor snapshot.
 
     A family whose view could not be read is left out (absent, not 0: a health not measured is
-    not exported); ``orderdb_exporter_view_errors`` names the view."""
+    not exported); ``orderdb_exporter_view_errors`` names the view. A snapshot of a cluster's
+    proxy (``snap["shards"]``: the shards' numbers; each row has its ``shard``) gives every
+    family per shard, each sample with a ``shard`` label: the families of each shard's rows, as
+    one database would give them."""
+    shards = snap.get("shards")
+    if shards is None:
+        return _families(snap)
+    merged: dict[str, Metric] = {}
+    for shard in shards:
+        part = {
+            key: [r for r in rows if r.get("shard") == shard] if key in QUERIES else rows
+            for key, rows in snap.items()
+        }
+        for family in _families(part, view_errors=False):
+            into = merged.get(family.name)
+            if into is None:
+                into = Metric(family.name, family.documentation, family.type, family.unit)
+                merged[family.name] = into
+            for sample in family.samples:
+                into.add_sample(sample.name, {**sample.labels, "shard": str(shard)}, sample.value)
+    return [*merged.values(), _view_errors(snap)]
+
+
+def _view_errors(snap: dict[str, Any]) -> Metric:
+    errors = GaugeMetricFamily(
+        "orderdb_exporter_view_errors",
+        "1 when the view behind a part of this scrape failed (see the exporter's log).",
+        labels=["view"],
+    )
+    for key in snap["errors"]:
+        errors.add_metric([key], 1.0)
+    return errors
+
+
+def _families(snap: dict[str, Any], *, view_errors: bool = True) -> list[Metric]:
+    """The metric families of one database's snapshot (or of one shard's rows)."""
     out: list[Metric] = []
     unread = set(snap["errors"])
 
@@ -247,23 +321,19 @@ def metrics_from_snapshot(snap: dict[str, Any]) -> list[Metric]:
             g.add_metric([], _num(server[key]))
             out.append(g)
 
-    errors = GaugeMetricFamily(
-        "orderdb_exporter_view_errors",
-        "1 when the view behind a part of this scrape failed (see the exporter's log).",
-        labels=["view"],
-    )
-    for key in snap["errors"]:
-        errors.add_metric([key], 1.0)
-    out.append(errors)
+    if view_errors:
+        out.append(_view_errors(snap))
     return out
 
 
 class OpsCollector(Collector):
-    """Reads the ops views on every scrape over one connection (reopened after a failure)."""
+    """Reads the ops views on every scrape over one connection (reopened after a failure).
+    Whether the database is a cluster's proxy is looked up on each new connection."""
 
     def __init__(self, connect: Callable[[], psycopg.Connection[Any]]) -> None:
         self._connect = connect
         self._conn: psycopg.Connection[Any] | None = None
+        self._shards = 0
         self._lock = threading.Lock()
 
     def collect(self) -> Iterator[Metric]:
@@ -275,7 +345,12 @@ class OpsCollector(Collector):
             try:
                 if self._conn is None or self._conn.closed:
                     self._conn = self._connect()
-                snap = snapshot(self._conn)
+                    self._shards = cluster_shards(self._conn)
+                if self._shards:
+                    snap = snapshot(self._conn, queries=proxy_queries(self._shards))
+                    snap["shards"] = list(range(self._shards))
+                else:
+                    snap = snapshot(self._conn)
                 enrich(snap)
             except psycopg.Error:
                 if self._conn is not None:

@@ -101,13 +101,19 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def snapshot(conn: psycopg.Connection[Any], *, statement_timeout_ms: int = 5000) -> dict[str, Any]:
+def snapshot(
+    conn: psycopg.Connection[Any],
+    *,
+    statement_timeout_ms: int = 5000,
+    queries: dict[str, tuple[LiteralString, int]] | None = None,
+) -> dict[str, Any]:
     """Every ops view once, as JSON-able data: {"taken_at", "<key>": [row dicts], "errors"}.
 
     A view that fails (timeout, missing privilege, schema not installed) does not fail the
     snapshot: its error is in ``errors`` and its rows are empty; nothing derived from it claims
     health (the SLA lanes of an unread ``sla_breaches`` are ``unknown``). Runs in one read-only
-    transaction (one consistent view).
+    transaction (one consistent view). ``queries`` replaces :data:`QUERIES` (same keys): the
+    exporter's queries on a cluster proxy also read each row's shard.
     """
     snap: dict[str, Any] = {"taken_at": datetime.now(UTC).isoformat(), "errors": {}}
     with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
@@ -115,7 +121,7 @@ def snapshot(conn: psycopg.Connection[Any], *, statement_timeout_ms: int = 5000)
         cur.execute(
             "SELECT set_config('statement_timeout', %s, true)", (str(statement_timeout_ms),)
         )
-        for key, (query, limit) in QUERIES.items():
+        for key, (query, limit) in (queries or QUERIES).items():
             try:
                 with conn.transaction():  # a savepoint: one failing view spoils nothing else
                     cur.execute(query + " LIMIT %s", (limit,))

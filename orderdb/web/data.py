@@ -325,11 +325,18 @@ class WebDB:
                 " AS snapshot",
                 params,
             )
+            # a cluster proxy's view has one row per KPI and shard (a trailing shard column): a
+            # ratio of one shard does not add up with another's, so each is shown with its shard
             kpis = _panel(
                 conn,
-                "SELECT metric, value, threshold, level, unit FROM orderdb_ops.fulfillment_kpis",
+                "SELECT metric, value, threshold, level, unit,"
+                " (pg_catalog.to_jsonb(k) ->> 'shard')::integer AS shard"
+                " FROM orderdb_ops.fulfillment_kpis k",
                 {},
             )
+            for row in kpis.rows:
+                if row["shard"] is None:  # one database: no shard
+                    del row["shard"]
             low_stock = _panel(
                 conn,
                 "SELECT warehouse_id, sku, available, threshold, level FROM orderdb_ops.low_stock"
