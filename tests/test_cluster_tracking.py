@@ -286,8 +286,6 @@ def test_the_tracking_page_through_the_proxy(cluster: Cluster) -> None:  # noqa:
         ("wms-dispatch", ("wms-dispatch", "--once")),
         ("wms-dispatch", ("wms-dispatch", "retry", "1")),
         ("wms-dispatch", ("wms-dispatch", "dead")),
-        ("warehouses", ("warehouses", "list")),
-        ("warehouses", ("warehouses", "set-wms", "2101", "sim")),
         ("poll-carriers", ("poll-carriers", "--once")),
         ("ingest serve", ("ingest", "serve", "--port", "0")),
     ],

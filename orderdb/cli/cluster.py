@@ -1,4 +1,4 @@
-"""CLI commands: ``orderdb cluster init|status|map-warehouse`` (docs/scaling.md)."""
+"""CLI commands: ``orderdb cluster init|status|map-warehouse|sync-reference`` (docs/scaling.md)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import click
 
 from orderdb.cli.base import (
     EXIT_BAD_INPUT,
+    EXIT_ERROR,
+    EXIT_RETRY_LATER,
     INT4,
     dsn_option,
     echo_json,
@@ -167,3 +169,100 @@ def map_warehouse_cmd(ctx: click.Context, sub_dsn: str | None, warehouse: int, s
     except setup.ClusterError as exc:
         _fail(exc)
     click.echo(f"warehouse {warehouse} {'mapped to' if changed else 'stays on'} shard {shard}")
+
+
+@cluster_group.command("sync-reference")
+@dsn_option
+@click.option(
+    "--from-shard",
+    type=click.IntRange(0, 1023),
+    default=0,
+    show_default=True,
+    help="The shard whose reference data the others get.",
+)
+@click.option(
+    "--table",
+    "tables",
+    multiple=True,
+    help="Only this reference table (repeatable; default: every table cluster status compares).",
+)
+@click.option("--dry-run", is_flag=True, help="Say what would change; change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.pass_context
+@handle_errors
+def sync_reference_cmd(
+    ctx: click.Context,
+    sub_dsn: str | None,
+    from_shard: int,
+    tables: tuple[str, ...],
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    """Copy the reference tables of one shard (--from-shard, default 0) to every shard whose
+    copy differs (the tables cluster status names). --dsn is the proxy's.
+
+    Each drifted shard is repaired in one transaction: rows inserted, updated to the source's
+    values, and the rows the source has not deleted (a webhook subscription with its
+    deliveries); then its digests are compared again (rolled back if they still differ). The
+    shards are reached with the DSNs the proxy records. Exit 0: every shard is the source's
+    (or would be, with --dry-run); 1: a shard's transaction failed (rolled back: nothing of it
+    changed); 75: a shard could not be reached."""
+    try:
+        result = setup.sync_reference(
+            get_dsn(ctx, sub_dsn),
+            from_shard=from_shard,
+            tables=list(tables) or None,
+            dry_run=dry_run,
+            progress=None
+            if as_json
+            else lambda line: err_console.print(line, markup=False, highlight=False),
+        )
+    except setup.ClusterError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        echo_json(
+            {
+                "from_shard": from_shard,
+                "dry_run": dry_run,
+                "shards": [
+                    {
+                        "shard": s.shard,
+                        "error": s.error,
+                        "still_differs": s.still_differs,
+                        "tables": [
+                            {
+                                "table": t.table,
+                                "inserted": t.inserted,
+                                "updated": t.updated,
+                                "deleted": t.deleted,
+                            }
+                            for t in s.tables
+                        ],
+                    }
+                    for s in result
+                ],
+            }
+        )
+    else:
+        print_table(
+            f"reference data from shard {from_shard}"
+            + (" (dry run: nothing changed)" if dry_run else ""),
+            ["shard", "table", "inserted", "updated", "deleted", "result"],
+            [
+                (s.shard, t.table, t.inserted, t.updated, t.deleted, _sync_result(s, dry_run))
+                for s in result
+                for t in s.tables
+            ]
+            + [(s.shard, "", "", "", "", _sync_result(s, dry_run)) for s in result if not s.tables],
+        )
+    if any(s.error and s.error.startswith("not reachable") for s in result):
+        sys.exit(EXIT_RETRY_LATER)
+    if any(s.error for s in result):
+        sys.exit(EXIT_ERROR)
+
+
+def _sync_result(s: setup.ShardSync, dry_run: bool) -> str:
+    if s.error:
+        return s.error
+    return "would be copied" if dry_run else "copied"

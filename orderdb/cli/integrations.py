@@ -42,6 +42,7 @@ from orderdb.cli.base import (
 )
 from orderdb.cli.core import order_group
 from orderdb.cli.tracking import ingest_group
+from orderdb.cluster import operations as cluster_operations
 from orderdb.integrations import carriers
 
 CARRIER_CONFIG_ENV = "ORDERDB_CARRIERS_CONFIG"
@@ -226,9 +227,16 @@ def integrations_group() -> None:
 @handle_errors
 def integrations_list(ctx: click.Context, as_json: bool, sub_dsn: str | None) -> None:
     """The integrations allowed to post to `orderdb ingest serve` (secrets not shown)."""
-    with psycopg.connect(get_dsn(ctx, sub_dsn), autocommit=True) as conn:
+    dsn = get_dsn(ctx, sub_dsn)
+    # through a cluster's proxy: shard 0's (the same on every shard: orderdb cluster status)
+    table = (
+        "orderdb_cluster.integration_rows(0)"
+        if cluster_operations.is_proxy(dsn)
+        else "orderdb.integrations"
+    )
+    with psycopg.connect(dsn, autocommit=True) as conn:
         cur = conn.execute(
-            "SELECT name, kind, rate, burst, enabled, updated_at FROM orderdb.integrations "
+            f"SELECT name, kind, rate, burst, enabled, updated_at FROM {table} "  # noqa: S608
             "ORDER BY kind, name"
         )
         cols = [d.name for d in cur.description or []]
@@ -299,9 +307,20 @@ def integrations_add(
 @handle_errors
 def integrations_remove(ctx: click.Context, name: str, sub_dsn: str | None) -> None:
     """Delete an integration (its posts get 404 from the next refresh, within 30 s)."""
-    with psycopg.connect(get_dsn(ctx, sub_dsn), autocommit=True) as conn:
-        cur = conn.execute("DELETE FROM orderdb.integrations WHERE name = %s", (name,))
-    if cur.rowcount == 0:
+    dsn = get_dsn(ctx, sub_dsn)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        if cluster_operations.is_proxy(dsn):
+            # every shard's copy (docs/scaling.md, Reference data)
+            removed = conn.execute(
+                "SELECT count(*) FILTER (WHERE removed)"
+                " FROM orderdb_cluster.remove_integration(%s)",
+                (name,),
+            ).fetchone()
+            found = bool(removed and removed[0])
+        else:
+            cur = conn.execute("DELETE FROM orderdb.integrations WHERE name = %s", (name,))
+            found = cur.rowcount > 0
+    if not found:
         raise NotFoundExit(f"no integration {name!r}")
     console.print(f"integration {name} removed", markup=False)
 

@@ -39,6 +39,7 @@ from orderdb.cli.base import (
     stdin_is_terminal,
 )
 from orderdb.cli.integrations import CARRIER_CONFIG_ENV, _carrier_config
+from orderdb.cluster import operations as cluster_operations
 from orderdb.integrations import wms
 
 SET_WMS_SECRET_ENV = "ORDERDB_WAREHOUSES_SET_WMS_SECRET"  # noqa: S105 - a variable name
@@ -178,8 +179,8 @@ def warehouses_group() -> None:
 
 
 def _shard_dsn(ctx: click.Context, sub_dsn: str | None, tool: str) -> str:
-    """The DSN to use, refused (exit 2) when it is a cluster proxy: the queue and the WMS
-    settings are each shard's (docs/scaling.md "Tools against the proxy")."""
+    """The DSN to use, refused (exit 2) when it is a cluster proxy: the WMS command queue is
+    each shard's (docs/scaling.md "Tools against the proxy")."""
     dsn = get_dsn(ctx, sub_dsn)
     refuse_cluster_proxy(dsn, tool)
     return dsn
@@ -250,7 +251,20 @@ def set_wms_cmd(
     settings = _parse_settings(setting_pairs, settings_file)
     secret = _read_wms_secret(secret_file, prompt_secret)
     dsn = get_dsn(ctx, sub_dsn)
-    refuse_cluster_proxy(dsn, "warehouses")
+    if cluster_operations.is_proxy(dsn):
+        # through a cluster's proxy the call commits on the warehouse's shard when it returns
+        # (docs/scaling.md, What differs 1): the connector is built with the settings first
+        _check_connector_settings(
+            connector,
+            {
+                "warehouse_id": warehouse,
+                "url": url,
+                "settings": settings,
+                "has_secret": True,  # without --secret-file a stored one may be kept
+            },
+            secret,
+            dsn,
+        )
     # one transaction: the settings are stored only if the connector can be built with them
     with psycopg.connect(dsn) as conn:
         cur = conn.execute(
@@ -283,12 +297,19 @@ def warehouses_list_cmd(ctx: click.Context, as_json: bool, sub_dsn: str | None) 
     """Warehouses connected to a WMS: connector, url, waybill carrier, settings (secret ones
     masked), whether a secret is stored, and their queue (pending, dead). Secrets are never
     shown."""
-    with psycopg.connect(_shard_dsn(ctx, sub_dsn, "warehouses"), autocommit=True) as conn:
+    dsn = get_dsn(ctx, sub_dsn)
+    # through a cluster's proxy: every shard's warehouses (docs/scaling.md)
+    table = (
+        "orderdb_cluster.warehouse_wms_rows()"
+        if cluster_operations.is_proxy(dsn)
+        else "(SELECT w.*, w.secret IS NOT NULL AS has_secret FROM orderdb.warehouse_wms w)"
+    )
+    with psycopg.connect(dsn, autocommit=True) as conn:
         cur = conn.execute(
-            "SELECT w.warehouse_id, w.connector, w.url, w.carrier, w.settings,"
-            " w.secret IS NOT NULL AS has_secret, coalesce(b.pending, 0) AS pending,"
+            "SELECT w.warehouse_id, w.connector, w.url, w.carrier, w.settings,"  # noqa: S608
+            " w.has_secret, coalesce(b.pending, 0) AS pending,"
             " coalesce(b.dead, 0) AS dead, w.updated_at"
-            " FROM orderdb.warehouse_wms w"
+            f" FROM {table} w"
             " LEFT JOIN orderdb_ops.wms_backlog b ON b.warehouse_id = w.warehouse_id"
             " ORDER BY w.warehouse_id"
         )

@@ -28,7 +28,6 @@ PER_SHARD_REASONS: dict[str, str] = {
     "sla-check": "SLA breaches and their escalations are per shard",
     "wms-dispatch": "the WMS command queue is each shard's: a command is written in the "
     "transaction of its order's change, on the order's shard",
-    "warehouses": "a warehouse's WMS connection is stored on the warehouse's shard",
     "poll-carriers": "the polling state of shipments (claims, back-off) lives on each shard",
     "ingest serve": "its integrations (secrets, rate limits) and the status query are each "
     "shard's, not the proxy's yet; send carrier events through the proxy with "
@@ -42,7 +41,6 @@ _NEEDS: dict[str, tuple[str, str] | None] = {
     "relay": ("function", "orderdb._webhook_enqueue(bigint[])"),
     "sla-check": ("function", "orderdb.sla_check()"),
     "wms-dispatch": None,
-    "warehouses": None,
     "poll-carriers": None,
     "ingest serve": None,
 }

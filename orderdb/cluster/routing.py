@@ -57,6 +57,11 @@ class Route:
     #: shards' rows are merged (ORDER BY ... LIMIT ... over alias ``x``) when generated
     all_shards: bool = False
     merge: str = ""
+    #: cluster-wide configuration: the call runs on every shard in turn, shard 0 first (it
+    #: validates: its error is raised and nothing is written anywhere), and returns shard 0's
+    #: result; a later shard's error is raised with a hint naming the shards written (running
+    #: the call again converges: these functions are upserts)
+    every_shard: bool = False
 
 
 WAREHOUSE = "warehouse"
@@ -65,6 +70,7 @@ ORDER_NO = "order number"
 ANY = "any shard (reference data)"
 ALL = "every shard, rows merged"
 TRACKING = "tracking number (its home, then its shipment's shard)"
+EVERY = "every shard in turn, shard 0 first (cluster-wide configuration)"
 
 
 def _by_warehouse(arg: str, place: bool) -> Route:
@@ -115,6 +121,23 @@ ROUTES: dict[str, Route] = {
     "order_timeline_by_no": Route(ORDER_NO, "orderdb_cluster.order_no_shard(p_order_no)"),
     # the same on every shard
     "allowed_transitions": Route(ANY, "0"),
+    # per-warehouse configuration (owner functions): the warehouse's shard; an unmapped
+    # warehouse is not placed (the call then answers OD004 from shard 0, as one database
+    # answers for a warehouse that never received stock)
+    "set_warehouse_location": _by_warehouse("p_warehouse_id", place=False),
+    "add_courier": _by_warehouse("p_warehouse_id", place=False),
+    "set_courier_available": _by_warehouse("p_warehouse_id", place=False),
+    "set_warehouse_wms": _by_warehouse("p_warehouse_id", place=False),
+    "set_stock_buckets": _by_warehouse("p_warehouse_id", place=False),
+    "rebalance_stock_buckets": _by_warehouse("p_warehouse_id", place=False),
+    # cluster-wide configuration (owner functions, upserts): written on every shard
+    "set_integration": Route(EVERY, "", every_shard=True),
+    "set_carrier_polling": Route(EVERY, "", every_shard=True),
+    # created on shard 0 (its id and secret), then copied with that id and secret to every
+    # other shard: sql/cluster/proxy_90_configuration.sql
+    "create_webhook_subscription": Route(
+        "shard 0, then copied to every shard (same id and secret)", "0", generated=False
+    ),
     # a customer's orders live on the shards of their warehouses: every shard's first page,
     # merged by order id (the keyset of one database)
     "customer_orders": Route(
@@ -241,11 +264,14 @@ def shard_wrapper_sql(sig: Signature, shard_role: str) -> str:
     nulls = ", ".join(f"NULL::{t}" for _, t in sig.out_columns)
     params = ", ".join(f"{n} {t}" for n, t in zip(sig.input_names, sig.input_types, strict=True))
     role = _ident(shard_role)
+    # with the wrapper owner's rights, or the proxy's shard role could not call it; only that
+    # role may execute the wrapper, and on the proxy only the owner may call the function
+    definer = "" if sig.roles else " SECURITY DEFINER"
     return f"""
 -- {sig.name}: orderdb.{sig.name} for the proxy; an error comes back as data (err_* columns)
 CREATE OR REPLACE FUNCTION orderdb_shard.{sig.name}({params})
 RETURNS TABLE ({_wrapper_columns(sig)})
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql{definer}
     SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
@@ -308,6 +334,8 @@ REVOKE ALL ON FUNCTION orderdb_cluster.{sig.name}({shard_type}{sig.identity}) FR
     )
     if not route.generated:
         return remote + grants
+    if route.every_shard:
+        return remote + _every_shard_sql(sig, route, grants)
     if everywhere:
         # errors first (every shard refuses bad arguments alike), then the merged rows
         call = (
@@ -322,6 +350,8 @@ REVOKE ALL ON FUNCTION orderdb_cluster.{sig.name}({shard_type}{sig.identity}) FR
             f"    FOR r IN SELECT * FROM {call} LOOP\n{raise_error}{assign}"
             "        RETURN NEXT;\n    END LOOP;\n"
         )
+    elif sig.return_type == "void":
+        body = f"    FOR r IN SELECT * FROM {call} LOOP\n{raise_error}    END LOOP;\n"
     else:
         body = (
             f"    FOR r IN SELECT * FROM {call} LOOP\n{raise_error}"
@@ -341,6 +371,72 @@ BEGIN{route.guard}
 $fn$;
 {grants}"""
     return remote + public
+
+
+def _every_shard_sql(sig: Signature, route: Route, grants: str) -> str:
+    """The public function of cluster-wide configuration: the call on every shard in turn
+    (shard 0 first), shard 0's result returned; a later shard's error raised with a hint naming
+    the shards already written."""
+    args = _args_list(sig)
+    call = f"orderdb_cluster.{sig.name}(v_shard{', ' if args else ''}{args})"
+    if sig.columns:
+        keep = "".join(f"                    {n} := r.{n};\n" for n, _ in sig.columns)
+        keep += "                    RETURN NEXT;\n"
+        finish = "    RETURN;\n"
+    else:
+        keep = "                    v_result := r.result;\n"
+        finish = "    RETURN v_result;\n" if sig.return_type != "void" else "    RETURN;\n"
+    result_var = (
+        ""
+        if sig.columns
+        else f"    v_result {'text' if sig.return_type == 'void' else sig.return_type};\n"
+    )
+    return f"""
+-- {sig.name}: routed to {route.kind} (orderdb.cluster.routing; docs/scaling.md)
+CREATE OR REPLACE FUNCTION orderdb.{sig.name}({sig.arguments})
+RETURNS {sig.result}
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    r record;
+    v_shard integer;
+    v_done integer[] := '{{}}';
+{result_var}    v_sqlstate text;
+    v_message text;
+    v_detail text;
+    v_hint text;
+BEGIN
+    FOR v_shard IN SELECT s.shard FROM orderdb_cluster.shards s ORDER BY s.shard LOOP
+        BEGIN
+            FOR r IN SELECT * FROM {call} LOOP
+                IF r.err_sqlstate IS NOT NULL THEN
+                    PERFORM orderdb_cluster._raise(r.err_sqlstate, r.err_message, r.err_detail,
+                                                   r.err_hint);
+                END IF;
+                IF cardinality(v_done) = 0 THEN
+{keep}                END IF;
+            END LOOP;
+        EXCEPTION WHEN OTHERS THEN
+            IF cardinality(v_done) = 0 THEN
+                RAISE;  -- the first shard refused: nothing is written anywhere
+            END IF;
+            GET STACKED DIAGNOSTICS v_sqlstate = RETURNED_SQLSTATE, v_message = MESSAGE_TEXT,
+                                    v_detail = PG_EXCEPTION_DETAIL, v_hint = PG_EXCEPTION_HINT;
+            PERFORM orderdb_cluster._raise(
+                v_sqlstate, v_message, nullif(v_detail, ''),
+                concat_ws(' ', nullif(v_hint, ''),
+                          format('Written on shard %s, not on shard %s nor the shards after '
+                                 'it (no two-phase commit): run the same call again when '
+                                 'shard %s answers; orderdb cluster status shows the drift '
+                                 '(docs/scaling.md, Reference data).',
+                                 array_to_string(v_done, ', '), v_shard, v_shard)));
+        END;
+        v_done := v_done || v_shard;
+    END LOOP;
+{finish}END;
+$fn$;
+{grants}"""
 
 
 def _not_yet_sql(sig: Signature) -> str:
