@@ -473,7 +473,9 @@ def webhooks_add(
 @handle_errors
 def webhooks_list(ctx: click.Context, dead: bool, as_json: bool, sub_dsn: str | None) -> None:
     """Subscriptions with their delivery counts (or, with --dead, the dead letters)."""
-    with psycopg.connect(get_dsn(ctx, sub_dsn), autocommit=True) as conn, conn.cursor() as cur:
+    dsn = get_dsn(ctx, sub_dsn)
+    refuse_cluster_proxy(dsn, "webhooks list")
+    with psycopg.connect(dsn, autocommit=True) as conn, conn.cursor() as cur:
         if dead:
             cur.execute(
                 "SELECT delivery_id, subscription_id, event_id, event_type, order_id, attempts,"
@@ -511,7 +513,9 @@ def webhooks_retry(
     """Put dead-lettered deliveries back in the queue (attempts reset) and wake the relay."""
     if not delivery_ids and not all_dead:
         raise click.UsageError("give delivery ids or --all-dead")
-    with psycopg.connect(get_dsn(ctx, sub_dsn), autocommit=True) as conn:
+    dsn = get_dsn(ctx, sub_dsn)
+    refuse_cluster_proxy(dsn, "webhooks retry")
+    with psycopg.connect(dsn, autocommit=True) as conn:
         ids = list(delivery_ids)
         if all_dead:
             ids += [

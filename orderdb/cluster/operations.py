@@ -29,6 +29,9 @@ PER_SHARD_REASONS: dict[str, str] = {
     "wms-dispatch": "the WMS command queue is each shard's: a command is written in the "
     "transaction of its order's change, on the order's shard",
     "poll-carriers": "the polling state of shipments (claims, back-off) lives on each shard",
+    "webhooks list": "webhook deliveries (pending, delivered, dead) are each shard's, made by "
+    "its relay from its outbox",
+    "webhooks retry": "a dead delivery is a row of the shard whose relay made it",
     "ingest serve": "its integrations (secrets, rate limits) and the status query are each "
     "shard's, not the proxy's yet; send carrier events through the proxy with "
     "orderdb ingest tracking --dsn PROXY or orderdb.record_tracking_event, which find their "
@@ -42,6 +45,8 @@ _NEEDS: dict[str, tuple[str, str] | None] = {
     "sla-check": ("function", "orderdb.sla_check()"),
     "wms-dispatch": None,
     "poll-carriers": None,
+    "webhooks list": None,
+    "webhooks retry": None,
     "ingest serve": None,
 }
 
