@@ -255,6 +255,9 @@ BEGIN
                 CONTINUE;
             END IF;
             EXECUTE format('ALTER TABLE %s DETACH PARTITION %s', v_parent, v_part.part);
+            -- no trigger sees a partition leave: every cached timeline document goes stale
+            -- (sql/47_timeline_cache.sql)
+            PERFORM orderdb._timeline_bump_all();
             IF v_policy.archive THEN
                 EXECUTE format('ALTER TABLE %s SET SCHEMA orderdb_archive', v_part.part);
                 action := 'archived';

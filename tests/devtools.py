@@ -148,11 +148,16 @@ SELECT p.oid::regprocedure::text AS function, c.level, c.message, c.lineno, c.st
   FROM pg_proc p
   JOIN pg_namespace n ON n.oid = p.pronamespace
   JOIN pg_language l ON l.oid = p.prolang
+  -- a trigger function: checked as the trigger with the most transition tables uses it
+  LEFT JOIN LATERAL (SELECT t.tgrelid, t.tgoldtable, t.tgnewtable FROM pg_trigger t
+                      WHERE t.tgfoid = p.oid
+                      ORDER BY (t.tgoldtable IS NOT NULL)::int + (t.tgnewtable IS NOT NULL)::int
+                               DESC, t.oid
+                      LIMIT 1) tg ON true
  CROSS JOIN LATERAL plpgsql_check_function_tb(
             p.oid,
-            relid => CASE WHEN p.prorettype = 'trigger'::regtype
-                          THEN (SELECT t.tgrelid FROM pg_trigger t WHERE t.tgfoid = p.oid LIMIT 1)
-                          ELSE 0 END,
+            relid => CASE WHEN p.prorettype = 'trigger'::regtype THEN tg.tgrelid ELSE 0 END,
+            oldtable => tg.tgoldtable, newtable => tg.tgnewtable,
             extra_warnings => true, other_warnings => true, security_warnings => true) c
  WHERE n.nspname IN ('orderdb', 'orderdb_ops') AND l.lanname = 'plpgsql'
  ORDER BY 1, c.lineno
