@@ -6,6 +6,7 @@ with SIGKILL loses nothing and gets nothing twice after its acknowledgement."""
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import random
@@ -21,6 +22,8 @@ from typing import Any
 import psycopg
 import pytest
 from click.testing import CliRunner
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
 
 from orderdb.cli import main
 from tests.cluster_fixtures import SHARDS, Cluster, cluster  # noqa: F401  (fixture)
@@ -39,11 +42,13 @@ def pin(cl: Cluster, warehouse_id: int, shard: int) -> None:
     assert done.exit_code == 0, done.output
 
 
-def orders_on_every_shard(cl: Cluster, base: int, per_shard: int) -> list[int]:
+def orders_on_every_shard(
+    cl: Cluster, base: int, per_shard: int, shards: tuple[int, ...] = tuple(range(SHARDS))
+) -> list[int]:
     """``per_shard`` orders on each shard (warehouses base + shard), confirmed: two events each."""
     ids: list[int] = []
     with proxy(cl) as conn:
-        for shard in range(SHARDS):
+        for shard in shards:
             warehouse = base + shard
             pin(cl, warehouse, shard)
             conn.execute("SELECT * FROM orderdb.receive_stock(%s, 'SKU-EV', 1000)", (warehouse,))
@@ -59,10 +64,12 @@ def orders_on_every_shard(cl: Cluster, base: int, per_shard: int) -> list[int]:
     return ids
 
 
-def all_event_ids(cl: Cluster, order_ids: list[int]) -> set[int]:
-    """Every event of those orders, read on the shards themselves."""
+def all_event_ids(
+    cl: Cluster, order_ids: list[int], shards: tuple[int, ...] = tuple(range(SHARDS))
+) -> set[int]:
+    """Every event of those orders, read on the shards themselves (of ``shards``)."""
     found: set[int] = set()
-    for dsn in cl.shard_dsns:
+    for dsn in (cl.shard_dsns[shard] for shard in shards):
         with psycopg.connect(dsn, autocommit=True) as conn:
             rows = conn.execute(
                 "SELECT event_id FROM orderdb.outbox WHERE order_id = ANY(%s)", (order_ids,)
@@ -288,11 +295,246 @@ def test_events_tail_through_the_proxy(cluster: Cluster) -> None:  # noqa: F811
     assert again == all_event_ids(cluster, more)
 
 
-def test_the_relay_runs_per_shard(cluster: Cluster) -> None:  # noqa: F811
-    refused = CliRunner().invoke(main, ["relay", "--dsn", cluster.proxy_dsn])
-    assert refused.exit_code == 2
-    assert "orderdb relay does not run against a cluster proxy" in refused.stderr
-    assert "each shard's DSN" in refused.stderr
+class Receiver:
+    """A webhook receiver on a free local port: the event id of every delivery, in arrival
+    order (answered 204)."""
+
+    def __init__(self) -> None:
+        self.received: list[int] = []
+        received = self.received
+        lock = threading.Lock()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                with lock:
+                    received.append(int(self.headers["X-Orderdb-Event-Id"]))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> Receiver:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def start_at_the_end(cl: Cluster, consumer: str) -> None:
+    """The consumer's position on every shard after every event there (read on the shards)."""
+    for dsn in cl.shard_dsns:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            while rows := conn.execute(
+                "SELECT event_id FROM orderdb.read_events(%s, 10000)", (consumer,)
+            ).fetchall():
+                conn.execute("SELECT orderdb.ack_events(%s, %s)", (consumer, rows[-1][0]))
+
+
+def positions(cl: Cluster, consumer: str) -> list[int]:
+    """The consumer's acknowledged event on each shard (0: none)."""
+    found = []
+    for dsn in cl.shard_dsns:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT acked_event_id FROM orderdb.event_consumers WHERE consumer = %s",
+                (consumer,),
+            ).fetchone()
+        found.append(int(row[0]) if row else 0)
+    return found
+
+
+def start_relay(
+    cl: Cluster, consumer: str, handled: Path, log: Path, *options: str, sleep: float = 0.0
+) -> subprocess.Popen[bytes]:
+    """`orderdb relay --dsn PROXY` with the recording handler (one JSON line per call)."""
+    env = {
+        **os.environ,
+        "ORDERDB_TEST_GROUP_FILE": str(handled),
+        "ORDERDB_TEST_GROUP_SLEEP": str(sleep),
+    }
+    with log.open("ab") as err:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "orderdb",
+                "relay",
+                "--dsn",
+                cl.proxy_dsn,
+                "--consumer",
+                consumer,
+                "--poll-interval",
+                "0.02",
+                "--handler",
+                "tests.test_events_groups:record",
+                *options,
+            ],
+            cwd=Path(__file__).resolve().parent.parent,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+
+
+def handled_ids(handled: Path) -> list[int]:
+    if not handled.exists():
+        return []
+    return [json.loads(line)["event_id"] for line in handled.read_text().splitlines()]
+
+
+def wait_for(cond: Any, what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> int:
+    proc.send_signal(signal.SIGTERM)
+    return proc.wait(timeout=30)
+
+
+def test_the_relay_through_the_proxy_runs_one_relay_per_shard(
+    cluster: Cluster,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """`orderdb relay --dsn PROXY`: the handler and a webhook subscription of each shard get
+    every event of orders on every shard once, also of orders created while it runs; the
+    consumer's position advances on each shard; SIGTERM stops every shard's relay."""
+    consumer = "relay-cl"
+    start_at_the_end(cluster, consumer)
+    handled, log = tmp_path / "handled.jsonl", tmp_path / "relay.log"
+    with Receiver() as receiver:
+        for dsn in cluster.shard_dsns:  # a shard's subscriptions are its own
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                conn.execute(
+                    "SELECT * FROM orderdb.create_webhook_subscription(%s)", (receiver.url,)
+                )
+        orders = orders_on_every_shard(cluster, 2200, 3)
+        proc = start_relay(cluster, consumer, handled, log)
+        try:
+            expected = all_event_ids(cluster, orders)
+            wait_for(lambda: expected <= set(handled_ids(handled)), "the handler")
+            # orders created while it runs, on two shards
+            later = orders_on_every_shard(cluster, 2210, 2, shards=(0, 2))
+            expected |= all_event_ids(cluster, later)
+            wait_for(lambda: expected <= set(handled_ids(handled)), "the later events")
+            wait_for(lambda: expected <= set(receiver.received), "the webhooks")
+        finally:
+            code = stop(proc)
+        assert code == 0, log.read_text()
+        received = list(receiver.received)
+    ids = handled_ids(handled)
+    assert sorted(ids) == sorted(expected)  # every event once, nothing else
+    assert sorted(received) == sorted(expected)
+    assert len({(e - 1) % 64 for e in expected}) == SHARDS
+    # each shard's position covers its events
+    for shard, acked in enumerate(positions(cluster, consumer)):
+        assert acked == max(e for e in expected if (e - 1) % 64 == shard)
+    text = log.read_text()
+    assert f"on the {SHARDS} shards of the cluster" in text
+    for shard in range(SHARDS):
+        assert f"relay of shard {shard} stopped:" in text
+    # no proxy-side read record: the shards' relays read their own outboxes
+    with proxy(cluster) as conn:
+        assert conn.execute(
+            "SELECT count(*) FROM orderdb_cluster.event_reads WHERE consumer = %s", (consumer,)
+        ).fetchone() == (0,)
+
+
+def test_the_relay_through_the_proxy_killed_with_sigkill_loses_nothing(
+    cluster: Cluster,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    consumer = "relay-cl-killed"
+    start_at_the_end(cluster, consumer)
+    handled, log = tmp_path / "handled.jsonl", tmp_path / "relay.log"
+    orders = orders_on_every_shard(cluster, 2300, 10)
+    expected = all_event_ids(cluster, orders)
+    before = positions(cluster, consumer)
+    options = ("--no-webhooks", "--batch-size", "4")
+    kills = 0
+    for round_ in range(2):
+        proc = start_relay(cluster, consumer, handled, log, *options, sleep=0.02)
+        seen = len(handled_ids(handled))
+        wait_for(lambda s=seen: len(handled_ids(handled)) >= s + 8, "some events")  # type: ignore[misc]
+        assert proc.poll() is None, log.read_text()
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        kills += 1
+        if round_ == 0:  # more orders while no relay runs
+            more = orders_on_every_shard(cluster, 2310, 2)
+            expected |= all_event_ids(cluster, more)
+    assert set(handled_ids(handled)) < expected  # killed mid-stream
+    middle = positions(cluster, consumer)
+    assert any(m > b for m, b in zip(middle, before, strict=True))
+    proc = start_relay(cluster, consumer, handled, log, *options)
+    try:
+        wait_for(lambda: expected <= set(handled_ids(handled)), "every event after the kills")
+        wait_for(
+            lambda: all(
+                acked == max(e for e in expected if (e - 1) % 64 == shard)
+                for shard, acked in enumerate(positions(cluster, consumer))
+            ),
+            "every shard's position",
+        )
+    finally:
+        assert stop(proc) == 0, log.read_text()
+    ids = handled_ids(handled)
+    assert expected == set(ids)  # every event at least once, nothing else
+    print(f"\nSIGKILLs: {kills}, events: {len(expected)}, handled: {len(ids)}")
+
+
+def test_a_stopped_shard_does_not_hold_back_the_relays_of_the_others(
+    cluster: Cluster,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    consumer = "relay-cl-down"
+    start_at_the_end(cluster, consumer)
+    handled, log = tmp_path / "handled.jsonl", tmp_path / "relay.log"
+    down = conninfo_to_dict(cluster.shard_dsns[1])["dbname"]
+    proc = start_relay(cluster, consumer, handled, log, "--no-webhooks")
+    try:
+        first = orders_on_every_shard(cluster, 2400, 1)
+        expected = all_event_ids(cluster, first)
+        wait_for(lambda: expected <= set(handled_ids(handled)), "the first events")
+        with psycopg.connect(cluster.admin_dsn, autocommit=True) as admin:
+            # shard 1 stops answering: no new connection, its sessions ended
+            admin.execute(
+                sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false").format(sql.Identifier(down))
+            )
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                (down,),
+            )
+            try:
+                others = orders_on_every_shard(cluster, 2410, 2, shards=(0, 2))
+                mine = all_event_ids(cluster, others, shards=(0, 2))
+                wait_for(lambda: mine <= set(handled_ids(handled)), "the other shards' events")
+                assert proc.poll() is None
+            finally:
+                admin.execute(
+                    sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(sql.Identifier(down))
+                )
+        # shard 1 is back: its relay reconnects by itself
+        back = orders_on_every_shard(cluster, 2420, 2, shards=(1,))
+        expected |= mine | all_event_ids(cluster, back)
+        wait_for(lambda: expected <= set(handled_ids(handled)), "shard 1's events")
+    finally:
+        code = stop(proc)
+    assert code == 0, log.read_text()
+    assert sorted(e for e in handled_ids(handled) if e in expected) == sorted(expected)
+    text = log.read_text()
+    assert "shard 1: connection lost" in text or "shard 1: connect failed" in text, text
+    assert "shard 0: connection lost" not in text and "shard 2: connection lost" not in text
 
 
 def test_many_connections_of_one_consumer_and_of_one_group(cluster: Cluster) -> None:  # noqa: F811

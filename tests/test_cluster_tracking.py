@@ -282,7 +282,6 @@ def test_the_tracking_page_through_the_proxy(cluster: Cluster) -> None:  # noqa:
 @pytest.mark.parametrize(
     ("tool", "args"),
     [
-        ("sla-check", ("sla-check",)),
         ("wms-dispatch", ("wms-dispatch", "--once")),
         ("wms-dispatch", ("wms-dispatch", "retry", "1")),
         ("wms-dispatch", ("wms-dispatch", "dead")),
@@ -301,6 +300,83 @@ def test_tools_that_run_per_shard_refuse_the_proxy(
     assert result.exit_code == 2, result.output
     assert f"orderdb {tool} does not run against a cluster proxy" in result.stderr
     assert "each shard's DSN" in result.stderr
+
+
+def sla_order(cl: Cluster, warehouse: int, shard: int, options: dict[str, str]) -> int:
+    """An order of ``warehouse`` (pinned to ``shard``) with ``options``, confirmed unless it
+    waits for its payment."""
+    pinned = run("cluster", "map-warehouse", "--dsn", cl.proxy_dsn, str(warehouse), str(shard))
+    assert pinned.exit_code == 0, pinned.output
+    with proxy(cl) as conn:
+        conn.execute("SELECT * FROM orderdb.receive_stock(%s, 'SKU-TR', 100)", (warehouse,))
+        row = conn.execute(
+            "SELECT order_id FROM orderdb.create_order(9, %s, %s, p_options => %s::jsonb)",
+            (warehouse, ITEMS, json.dumps(options)),
+        ).fetchone()
+        assert row is not None
+        if "payment_due_by" not in options:
+            conn.execute("SELECT * FROM orderdb.transition_order(%s, 'confirmed', 1)", (row[0],))
+    return int(row[0])
+
+
+def test_sla_check_through_the_proxy_escalates_every_shard_once(cluster: Cluster) -> None:  # noqa: F811
+    drained = run("sla-check", "--dsn", cluster.proxy_dsn)  # earlier tests' breaches, if any
+    assert drained.exit_code == 0, drained.output
+    now = datetime.now(UTC)
+    unpaid_due = {"payment_due_by": (now - timedelta(minutes=10)).isoformat()}
+    very_late = {"promised_ship_at": (now - timedelta(hours=30)).isoformat()}
+    late_not_yet = {"promised_ship_at": (now - timedelta(hours=2)).isoformat()}
+    expected: list[tuple[int, str, str, int, int]] = []  # order, rule, action, warehouse, shard
+    for warehouse, shard in ((2201, 0), (2202, 2)):
+        unpaid = sla_order(cluster, warehouse, shard, unpaid_due)
+        late = sla_order(cluster, warehouse, shard, very_late)
+        sla_order(cluster, warehouse, shard, late_not_yet)  # a breach, not escalated yet
+        expected += [
+            (unpaid, "unpaid", "payment_reminder", warehouse, shard),
+            (late, "late_shipment", "delay_compensation", warehouse, shard),
+        ]
+    expected.sort()
+    first = run("sla-check", "--json", "--dsn", cluster.proxy_dsn)
+    assert first.exit_code == 0, first.output
+    rows = json.loads(first.stdout)
+    # every shard's new escalations, in one database's order (order id, rule)
+    assert [(r["order_id"], r["rule"], r["action"], r["warehouse_id"]) for r in rows] == [
+        e[:4] for e in expected
+    ]
+    assert all(r["breached_since"] for r in rows)
+    # each escalated on its order's shard: a row and an sla.escalated event there, once
+    for shard, dsn in enumerate(cluster.shard_dsns):
+        mine = sorted((e[0], e[1], e[2]) for e in expected if e[4] == shard)
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            stored = conn.execute(
+                "SELECT order_id, rule, action FROM orderdb.sla_escalations"
+                " WHERE order_id = ANY(%s) ORDER BY 1, 2",
+                ([e[0] for e in expected],),
+            ).fetchall()
+            events = conn.execute(
+                "SELECT order_id, payload ->> 'rule', payload ->> 'action' FROM orderdb.outbox"
+                " WHERE event_type = 'sla.escalated' AND order_id = ANY(%s) ORDER BY 1, 2",
+                ([e[0] for e in expected],),
+            ).fetchall()
+        assert [tuple(r) for r in stored] == mine
+        assert [tuple(r) for r in events] == mine
+    # a second run finds nothing new (table output, as on one database)
+    second = run("sla-check", "--dsn", cluster.proxy_dsn)
+    assert second.exit_code == 0, second.output
+    assert "no new SLA breaches to escalate" in second.output
+    with proxy(cluster) as conn:
+        assert conn.execute("SELECT count(*) FROM orderdb.sla_check()").fetchone() == (0,)
+        # the owner's alone, as on one database
+        assert conn.execute(
+            "SELECT has_function_privilege('orderdb_app', 'orderdb.sla_check()', 'EXECUTE'),"
+            " has_function_privilege('orderdb_ops', 'orderdb.sla_check()', 'EXECUTE')"
+        ).fetchone() == (False, False)
+    # a new breach on a third shard: the table, as on one database
+    third = sla_order(cluster, 2203, 1, unpaid_due)
+    table = run("sla-check", "--dsn", cluster.proxy_dsn)
+    assert table.exit_code == 0, table.output
+    assert "1 new escalation(s)" in table.output
+    assert str(third) in table.output and "payment_reminder" in table.output
 
 
 def test_monitor_snapshot_through_the_proxy(cluster: Cluster) -> None:  # noqa: F811

@@ -6,6 +6,7 @@ import importlib
 import logging
 import signal
 import sys
+import threading
 from datetime import timedelta
 from types import FrameType
 from typing import Any
@@ -28,10 +29,12 @@ from orderdb.cli.base import (
     notice,
     print_table,
     read_secret,
+    redact,
     refuse_cluster_proxy,
     secret_options,
     setup_logging,
 )
+from orderdb.events.listen import Log
 
 WEBHOOK_SECRET_ENV = "ORDERDB_WEBHOOKS_ADD_SECRET"  # noqa: S105 - a variable name
 
@@ -341,48 +344,113 @@ def relay(
     """Run the outbox relay: NOTIFY orderdb_events, webhooks, Python handlers, broker sinks,
     retention.
 
-    Runs until SIGINT/SIGTERM; survives database restarts (reconnects and catches up).
+    Runs until SIGINT/SIGTERM; survives database restarts (reconnects and catches up). With a
+    cluster's proxy DSN it runs one relay per shard, each on the shard's DSN as the proxy
+    records it (docs/scaling.md "Tools against the proxy").
     """
     setup_logging(log_format, logging.INFO if verbose else logging.WARNING)
     handler = _load_handler(handler_ref) if handler_ref else None
-    from orderdb.events.sinks import open_sink
+    from orderdb.events.sinks import Sink, open_sink
 
-    sinks = []
-    for url in sink_urls:
-        try:
-            sinks.append(open_sink(url))
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="--sink") from exc
+    def open_sinks() -> list[Sink]:
+        sinks = []
+        for url in sink_urls:
+            try:
+                sinks.append(open_sink(url))
+            except ValueError as exc:
+                raise click.BadParameter(str(exc), param_hint="--sink") from exc
+        return sinks
+
+    sinks = open_sinks()  # a bad URL is refused before anything runs
+    unused = [sinks]  # those go to the first relay; each shard's relay opens its own
     dsn = get_dsn(ctx, sub_dsn)
-    refuse_cluster_proxy(dsn, "relay")
-    r = ev.Relay(
-        dsn,
-        consumer=consumer,
-        batch_size=batch_size,
-        poll_interval=poll_interval,
-        notify=not no_notify,
-        webhooks=not no_webhooks,
-        webhook_concurrency=webhook_concurrency,
-        webhook_timeout=webhook_timeout,
-        retention=None if no_purge else timedelta(hours=retention_hours),
-        sinks=sinks,
-    )
-    _stop_on_signals(r.stop)
+
+    def make_relay(relay_dsn: str, logger: Log | None = None) -> ev.Relay:
+        return ev.Relay(
+            relay_dsn,
+            consumer=consumer,
+            batch_size=batch_size,
+            poll_interval=poll_interval,
+            notify=not no_notify,
+            webhooks=not no_webhooks,
+            webhook_concurrency=webhook_concurrency,
+            webhook_timeout=webhook_timeout,
+            retention=None if no_purge else timedelta(hours=retention_hours),
+            sinks=unused.pop() if unused else open_sinks(),
+            logger=logger,
+        )
+
+    shards = _proxy_shards(dsn)
+    if shards is _STOPPED:
+        notice("relay stopped before it reached the database", consumer=consumer)
+        return
+    if shards == {}:
+        raise click.UsageError("the cluster proxy records no shards (orderdb cluster status)")
+    publishing = "".join(f", publishing to {sink.name}" for sink in sinks)
+    if shards is None:
+        r = make_relay(dsn)
+        _stop_on_signals(r.stop)
+        notice(
+            f"relay running as consumer {consumer!r}{publishing} (Ctrl-C to stop)",
+            consumer=consumer,
+            sinks=[sink.name for sink in sinks],
+        )
+        r.run(handler)
+        _relay_stopped("relay stopped", consumer, r.stats)
+        return
+    from orderdb.cluster.relay import ShardRelays
+
+    relays = ShardRelays(shards, make_relay)
+    _stop_on_signals(relays.stop)
     notice(
-        f"relay running as consumer {consumer!r}"
-        + "".join(f", publishing to {sink.name}" for sink in sinks)
-        + " (Ctrl-C to stop)",
+        f"relay running as consumer {consumer!r} on the {len(shards)} shards of the cluster"
+        + "".join(f", shard {n}: {redact(d)}" for n, d in shards.items())
+        + f"{publishing} (Ctrl-C to stop)",
         consumer=consumer,
+        shards={n: redact(d) for n, d in shards.items()},
         sinks=[sink.name for sink in sinks],
     )
-    r.run(handler)
-    s = r.stats
+    try:
+        relays.run(handler)
+    finally:
+        for shard, shard_relay in relays.relays.items():
+            _relay_stopped(f"relay of shard {shard} stopped", consumer, shard_relay.stats, shard)
+
+
+#: what :func:`_proxy_shards` answers when SIGINT/SIGTERM came before the database answered
+_STOPPED: dict[int, str] = {}
+
+
+def _proxy_shards(dsn: str) -> dict[int, str] | None:
+    """The shards when ``dsn`` is a cluster's proxy (None: one database). While the database
+    cannot be reached, waits and asks again (as the relay itself would), until SIGINT/SIGTERM
+    (then :data:`_STOPPED`)."""
+    from orderdb.cluster.relay import proxy_shards
+    from orderdb.events.listen import Backoff, _first_line
+
+    stop = threading.Event()
+    _stop_on_signals(stop.set)
+    backoff = Backoff(0.1, 5.0)
+    while True:
+        try:
+            return proxy_shards(dsn)
+        except psycopg.OperationalError as exc:
+            delay = backoff.next_delay()
+            logging.getLogger("orderdb.events").warning(
+                "connect failed (%s); retrying in %.2fs", _first_line(exc), delay
+            )
+            if stop.wait(delay):
+                return _STOPPED
+
+
+def _relay_stopped(what: str, consumer: str, s: ev.RelayStats, shard: int | None = None) -> None:
     notice(
-        f"relay stopped: {s.events} events in {s.batches} batches, {s.notifications} notifications,"
+        f"{what}: {s.events} events in {s.batches} batches, {s.notifications} notifications,"
         f" {s.deliveries_enqueued} webhook deliveries queued, {s.webhook_delivered} delivered,"
         f" {s.webhook_dead} dead, {s.purged} purged, {s.sink_published} published to brokers"
         f" ({s.sink_errors} failed attempts)",
         consumer=consumer,
+        **({} if shard is None else {"shard": shard}),
         events=s.events,
         batches=s.batches,
         notifications=s.notifications,

@@ -25,7 +25,6 @@ from orderdb.cli.base import (
     print_error,
     print_table,
     redact,
-    refuse_cluster_proxy,
     setup_logging,
 )
 from orderdb.cli.progress import progress_option, progress_printer
@@ -101,10 +100,10 @@ def sla_check_cmd(ctx: click.Context, sub_dsn: str | None, as_json: bool) -> Non
 
     Each escalation is a row in orderdb.sla_escalations and an sla.escalated outbox event with
     the rule's action (contact_carrier, delay_compensation, satisfaction_survey,
-    payment_reminder). Safe to run repeatedly and concurrently (cron, pg_cron, a loop).
+    payment_reminder). Safe to run repeatedly and concurrently (cron, pg_cron, a loop). With a
+    cluster proxy's DSN, every shard escalates its own breaches (the proxy's orderdb.sla_check).
     """
     dsn = get_dsn(ctx, sub_dsn)
-    refuse_cluster_proxy(dsn, "sla-check")
     with _connect(dsn) as conn, conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(
             "SELECT order_id, rule, action, breached_since, warehouse_id FROM orderdb.sla_check()"

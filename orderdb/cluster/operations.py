@@ -4,13 +4,14 @@ proxy").
 Through the proxy work as on one database: ``orderdb events tail`` and ``events work`` (the
 proxy's read_events/ack_events and claim_events/ack_claimed span the shards), the web tracking
 page (order_timeline_by_no is routed) and operations board (the proxy's
-orderdb_ops.board_snapshot merges the shards' boards), and ``orderdb maintain``
-(:func:`maintain`: the sweep of parked carrier events on the proxy, then each shard's partition
-maintenance). The tools that need a shard's own tables refuse a proxy DSN with a message saying
-to run them per shard (:func:`per_shard_refusal`): the relay (each shard's outbox has its own
-webhook queue and retention) and ``sla-check`` (SLA escalations live on the shards, as long as
-the proxy has no ``sla_check``). ``orderdb monitor`` and ``orderdb exporter`` read the proxy's
-``orderdb_ops`` views (every shard's rows; the exporter labels each series with its shard).
+orderdb_ops.board_snapshot merges the shards' boards), ``orderdb maintain`` (:func:`maintain`:
+the sweep of parked carrier events on the proxy, then each shard's partition maintenance),
+``orderdb relay`` (:mod:`orderdb.cluster.relay`: one relay per shard in one process, on the
+DSNs the proxy records) and ``orderdb sla-check`` (the proxy's ``orderdb.sla_check`` runs on
+every shard). The tools that need a shard's own tables refuse a proxy DSN with a message saying
+to run them per shard (:func:`per_shard_refusal`). ``orderdb monitor`` and ``orderdb exporter``
+read the proxy's ``orderdb_ops`` views (every shard's rows; the exporter labels each series with
+its shard).
 """
 
 from __future__ import annotations
@@ -24,8 +25,6 @@ from psycopg.rows import dict_row
 
 #: why each tool runs per shard (the refusal's reason)
 PER_SHARD_REASONS: dict[str, str] = {
-    "relay": "each shard's outbox has its own webhook subscriptions, deliveries and retention",
-    "sla-check": "SLA breaches and their escalations are per shard",
     "wms-dispatch": "the WMS command queue is each shard's: a command is written in the "
     "transaction of its order's change, on the order's shard",
     "poll-carriers": "the polling state of shipments (claims, back-off) lives on each shard",
@@ -41,8 +40,6 @@ PER_SHARD_REASONS: dict[str, str] = {
 #: what each tool reads that a proxy would need to have for the tool to run there (None: it
 #: runs per shard by design)
 _NEEDS: dict[str, tuple[str, str] | None] = {
-    "relay": ("function", "orderdb._webhook_enqueue(bigint[])"),
-    "sla-check": ("function", "orderdb.sla_check()"),
     "wms-dispatch": None,
     "poll-carriers": None,
     "webhooks list": None,

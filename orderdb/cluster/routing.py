@@ -143,6 +143,9 @@ ROUTES: dict[str, Route] = {
     "customer_orders": Route(
         ALL, "", all_shards=True, merge="ORDER BY x.order_id DESC LIMIT greatest(p_limit, 1)"
     ),
+    # each shard escalates its own breaches (rows and sla.escalated events of its outbox): every
+    # shard's new escalations, in one database's order (`orderdb sla-check --dsn PROXY`)
+    "sla_check": Route(ALL, "", all_shards=True, merge="ORDER BY x.order_id, x.rule"),
 }
 
 #: public functions that the proxy does not route yet (they raise 0A000 there); the reason is
@@ -264,6 +267,7 @@ def shard_wrapper_sql(sig: Signature, shard_role: str) -> str:
     nulls = ", ".join(f"NULL::{t}" for _, t in sig.out_columns)
     params = ", ".join(f"{n} {t}" for n, t in zip(sig.input_names, sig.input_types, strict=True))
     role = _ident(shard_role)
+    # a function no orderdb role may execute (the owner's alone: sla_check, configuration) runs
     # with the wrapper owner's rights, or the proxy's shard role could not call it; only that
     # role may execute the wrapper, and on the proxy only the owner may call the function
     definer = "" if sig.roles else " SECURITY DEFINER"

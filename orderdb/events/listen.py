@@ -24,6 +24,9 @@ from orderdb.events.stream import Event, read_events
 log = logging.getLogger("orderdb.events")
 
 Conn = psycopg.Connection[Any]
+#: where a loop logs: the module's logger, or an adapter that names what the loop serves (the
+#: relay of one shard of a cluster: orderdb.cluster.relay)
+Log = logging.Logger | logging.LoggerAdapter[logging.Logger]
 
 
 # --------------------------------------------------------------------------- the consumer loop
@@ -90,8 +93,10 @@ class EventLoop:
         reconnect_base: float = 0.1,
         reconnect_max: float = 5.0,
         connect_timeout: int = 5,
+        logger: Log | None = None,
     ) -> None:
         self.dsn = dsn
+        self.log: Log = logger or log
         self.consumer = consumer
         self.batch_size = batch_size
         self.poll_interval = poll_interval
@@ -140,7 +145,7 @@ class EventLoop:
                     # be reached is an error (the command line exits 75, retry later)
                     raise
                 delay = self._backoff.next_delay()
-                log.warning("connect failed (%s); retrying in %.2fs", _first_line(exc), delay)
+                self.log.warning("connect failed (%s); retrying in %.2fs", _first_line(exc), delay)
                 self._stop.wait(delay)
                 continue
             try:
@@ -161,7 +166,9 @@ class EventLoop:
             except psycopg.OperationalError as exc:
                 self.reconnects += 1
                 delay = self._backoff.next_delay()
-                log.warning("connection lost (%s); reconnecting in %.2fs", _first_line(exc), delay)
+                self.log.warning(
+                    "connection lost (%s); reconnecting in %.2fs", _first_line(exc), delay
+                )
                 self._stop.wait(delay)
 
     def _wait(self, conn: Conn) -> None:

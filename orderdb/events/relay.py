@@ -33,7 +33,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from orderdb.events.listen import Backoff, EventLoop, _first_line
+from orderdb.events.listen import Backoff, EventLoop, Log, _first_line
 from orderdb.events.sinks import Sink, SinkError
 from orderdb.events.stream import (
     CHANNEL,
@@ -114,6 +114,8 @@ class Relay:
     published again, in order, when it returns.
     Acknowledged events older than ``retention`` are purged every ``purge_interval`` seconds
     (``retention=None``: never). Both loops reconnect with backoff after a lost connection.
+    ``logger`` (default: ``orderdb.events``) gets the relay's log lines; the relays of a
+    cluster's shards (:mod:`orderdb.cluster.relay`) pass one that names the shard.
     """
 
     def __init__(
@@ -135,8 +137,10 @@ class Relay:
         reconnect_max: float = 5.0,
         ack_every: int = 100,
         sinks: Sequence[Sink] = (),
+        logger: Log | None = None,
     ) -> None:
         self.dsn = dsn
+        self.log: Log = logger or log
         self.consumer = consumer
         self.ack_every = max(1, ack_every)
         self.notify = notify
@@ -159,6 +163,7 @@ class Relay:
             poll_interval=poll_interval,
             listen=(WAKEUP_CHANNEL,),
             reconnect_max=reconnect_max,
+            logger=self.log,
         )
         self._wake_dispatcher = threading.Event()
         self._next_purge = 0.0
@@ -188,13 +193,13 @@ class Relay:
                     self.stats.sink_errors += 1
                     self.stats.last_error = str(exc)
                     delay = self._sink_backoff.next_delay()
-                    log.error("%s; the outbox waits, retrying in %.1fs", exc, delay)
+                    self.log.error("%s; the outbox waits, retrying in %.1fs", exc, delay)
                     self.loop._stop.wait(delay)
                 except HandlerFailed as exc:
                     self.stats.handler_errors += 1
                     self.stats.last_error = str(exc)
                     delay = min(self.reconnect_max, 0.5 * 2 ** min(self.stats.handler_errors, 4))
-                    log.error("%s; retrying in %.1fs", exc, delay)
+                    self.log.error("%s; retrying in %.1fs", exc, delay)
                     self.loop._stop.wait(delay)
         finally:
             self.stop()
@@ -318,7 +323,7 @@ class Relay:
                             self._wake_dispatcher.clear()
                 except psycopg.OperationalError as exc:
                     delay = backoff.next_delay()
-                    log.warning(
+                    self.log.warning(
                         "webhook dispatcher lost its connection (%s); retrying in %.2fs",
                         _first_line(exc),
                         delay,
@@ -394,7 +399,7 @@ class Relay:
         elif outcome == "dead":
             self.stats.webhook_dead += 1
             self.stats.webhook_failed += 1
-            log.error(
+            self.log.error(
                 "webhook delivery %s (event %s) dead-lettered after %s attempts: %s",
                 delivery["delivery_id"],
                 delivery["event_id"],
