@@ -305,29 +305,15 @@ def test_same_key_different_requests_one_wins_others_od006(
     outcomes = Outcomes(allowed=frozenset({"OD006"}))
     results: list[tuple[int, int]] = []  # (quantity asked, order_id)
     lock = threading.Lock()
-    # Through the proxy a different request racing the key's first one, before that one has
-    # created its order on its shard, gets 40001 (a transient error: run it again) where one
-    # database makes it wait (docs/scaling.md, Idempotency keys and What differs 2); the
-    # cluster's clients run it again, as the client contract says, and then get OD006.
-    retried = Counter[str]()
-
-    def create_retrying(conn: psycopg.Connection[Any], quantity: int, key: str) -> int:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                return create(conn, 5, 3, [{"sku": "K-A", "quantity": quantity}], key)[0]
-            except psycopg.errors.SerializationFailure:
-                if not deployment.is_cluster or time.monotonic() > deadline:
-                    raise
-                with lock:
-                    retried["40001"] += 1
-                time.sleep(0.01)
+    # Through the proxy too a different request racing the key's first one waits for it and
+    # gets OD006, never 40001 (docs/scaling.md, Idempotency keys)
 
     def work(i: int, conn: psycopg.Connection[Any]) -> None:
         for round_ in range(10):
             quantity = 1 + i % 2  # two different requests under one key per round
             try:
-                order_id = create_retrying(conn, quantity, f"dup-{round_}")
+                items = [{"sku": "K-A", "quantity": quantity}]
+                order_id = create(conn, 5, 3, items, f"dup-{round_}")[0]
             except psycopg.Error as exc:
                 outcomes.failure(exc)
             else:
@@ -335,7 +321,7 @@ def test_same_key_different_requests_one_wins_others_od006(
                     results.append((round_ * 10 + quantity, order_id))
 
     run_clients(dsn, clients, work)
-    print(f"idempotency conflicts: {dict(outcomes.states)}, run again after 40001: {retried}")
+    print(f"idempotency conflicts: {dict(outcomes.states)}")
     outcomes.assert_clean()
     by_round: dict[int, set[tuple[int, int]]] = {}
     for tag, order_id in results:

@@ -16,11 +16,56 @@ AS $fn$
       FROM orderdb_cluster.settings s
 $fn$;
 
+-- _key_order: the order an idempotency key made, looked up from the shard of its claim and
+-- followed along the forwards of orders that moved to another shard: (order_id, shard) where
+-- the order is; (NULL, NULL) when the claim's shard has none; (order_id, NULL) when the order
+-- is in flight between two shards (a reallocation between its steps). Reads only.
+CREATE OR REPLACE FUNCTION orderdb_cluster._key_order(p_shard integer, p_key text,
+                                                      OUT order_id bigint, OUT shard integer)
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_at integer := p_shard;
+    v_hops integer := 0;
+    r record;
+BEGIN
+    LOOP
+        SELECT k.order_id, k.moved_to INTO r
+          FROM orderdb_cluster.idempotency_key_location(v_at, p_key) k;
+        IF r.order_id IS NULL THEN
+            -- nothing here: no order, or (after a forward) one that has not arrived yet
+            shard := NULL;
+            RETURN;
+        END IF;
+        order_id := r.order_id;
+        IF r.moved_to IS NULL THEN
+            shard := v_at;
+            RETURN;
+        END IF;
+        v_hops := v_hops + 1;
+        IF v_hops > 64 THEN
+            shard := NULL;
+            RETURN;
+        END IF;
+        v_at := r.moved_to;
+    END LOOP;
+END;
+$fn$;
+
 -- create_order: as on one database (docs/api.md). p_warehouse_id NULL: the warehouse is chosen
--- across the cluster (orderdb_shard.best_warehouse). With a key: the claim at the key's home names the
--- shard of the key's order; a claim of another request that never created its order is taken
--- over after 30 seconds (before: 40001, retry). Raises what the shard raises (same SQLSTATE,
--- MESSAGE, DETAIL, HINT). Locks: those of the shard's create_order; the key's row at its home.
+-- across the cluster (orderdb_shard.best_warehouse). With a key, the requests of one key are
+-- serial on the proxy (a transaction advisory lock on the key, held until the caller's
+-- transaction ends, as one database holds the key's row): the claim at the key's home names the
+-- shard of the key's order; the same request runs there (the original order, or its creation),
+-- another request gets OD006 from the shard that has the key's order. A claim that made no
+-- order belongs to a request that has ended (the lock says so): it is revoked on its shard
+-- (which waits for a creation still running there and refuses any later one) and taken over by
+-- this request. Raises what the shard raises (same SQLSTATE, MESSAGE, DETAIL, HINT); 40001 only
+-- when the key's order is in flight between two shards (a reallocation), or when an earlier
+-- request whose proxy backend died is still creating the key's order on its shard after 10
+-- seconds. Locks: the key's advisory lock; the key's row at its home; those of the shard's
+-- create_order.
 CREATE OR REPLACE FUNCTION orderdb.create_order(p_customer_id bigint, p_warehouse_id integer,
                                                 p_items jsonb,
                                                 p_idempotency_key text DEFAULT NULL,
@@ -34,9 +79,17 @@ DECLARE
     v_shard integer;
     v_home integer;
     v_claim record;
-    v_key_order bigint;
+    v_key record;
+    v_revoked boolean;
+    v_take_over integer;
+    v_round integer := 0;
     r record;
 BEGIN
+    IF p_idempotency_key IS NOT NULL THEN
+        -- the requests of one key, one at a time (the lock's key space: orderdb_cluster's)
+        PERFORM pg_advisory_xact_lock(
+            hashtextextended('orderdb_cluster.idempotency_key:' || p_idempotency_key, 0));
+    END IF;
     IF p_warehouse_id IS NULL THEN
         -- the automatic choice across shards: the best offer, ranked as one database ranks
         -- its warehouses; that shard's create_order chooses (or says OD001 for the closest)
@@ -51,32 +104,78 @@ BEGIN
     END IF;
     IF p_idempotency_key IS NOT NULL THEN
         v_home := orderdb_cluster.key_shard(p_idempotency_key);
-        SELECT * INTO v_claim
-          FROM orderdb_cluster.claim_idempotency_key(v_home, p_idempotency_key, p_customer_id,
-                                                     p_warehouse_id, p_items, p_options,
-                                                     v_shard, false);
-        IF v_claim.claimed_shard IS NOT NULL AND NOT v_claim.same_request THEN
-            SELECT k.order_id INTO v_key_order
-              FROM orderdb_cluster.idempotency_key_order(v_claim.claimed_shard,
-                                                         p_idempotency_key) k;
-            IF v_key_order IS NULL AND v_claim.claim_age > interval '30 seconds' THEN
-                -- the request that claimed the key never created its order: the key is free
-                SELECT * INTO v_claim
-                  FROM orderdb_cluster.claim_idempotency_key(v_home, p_idempotency_key,
-                                                             p_customer_id, p_warehouse_id,
-                                                             p_items, p_options, v_shard, true);
-            ELSIF v_key_order IS NULL THEN
+        LOOP
+            v_round := v_round + 1;
+            SELECT * INTO v_claim
+              FROM orderdb_cluster.claim_idempotency_key(v_home, p_idempotency_key,
+                                                         p_customer_id, p_warehouse_id, p_items,
+                                                         p_options, v_shard, v_take_over);
+            v_take_over := NULL;
+            -- arguments that create_order refuses: claimed nothing, the shard answers
+            EXIT WHEN v_claim.claimed_shard IS NULL;
+            v_key := orderdb_cluster._key_order(v_claim.claimed_shard, p_idempotency_key);
+            IF v_key.shard IS NOT NULL THEN
+                -- the key's order: the shard that has it replays it or answers OD006
+                v_shard := v_key.shard;
+                EXIT;
+            ELSIF v_key.order_id IS NOT NULL THEN
                 RAISE EXCEPTION USING
                     ERRCODE = '40001',
-                    MESSAGE = 'idempotency key claimed by another request that has not '
-                              'created its order yet; retry',
-                    DETAIL = format('idempotency_key=%s', p_idempotency_key),
-                    HINT = 'Retry: the key is free again 30 seconds after a request that '
-                           'failed claimed it.';
+                    MESSAGE = 'the order of this idempotency key is moving to another shard; '
+                              'retry',
+                    DETAIL = format('idempotency_key=%s order_id=%s', p_idempotency_key,
+                                    v_key.order_id),
+                    HINT = 'Retry: the order is on its new shard once the reallocation ends '
+                           '(orderdb maintain finishes one stopped in flight).';
+            ELSIF v_claim.same_request THEN
+                -- the claim is this request's: its order is created (or replayed) on its shard,
+                -- unless the claim was revoked there (by a request that died before it took
+                -- the key over: the claim makes no order, this request takes it over)
+                FOR r IN SELECT * FROM orderdb_cluster.create_order_claimed(
+                             v_claim.claimed_shard, v_claim.attempt, p_customer_id,
+                             p_warehouse_id, p_items, p_idempotency_key, p_actor, p_options) LOOP
+                    IF r.revoked THEN
+                        v_take_over := v_claim.attempt;
+                        EXIT;
+                    END IF;
+                    IF r.err_sqlstate IS NOT NULL THEN
+                        PERFORM orderdb_cluster._raise(r.err_sqlstate, r.err_message,
+                                                       r.err_detail, r.err_hint);
+                    END IF;
+                    order_id := r.order_id;
+                    order_no := r.order_no;
+                    status := r.status;
+                    version := r.version;
+                    replayed := r.replayed;
+                    RETURN NEXT;
+                    RETURN;
+                END LOOP;
+            ELSE
+                -- another request's claim that made no order: that request has ended (it held
+                -- this lock), its creation failed or its proxy backend died. Revoked on its
+                -- shard (after a creation still running there), the key is this request's.
+                v_revoked := orderdb_cluster.revoke_idempotency_claim(
+                                 v_claim.claimed_shard, p_idempotency_key, v_claim.attempt);
+                IF v_revoked IS NULL THEN
+                    RAISE EXCEPTION USING
+                        ERRCODE = '40001',
+                        MESSAGE = 'idempotency key still being used by a request that ended; '
+                                  'retry',
+                        DETAIL = format('idempotency_key=%s', p_idempotency_key),
+                        HINT = 'Retry: an earlier request with this key lost its connection '
+                               'while its order was being created on its shard.';
+                END IF;
+                IF v_revoked THEN
+                    v_take_over := v_claim.attempt;
+                END IF;
             END IF;
-        END IF;
-        -- the shard of the key's order decides: the original order (replayed) or OD006
-        v_shard := coalesce(v_claim.claimed_shard, v_shard);
+            IF v_round >= 8 THEN
+                RAISE EXCEPTION USING
+                    ERRCODE = '40001',
+                    MESSAGE = 'idempotency key claimed concurrently; retry',
+                    DETAIL = format('idempotency_key=%s', p_idempotency_key);
+            END IF;
+        END LOOP;
     END IF;
     FOR r IN SELECT * FROM orderdb_cluster.create_order(v_shard, p_customer_id, p_warehouse_id,
                                                         p_items, p_idempotency_key, p_actor,
