@@ -1,4 +1,4 @@
-"""`orderdb cluster init|status|map-warehouse` and `orderdb migrate --dsn PROXY`.
+"""`orderdb cluster init|status|map-warehouse|sync-reference` and `orderdb migrate --dsn PROXY`.
 
 A cluster is a *proxy* database (PL/Proxy) in front of *shard* databases, each an ordinary
 migrated orderdb (docs/scaling.md). ``init`` and ``migrate_cluster`` do the same, idempotent
@@ -166,6 +166,11 @@ def prepare_shard(
             "reallocation_receive(bigint, jsonb, text, text)",
             "reallocation_sent(bigint)",
             "reallocations_sent_before(interval)",
+            "put_webhook_subscription(bigint, text, text[], text, integer, text, boolean)",
+            "drop_webhook_subscription(bigint)",
+            "remove_integration(text)",
+            "integration_rows()",
+            "warehouse_wms_rows()",
         ):
             conn.execute(
                 sql.SQL("GRANT EXECUTE ON FUNCTION orderdb_shard.{} TO {}").format(
@@ -715,3 +720,293 @@ def map_warehouse(proxy_dsn: str, warehouse_id: int, shard: int) -> bool:
             (warehouse_id, shard),
         )
     return True
+
+
+@dataclass(frozen=True)
+class TableSync:
+    """What ``sync_reference`` did (or, with ``dry_run``, would do) to one table of one shard."""
+
+    shard: int
+    table: str
+    inserted: int
+    updated: int
+    deleted: int
+
+
+@dataclass(frozen=True)
+class ShardSync:
+    """One drifted shard: its tables' changes, or why it was not repaired (``error``)."""
+
+    shard: int
+    tables: list[TableSync]
+    error: str | None = None
+    #: the shard's reference tables that still differ from the source's afterwards
+    still_differs: list[str] | None = None
+
+
+#: the key columns, the other columns and the foreign keys between reference tables, from a
+#: shard's catalog
+_TABLE_SHAPE = """
+SELECT c.relname,
+       ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a
+              WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+                AND a.attgenerated = '' ORDER BY a.attnum),
+       ARRAY(SELECT a.attname::text
+               FROM pg_catalog.pg_constraint k
+               JOIN pg_catalog.pg_attribute a ON a.attrelid = k.conrelid
+                                             AND a.attnum = ANY (k.conkey)
+              WHERE k.conrelid = c.oid AND k.contype = 'p' ORDER BY a.attnum),
+       ARRAY(SELECT DISTINCT r.relname::text
+               FROM pg_catalog.pg_constraint k
+               JOIN pg_catalog.pg_class r ON r.oid = k.confrelid
+              WHERE k.conrelid = c.oid AND k.contype = 'f' AND k.confrelid <> c.oid)
+  FROM pg_catalog.pg_class c
+ WHERE c.relnamespace = 'orderdb'::regnamespace AND c.relname = ANY(%s)
+"""
+
+
+def _digests(conn: psycopg.Connection[Any], shard: int) -> dict[str, tuple[int, str]]:
+    rows = conn.execute(
+        "SELECT table_name, row_count, digest FROM orderdb_cluster.reference_digests(%s)",
+        (shard,),
+    ).fetchall()
+    return {str(t): (int(str(n)), str(d)) for t, n, d in rows}
+
+
+def _sync_order(shapes: dict[str, tuple[list[str], list[str], list[str]]]) -> list[str]:
+    """The tables with each table after the tables its foreign keys reference."""
+    done: list[str] = []
+    pending = sorted(shapes)
+    while pending:
+        ready = [t for t in pending if all(r in done or r not in shapes for r in shapes[t][2])]
+        if not ready:  # a cycle: keep the name order (the transaction then says what fails)
+            ready = pending[:1]
+        done += ready
+        pending = [t for t in pending if t not in ready]
+    return done
+
+
+def _sync_table(
+    conn: psycopg.Connection[Any],
+    table: str,
+    columns: list[str],
+    key: list[str],
+    rows: str,
+) -> tuple[int, int]:
+    """Insert and update ``table``'s rows to the source's (``rows``: a JSON array of them);
+    returns (inserted, updated). Rows differing only in their *_at columns are left alone."""
+    ident = sql.Identifier("orderdb", table)
+    cols = sql.SQL(", ").join(map(sql.Identifier, columns))
+    others = [c for c in columns if c not in key]
+    compared = [c for c in others if not c.endswith("_at")]
+    action: sql.Composable
+    if others:
+        action = sql.SQL("DO UPDATE SET {} WHERE {} IS DISTINCT FROM {}").format(
+            sql.SQL(", ").join(
+                sql.SQL("{} = excluded.{}").format(sql.Identifier(c), sql.Identifier(c))
+                for c in others
+            ),
+            sql.SQL("ROW({})").format(
+                sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in compared)
+            )
+            if compared
+            else sql.SQL("ROW(NULL)"),
+            sql.SQL("ROW({})").format(
+                sql.SQL(", ").join(
+                    sql.SQL("excluded.{}").format(sql.Identifier(c)) for c in compared
+                )
+            )
+            if compared
+            else sql.SQL("ROW(NULL)"),
+        )
+    else:
+        action = sql.SQL("DO NOTHING")
+    query = sql.SQL(
+        "WITH w AS (INSERT INTO {t} AS t ({cols}) OVERRIDING SYSTEM VALUE"
+        " SELECT {cols} FROM jsonb_populate_recordset(NULL::{t}, %s::jsonb)"
+        " ON CONFLICT ({key}) {action} RETURNING (xmax = 0) AS inserted)"
+        " SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM w"
+    ).format(
+        t=ident,
+        cols=cols,
+        key=sql.SQL(", ").join(map(sql.Identifier, key)),
+        action=action,
+    )
+    row = conn.execute(query, (rows,)).fetchone()
+    return (0, 0) if row is None else (int(row[0]), int(row[1]))
+
+
+def _delete_extra(conn: psycopg.Connection[Any], table: str, key: list[str], rows: str) -> int:
+    """Delete the rows of ``table`` whose key the source's rows (``rows``) do not have."""
+    query = sql.SQL(
+        "DELETE FROM {t} AS t WHERE NOT EXISTS (SELECT 1 FROM"
+        " jsonb_populate_recordset(NULL::{t}, %s::jsonb) AS s WHERE {match})"
+    ).format(
+        t=sql.Identifier("orderdb", table),
+        match=sql.SQL(" AND ").join(
+            sql.SQL("s.{c} = t.{c}").format(c=sql.Identifier(c)) for c in key
+        ),
+    )
+    return conn.execute(query, (rows,)).rowcount
+
+
+def sync_reference(
+    proxy_dsn: str,
+    *,
+    from_shard: int = 0,
+    tables: list[str] | None = None,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+) -> list[ShardSync]:
+    """`orderdb cluster sync-reference`: make the reference tables of every shard whose digest
+    differs from shard ``from_shard``'s equal to that shard's, one transaction per shard
+    (rows inserted, updated to the source's values, rows the source has not deleted), then
+    check the digests in that transaction (a shard still differing is rolled back). The shards
+    are reached with the DSNs the proxy records (libpq's password file or environment supplies
+    credentials), the digests through the proxy. ``dry_run``: the same, rolled back.
+    Raises ClusterError for a bad request (no such shard or table, schema revisions that
+    differ) and psycopg.OperationalError when the source cannot be reached."""
+    if not is_proxy(proxy_dsn):
+        raise ClusterError(
+            "this database is not the proxy of an orderdb cluster: give the proxy's DSN"
+        )
+    with psycopg.connect(proxy_dsn, autocommit=True) as conn:
+        shards = {
+            int(str(n)): str(d)
+            for n, d in conn.execute("SELECT shard, dsn FROM orderdb_cluster.shards").fetchall()
+        }
+        if from_shard not in shards:
+            raise ClusterError(
+                f"no shard {from_shard}: the cluster has shards 0..{max(shards, default=-1)}"
+            )
+        source_digests = _digests(conn, from_shard)
+        unknown = sorted(set(tables or []) - set(source_digests))
+        if unknown:
+            raise ClusterError(
+                f"not a reference table: {', '.join(unknown)} (the tables are: "
+                + ", ".join(sorted(source_digests))
+                + ")"
+            )
+        wanted = sorted(tables or source_digests)
+        revisions: dict[int, str] = {}
+        drifted: dict[int, list[str]] = {}
+        unreachable: dict[int, str] = {}
+        for n in sorted(shards):
+            if n == from_shard:
+                continue
+            try:
+                info = conn.execute(
+                    "SELECT schema_revision FROM orderdb_cluster.shard_info(%s)", (n,)
+                ).fetchone()
+                mine = _digests(conn, n)
+            except psycopg.Error as exc:
+                unreachable[n] = str(exc).strip()
+                continue
+            revisions[n] = "" if info is None else str(info[0])
+            diff = [t for t in wanted if mine.get(t) != source_digests.get(t)]
+            if diff:
+                drifted[n] = diff
+        info = conn.execute(
+            "SELECT schema_revision FROM orderdb_cluster.shard_info(%s)", (from_shard,)
+        ).fetchone()
+        source_revision = "" if info is None else str(info[0])
+    other = sorted(n for n in drifted if revisions[n] != source_revision)
+    if other:
+        raise ClusterError(
+            f"shard {', '.join(map(str, other))} has another schema revision than shard "
+            f"{from_shard}: run orderdb migrate --dsn PROXY first"
+        )
+    out: list[ShardSync] = [
+        ShardSync(n, [], error=f"not reachable: {why}") for n, why in sorted(unreachable.items())
+    ]
+    if not drifted:
+        _say(
+            progress,
+            f"every reachable shard's reference data are shard {from_shard}'s: nothing to do",
+        )
+        return out
+    needed = sorted({t for ts in drifted.values() for t in ts})
+    with (
+        psycopg.connect(shards[from_shard], autocommit=True) as src,
+        src.transaction(),
+    ):
+        src.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        source_rows = {
+            t: str(
+                src.execute(
+                    sql.SQL("SELECT coalesce(jsonb_agg(to_jsonb(t)), '[]')::text FROM {} t").format(
+                        sql.Identifier("orderdb", t)
+                    )
+                ).fetchone()[0]  # type: ignore[index]
+            )
+            for t in needed
+        }
+        source_digests = {
+            str(t): (int(str(c)), str(d))
+            for t, c, d in src.execute(
+                "SELECT table_name, row_count, digest FROM orderdb_shard.reference_digests()"
+            ).fetchall()
+        }
+    for n in sorted(drifted):
+        out.append(
+            _sync_shard(n, shards[n], drifted[n], source_rows, source_digests, dry_run, progress)
+        )
+    return sorted(out, key=lambda s: s.shard)
+
+
+class _RollBack(Exception):
+    pass
+
+
+def _sync_shard(
+    shard: int,
+    dsn: str,
+    tables: list[str],
+    source_rows: dict[str, str],
+    source_digests: dict[str, tuple[int, str]],
+    dry_run: bool,
+    progress: Progress | None,
+) -> ShardSync:
+    """One drifted shard in one transaction (rolled back for a dry run or when its digests
+    still differ afterwards)."""
+    done: list[TableSync] = []
+    still: list[str] = []
+    try:
+        with psycopg.connect(dsn, autocommit=True) as conn, conn.transaction():
+            shapes = {
+                str(name): (list(cols), list(key), list(refs))
+                for name, cols, key, refs in conn.execute(_TABLE_SHAPE, (tables,)).fetchall()
+            }
+            order = _sync_order(shapes)
+            deleted: dict[str, int] = {}
+            for t in reversed(order):
+                deleted[t] = _delete_extra(conn, t, shapes[t][1], source_rows[t])
+            for t in order:
+                inserted, updated = _sync_table(conn, t, shapes[t][0], shapes[t][1], source_rows[t])
+                change = TableSync(shard, t, inserted, updated, deleted[t])
+                done.append(change)
+                _say(
+                    progress,
+                    f"shard {shard}: {t}: {inserted} inserted, {updated} updated, "
+                    f"{deleted[t]} deleted" + (" (dry run)" if dry_run else ""),
+                )
+            after = {
+                str(t): (int(str(c)), str(d))
+                for t, c, d in conn.execute(
+                    "SELECT table_name, row_count, digest FROM orderdb_shard.reference_digests()"
+                ).fetchall()
+            }
+            still = [t for t in tables if after.get(t) != source_digests.get(t)]
+            if still or dry_run:
+                raise _RollBack
+    except _RollBack:
+        if still:
+            _say(progress, f"shard {shard}: still differs ({', '.join(still)}): rolled back")
+            return ShardSync(shard, done, "still differs after the copy: rolled back", still)
+        return ShardSync(shard, done, None, [])
+    except psycopg.Error as exc:
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        _say(progress, f"shard {shard}: failed, nothing changed: {message}")
+        return ShardSync(shard, done, message, None)
+    _say(progress, f"shard {shard}: committed")
+    return ShardSync(shard, done, None, [])
