@@ -269,45 +269,106 @@ DECLARE
     v_tn_warehouse_id integer;
     v_tn_shipment_id  bigint;
     v_tn_order_id     bigint;
+    v_order_status    text;
     v_id     bigint;
     v_newest boolean;
-    v_known  boolean := false;
+    v_known  boolean;
     v_stored record;
 BEGIN
-    -- every check in one statement (in this order: the first bad field is the one reported)
-    PERFORM orderdb._check_text(p_carrier, 'carrier', 255, true),
-            orderdb._check_text(p_tracking_number, 'tracking_number', 255, true),
-            orderdb._check_event_time(p_event_time, 'event_time'),
-            orderdb._check_text(p_carrier_status, 'carrier_status', 255, true),
-            orderdb._check_text(p_location, 'location', 1000),
-            orderdb._check_text(p_description, 'description', 1000),
-            orderdb._check_text(p_event_id, 'event_id', 255, p_event_id IS NOT NULL),
-            CASE WHEN p_payload IS NOT NULL
-                 THEN orderdb._check_json(p_payload, 'payload', 'object') END;
+    -- the checks (in this order: the first bad field is the one reported) run only when one of
+    -- these plain conditions, which every bad call meets, holds (or a payload is given)
+    IF p_carrier IS NULL OR length(p_carrier) NOT BETWEEN 1 AND 255
+       OR p_tracking_number IS NULL OR length(p_tracking_number) NOT BETWEEN 1 AND 255
+       OR p_event_time IS NULL OR NOT isfinite(p_event_time)
+       OR p_event_time < timestamptz '2000-01-01 00:00:00+00'
+       OR p_event_time > now() + interval '1 day'
+       OR p_carrier_status IS NULL OR length(p_carrier_status) NOT BETWEEN 1 AND 255
+       OR length(p_location) > 1000 OR length(p_description) > 1000
+       OR length(p_event_id) NOT BETWEEN 1 AND 255 OR p_payload IS NOT NULL THEN
+        PERFORM orderdb._check_text(p_carrier, 'carrier', 255, true),
+                orderdb._check_text(p_tracking_number, 'tracking_number', 255, true),
+                orderdb._check_event_time(p_event_time, 'event_time'),
+                orderdb._check_text(p_carrier_status, 'carrier_status', 255, true),
+                orderdb._check_text(p_location, 'location', 1000),
+                orderdb._check_text(p_description, 'description', 1000),
+                orderdb._check_text(p_event_id, 'event_id', 255, p_event_id IS NOT NULL),
+                CASE WHEN p_payload IS NOT NULL
+                     THEN orderdb._check_json(p_payload, 'payload', 'object') END;
+    END IF;
 
     -- the lock first, in its own statement: the read below must see a shipment committed by
     -- a WMS callback that held it
     PERFORM orderdb._lock_tracking_number(p_carrier, p_tracking_number);
-    SELECT orderdb._normalize_carrier_status(p_carrier, p_carrier_status), tn.warehouse_id,
-           tn.shipment_id, tn.order_id
-      INTO v_norm, v_tn_warehouse_id, v_tn_shipment_id, v_tn_order_id
+    -- one read: the normalised status (orderdb.carrier_status_map, as
+    -- orderdb._normalize_carrier_status maps it), the shipment of the tracking number, its
+    -- order's status (unlocked: see orderdb._apply_tracking_to_order) and whether the event id
+    -- is known
+    SELECT coalesce(m.normalized_status, 'unknown'), tn.warehouse_id, tn.shipment_id,
+           tn.order_id, o.status,
+           p_event_id IS NOT NULL
+           AND EXISTS (SELECT 1 FROM orderdb.tracking_events te
+                        WHERE te.carrier = p_carrier AND te.event_id = p_event_id)
+      INTO v_norm, v_tn_warehouse_id, v_tn_shipment_id, v_tn_order_id, v_order_status, v_known
       FROM (SELECT 1) one
+      LEFT JOIN orderdb.carrier_status_map m
+        ON m.carrier = p_carrier AND m.carrier_status = p_carrier_status
       LEFT JOIN orderdb.tracking_numbers tn
-        ON tn.carrier = p_carrier AND tn.tracking_number = p_tracking_number;
+        ON tn.carrier = p_carrier AND tn.tracking_number = p_tracking_number
+      LEFT JOIN orderdb.orders o
+        ON o.warehouse_id = tn.warehouse_id AND o.order_id = tn.order_id;
 
-    IF p_event_id IS NOT NULL THEN
-        v_known := EXISTS (SELECT 1 FROM orderdb.tracking_events te
-                            WHERE te.carrier = p_carrier AND te.event_id = p_event_id);
-    END IF;
     IF NOT v_known THEN
-        INSERT INTO orderdb.tracking_events AS te
-               (carrier, tracking_number, event_time, carrier_status, normalized_status, location,
-                description, event_id, payload, warehouse_id, order_id, shipment_id, matched_at)
-        VALUES (p_carrier, p_tracking_number, p_event_time, p_carrier_status, v_norm, p_location,
-                p_description, p_event_id, p_payload, v_tn_warehouse_id, v_tn_order_id,
-                v_tn_shipment_id, CASE WHEN v_tn_order_id IS NOT NULL THEN now() END)
-        ON CONFLICT DO NOTHING
-        RETURNING te.tracking_event_id INTO v_id;
+        -- one statement: the event, its tracking.recorded outbox row (inline, what
+        -- orderdb._emit_event writes) and the shipment (orderdb._apply_tracking_to_shipment's
+        -- UPDATE: only when the event is its newest, or a first delivered one); nothing of it
+        -- when the event is already stored
+        WITH ins AS (
+            INSERT INTO orderdb.tracking_events AS te
+                   (carrier, tracking_number, event_time, carrier_status, normalized_status,
+                    location, description, event_id, payload, warehouse_id, order_id,
+                    shipment_id, matched_at)
+            VALUES (p_carrier, p_tracking_number, p_event_time, p_carrier_status, v_norm,
+                    p_location, p_description, p_event_id, p_payload, v_tn_warehouse_id,
+                    v_tn_order_id, v_tn_shipment_id,
+                    CASE WHEN v_tn_order_id IS NOT NULL THEN now() END)
+            ON CONFLICT DO NOTHING
+            RETURNING te.tracking_event_id
+        ), ob AS (
+            INSERT INTO orderdb.outbox (event_type, order_id, warehouse_id, payload)
+            SELECT 'tracking.recorded', v_tn_order_id, v_tn_warehouse_id,
+                   jsonb_build_object('tracking_event_id', ins.tracking_event_id,
+                                      'carrier', p_carrier,
+                                      'tracking_number', p_tracking_number,
+                                      'event_time', p_event_time,
+                                      'carrier_status', p_carrier_status,
+                                      'normalized_status', v_norm,
+                                      'location',
+                                      CASE WHEN p_location ~ '[0-9]{4}'
+                                           THEN orderdb._mask_phones_in_text(p_location)
+                                           ELSE p_location END,
+                                      'description',
+                                      CASE WHEN p_description ~ '[0-9]{4}'
+                                           THEN orderdb._mask_phones_in_text(p_description)
+                                           ELSE p_description END,
+                                      'matched', v_tn_order_id IS NOT NULL)
+              FROM ins
+        ), sh AS (
+            UPDATE orderdb.shipments AS s
+               SET status = v_norm,
+                   last_event_time = greatest(s.last_event_time, p_event_time),
+                   delivered_at = CASE WHEN v_norm = 'delivered'
+                                       THEN coalesce(s.delivered_at, p_event_time)
+                                       ELSE s.delivered_at END,
+                   updated_at = now()
+             WHERE v_norm <> 'unknown'
+               AND s.warehouse_id = v_tn_warehouse_id AND s.shipment_id = v_tn_shipment_id
+               AND (s.last_event_time IS NULL OR s.last_event_time <= p_event_time
+                    OR (v_norm = 'delivered' AND s.delivered_at IS NULL))
+               AND EXISTS (SELECT FROM ins)
+            RETURNING 1
+        )
+        SELECT ins.tracking_event_id, EXISTS (SELECT FROM sh) INTO v_id, v_newest
+          FROM ins;
     END IF;
 
     IF v_id IS NULL THEN
@@ -348,33 +409,18 @@ BEGIN
         RETURN;
     END IF;
 
-    -- the outbox row written inline (what orderdb._emit_event writes, without its call)
-    INSERT INTO orderdb.outbox (event_type, order_id, warehouse_id, payload)
-    VALUES ('tracking.recorded', v_tn_order_id, v_tn_warehouse_id,
-            jsonb_build_object('tracking_event_id', v_id,
-                               'carrier', p_carrier,
-                               'tracking_number', p_tracking_number,
-                               'event_time', p_event_time,
-                               'carrier_status', p_carrier_status,
-                               'normalized_status', v_norm,
-                               'location', orderdb._mask_phones_in_text(p_location),
-                               'description', orderdb._mask_phones_in_text(p_description),
-                               'matched', v_tn_order_id IS NOT NULL));
-
     tracking_event_id := v_id;
     duplicate := false;
     normalized_status := v_norm;
     order_id := v_tn_order_id;
     IF v_tn_order_id IS NOT NULL THEN
-        v_newest := orderdb._apply_tracking_to_shipment(v_tn_warehouse_id, v_tn_shipment_id,
-                                                        v_norm, p_event_time);
-        IF v_newest THEN
+        -- the order moves only with the shipment's newest event, and only when the event
+        -- implies a move from its status (orderdb._tracking_target; decided again under the
+        -- order's lock by orderdb._apply_tracking_to_order)
+        order_status := v_order_status;
+        IF v_newest AND orderdb._tracking_target(v_norm, v_order_status) IS NOT NULL THEN
             order_status := orderdb._apply_tracking_to_order(v_tn_warehouse_id, v_tn_order_id,
                                                              v_norm, v_id, p_event_time);
-        ELSE
-            SELECT o.status INTO order_status
-              FROM orderdb.orders o
-             WHERE o.warehouse_id = v_tn_warehouse_id AND o.order_id = v_tn_order_id;
         END IF;
     END IF;
     RETURN NEXT;
@@ -507,22 +553,12 @@ COMMENT ON FUNCTION orderdb._status_description(text) IS
 -- The signature before locales (p_order_id, p_customer_id): calls with 2 arguments now take the
 -- default locale.
 DROP FUNCTION IF EXISTS orderdb.order_timeline(bigint, bigint);
---
--- _order_timeline_doc builds that document (order_timeline serves it from
--- orderdb.order_timeline_cache, sql/47_timeline_cache.sql): "document" is the whole answer except
--- an estimated delivery from the carrier's median transit time, which moves with other orders'
--- deliveries and with now(): when that applies, "estimate_carrier" and "estimate_shipped_at" are
--- its inputs (orderdb._timeline_estimate) and "document" has "estimated_delivery": null.
--- "customer_id": the order's owner. The same checks and errors as order_timeline; STABLE: every
--- statement reads the caller's snapshot.
-CREATE OR REPLACE FUNCTION orderdb._order_timeline_doc(p_order_id bigint, p_customer_id bigint,
-                                                       p_locale text,
-                                                       OUT document jsonb,
-                                                       OUT customer_id bigint,
-                                                       OUT estimate_carrier text,
-                                                       OUT estimate_shipped_at timestamptz)
+CREATE OR REPLACE FUNCTION orderdb.order_timeline(p_order_id bigint, p_customer_id bigint DEFAULT NULL,
+                                                  p_locale text DEFAULT 'en')
+RETURNS jsonb
 LANGUAGE plpgsql
 STABLE
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -691,11 +727,25 @@ BEGIN
             v_estimate := NULL;
         END;
     END IF;
-    IF v_estimate IS NULL AND v_order.status IN ('shipped', 'delivering', 'delivery_failed')
-       AND v_last_carrier IS NOT NULL THEN
-        -- computed by the reader (orderdb._timeline_estimate), never stored
-        estimate_carrier := v_last_carrier;
-        estimate_shipped_at := v_last_shipped;
+    IF v_estimate IS NULL AND v_order.status IN ('shipped', 'delivering', 'delivery_failed') THEN
+        IF v_last_carrier IS NOT NULL THEN
+            -- the newest 1,000 deliveries at most (a backward scan of shipments_carrier_delivered):
+            -- the cost of a timeline must not grow with a carrier's volume
+            SELECT v_last_shipped
+                   + percentile_cont(0.5) WITHIN GROUP (ORDER BY r.transit)
+              INTO v_estimate
+              FROM (SELECT s.delivered_at - s.shipped_at AS transit
+                      FROM orderdb.shipments s
+                     WHERE s.carrier = v_last_carrier
+                       AND s.delivered_at IS NOT NULL
+                       AND s.delivered_at > now() - interval '30 days'
+                       -- other clocks: a delivery reported before its shipment has no transit
+                       -- time to learn from (its negative one would put estimates before
+                       -- the shipments they are for)
+                       AND s.delivered_at >= s.shipped_at
+                     ORDER BY s.delivered_at DESC
+                     LIMIT 1000) r;
+        END IF;
     END IF;
 
     -- who is coming: the carrier's courier (out for delivery), else the route's
@@ -723,8 +773,7 @@ BEGIN
              WHERE t.kind = 'page' AND t.locale IN (v_locale, 'en')
              ORDER BY t.code, t.locale <> v_locale) x;
 
-    customer_id := v_order.customer_id;
-    document := jsonb_build_object(
+    RETURN jsonb_build_object(
         'order_id', v_order.order_id,
         'order_no', v_order.order_no,
         'status', v_order.status,
@@ -749,64 +798,8 @@ BEGIN
                    END);
 END;
 $$;
-COMMENT ON FUNCTION orderdb._order_timeline_doc(bigint, bigint, text) IS
-    'order_timeline''s document without a median-based estimated delivery (and that estimate''s '
-    'inputs); the checks and errors of order_timeline.';
-
--- _timeline_estimate: p_shipped_at + the median transit time (delivered_at - shipped_at) of
--- p_carrier's shipments delivered in the last 30 days (the newest 1,000 of them at most, so the
--- cost stays flat; a delivery reported before its shipment is left out); NULL without any.
--- Locks nothing.
-CREATE OR REPLACE FUNCTION orderdb._timeline_estimate(p_carrier text, p_shipped_at timestamptz)
-RETURNS timestamptz
-LANGUAGE sql
-STABLE
-SET search_path = pg_catalog, pg_temp
-AS $fn$
-    -- the newest 1,000 deliveries at most (a backward scan of shipments_carrier_delivered):
-    -- the cost of a timeline must not grow with a carrier's volume
-    SELECT p_shipped_at + percentile_cont(0.5) WITHIN GROUP (ORDER BY r.transit)
-      FROM (SELECT s.delivered_at - s.shipped_at AS transit
-              FROM orderdb.shipments s
-             WHERE s.carrier = p_carrier
-               AND s.delivered_at IS NOT NULL
-               AND s.delivered_at > now() - interval '30 days'
-               -- other clocks: a delivery reported before its shipment has no transit time to
-               -- learn from (its negative one would put estimates before the shipments they
-               -- are for)
-               AND s.delivered_at >= s.shipped_at
-             ORDER BY s.delivered_at DESC
-             LIMIT 1000) r;
-$fn$;
-COMMENT ON FUNCTION orderdb._timeline_estimate(text, timestamptz) IS
-    'Estimated delivery of a parcel shipped at p_shipped_at: the carrier''s median transit time.';
-
--- _order_timeline_build: order_timeline's answer computed from the tables, without the cache
--- (orderdb._order_timeline_doc plus the estimate). order_timeline returns exactly this; the
--- tests compare the two. Locks nothing.
-CREATE OR REPLACE FUNCTION orderdb._order_timeline_build(p_order_id bigint,
-                                                         p_customer_id bigint DEFAULT NULL,
-                                                         p_locale text DEFAULT 'en')
-RETURNS jsonb
-LANGUAGE plpgsql
-STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    v_doc record;
-BEGIN
-    v_doc := orderdb._order_timeline_doc(p_order_id, p_customer_id, p_locale);
-    IF v_doc.estimate_carrier IS NULL THEN
-        RETURN v_doc.document;
-    END IF;
-    RETURN v_doc.document
-           || jsonb_build_object('estimated_delivery',
-                                 orderdb._timeline_estimate(v_doc.estimate_carrier,
-                                                            v_doc.estimate_shipped_at));
-END;
-$$;
-COMMENT ON FUNCTION orderdb._order_timeline_build(bigint, bigint, text) IS
-    'order_timeline computed from the tables (no cache).';
+COMMENT ON FUNCTION orderdb.order_timeline(bigint, bigint, text) IS
+    'The customer''s view of an order: status, location, estimated delivery, shipments, timeline.';
 
 -- unknown_carrier_codes: carrier codes received that have no mapping in
 -- orderdb.carrier_status_map (stored as 'unknown', they change no status). An operator adds the

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import psycopg
@@ -222,3 +222,110 @@ def test_batch_answers_and_leaves_what_the_single_calls_do(
     assert batch[1] == single[1], "the same refusal (ordinal, SQLSTATE, message)"
     assert batch[0] == single[0], "the same answer for every element"
     assert batch[2] == single[2], "the same events, order, shipments, history and outbox"
+
+
+MESSY_STATUSES = (
+    "in_transit",
+    "in_transit",
+    "out_for_delivery",
+    "info_received",
+    "exception",
+    "available_for_pickup",
+    "delivered",
+    "delivered",
+    "failed_attempt",
+    "returned_to_sender",
+    "x9",
+)
+# minutes after BASE (the parcels left an hour before it): before the shipment, around it, and
+# clocks up to 18 hours ahead of the server's (BASE is two days ago)
+MESSY_MINUTES = (-120, -30, 0, 30, 60, 60, 90, 120, 240, 2880, 3960)
+
+
+def _messy_scenario(rnd: random.Random, size: int) -> list[dict[str, Any]]:
+    """Events of two orders (parcels a0, a1, b0, b1) and of a parcel no shipment has (a2),
+    drawn from a pool (small: repeats; large: mostly distinct keys) and then disturbed: the same
+    event id with another location, description or time (a resend), with another status or
+    parcel (OD006), the same scan under another or no event id, the time written with another
+    offset (the same instant)."""
+    pool = [
+        {
+            "parcel": rnd.choice(("a0", "a0", "a1", "a2", "b0", "b1")),
+            "status": rnd.choice(MESSY_STATUSES),
+            "minutes": rnd.choice(MESSY_MINUTES),
+            "offset": 0,
+            "event_id": rnd.choice((None, f"e{n}", f"e{n}")),
+            "location": rnd.choice((None, "Hub", "电话13812345678")),
+            "description": rnd.choice((None, "scan", "call 021-62345678")),
+        }
+        for n in range(rnd.choice((3, 8, 40)))
+    ]
+    events = []
+    for _ in range(size):
+        event = dict(rnd.choice(pool))
+        change = rnd.random()
+        if change < 0.08:
+            event["minutes"] += 7  # the same event id resent at another time
+        elif change < 0.16:
+            event["location"] = "Hub 9"  # ... with another location
+            event["description"] = None
+        elif change < 0.24:
+            event["event_id"] = rnd.choice((None, "e99"))  # the same scan, another id
+        elif change < 0.32:
+            event["offset"] = rnd.choice((8, -5))  # the same instant, another offset
+        elif change < 0.34:
+            event["status"] = "returned_to_sender"  # an event id reused: OD006
+        elif change < 0.36:
+            event["parcel"] = "b1" if event["parcel"] != "b1" else "a0"  # ... or OD006
+        events.append(event)
+    return events
+
+
+def _messy_element(tag: str, event: dict[str, Any]) -> dict[str, Any]:
+    world, index = event["parcel"][0], event["parcel"][1]
+    offset = timezone(timedelta(hours=event["offset"]))
+    at = (BASE + timedelta(minutes=event["minutes"])).astimezone(offset)
+    return {
+        "carrier": "GENERIC",
+        "tracking_number": f"{tag}{world}-{index}",
+        "event_time": at.isoformat(),
+        "carrier_status": event["status"],
+        "location": event["location"],
+        "description": event["description"],
+        "event_id": None if event["event_id"] is None else f"{tag}-{event['event_id']}",
+        "payload": None,
+    }
+
+
+@pytest.mark.parametrize("seed", range(80))
+def test_messy_batches_on_two_orders_leave_what_the_single_calls_do(
+    conn: psycopg.Connection[Any], seed: int
+) -> None:
+    """Two orders in one batch, in the states earlier events left them (shipped, delivering,
+    delivery_failed, returning, delivered), with late and out-of-order scans, delivered scans
+    older than the newest, clocks ahead, unknown codes, an unknown parcel and duplicates of
+    every kind: the batch answers and leaves what the single calls do."""
+    rnd = random.Random(10_000 + seed)
+    before = _messy_scenario(rnd, rnd.randint(0, 6))
+    events = _messy_scenario(rnd, rnd.randint(1, 24))
+    outcomes = {}
+    for tag, record in ((f"TMS{seed}", _single_calls), (f"TMB{seed}", _batch)):
+        orders = {"a": _world(conn, f"{tag}a"), "b": _world(conn, f"{tag}b")}
+        _single_calls(conn, [_messy_element(tag, e) for e in before])
+        rows, refused = record(conn, [_messy_element(tag, e) for e in events])
+        if refused is not None:
+            refused = (refused[0], refused[1], refused[2].replace(tag, "T"))
+        labels = {order_id: world for world, order_id in orders.items()}
+        first: dict[int, int] = {}
+        answers = [
+            (dup, norm, status, labels.get(row_order), first.setdefault(int(event_id), k))
+            for k, (event_id, dup, norm, row_order, status) in enumerate(rows)
+        ]
+        state = repr(
+            [_state(conn, f"{tag}{world}", order_id) for world, order_id in orders.items()]
+        ).replace(tag, "T")
+        outcomes[tag[2]] = (answers, refused, state)
+    single, batch = outcomes["S"], outcomes["B"]
+    assert batch[1] == single[1], "the same refusal (ordinal, SQLSTATE, message)"
+    assert batch[0] == single[0], "the same answer for every element"
+    assert batch[2] == single[2], "the same events, orders, shipments, history and outbox"
