@@ -553,12 +553,22 @@ COMMENT ON FUNCTION orderdb._status_description(text) IS
 -- The signature before locales (p_order_id, p_customer_id): calls with 2 arguments now take the
 -- default locale.
 DROP FUNCTION IF EXISTS orderdb.order_timeline(bigint, bigint);
-CREATE OR REPLACE FUNCTION orderdb.order_timeline(p_order_id bigint, p_customer_id bigint DEFAULT NULL,
-                                                  p_locale text DEFAULT 'en')
-RETURNS jsonb
+--
+-- _order_timeline_doc builds that document (order_timeline serves it from
+-- orderdb.order_timeline_cache, sql/47_timeline_cache.sql): "document" is the whole answer except
+-- an estimated delivery from the carrier's median transit time, which moves with other orders'
+-- deliveries and with now(): when that applies, "estimate_carrier" and "estimate_shipped_at" are
+-- its inputs (orderdb._timeline_estimate) and "document" has "estimated_delivery": null.
+-- "customer_id": the order's owner. The same checks and errors as order_timeline; STABLE: every
+-- statement reads the caller's snapshot.
+CREATE OR REPLACE FUNCTION orderdb._order_timeline_doc(p_order_id bigint, p_customer_id bigint,
+                                                       p_locale text,
+                                                       OUT document jsonb,
+                                                       OUT customer_id bigint,
+                                                       OUT estimate_carrier text,
+                                                       OUT estimate_shipped_at timestamptz)
 LANGUAGE plpgsql
 STABLE
-SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -727,25 +737,11 @@ BEGIN
             v_estimate := NULL;
         END;
     END IF;
-    IF v_estimate IS NULL AND v_order.status IN ('shipped', 'delivering', 'delivery_failed') THEN
-        IF v_last_carrier IS NOT NULL THEN
-            -- the newest 1,000 deliveries at most (a backward scan of shipments_carrier_delivered):
-            -- the cost of a timeline must not grow with a carrier's volume
-            SELECT v_last_shipped
-                   + percentile_cont(0.5) WITHIN GROUP (ORDER BY r.transit)
-              INTO v_estimate
-              FROM (SELECT s.delivered_at - s.shipped_at AS transit
-                      FROM orderdb.shipments s
-                     WHERE s.carrier = v_last_carrier
-                       AND s.delivered_at IS NOT NULL
-                       AND s.delivered_at > now() - interval '30 days'
-                       -- other clocks: a delivery reported before its shipment has no transit
-                       -- time to learn from (its negative one would put estimates before
-                       -- the shipments they are for)
-                       AND s.delivered_at >= s.shipped_at
-                     ORDER BY s.delivered_at DESC
-                     LIMIT 1000) r;
-        END IF;
+    IF v_estimate IS NULL AND v_order.status IN ('shipped', 'delivering', 'delivery_failed')
+       AND v_last_carrier IS NOT NULL THEN
+        -- computed by the reader (orderdb._timeline_estimate), never stored
+        estimate_carrier := v_last_carrier;
+        estimate_shipped_at := v_last_shipped;
     END IF;
 
     -- who is coming: the carrier's courier (out for delivery), else the route's
@@ -773,7 +769,8 @@ BEGIN
              WHERE t.kind = 'page' AND t.locale IN (v_locale, 'en')
              ORDER BY t.code, t.locale <> v_locale) x;
 
-    RETURN jsonb_build_object(
+    customer_id := v_order.customer_id;
+    document := jsonb_build_object(
         'order_id', v_order.order_id,
         'order_no', v_order.order_no,
         'status', v_order.status,
@@ -798,8 +795,64 @@ BEGIN
                    END);
 END;
 $$;
-COMMENT ON FUNCTION orderdb.order_timeline(bigint, bigint, text) IS
-    'The customer''s view of an order: status, location, estimated delivery, shipments, timeline.';
+COMMENT ON FUNCTION orderdb._order_timeline_doc(bigint, bigint, text) IS
+    'order_timeline''s document without a median-based estimated delivery (and that estimate''s '
+    'inputs); the checks and errors of order_timeline.';
+
+-- _timeline_estimate: p_shipped_at + the median transit time (delivered_at - shipped_at) of
+-- p_carrier's shipments delivered in the last 30 days (the newest 1,000 of them at most, so the
+-- cost stays flat; a delivery reported before its shipment is left out); NULL without any.
+-- Locks nothing.
+CREATE OR REPLACE FUNCTION orderdb._timeline_estimate(p_carrier text, p_shipped_at timestamptz)
+RETURNS timestamptz
+LANGUAGE sql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+    -- the newest 1,000 deliveries at most (a backward scan of shipments_carrier_delivered):
+    -- the cost of a timeline must not grow with a carrier's volume
+    SELECT p_shipped_at + percentile_cont(0.5) WITHIN GROUP (ORDER BY r.transit)
+      FROM (SELECT s.delivered_at - s.shipped_at AS transit
+              FROM orderdb.shipments s
+             WHERE s.carrier = p_carrier
+               AND s.delivered_at IS NOT NULL
+               AND s.delivered_at > now() - interval '30 days'
+               -- other clocks: a delivery reported before its shipment has no transit time to
+               -- learn from (its negative one would put estimates before the shipments they
+               -- are for)
+               AND s.delivered_at >= s.shipped_at
+             ORDER BY s.delivered_at DESC
+             LIMIT 1000) r;
+$fn$;
+COMMENT ON FUNCTION orderdb._timeline_estimate(text, timestamptz) IS
+    'Estimated delivery of a parcel shipped at p_shipped_at: the carrier''s median transit time.';
+
+-- _order_timeline_build: order_timeline's answer computed from the tables, without the cache
+-- (orderdb._order_timeline_doc plus the estimate). order_timeline returns exactly this; the
+-- tests compare the two. Locks nothing.
+CREATE OR REPLACE FUNCTION orderdb._order_timeline_build(p_order_id bigint,
+                                                         p_customer_id bigint DEFAULT NULL,
+                                                         p_locale text DEFAULT 'en')
+RETURNS jsonb
+LANGUAGE plpgsql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_doc record;
+BEGIN
+    v_doc := orderdb._order_timeline_doc(p_order_id, p_customer_id, p_locale);
+    IF v_doc.estimate_carrier IS NULL THEN
+        RETURN v_doc.document;
+    END IF;
+    RETURN v_doc.document
+           || jsonb_build_object('estimated_delivery',
+                                 orderdb._timeline_estimate(v_doc.estimate_carrier,
+                                                            v_doc.estimate_shipped_at));
+END;
+$$;
+COMMENT ON FUNCTION orderdb._order_timeline_build(bigint, bigint, text) IS
+    'order_timeline computed from the tables (no cache).';
 
 -- unknown_carrier_codes: carrier codes received that have no mapping in
 -- orderdb.carrier_status_map (stored as 'unknown', they change no status). An operator adds the
