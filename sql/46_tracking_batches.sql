@@ -86,6 +86,7 @@ DECLARE
     v_wh     integer[];
     v_oid    bigint[];
     v_sid    bigint[];
+    v_ostat  text[];             -- a new matched element's order status (read unlocked)
     v_stored_n integer;
     v_new_n    integer;
     v_moves  boolean;
@@ -154,7 +155,8 @@ BEGIN
                                         AND NOT orderdb._json_too_deep(a.e -> 'payload',
                                                                        (a.e -> 'payload')::text)
                                    ELSE false END AS ok
-                      FROM jsonb_array_elements(p_events) WITH ORDINALITY AS a(e, ord)) x;
+                      FROM jsonb_array_elements(p_events) WITH ORDINALITY AS a(e, ord)
+                    OFFSET 0) x;  -- each element's expressions evaluated once
         EXCEPTION WHEN OTHERS THEN
             v_ok := false;
         END;
@@ -422,10 +424,11 @@ BEGIN
                array_agg(st.normalized_status ORDER BY u.ord),
                array_agg(st.warehouse_id ORDER BY u.ord), array_agg(st.order_id ORDER BY u.ord),
                array_agg(st.shipment_id ORDER BY u.ord),
+               array_agg(o.status ORDER BY u.ord),
                count(st.tracking_event_id), count(*) FILTER (WHERE u.is_new),
                coalesce(bool_or(orderdb._tracking_target(st.normalized_status, o.status)
                                 IS NOT NULL), false)
-          INTO v_id, v_norm, v_wh, v_oid, v_sid, v_stored_n, v_new_n, v_moves
+          INTO v_id, v_norm, v_wh, v_oid, v_sid, v_ostat, v_stored_n, v_new_n, v_moves
           FROM unnest(v_c, v_tn, v_t, v_s, v_new) WITH ORDINALITY AS u(c, tn, t, s, is_new, ord)
           LEFT JOIN stored st
             ON u.is_new AND st.carrier = u.c AND st.tracking_number = u.tn
@@ -509,7 +512,13 @@ BEGIN
                                    OR (e.norm = 'delivered' AND s.delivered_at IS NULL
                                        AND NOT e.bdel))
             )
-            SELECT r.ord::integer, r.id, r.dup, r.norm, r.oid, o.status
+            SELECT r.ord::integer, r.id, r.dup, r.norm, r.oid,
+                   CASE WHEN NOT r.dup THEN v_ostat[r.ord]
+                        ELSE (SELECT o.status
+                                FROM orderdb.order_directory d
+                                JOIN orderdb.orders o
+                                  ON o.warehouse_id = d.warehouse_id AND o.order_id = d.order_id
+                               WHERE d.order_id = r.oid) END
               FROM (SELECT u.ord,
                            coalesce(u.id, v_id[u.dup_of], u.dup_id) AS id,
                            NOT u.is_new AS dup,
@@ -523,9 +532,6 @@ BEGIN
                                   v_dup_ord)
                            WITH ORDINALITY AS u(is_new, id, norm, oid, dup_of, dup_id, dup_norm,
                                                 dup_ord, ord)) r
-              LEFT JOIN orderdb.order_directory d ON d.order_id = r.oid
-              LEFT JOIN orderdb.orders o
-                ON o.warehouse_id = d.warehouse_id AND o.order_id = d.order_id
              ORDER BY r.ord;
             RETURN;
         END IF;
