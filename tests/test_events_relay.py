@@ -272,3 +272,36 @@ def test_retention_purges_acknowledged_old_events(fresh_dsn: str) -> None:
             _wait_for(lambda: relay.stats.purged >= 10)
         left = conn.execute("SELECT count(*) FROM orderdb.outbox").fetchone()
     assert left == (0,)
+
+
+def test_a_relay_started_while_its_database_is_down_waits_and_stops_cleanly() -> None:
+    """Before it knows whether its DSN is a cluster's proxy (docs/scaling.md), `orderdb relay`
+    waits for the database as the relay itself does; SIGTERM meanwhile ends it with exit 0."""
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "orderdb",
+            "relay",
+            "--dsn",
+            "postgresql://postgres@127.0.0.1:1/orderdb?connect_timeout=5",
+            "--no-webhooks",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(2)
+        assert proc.poll() is None  # still waiting
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert "connect failed" in err
+    assert "relay stopped before it reached the database" in err
+    assert "Traceback" not in err

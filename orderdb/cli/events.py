@@ -431,16 +431,19 @@ def _proxy_shards(dsn: str) -> dict[int, str] | None:
     stop = threading.Event()
     _stop_on_signals(stop.set)
     backoff = Backoff(0.1, 5.0)
-    while True:
+    while not stop.is_set():
         try:
-            return proxy_shards(dsn)
+            shards = proxy_shards(dsn)
         except psycopg.OperationalError as exc:
             delay = backoff.next_delay()
             logging.getLogger("orderdb.events").warning(
                 "connect failed (%s); retrying in %.2fs", _first_line(exc), delay
             )
-            if stop.wait(delay):
-                return _STOPPED
+            stop.wait(delay)
+            continue
+        if not stop.is_set():
+            return shards
+    return _STOPPED
 
 
 def _relay_stopped(what: str, consumer: str, s: ev.RelayStats, shard: int | None = None) -> None:
