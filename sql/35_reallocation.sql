@@ -135,6 +135,63 @@ $$;
 COMMENT ON FUNCTION orderdb._release_held_counters(integer, text[], integer[]) IS
     'Gives back reserved units in a warehouse''s counters (inventory row or buckets), not the ledger.';
 
+-- _check_reallocatable: the checks of reallocate_order on an order whose row is read (status,
+-- version, in warehouse p_from_warehouse_id), in this order: OD002 (version is not
+-- p_expected_version), 22023 (p_to_warehouse_id is the order's current warehouse), OD003 (past
+-- packed, cancelled, or partly shipped). Used by reallocate_order and by the source side of a
+-- reallocation across shards (sql/cluster/shard_70_reallocation.sql). Reads the order's lines and
+-- shipments; locks nothing.
+CREATE OR REPLACE FUNCTION orderdb._check_reallocatable(p_order_id bigint,
+                                                        p_from_warehouse_id integer,
+                                                        p_to_warehouse_id integer,
+                                                        p_status text, p_version integer,
+                                                        p_expected_version integer)
+RETURNS void
+LANGUAGE plpgsql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF p_version <> p_expected_version THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'OD002',
+            MESSAGE = format('order %s has changed: expected version %s, current version %s',
+                             p_order_id, p_expected_version, p_version),
+            DETAIL = format('status=%s version=%s', p_status, p_version),
+            HINT = 'Re-read the order (orderdb.get_order) and retry with its current version.';
+    END IF;
+
+    IF p_from_warehouse_id = p_to_warehouse_id THEN
+        RAISE EXCEPTION USING
+            ERRCODE = '22023',
+            MESSAGE = 'to_warehouse_id must differ from the order''s current warehouse',
+            DETAIL = format('order_id=%s warehouse_id=%s', p_order_id, p_from_warehouse_id);
+    END IF;
+
+    IF p_status NOT IN ('pending', 'confirmed', 'dispatched', 'picked', 'packed', 'on_hold') THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'OD003',
+            MESSAGE = format('order %s cannot be reallocated in status %s', p_order_id, p_status),
+            DETAIL = format('status=%s version=%s', p_status, p_version),
+            HINT = 'Only orders that have not shipped (pending to packed, or on hold) move.';
+    END IF;
+
+    IF EXISTS (SELECT 1 FROM orderdb.order_lines l
+                WHERE l.warehouse_id = p_from_warehouse_id AND l.order_id = p_order_id
+                  AND (l.qty_consumed > 0 OR l.qty_returned > 0))
+       OR EXISTS (SELECT 1 FROM orderdb.shipments s
+                   WHERE s.warehouse_id = p_from_warehouse_id AND s.order_id = p_order_id) THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'OD003',
+            MESSAGE = format('order %s cannot be reallocated: part of it has shipped', p_order_id),
+            DETAIL = format('status=%s version=%s', p_status, p_version),
+            HINT = 'Cancel the remaining lines and create a new order in the other warehouse.';
+    END IF;
+END;
+$$;
+COMMENT ON FUNCTION orderdb._check_reallocatable(bigint, integer, integer, text, integer, integer) IS
+    'The version, warehouse and status checks of reallocate_order (OD002, 22023, OD003).';
+
 -- reallocate_order: moves a not-yet-shipped order (pending .. packed, or on_hold) to another
 -- warehouse, all or nothing: its held reservations are released in the old warehouse and taken
 -- in the new one, and the order's rows (order_directory, orders, order_lines, status history,
@@ -190,41 +247,8 @@ BEGIN
             HINT = 'Re-read the order (orderdb.get_order) and retry with its current version.';
     END IF;
 
-    IF v_version <> p_expected_version THEN
-        RAISE EXCEPTION USING
-            ERRCODE = 'OD002',
-            MESSAGE = format('order %s has changed: expected version %s, current version %s',
-                             p_order_id, p_expected_version, v_version),
-            DETAIL = format('status=%s version=%s', v_status, v_version),
-            HINT = 'Re-read the order (orderdb.get_order) and retry with its current version.';
-    END IF;
-
-    IF v_from = p_to_warehouse_id THEN
-        RAISE EXCEPTION USING
-            ERRCODE = '22023',
-            MESSAGE = 'to_warehouse_id must differ from the order''s current warehouse',
-            DETAIL = format('order_id=%s warehouse_id=%s', p_order_id, v_from);
-    END IF;
-
-    IF v_status NOT IN ('pending', 'confirmed', 'dispatched', 'picked', 'packed', 'on_hold') THEN
-        RAISE EXCEPTION USING
-            ERRCODE = 'OD003',
-            MESSAGE = format('order %s cannot be reallocated in status %s', p_order_id, v_status),
-            DETAIL = format('status=%s version=%s', v_status, v_version),
-            HINT = 'Only orders that have not shipped (pending to packed, or on hold) move.';
-    END IF;
-
-    IF EXISTS (SELECT 1 FROM orderdb.order_lines l
-                WHERE l.warehouse_id = v_from AND l.order_id = p_order_id
-                  AND (l.qty_consumed > 0 OR l.qty_returned > 0))
-       OR EXISTS (SELECT 1 FROM orderdb.shipments s
-                   WHERE s.warehouse_id = v_from AND s.order_id = p_order_id) THEN
-        RAISE EXCEPTION USING
-            ERRCODE = 'OD003',
-            MESSAGE = format('order %s cannot be reallocated: part of it has shipped', p_order_id),
-            DETAIL = format('status=%s version=%s', v_status, v_version),
-            HINT = 'Cancel the remaining lines and create a new order in the other warehouse.';
-    END IF;
+    PERFORM orderdb._check_reallocatable(p_order_id, v_from, p_to_warehouse_id, v_status,
+                                         v_version, p_expected_version);
 
     IF NOT EXISTS (SELECT 1 FROM orderdb.warehouses w WHERE w.warehouse_id = p_to_warehouse_id) THEN
         RAISE EXCEPTION USING

@@ -122,32 +122,9 @@ BEGIN
             MESSAGE = format('order %s has changed: it moved to another warehouse', p_order_id),
             HINT = 'Re-read the order (orderdb.get_order) and retry with its current version.';
     END IF;
-    IF version <> p_expected_version THEN
-        RAISE EXCEPTION USING
-            ERRCODE = 'OD002',
-            MESSAGE = format('order %s has changed: expected version %s, current version %s',
-                             p_order_id, p_expected_version, version),
-            DETAIL = format('status=%s version=%s', status, version),
-            HINT = 'Re-read the order (orderdb.get_order) and retry with its current version.';
-    END IF;
-    IF status NOT IN ('pending', 'confirmed', 'dispatched', 'picked', 'packed', 'on_hold') THEN
-        RAISE EXCEPTION USING
-            ERRCODE = 'OD003',
-            MESSAGE = format('order %s cannot be reallocated in status %s', p_order_id, status),
-            DETAIL = format('status=%s version=%s', status, version),
-            HINT = 'Only orders that have not shipped (pending to packed, or on hold) move.';
-    END IF;
-    IF EXISTS (SELECT 1 FROM orderdb.order_lines l
-                WHERE l.warehouse_id = from_warehouse_id AND l.order_id = p_order_id
-                  AND (l.qty_consumed > 0 OR l.qty_returned > 0))
-       OR EXISTS (SELECT 1 FROM orderdb.shipments s
-                   WHERE s.warehouse_id = from_warehouse_id AND s.order_id = p_order_id) THEN
-        RAISE EXCEPTION USING
-            ERRCODE = 'OD003',
-            MESSAGE = format('order %s cannot be reallocated: part of it has shipped', p_order_id),
-            DETAIL = format('status=%s version=%s', status, version),
-            HINT = 'Cancel the remaining lines and create a new order in the other warehouse.';
-    END IF;
+    -- reallocate_order's version, warehouse and status checks (sql/35_reallocation.sql)
+    PERFORM orderdb._check_reallocatable(p_order_id, from_warehouse_id, p_to_warehouse_id,
+                                         status, version, p_expected_version);
     SELECT coalesce(array_agg(l.sku ORDER BY l.sku), '{}'),
            coalesce(array_agg(l.qty_held ORDER BY l.sku), '{}')
       INTO skus, quantities

@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib.metadata import EntryPoint, entry_points
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NoReturn, Protocol, runtime_checkable
 
 ENTRY_POINT_GROUP = "orderdb.carriers"
 
@@ -123,6 +123,33 @@ class CarrierPlugin(Protocol):
         ...
 
 
+class NotConfigured:
+    """A carrier plugin whose section is missing from the carriers config (its factory got an
+    empty section): every call raises CarrierRejected saying which section to add (``keys``: its
+    keys, as the message lists them), so ``poll-carriers`` shows it under the carriers that
+    failed, and loading it logs nothing for the many installations that do not use the carrier.
+    """
+
+    def __init__(self, code: str, keys: str) -> None:
+        self.code = code
+        self.keys = keys
+
+    def _refuse(self) -> NoReturn:
+        raise CarrierRejected(
+            f'{self.code} is not configured: add a "{self.code}" section ({self.keys}) to '
+            "the carriers config (poll-carriers --config; docs/carriers.md)"
+        )
+
+    def create_waybill(self, request: WaybillRequest) -> Waybill:
+        self._refuse()
+
+    def query_tracking(self, tracking_number: str) -> Sequence[TrackingEvent]:
+        self._refuse()
+
+    def cancel(self, tracking_number: str) -> bool:
+        self._refuse()
+
+
 CarrierFactory = Callable[[Mapping[str, Any]], CarrierPlugin]
 
 
@@ -186,6 +213,7 @@ __all__ = [
     "CarrierPlugin",
     "CarrierRejected",
     "CarrierUnavailable",
+    "NotConfigured",
     "TrackingEvent",
     "Waybill",
     "WaybillRequest",

@@ -57,12 +57,13 @@ import json
 import threading
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, NoReturn
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from orderdb.integrations.carriers import (
     CarrierRejected,
     CarrierUnavailable,
+    NotConfigured,
     TrackingEvent,
     Waybill,
     WaybillRequest,
@@ -418,35 +419,12 @@ class Kuaidi100:
         raise CarrierRejected("Kuaidi100 tracks parcels; cancel the waybill with the carrier")
 
 
-class NotConfigured:
-    """The plugin without a ``KUAIDI100`` section in the carriers config: every call raises
-    CarrierRejected saying so (``poll-carriers`` shows it under the carriers that failed), and
-    loading it logs nothing for the many installations that do not use KUAIDI100."""
-
-    code = CODE
-
-    def _refuse(self) -> NoReturn:
-        raise CarrierRejected(
-            'KUAIDI100 is not configured: add a "KUAIDI100" section (customer, key) to '
-            "the carriers config (poll-carriers --config; docs/carriers.md)"
-        )
-
-    def create_waybill(self, request: WaybillRequest) -> Waybill:
-        self._refuse()
-
-    def query_tracking(self, tracking_number: str) -> Sequence[TrackingEvent]:
-        self._refuse()
-
-    def cancel(self, tracking_number: str) -> bool:
-        self._refuse()
-
-
 def factory(config: Mapping[str, Any]) -> Kuaidi100 | NotConfigured:
     """The entry point (``KUAIDI100 = "orderdb.integrations.carriers.kuaidi100:factory"``):
     the plugin for a config section, :class:`NotConfigured` without one (an empty section). A
     section with mistakes raises ValueError naming the key."""
     if not config:
-        return NotConfigured()
+        return NotConfigured(CODE, "customer, key")
     return Kuaidi100(config)
 
 

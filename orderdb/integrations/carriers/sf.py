@@ -58,13 +58,14 @@ import urllib.parse
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, NoReturn
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from orderdb.integrations.carriers import (
     Address,
     CarrierRejected,
     CarrierUnavailable,
+    NotConfigured,
     TrackingEvent,
     Waybill,
     WaybillRequest,
@@ -486,35 +487,12 @@ class SFExpress:
         return parse_route_push(body, timezone=self.zone.key)
 
 
-class NotConfigured:
-    """The plugin without a ``SF`` section in the carriers config: every call raises
-    CarrierRejected saying so (``poll-carriers`` shows it under the carriers that failed), and
-    loading it logs nothing for the many installations that do not use SF."""
-
-    code = CODE
-
-    def _refuse(self) -> NoReturn:
-        raise CarrierRejected(
-            'SF is not configured: add a "SF" section (partner_id, check_word, env) to '
-            "the carriers config (poll-carriers --config; docs/carriers.md)"
-        )
-
-    def create_waybill(self, request: WaybillRequest) -> Waybill:
-        self._refuse()
-
-    def query_tracking(self, tracking_number: str) -> Sequence[TrackingEvent]:
-        self._refuse()
-
-    def cancel(self, tracking_number: str) -> bool:
-        self._refuse()
-
-
 def factory(config: Mapping[str, Any]) -> SFExpress | NotConfigured:
     """The entry point (``SF = "orderdb.integrations.carriers.sf:factory"``): the plugin
     for a config section, :class:`NotConfigured` without one (an empty section). A section
     with mistakes raises ValueError naming the key."""
     if not config:
-        return NotConfigured()
+        return NotConfigured(CODE, "partner_id, check_word, env")
     return SFExpress(config)
 
 
