@@ -89,7 +89,13 @@ DECLARE
     v_ostat  text[];             -- a new matched element's order status (read unlocked)
     v_stored_n integer;
     v_new_n    integer;
-    v_moves  boolean;
+    v_move_orders bigint[];      -- the orders a new event of the batch may move
+    v_seq    boolean[];          -- the elements applied one by one (of those orders)
+    v_seq_ords integer[];
+    v_a_status text[];           -- their answers' order status
+    v_prev   integer;
+    v_k      integer;
+    v_status text;
     v_newest boolean;
     v_rec    record;
 BEGIN
@@ -426,9 +432,10 @@ BEGIN
                array_agg(st.shipment_id ORDER BY u.ord),
                array_agg(o.status ORDER BY u.ord),
                count(st.tracking_event_id), count(*) FILTER (WHERE u.is_new),
-               coalesce(bool_or(orderdb._tracking_target(st.normalized_status, o.status)
-                                IS NOT NULL), false)
-          INTO v_id, v_norm, v_wh, v_oid, v_sid, v_ostat, v_stored_n, v_new_n, v_moves
+               coalesce(array_agg(DISTINCT st.order_id)
+                            FILTER (WHERE orderdb._tracking_target(st.normalized_status, o.status)
+                                          IS NOT NULL), '{}'::bigint[])
+          INTO v_id, v_norm, v_wh, v_oid, v_sid, v_ostat, v_stored_n, v_new_n, v_move_orders
           FROM unnest(v_c, v_tn, v_t, v_s, v_new) WITH ORDINALITY AS u(c, tn, t, s, is_new, ord)
           LEFT JOIN stored st
             ON u.is_new AND st.carrier = u.c AND st.tracking_number = u.tn
@@ -436,9 +443,76 @@ BEGIN
           LEFT JOIN orderdb.orders o
             ON o.warehouse_id = st.warehouse_id AND o.order_id = st.order_id;
 
-        IF v_stored_n = v_new_n AND NOT v_moves THEN
-            -- 5. no order moves: the outbox rows, the shipments (each once) and the answers in
-            -- one statement
+        IF v_stored_n = v_new_n THEN
+            -- 5. the elements of an order that a new event may move (orderdb._tracking_target
+            -- from its status), new or duplicate, are applied one by one, in array order, as the
+            -- single call applies them; the tracking.recorded rows of the other elements before
+            -- each are written first (the outbox keeps array order)
+            v_seq := array_fill(false, ARRAY[v_n]);
+            v_a_status := array_fill(NULL::text, ARRAY[v_n]);
+            v_prev := 0;
+            IF cardinality(v_move_orders) > 0 THEN
+                SELECT array_agg(u.ord ORDER BY u.ord) INTO v_seq_ords
+                  FROM unnest(v_new, v_oid, v_dup_of, v_dup_ord)
+                       WITH ORDINALITY AS u(is_new, oid, dup_of, dup_ord, ord)
+                 WHERE CASE WHEN u.is_new THEN u.oid
+                            WHEN u.dup_of IS NOT NULL THEN v_oid[u.dup_of]
+                            ELSE u.dup_ord END = ANY (v_move_orders);
+                FOREACH v_k IN ARRAY v_seq_ords LOOP
+                    v_seq[v_k] := true;
+                    v_ord := NULL;
+                    INSERT INTO orderdb.outbox (event_type, order_id, warehouse_id, payload)
+                    SELECT 'tracking.recorded', u.oid, u.wh,
+                           jsonb_build_object('tracking_event_id', u.id,
+                                              'carrier', u.c,
+                                              'tracking_number', u.tn,
+                                              'event_time', u.t,
+                                              'carrier_status', u.s,
+                                              'normalized_status', u.norm,
+                                              'location',
+                                              CASE WHEN u.loc ~ '[0-9]{4}'
+                                                   THEN orderdb._mask_phones_in_text(u.loc)
+                                                   ELSE u.loc END,
+                                              'description',
+                                              CASE WHEN u.descr ~ '[0-9]{4}'
+                                                   THEN orderdb._mask_phones_in_text(u.descr)
+                                                   ELSE u.descr END,
+                                              'matched', u.oid IS NOT NULL)
+                      FROM unnest(v_id, v_c, v_tn, v_t, v_s, v_norm, v_loc, v_desc, v_wh, v_oid)
+                           WITH ORDINALITY AS u(id, c, tn, t, s, norm, loc, descr, wh, oid, ord)
+                     WHERE u.id IS NOT NULL AND u.ord > v_prev AND u.ord <= v_k
+                     ORDER BY u.ord;
+                    v_ord := v_k;
+                    IF v_new[v_k] THEN
+                        -- its outbox row was the last one written; then shipment and order
+                        IF orderdb._apply_tracking_to_shipment(v_wh[v_k], v_sid[v_k],
+                                                               v_norm[v_k], v_t[v_k]) THEN
+                            v_status := orderdb._apply_tracking_to_order(
+                                            v_wh[v_k], v_oid[v_k], v_norm[v_k], v_id[v_k],
+                                            v_t[v_k]);
+                        ELSE
+                            SELECT o.status INTO v_status
+                              FROM orderdb.orders o
+                             WHERE o.warehouse_id = v_wh[v_k] AND o.order_id = v_oid[v_k];
+                        END IF;
+                    ELSE
+                        v_status := NULL;
+                        SELECT o.status INTO v_status
+                          FROM orderdb.order_directory d
+                          JOIN orderdb.orders o
+                            ON o.warehouse_id = d.warehouse_id AND o.order_id = d.order_id
+                         WHERE d.order_id = CASE WHEN v_dup_of[v_k] IS NOT NULL
+                                                 THEN v_oid[v_dup_of[v_k]]
+                                                 ELSE v_dup_ord[v_k] END;
+                    END IF;
+                    v_a_status[v_k] := v_status;
+                    v_prev := v_k;
+                END LOOP;
+            END IF;
+
+            -- the other elements: the outbox rows after the last element applied one by one,
+            -- the shipments (each once) and every answer in one statement
+            v_ord := NULL;
             RETURN QUERY
             WITH outbox_rows AS (
                 INSERT INTO orderdb.outbox (event_type, order_id, warehouse_id, payload)
@@ -460,7 +534,7 @@ BEGIN
                                           'matched', u.oid IS NOT NULL)
                   FROM unnest(v_id, v_c, v_tn, v_t, v_s, v_norm, v_loc, v_desc, v_wh, v_oid)
                        WITH ORDINALITY AS u(id, c, tn, t, s, norm, loc, descr, wh, oid, ord)
-                 WHERE u.id IS NOT NULL
+                 WHERE u.id IS NOT NULL AND u.ord > v_prev
                  ORDER BY u.ord
             ), applied AS (
                 -- each shipment's new events with a status, in array order, with the newest
@@ -468,8 +542,9 @@ BEGIN
                 SELECT u.wh, u.sid, u.ord, u.norm, u.t,
                        max(u.t) OVER w AS before_max,
                        coalesce(bool_or(u.norm = 'delivered') OVER w, false) AS before_delivered
-                  FROM unnest(v_wh, v_sid, v_norm, v_t) WITH ORDINALITY AS u(wh, sid, norm, t, ord)
-                 WHERE u.sid IS NOT NULL AND u.norm <> 'unknown'
+                  FROM unnest(v_wh, v_sid, v_norm, v_t, v_seq)
+                       WITH ORDINALITY AS u(wh, sid, norm, t, seq, ord)
+                 WHERE u.sid IS NOT NULL AND u.norm <> 'unknown' AND NOT u.seq
                 WINDOW w AS (PARTITION BY u.wh, u.sid ORDER BY u.ord
                              ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
             ), per_shipment AS (
@@ -513,7 +588,8 @@ BEGIN
                                        AND NOT e.bdel))
             )
             SELECT r.ord::integer, r.id, r.dup, r.norm, r.oid,
-                   CASE WHEN NOT r.dup THEN v_ostat[r.ord]
+                   CASE WHEN v_seq[r.ord] THEN v_a_status[r.ord]
+                        WHEN NOT r.dup THEN v_ostat[r.ord]
                         ELSE (SELECT o.status
                                 FROM orderdb.order_directory d
                                 JOIN orderdb.orders o
@@ -536,7 +612,7 @@ BEGIN
             RETURN;
         END IF;
 
-        -- 5'. an order moves (or an element was stored meanwhile): in array order, each
+        -- 5'. an element was stored by a concurrent transaction meanwhile: in array order, each
         -- element's effects and answer as the single call gives them
         FOR k IN 1 .. v_n LOOP
             v_ord := k;
