@@ -443,6 +443,43 @@ def test_sync_reference_repairs_a_drifted_shard(cluster: Cluster) -> None:  # no
     assert json.loads(again.stdout)["shards"] == []
 
 
+def test_sync_reference_copies_a_webhook_subscription_with_its_id_and_secret(
+    cluster: Cluster,  # noqa: F811
+) -> None:
+    # made on shard 0's DSN only (as before the proxy had create_webhook_subscription)
+    with psycopg.connect(cluster.shard_dsns[0], autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT * FROM orderdb.create_webhook_subscription('https://hooks.example.com/sync')"
+        ).fetchone()
+    assert row is not None
+    sub_id, secret = row
+    assert drift(cluster) == {0: [], 1: ["webhook_subscriptions"], 2: ["webhook_subscriptions"]}
+    done = run("cluster", "sync-reference", "--dsn", cluster.proxy_dsn, "--json")
+    assert done.exit_code == 0, done.output
+    changes = {
+        (s["shard"], t["table"]): (t["inserted"], t["updated"], t["deleted"])
+        for s in json.loads(done.stdout)["shards"]
+        for t in s["tables"]
+    }
+    assert changes == {
+        (1, "webhook_subscriptions"): (1, 0, 0),
+        (2, "webhook_subscriptions"): (1, 0, 0),
+    }
+    assert (
+        on_every_shard(
+            cluster,
+            "SELECT subscription_id, secret FROM orderdb.webhook_subscriptions"
+            " WHERE url = 'https://hooks.example.com/sync'",
+        )
+        == [[(sub_id, secret)]] * SHARDS
+    )
+    assert drift(cluster) == no_drift()
+    # the copies do not disturb a shard's own ids: a subscription made through the proxy later
+    with proxy(cluster) as conn:
+        conn.execute("SELECT * FROM orderdb.create_webhook_subscription('https://h.example.com/n')")
+    assert drift(cluster) == no_drift()
+
+
 def test_sync_reference_refuses_what_it_cannot_do(cluster: Cluster) -> None:  # noqa: F811
     no_shard = run("cluster", "sync-reference", "--dsn", cluster.proxy_dsn, "--from-shard", "9")
     assert no_shard.exit_code == 2
