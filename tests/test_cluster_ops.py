@@ -388,6 +388,34 @@ def test_the_board_through_the_proxy_refuses_what_one_database_refuses(
     assert field in str(errors[1][0])
 
 
+def test_only_the_proxys_role_may_read_a_shards_board(cluster: Cluster) -> None:  # noqa: F811
+    """The shard side of the board runs with its owner's rights: the proxy's role alone may call
+    it (an application's role may not read the operations board through it)."""
+    fn = "orderdb_shard.ops_board_snapshot(integer, text, integer, integer)"
+    with psycopg.connect(cluster.shard_dsns[1], autocommit=True) as conn:
+        allowed = {
+            role: conn.execute(
+                "SELECT has_function_privilege(%s, %s, 'EXECUTE')", (role, fn)
+            ).fetchone()
+            for role in ("orderdb_proxy", "orderdb_app", "orderdb_ingest", "orderdb_ops")
+        }
+        assert {role: row[0] for role, row in allowed.items() if row is not None} == {
+            "orderdb_proxy": True,
+            "orderdb_app": False,
+            "orderdb_ingest": False,
+            "orderdb_ops": False,
+        }
+        conn.execute("SET ROLE orderdb_proxy")
+        row = conn.execute(
+            "SELECT shard, err_sqlstate FROM orderdb_shard.ops_board_snapshot(NULL, NULL, 20, 50)"
+        ).fetchone()
+        assert row == (1, None)
+        row = conn.execute(
+            "SELECT err_sqlstate FROM orderdb_shard.ops_board_snapshot(0, NULL, 20, 50)"
+        ).fetchone()
+        assert row == ("22023",)  # an error as data
+
+
 def test_the_web_board_through_the_proxy(cluster: Cluster, shop: dict[str, Any]) -> None:  # noqa: F811
     with (
         WebServer(cluster.proxy_dsn, port=0, poll_interval=0.2, board_ttl=0.0) as server,

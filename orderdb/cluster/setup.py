@@ -166,6 +166,7 @@ def prepare_shard(
             "reallocation_receive(bigint, jsonb, text, text)",
             "reallocation_sent(bigint)",
             "reallocations_sent_before(interval)",
+            "ops_board_snapshot(integer, text, integer, integer)",
             "put_webhook_subscription(bigint, text, text[], text, integer, text, boolean)",
             "drop_webhook_subscription(bigint)",
             "remove_integration(text)",

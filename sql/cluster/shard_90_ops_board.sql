@@ -3,8 +3,10 @@
 
 -- ops_board_snapshot: this shard's orderdb_ops.board_snapshot(p_warehouse_id, p_carrier,
 -- p_per_lane, p_limit) and this shard's number; an error (22023 for a bad argument) comes back as
--- data (err_* columns), as the generated wrappers of orderdb.cluster.routing do. Raises nothing.
--- Locks nothing.
+-- data (err_* columns), as the generated wrappers of orderdb.cluster.routing do. It runs with its
+-- owner's rights (the proxy's role is not in orderdb_ops, whose board_snapshot is); only the
+-- proxy's role may execute it (orderdb cluster init grants it, as the ops_<view> functions).
+-- Raises nothing. Locks nothing.
 CREATE OR REPLACE FUNCTION orderdb_shard.ops_board_snapshot(p_warehouse_id integer,
                                                             p_carrier text,
                                                             p_per_lane integer,
@@ -33,5 +35,3 @@ END;
 $fn$;
 REVOKE ALL ON FUNCTION orderdb_shard.ops_board_snapshot(integer, text, integer, integer)
     FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION orderdb_shard.ops_board_snapshot(integer, text, integer, integer)
-    TO orderdb_app;
