@@ -50,13 +50,17 @@ def test_demo_runs_the_shop_through_a_proxy_over_three_shards(demo_dsn: str) -> 
     assert result.returncode == 0, result.stderr + result.stdout
     base = str(conninfo_to_dict(demo_dsn)["dbname"])
     assert f"proxy: {base}_proxy; shards: 0 {base}_shard0, 1 {base}_shard1, 2 {base}_shard2" in out
-    assert "warehouses: 1 on shard 1, 2 on shard 2, 3 on shard 0" in out
+    assert "warehouses: 1 on shard 1, 2 on shard 2, 3 on shard 0, 4 on shard 1" in out
     # what does not go through the proxy yet is said, at the start and in the summary
     assert out.count("not through the proxy yet (docs/scaling.md):") == 2
     assert "orderdb wms-dispatch runs per shard" in out
     assert "tracking page (through the proxy): http://127.0.0.1:" in out
     assert "operations board (through the proxy): http://127.0.0.1:" in out
     assert "every scan landed exactly once, matched on its order's shard" in out
+    # the city warehouse's own courier, set up through the proxy (owner functions)
+    courier = re.search(r"city courier \(through the proxy\): order (\d+) of warehouse 4", out)
+    assert courier, out
+    assert "add_courier" not in out
     assert "counters equal the ledger on every shard" in out
     assert "timeline of ORD" in out and "done in" in out
     placed = re.search(r"this run: (\d+) orders placed, (\d+) retries answered", out)
@@ -75,7 +79,17 @@ def test_demo_runs_the_shop_through_a_proxy_over_three_shards(demo_dsn: str) -> 
         assert rows and all(w % 3 == k for w, _ in rows), (k, rows)
         assert drift == (0,)
         total += sum(n for _, n in rows)
-    assert total == int(placed[1])
+    assert total == int(placed[1]) + 1  # the customers' orders and the courier's
+    shard1 = make_conninfo(demo_dsn, dbname=f"{base}_shard1")
+    with psycopg.connect(shard1) as conn:
+        on_route = conn.execute(
+            "SELECT o.warehouse_id,"
+            " (SELECT count(*) FROM orderdb.couriers c WHERE c.warehouse_id = o.warehouse_id),"
+            " (SELECT count(*) FROM orderdb.route_stops r WHERE r.order_id = o.order_id)"
+            " FROM orderdb.orders o WHERE o.order_id = %s",
+            (int(courier[1]),),
+        ).fetchone()
+    assert on_route == (4, 1, 1)  # on shard 1, with its courier, on a route
     with psycopg.connect(proxy_dsn) as conn:
         assert conn.execute("SELECT count(*) FROM orderdb_cluster.shards").fetchone() == (3,)
 

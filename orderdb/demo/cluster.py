@@ -8,15 +8,16 @@ customers placing orders (some for more than is in stock, some retried with the 
 key, the idempotency keys' homes spread over the shards), payment and the hand-over to the
 warehouse (a few cancelled), the warehouse's callbacks (PICKED, PACKED, SHIPPED with a tracking
 number), the carrier's scans (each sent twice: the second is a duplicate), customers signing or
-returning, and the customer timelines. It ends with each shard's share and checks, read on every
-shard: orders by status, the ledger check, the carrier scans stored once.
+returning, an express order out for delivery with the city warehouse's own courier (its
+location and courier set through the proxy: ``set_warehouse_location``, ``add_courier``, then
+``plan_routes``), and the customer timelines. It ends with each shard's share and checks, read
+on every shard: orders by status, the ledger check, the carrier scans stored once.
 
 Not through the proxy yet, and said in the output (docs/scaling.md lists them): the WMS
 connector and its dispatcher (``orderdb wms-dispatch`` runs per shard; here the demo sends the
 warehouse's callbacks itself), the carrier poller (polling is configured per shard; here the
-demo sends the carrier's scans itself), the city warehouse's own courier (``add_courier``,
-``set_warehouse_location`` are not on the proxy). The tracking page and the operations board
-are served with the proxy's DSN.
+demo sends the carrier's scans itself). The tracking page and the operations board are served
+with the proxy's DSN.
 PL/Proxy must be installed on the server (Debian ``postgresql-15-plproxy``): the embedded
 PostgreSQL 18 does not have it.
 """
@@ -43,7 +44,6 @@ NOT_THROUGH_THE_PROXY = (
     "the warehouse's callbacks itself",
     "the carrier poller (polling is configured per shard): the demo sends the carrier's scans "
     "itself",
-    "the city warehouse's own courier (add_courier, set_warehouse_location are not on the proxy)",
 )
 #: the carrier's scans of a parcel (carrier GENERIC takes the normalised statuses)
 SCANS = ("info_received", "in_transit", "out_for_delivery", "delivered")
@@ -108,13 +108,13 @@ def run_cluster_demo(
     setup.init(proxy_dsn, shard_dsns)
     demo = ClusterDemo(proxy_dsn, shard_dsns)
     warehouses = shop.WAREHOUSES
-    for warehouse in warehouses:
+    for warehouse in (*warehouses, shop.COURIER_WAREHOUSE):
         setup.map_warehouse(proxy_dsn, warehouse, warehouse % shards)
     console.print(
         f"proxy: {_dbname(proxy_dsn)}; shards: "
         + ", ".join(f"{k} {_dbname(d)}" for k, d in enumerate(shard_dsns))
         + "; warehouses: "
-        + ", ".join(f"{w} on shard {w % shards}" for w in warehouses),
+        + ", ".join(f"{w} on shard {w % shards}" for w in (*warehouses, shop.COURIER_WAREHOUSE)),
         markup=False,
     )
     console.print("not through the proxy yet (docs/scaling.md):", markup=False)
@@ -166,8 +166,17 @@ def run_cluster_demo(
         task = progress.add_task("customers sign or return", total=1)
         shop._customers_sign_and_return(client, stats, rng)
         progress.advance(task)
+        task = progress.add_task("express order, own courier", total=1)
+        courier_order = shop._courier_delivery(client, random.Random(seed * 31), stats)
+        progress.advance(task)
+        progress.console.print(
+            f"city courier (through the proxy): order {courier_order} of warehouse "
+            f"{shop.COURIER_WAREHOUSE} out for delivery with its own courier",
+            markup=False,
+        )
     with Client.connect(proxy_dsn, max_size=2) as client:
         shop._timelines(client, console, dispatched)
+        shop._courier_timeline(client, console, stats)
     _summary(demo, console, time.monotonic() - started)
     return demo
 
