@@ -18,6 +18,8 @@ from typing import Any
 import psycopg
 import pytest
 from click.testing import CliRunner, Result
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
 
 from orderdb.cli import main
 from tests.cluster_fixtures import SHARDS, Cluster, cluster  # noqa: F401  (fixture)
@@ -80,6 +82,25 @@ def refusing(cl: Cluster, shard: int, table: str) -> Iterator[None]:
         with psycopg.connect(cl.shard_dsns[shard], autocommit=True) as conn:
             conn.execute(f"DROP TRIGGER test_refuse ON orderdb.{table}")
             conn.execute("DROP FUNCTION orderdb.test_refuse()")
+
+
+@contextmanager
+def shard_down(cl: Cluster, shard: int) -> Iterator[None]:
+    """Shard ``shard`` accepts no connection and its sessions (the proxy's among them) end."""
+    name = conninfo_to_dict(cl.shard_dsns[shard])["dbname"]
+    with psycopg.connect(cl.admin_dsn, autocommit=True) as admin:
+        admin.execute(
+            sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false").format(sql.Identifier(name))
+        )
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,)
+        )
+        try:
+            yield
+        finally:
+            admin.execute(
+                sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(sql.Identifier(name))
+            )
 
 
 # -- owner functions on the proxy ---------------------------------------------------------------
@@ -179,6 +200,40 @@ def test_a_shard_failing_mid_way_leaves_drift_that_running_again_repairs(cluster
         )
         == [[(3, 4)]] * SHARDS
     )
+    assert drift(cluster) == no_drift()
+
+
+def test_a_shard_that_is_down_leaves_drift_that_the_same_call_repairs(cluster: Cluster) -> None:  # noqa: F811
+    last = SHARDS - 1
+    url = "https://hooks.example.com/down"
+    with shard_down(cluster, last):
+        with proxy(cluster) as conn:
+            with pytest.raises(psycopg.Error) as failed:
+                conn.execute(
+                    "SELECT * FROM orderdb.set_integration('cfg-down', 'carrier', %s)", (SECRET,)
+                )
+            with pytest.raises(psycopg.Error) as refused:
+                conn.execute("SELECT * FROM orderdb.create_webhook_subscription(%s)", (url,))
+        assert f"not on shard {last}" in (failed.value.diag.message_hint or "")
+        assert "was not created" in (refused.value.diag.message_hint or "")
+        # status and sync-reference say a shard is unreachable (exit 75)
+        status = run("cluster", "status", "--dsn", cluster.proxy_dsn, "--json")
+        assert status.exit_code == 75, status.output
+        synced = run("cluster", "sync-reference", "--dsn", cluster.proxy_dsn, "--json")
+        assert synced.exit_code == 75, synced.output
+        errors = {s["shard"]: s["error"] for s in json.loads(synced.stdout)["shards"]}
+        assert list(errors) == [last] and errors[last].startswith("not reachable")
+        for dsn in cluster.shard_dsns[:last]:
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                assert conn.execute(
+                    "SELECT count(*) FROM orderdb.integrations WHERE name = 'cfg-down'"
+                ).fetchone() == (1,)
+                assert conn.execute(
+                    "SELECT count(*) FROM orderdb.webhook_subscriptions WHERE url = %s", (url,)
+                ).fetchone() == (0,)
+    assert drift(cluster)[last] == ["integrations"]
+    with proxy(cluster) as conn:
+        conn.execute("SELECT * FROM orderdb.set_integration('cfg-down', 'carrier', %s)", (SECRET,))
     assert drift(cluster) == no_drift()
 
 
