@@ -29,9 +29,11 @@ DROP FUNCTION IF EXISTS orderdb.order_timeline(bigint, bigint, text);
 DROP FUNCTION IF EXISTS orderdb._order_timeline_store(bigint, text, text, bigint, bigint, bigint,
                                                       jsonb, text, timestamptz);
 -- squawk-ignore ban-drop-function
-DROP FUNCTION IF EXISTS orderdb._timeline_on_order_rows();
+DROP FUNCTION IF EXISTS orderdb._timeline_on_order_row();
 -- squawk-ignore ban-drop-function
-DROP FUNCTION IF EXISTS orderdb._timeline_on_tracking_events();
+DROP FUNCTION IF EXISTS orderdb._timeline_on_tracking_event_row();
+-- squawk-ignore ban-drop-function
+DROP FUNCTION IF EXISTS orderdb._timeline_bump_order(bigint);
 -- squawk-ignore ban-drop-function
 DROP FUNCTION IF EXISTS orderdb._timeline_on_routes();
 -- squawk-ignore ban-drop-function

@@ -6,8 +6,8 @@
 -- session time zone (the document's timestamps are written in the session's zone). A row is
 -- served only while its two generations equal the current ones:
 --   order_directory.timeline_generation  bumped by the writers of everything one order's document
---                                        reads (statement-level triggers, sql/47_timeline_cache.sql:
---                                        orders, order_status_history, shipments, tracking_events,
+--                                        reads (triggers, sql/47_timeline_cache.sql: orders,
+--                                        order_status_history, shipments, tracking_events,
 --                                        route_stops, routes, couriers), in the writer's transaction;
 --   order_timeline_generation.generation bumped by any change of orderdb.customer_texts, a
 --                                        TRUNCATE of a source table and a retention that detaches
@@ -39,9 +39,10 @@ COMMENT ON TABLE orderdb.order_timeline_generation IS
 INSERT INTO orderdb.order_timeline_generation (id, generation) VALUES (true, 0)
 ON CONFLICT (id) DO NOTHING;
 
--- Rows are rewritten when a document is rebuilt after a change (an UPDATE, the document TOASTed
--- or inline): room for HOT updates and an eager autovacuum keep the table at about one live row
--- per (order, locale, time zone) read since its last change.
+-- Rows are rewritten when a document is rebuilt after a change: room for HOT updates and an eager
+-- autovacuum keep the table at about one live row per (order, locale, time zone) read since its
+-- last change. toast_tuple_target: a document up to ~8 kB (an order with ~10 entries is ~3 kB)
+-- stays in the row uncompressed, so a read neither decompresses nor visits the TOAST table.
 CREATE TABLE IF NOT EXISTS orderdb.order_timeline_cache (
     order_id            bigint NOT NULL,
     locale              text NOT NULL,
@@ -56,6 +57,7 @@ CREATE TABLE IF NOT EXISTS orderdb.order_timeline_cache (
     PRIMARY KEY (order_id, locale, time_zone)
 ) WITH (
     fillfactor = 70,
+    toast_tuple_target = 8160,
     autovacuum_vacuum_scale_factor = 0.02,
     autovacuum_analyze_scale_factor = 0.05,
     autovacuum_vacuum_insert_scale_factor = 0.1

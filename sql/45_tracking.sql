@@ -803,14 +803,18 @@ COMMENT ON FUNCTION orderdb._order_timeline_doc(bigint, bigint, text) IS
 -- p_carrier's shipments delivered in the last 30 days (the newest 1,000 of them at most, so the
 -- cost stays flat; a delivery reported before its shipment is left out); NULL without any.
 -- Locks nothing.
+-- (PL/pgSQL, not SQL: its plan is cached for the session, a SQL function with SET is planned at
+-- every call.)
 CREATE OR REPLACE FUNCTION orderdb._timeline_estimate(p_carrier text, p_shipped_at timestamptz)
 RETURNS timestamptz
-LANGUAGE sql
+LANGUAGE plpgsql
 STABLE
 SET search_path = pg_catalog, pg_temp
 AS $fn$
+BEGIN
     -- the newest 1,000 deliveries at most (a backward scan of shipments_carrier_delivered):
     -- the cost of a timeline must not grow with a carrier's volume
+    RETURN (
     SELECT p_shipped_at + percentile_cont(0.5) WITHIN GROUP (ORDER BY r.transit)
       FROM (SELECT s.delivered_at - s.shipped_at AS transit
               FROM orderdb.shipments s
@@ -822,7 +826,8 @@ AS $fn$
                -- are for)
                AND s.delivered_at >= s.shipped_at
              ORDER BY s.delivered_at DESC
-             LIMIT 1000) r;
+             LIMIT 1000) r);
+END;
 $fn$;
 COMMENT ON FUNCTION orderdb._timeline_estimate(text, timestamptz) IS
     'Estimated delivery of a parcel shipped at p_shipped_at: the carrier''s median transit time.';

@@ -78,6 +78,7 @@ DECLARE
     v_time_zone  text := current_setting('TimeZone');
     v_cached     record;
     v_doc        record;
+    v_estimate   timestamptz;
 BEGIN
     IF p_order_id IS NULL OR p_order_id <= 0 THEN
         PERFORM orderdb._check_positive(p_order_id, 'order_id');
@@ -86,8 +87,17 @@ BEGIN
         PERFORM orderdb._check_positive(p_customer_id, 'customer_id');
     END IF;
 
+    -- has_deliveries: whether the carrier of an estimate from its median transit time has any
+    -- delivery to learn from (one probe of shipments_carrier_delivered); without, the estimate is
+    -- null and the ordered-set aggregate (a third of a cached read) is not started
     SELECT d.timeline_generation, g.generation AS texts_generation, c.document, c.customer_id,
-           c.estimate_carrier, c.estimate_shipped_at
+           c.estimate_carrier, c.estimate_shipped_at,
+           c.estimate_carrier IS NOT NULL
+           AND EXISTS (SELECT 1 FROM orderdb.shipments s
+                        WHERE s.carrier = c.estimate_carrier
+                          AND s.delivered_at IS NOT NULL
+                          AND s.delivered_at > now() - interval '30 days'
+                          AND s.delivered_at >= s.shipped_at) AS has_deliveries
       INTO v_cached
       FROM orderdb.order_directory d
       CROSS JOIN orderdb.order_timeline_generation g
@@ -106,48 +116,65 @@ BEGIN
                                                   v_doc.document, v_doc.estimate_carrier,
                                                   v_doc.estimate_shipped_at);
         END IF;
-        v_cached.document := v_doc.document;
-        v_cached.estimate_carrier := v_doc.estimate_carrier;
-        v_cached.estimate_shipped_at := v_doc.estimate_shipped_at;
-    ELSIF p_customer_id IS NOT NULL AND p_customer_id <> v_cached.customer_id THEN
+        IF v_doc.estimate_carrier IS NULL THEN
+            RETURN v_doc.document;
+        END IF;
+        RETURN v_doc.document
+               || jsonb_build_object('estimated_delivery',
+                                     orderdb._timeline_estimate(v_doc.estimate_carrier,
+                                                                v_doc.estimate_shipped_at));
+    END IF;
+
+    IF p_customer_id IS NOT NULL AND p_customer_id <> v_cached.customer_id THEN
         RAISE EXCEPTION USING
             ERRCODE = 'OD005',
             MESSAGE = format('order %s does not belong to customer %s', p_order_id, p_customer_id),
             DETAIL = format('order_id=%s customer_id=%s', p_order_id, p_customer_id);
     END IF;
-
-    IF v_cached.estimate_carrier IS NULL THEN
-        RETURN v_cached.document;
+    IF NOT v_cached.has_deliveries THEN
+        RETURN v_cached.document;  -- its "estimated_delivery" is the promised time, or null
     END IF;
-    RETURN v_cached.document
-           || jsonb_build_object('estimated_delivery',
-                                 orderdb._timeline_estimate(v_cached.estimate_carrier,
-                                                            v_cached.estimate_shipped_at));
+    -- orderdb._timeline_estimate, inline (one function call less per read)
+    SELECT v_cached.estimate_shipped_at
+           + percentile_cont(0.5) WITHIN GROUP (ORDER BY r.transit)
+      INTO v_estimate
+      FROM (SELECT s.delivered_at - s.shipped_at AS transit
+              FROM orderdb.shipments s
+             WHERE s.carrier = v_cached.estimate_carrier
+               AND s.delivered_at IS NOT NULL
+               AND s.delivered_at > now() - interval '30 days'
+               AND s.delivered_at >= s.shipped_at
+             ORDER BY s.delivered_at DESC
+             LIMIT 1000) r;
+    RETURN v_cached.document || jsonb_build_object('estimated_delivery', v_estimate);
 END;
 $$;
 COMMENT ON FUNCTION orderdb.order_timeline(bigint, bigint, text) IS
     'The customer''s view of an order: status, location, estimated delivery, shipments, timeline.';
 
 -- ---------------------------------------------------------------------------------------------
--- Invalidation: statement-level triggers with transition tables. Each bumps the generation of
--- the orders a statement touched, once per transaction (a directory row this transaction already
--- updated is left alone: its new generation is not visible to anyone else yet, and this
--- transaction stores no documents). The directory rows are updated in order_id order (one
--- ScalarArrayOp index scan): two statements bumping the same orders take their locks in the same
--- order.
+-- Invalidation: triggers bump the generation of the orders a statement touched, once per
+-- transaction (a directory row this transaction already updated is left alone: its new
+-- generation is not visible to anyone else yet, and this transaction stores no documents).
 -- ---------------------------------------------------------------------------------------------
 
--- _timeline_bump: bumps the generation of p_order_ids (sorted, distinct).
+-- _timeline_bump: bumps the generation of p_order_ids (sorted, distinct). PL/pgSQL (its plan is
+-- cached for the session; a SQL function with SET is planned at every call); the trigger
+-- functions have no SET clause either (a SET costs every firing; they name every object with
+-- its schema).
 CREATE OR REPLACE FUNCTION orderdb._timeline_bump(p_order_ids bigint[])
 RETURNS void
-LANGUAGE sql
+LANGUAGE plpgsql
 VOLATILE
-SET search_path = pg_catalog, pg_temp
 AS $fn$
-    UPDATE orderdb.order_directory d
-       SET timeline_generation = d.timeline_generation + 1
-     WHERE d.order_id = ANY (p_order_ids)
-       AND d.xmin <> pg_current_xact_id()::xid;
+BEGIN
+    IF cardinality(p_order_ids) > 0 THEN
+        UPDATE orderdb.order_directory d
+           SET timeline_generation = d.timeline_generation + 1
+         WHERE d.order_id = ANY (p_order_ids)
+           AND d.xmin <> pg_catalog.pg_current_xact_id()::xid;
+    END IF;
+END;
 $fn$;
 COMMENT ON FUNCTION orderdb._timeline_bump(bigint[]) IS
     'Makes the cached timeline documents of these orders unservable (once per transaction).';
@@ -157,78 +184,96 @@ CREATE OR REPLACE FUNCTION orderdb._timeline_bump_all()
 RETURNS void
 LANGUAGE sql
 VOLATILE
-SET search_path = pg_catalog, pg_temp
 AS $fn$
     UPDATE orderdb.order_timeline_generation g SET generation = g.generation + 1;
 $fn$;
 COMMENT ON FUNCTION orderdb._timeline_bump_all() IS
     'Makes every cached timeline document unservable.';
 
--- tables with an order_id column: orders, order_status_history, shipments, route_stops,
--- order_directory (TG_ARGV[0] = 'purge': deleted rows take their cache rows along)
-CREATE OR REPLACE FUNCTION orderdb._timeline_on_order_rows()
+-- _timeline_bump_order: _timeline_bump of one order (the row triggers). The order bumped last in
+-- this transaction is remembered in a transaction-local setting (orderdb.timeline_bumped, undone
+-- with a rolled-back subtransaction as the bump itself): the statements of one transition or
+-- carrier event (the event, its parcel, the order row, its history) bump once and skip the rest
+-- without a lookup.
+CREATE OR REPLACE FUNCTION orderdb._timeline_bump_order(p_order_id bigint)
+RETURNS void
+LANGUAGE plpgsql
+VOLATILE
+AS $fn$
+DECLARE
+    v_key text;
+BEGIN
+    IF p_order_id IS NULL THEN
+        RETURN;
+    END IF;
+    v_key := pg_catalog.pg_current_xact_id()::text || '/' || p_order_id;
+    IF pg_catalog.current_setting('orderdb.timeline_bumped', true) = v_key THEN
+        RETURN;
+    END IF;
+    UPDATE orderdb.order_directory d
+       SET timeline_generation = d.timeline_generation + 1
+     WHERE d.order_id = p_order_id
+       AND d.xmin <> pg_catalog.pg_current_xact_id()::xid;
+    PERFORM pg_catalog.set_config('orderdb.timeline_bumped', v_key, true);
+END;
+$fn$;
+COMMENT ON FUNCTION orderdb._timeline_bump_order(bigint) IS
+    'Makes the cached timeline documents of one order unservable (once per transaction).';
+
+-- Row triggers on the tables written with every transition and carrier event (orders,
+-- order_status_history, shipments, tracking_events, route_stops): a row trigger's plans are
+-- cached, a statement trigger's queries over transition tables are planned at every firing
+-- (measured: several times the cost of the bump itself). TG_ARGV[0] = 'purge' (orders,
+-- order_directory): a deleted row takes the order's cache rows along.
+CREATE OR REPLACE FUNCTION orderdb._timeline_on_order_row()
 RETURNS trigger
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    v_ids bigint[];
 BEGIN
-    IF TG_OP = 'INSERT' THEN
-        v_ids := ARRAY(SELECT DISTINCT n.order_id FROM new_rows n ORDER BY 1);
-    ELSIF TG_OP = 'UPDATE' THEN
-        v_ids := ARRAY(SELECT n.order_id FROM new_rows n
-                       UNION SELECT o.order_id FROM old_rows o ORDER BY 1);
-    ELSE
-        v_ids := ARRAY(SELECT DISTINCT o.order_id FROM old_rows o ORDER BY 1);
-        IF TG_ARGV[0] = 'purge' THEN
-            DELETE FROM orderdb.order_timeline_cache c WHERE c.order_id = ANY (v_ids);
+    IF TG_OP <> 'DELETE' THEN
+        PERFORM orderdb._timeline_bump_order(NEW.order_id);
+    END IF;
+    IF TG_OP <> 'INSERT' AND (TG_OP = 'DELETE' OR OLD.order_id IS DISTINCT FROM NEW.order_id) THEN
+        IF TG_ARGV[0] = 'purge' AND TG_OP = 'DELETE' THEN
+            DELETE FROM orderdb.order_timeline_cache c WHERE c.order_id = OLD.order_id;
+        END IF;
+        IF TG_TABLE_NAME <> 'order_directory' THEN
+            PERFORM orderdb._timeline_bump_order(OLD.order_id);
         END IF;
     END IF;
-    IF TG_TABLE_NAME <> 'order_directory' THEN
-        PERFORM orderdb._timeline_bump(v_ids);
-    END IF;
     RETURN NULL;
 END;
 $$;
-COMMENT ON FUNCTION orderdb._timeline_on_order_rows() IS
-    'Trigger: the orders a statement wrote get a new timeline generation.';
+COMMENT ON FUNCTION orderdb._timeline_on_order_row() IS
+    'Trigger: the order of a written row gets a new timeline generation.';
 
--- tracking_events: the orders of the parcels (orderdb.tracking_numbers) the events are for
-CREATE OR REPLACE FUNCTION orderdb._timeline_on_tracking_events()
+-- tracking_events: the order of the parcel (orderdb.tracking_numbers) an event is for; a matched
+-- event carries it (order_id), an unmatched one is looked up (its parcel may be known by then)
+CREATE OR REPLACE FUNCTION orderdb._timeline_on_tracking_event_row()
 RETURNS trigger
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF TG_OP = 'INSERT' THEN
-        PERFORM orderdb._timeline_bump(ARRAY(
-            SELECT DISTINCT tn.order_id
-              FROM new_rows n
-              JOIN orderdb.tracking_numbers tn
-                ON tn.carrier = n.carrier AND tn.tracking_number = n.tracking_number
-             ORDER BY 1));
-    ELSIF TG_OP = 'UPDATE' THEN
-        PERFORM orderdb._timeline_bump(ARRAY(
-            SELECT DISTINCT tn.order_id
-              FROM (SELECT n.carrier, n.tracking_number FROM new_rows n
-                    UNION SELECT o.carrier, o.tracking_number FROM old_rows o) e
-              JOIN orderdb.tracking_numbers tn
-                ON tn.carrier = e.carrier AND tn.tracking_number = e.tracking_number
-             ORDER BY 1));
-    ELSE
-        PERFORM orderdb._timeline_bump(ARRAY(
-            SELECT DISTINCT tn.order_id
-              FROM old_rows o
-              JOIN orderdb.tracking_numbers tn
-                ON tn.carrier = o.carrier AND tn.tracking_number = o.tracking_number
-             ORDER BY 1));
+    IF TG_OP <> 'DELETE' THEN
+        PERFORM orderdb._timeline_bump_order(coalesce(
+            NEW.order_id,
+            (SELECT tn.order_id FROM orderdb.tracking_numbers tn
+              WHERE tn.carrier = NEW.carrier AND tn.tracking_number = NEW.tracking_number)));
+    END IF;
+    IF TG_OP = 'DELETE'
+       OR (TG_OP = 'UPDATE'
+           AND (OLD.order_id, OLD.carrier, OLD.tracking_number)
+               IS DISTINCT FROM (NEW.order_id, NEW.carrier, NEW.tracking_number)) THEN
+        PERFORM orderdb._timeline_bump_order(coalesce(
+            OLD.order_id,
+            (SELECT tn.order_id FROM orderdb.tracking_numbers tn
+              WHERE tn.carrier = OLD.carrier AND tn.tracking_number = OLD.tracking_number)));
     END IF;
     RETURN NULL;
 END;
 $$;
-COMMENT ON FUNCTION orderdb._timeline_on_tracking_events() IS
-    'Trigger: the orders whose parcels got (or lost) carrier events get a new timeline generation.';
+COMMENT ON FUNCTION orderdb._timeline_on_tracking_event_row() IS
+    'Trigger: the order whose parcel got (or lost) a carrier event gets a new timeline generation.';
 
 -- routes (courier_id) and couriers (name, phone): the orders on the routes concerned (a
 -- courier's position or availability changes no document); no index on route_stops (route_id):
@@ -236,7 +281,6 @@ COMMENT ON FUNCTION orderdb._timeline_on_tracking_events() IS
 CREATE OR REPLACE FUNCTION orderdb._timeline_on_routes()
 RETURNS trigger
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     IF TG_OP = 'DELETE' THEN
@@ -265,7 +309,6 @@ COMMENT ON FUNCTION orderdb._timeline_on_routes() IS
 CREATE OR REPLACE FUNCTION orderdb._timeline_on_couriers()
 RETURNS trigger
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     IF TG_OP = 'DELETE' THEN
@@ -298,7 +341,6 @@ COMMENT ON FUNCTION orderdb._timeline_on_couriers() IS
 CREATE OR REPLACE FUNCTION orderdb._timeline_on_any()
 RETURNS trigger
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     PERFORM orderdb._timeline_bump_all();
@@ -309,56 +351,65 @@ COMMENT ON FUNCTION orderdb._timeline_on_any() IS
     'Trigger: every cached timeline document gets stale (customer texts, TRUNCATE).';
 
 -- The triggers, created once (CREATE TRIGGER locks the table; a re-run of the SQL files does not
--- take that lock again). Statement triggers on the partitioned tables (history, carrier events)
--- see the rows of every partition. A partition dropped or detached by retention fires nothing:
+-- take that lock again). Row triggers on the partitioned tables (history, carrier events) apply
+-- to every partition, present and future. A partition dropped or detached by retention fires nothing:
 -- orderdb._maintain_partitions bumps every document itself.
 DO $triggers$
 DECLARE
     v_t record;
 BEGIN
+    -- the statement triggers of an earlier version of this file, replaced by row triggers
     FOR v_t IN
-        SELECT x.tbl, x.name, x.timing, x.func, x.refs
+        SELECT t.tgname AS name, t.tgrelid::regclass::text AS tbl, NULL AS timing, NULL AS level,
+               NULL AS func, NULL AS refs
+          FROM pg_catalog.pg_trigger t
+         WHERE t.tgname IN ('timeline_cache_ins', 'timeline_cache_upd', 'timeline_cache_del')
+           AND t.tgrelid IN ('orderdb.orders'::regclass, 'orderdb.order_status_history'::regclass,
+                             'orderdb.shipments'::regclass, 'orderdb.route_stops'::regclass,
+                             'orderdb.order_directory'::regclass,
+                             'orderdb.tracking_events'::regclass)
+           AND t.tgparentid = 0
+    LOOP
+        EXECUTE format('DROP TRIGGER %I ON %s', v_t.name, v_t.tbl);
+    END LOOP;
+    FOR v_t IN
+        SELECT x.tbl, x.name, x.timing, x.level, x.func, x.refs
           FROM (VALUES
-            -- order_id tables: one trigger per operation (transition tables are per operation)
-            ('orders', 'timeline_cache_upd', 'UPDATE', '_timeline_on_order_rows()', 'OLD TABLE AS old_rows NEW TABLE AS new_rows'),
-            ('orders', 'timeline_cache_del', 'DELETE', '_timeline_on_order_rows(''purge'')', 'OLD TABLE AS old_rows'),
-            ('order_status_history', 'timeline_cache_ins', 'INSERT', '_timeline_on_order_rows()', 'NEW TABLE AS new_rows'),
-            ('order_status_history', 'timeline_cache_upd', 'UPDATE', '_timeline_on_order_rows()', 'OLD TABLE AS old_rows NEW TABLE AS new_rows'),
-            ('order_status_history', 'timeline_cache_del', 'DELETE', '_timeline_on_order_rows()', 'OLD TABLE AS old_rows'),
-            ('shipments', 'timeline_cache_ins', 'INSERT', '_timeline_on_order_rows()', 'NEW TABLE AS new_rows'),
-            ('shipments', 'timeline_cache_upd', 'UPDATE', '_timeline_on_order_rows()', 'OLD TABLE AS old_rows NEW TABLE AS new_rows'),
-            ('shipments', 'timeline_cache_del', 'DELETE', '_timeline_on_order_rows()', 'OLD TABLE AS old_rows'),
-            ('route_stops', 'timeline_cache_ins', 'INSERT', '_timeline_on_order_rows()', 'NEW TABLE AS new_rows'),
-            ('route_stops', 'timeline_cache_upd', 'UPDATE', '_timeline_on_order_rows()', 'OLD TABLE AS old_rows NEW TABLE AS new_rows'),
-            ('route_stops', 'timeline_cache_del', 'DELETE', '_timeline_on_order_rows()', 'OLD TABLE AS old_rows'),
-            ('order_directory', 'timeline_cache_del', 'DELETE', '_timeline_on_order_rows(''purge'')', 'OLD TABLE AS old_rows'),
-            ('tracking_events', 'timeline_cache_ins', 'INSERT', '_timeline_on_tracking_events()', 'NEW TABLE AS new_rows'),
-            ('tracking_events', 'timeline_cache_upd', 'UPDATE', '_timeline_on_tracking_events()', 'OLD TABLE AS old_rows NEW TABLE AS new_rows'),
-            ('tracking_events', 'timeline_cache_del', 'DELETE', '_timeline_on_tracking_events()', 'OLD TABLE AS old_rows'),
-            ('routes', 'timeline_cache_upd', 'UPDATE', '_timeline_on_routes()', 'OLD TABLE AS old_rows NEW TABLE AS new_rows'),
-            ('routes', 'timeline_cache_del', 'DELETE', '_timeline_on_routes()', 'OLD TABLE AS old_rows'),
-            ('couriers', 'timeline_cache_upd', 'UPDATE', '_timeline_on_couriers()', 'OLD TABLE AS old_rows NEW TABLE AS new_rows'),
-            ('couriers', 'timeline_cache_del', 'DELETE', '_timeline_on_couriers()', 'OLD TABLE AS old_rows'),
-            ('customer_texts', 'timeline_cache_any', 'INSERT OR UPDATE OR DELETE OR TRUNCATE', '_timeline_on_any()', NULL),
-            ('orders', 'timeline_cache_trunc', 'TRUNCATE', '_timeline_on_any()', NULL),
-            ('order_status_history', 'timeline_cache_trunc', 'TRUNCATE', '_timeline_on_any()', NULL),
-            ('shipments', 'timeline_cache_trunc', 'TRUNCATE', '_timeline_on_any()', NULL),
-            ('route_stops', 'timeline_cache_trunc', 'TRUNCATE', '_timeline_on_any()', NULL),
-            ('routes', 'timeline_cache_trunc', 'TRUNCATE', '_timeline_on_any()', NULL),
-            ('couriers', 'timeline_cache_trunc', 'TRUNCATE', '_timeline_on_any()', NULL),
-            ('tracking_events', 'timeline_cache_trunc', 'TRUNCATE', '_timeline_on_any()', NULL),
-            ('order_directory', 'timeline_cache_trunc', 'TRUNCATE', '_timeline_on_any()', NULL)
-          ) AS x(tbl, name, timing, func, refs)
+            ('orders', 'timeline_cache_row', 'UPDATE OR DELETE', 'ROW', '_timeline_on_order_row(''purge'')', NULL),
+            ('order_status_history', 'timeline_cache_row', 'INSERT OR UPDATE OR DELETE', 'ROW', '_timeline_on_order_row()', NULL),
+            ('shipments', 'timeline_cache_row', 'INSERT OR UPDATE OR DELETE', 'ROW', '_timeline_on_order_row()', NULL),
+            ('route_stops', 'timeline_cache_row', 'INSERT OR UPDATE OR DELETE', 'ROW', '_timeline_on_order_row()', NULL),
+            ('order_directory', 'timeline_cache_row', 'DELETE', 'ROW', '_timeline_on_order_row(''purge'')', NULL),
+            ('tracking_events', 'timeline_cache_row', 'INSERT OR UPDATE OR DELETE', 'ROW', '_timeline_on_tracking_event_row()', NULL),
+            -- rare writes: statement triggers (one trigger per operation: transition tables)
+            ('routes', 'timeline_cache_upd', 'UPDATE', 'STATEMENT', '_timeline_on_routes()', 'OLD TABLE AS old_rows NEW TABLE AS new_rows'),
+            ('routes', 'timeline_cache_del', 'DELETE', 'STATEMENT', '_timeline_on_routes()', 'OLD TABLE AS old_rows'),
+            ('couriers', 'timeline_cache_upd', 'UPDATE', 'STATEMENT', '_timeline_on_couriers()', 'OLD TABLE AS old_rows NEW TABLE AS new_rows'),
+            ('couriers', 'timeline_cache_del', 'DELETE', 'STATEMENT', '_timeline_on_couriers()', 'OLD TABLE AS old_rows'),
+            ('customer_texts', 'timeline_cache_any', 'INSERT OR UPDATE OR DELETE OR TRUNCATE', 'STATEMENT', '_timeline_on_any()', NULL),
+            ('orders', 'timeline_cache_trunc', 'TRUNCATE', 'STATEMENT', '_timeline_on_any()', NULL),
+            ('order_status_history', 'timeline_cache_trunc', 'TRUNCATE', 'STATEMENT', '_timeline_on_any()', NULL),
+            ('shipments', 'timeline_cache_trunc', 'TRUNCATE', 'STATEMENT', '_timeline_on_any()', NULL),
+            ('route_stops', 'timeline_cache_trunc', 'TRUNCATE', 'STATEMENT', '_timeline_on_any()', NULL),
+            ('routes', 'timeline_cache_trunc', 'TRUNCATE', 'STATEMENT', '_timeline_on_any()', NULL),
+            ('couriers', 'timeline_cache_trunc', 'TRUNCATE', 'STATEMENT', '_timeline_on_any()', NULL),
+            ('tracking_events', 'timeline_cache_trunc', 'TRUNCATE', 'STATEMENT', '_timeline_on_any()', NULL),
+            ('order_directory', 'timeline_cache_trunc', 'TRUNCATE', 'STATEMENT', '_timeline_on_any()', NULL)
+          ) AS x(tbl, name, timing, level, func, refs)
     LOOP
         IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t
                         WHERE t.tgrelid = format('orderdb.%I', v_t.tbl)::regclass
                           AND t.tgname = v_t.name) THEN
-            EXECUTE format('CREATE TRIGGER %I AFTER %s ON orderdb.%I %s FOR EACH STATEMENT '
+            EXECUTE format('CREATE TRIGGER %I AFTER %s ON orderdb.%I %s FOR EACH %s '
                            'EXECUTE FUNCTION orderdb.%s',
                            v_t.name, v_t.timing, v_t.tbl,
                            CASE WHEN v_t.refs IS NOT NULL THEN 'REFERENCING ' || v_t.refs END,
-                           v_t.func);
+                           v_t.level, v_t.func);
         END IF;
     END LOOP;
 END;
 $triggers$;
+
+-- the functions of those statement triggers
+DROP FUNCTION IF EXISTS orderdb._timeline_on_order_rows();
+DROP FUNCTION IF EXISTS orderdb._timeline_on_tracking_events();
