@@ -207,7 +207,7 @@ def test_a_claim_whose_proxy_backend_died_before_its_creation_is_taken_over(
             " 0, NULL)",
             (_home(stocked, key), key, _items(1)),
         ).fetchone()
-    assert claim == (0, True, 1)
+    assert claim == (0, True, 1, True)
     # another request is accepted at once, on its own shard
     with Client.connect(stocked.proxy_dsn) as db:
         made = db.create_order(

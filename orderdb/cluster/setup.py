@@ -317,10 +317,12 @@ $fn$;
 DROP FUNCTION IF EXISTS orderdb_cluster.claim_idempotency_key(integer, text, bigint, integer,
                                                               jsonb, jsonb, integer, boolean);
 DROP FUNCTION IF EXISTS orderdb_cluster.idempotency_key_order(integer, text);
+DROP FUNCTION IF EXISTS orderdb_cluster.claim_idempotency_key(integer, text, bigint, integer,
+                                                              jsonb, jsonb, integer, integer);
 CREATE OR REPLACE FUNCTION orderdb_cluster.claim_idempotency_key(
     p_shard integer, p_key text, p_customer_id bigint, p_warehouse_id integer, p_items jsonb,
     p_options jsonb, p_target integer, p_take_over integer)
-RETURNS TABLE (claimed_shard integer, same_request boolean, attempt integer)
+RETURNS TABLE (claimed_shard integer, same_request boolean, attempt integer, fresh boolean)
     LANGUAGE plproxy
 AS $fn$
     CLUSTER '{routing.CLUSTER_NAME}';

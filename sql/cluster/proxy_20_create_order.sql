@@ -79,7 +79,8 @@ DECLARE
     v_shard integer;
     v_home integer;
     v_claim record;
-    v_key record;
+    v_key_order bigint;
+    v_key_shard integer;
     v_revoked boolean;
     v_take_over integer;
     v_round integer := 0;
@@ -113,18 +114,24 @@ BEGIN
             v_take_over := NULL;
             -- arguments that create_order refuses: claimed nothing, the shard answers
             EXIT WHEN v_claim.claimed_shard IS NULL;
-            v_key := orderdb_cluster._key_order(v_claim.claimed_shard, p_idempotency_key);
-            IF v_key.shard IS NOT NULL THEN
+            -- a claim made by this call: the key has no order yet
+            v_key_order := NULL;
+            v_key_shard := NULL;
+            IF NOT v_claim.fresh THEN
+                SELECT k.order_id, k.shard INTO v_key_order, v_key_shard
+                  FROM orderdb_cluster._key_order(v_claim.claimed_shard, p_idempotency_key) k;
+            END IF;
+            IF v_key_shard IS NOT NULL THEN
                 -- the key's order: the shard that has it replays it or answers OD006
-                v_shard := v_key.shard;
+                v_shard := v_key_shard;
                 EXIT;
-            ELSIF v_key.order_id IS NOT NULL THEN
+            ELSIF v_key_order IS NOT NULL THEN
                 RAISE EXCEPTION USING
                     ERRCODE = '40001',
                     MESSAGE = 'the order of this idempotency key is moving to another shard; '
                               'retry',
                     DETAIL = format('idempotency_key=%s order_id=%s', p_idempotency_key,
-                                    v_key.order_id),
+                                    v_key_order),
                     HINT = 'Retry: the order is on its new shard once the reallocation ends '
                            '(orderdb maintain finishes one stopped in flight).';
             ELSIF v_claim.same_request THEN

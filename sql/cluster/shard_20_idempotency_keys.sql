@@ -31,13 +31,25 @@ COMMENT ON TABLE orderdb_shard.idempotency_revocations IS
     'claims up to attempt revoked_through make no order here (create_order_claimed refuses).';
 REVOKE ALL ON orderdb_shard.idempotency_revocations FROM PUBLIC;
 
--- the claim function before attempts (p_take_over boolean, a claim_age column)
+-- the claim function before attempts (p_take_over boolean, a claim_age column), and before its
+-- column fresh
 DROP FUNCTION IF EXISTS orderdb_shard.claim_idempotency_key(text, bigint, integer, jsonb, jsonb,
                                                             integer, boolean);
+DO $do$
+BEGIN
+    IF pg_catalog.pg_get_function_result(to_regprocedure(
+           'orderdb_shard.claim_idempotency_key(text, bigint, integer, jsonb, jsonb, integer, '
+           'integer)')) NOT LIKE '%fresh%' THEN
+        DROP FUNCTION orderdb_shard.claim_idempotency_key(text, bigint, integer, jsonb, jsonb,
+                                                          integer, integer);
+    END IF;
+END;
+$do$;
 
 -- claim_idempotency_key: claims p_key for this request (create_order's arguments) and the shard
--- p_shard, unless it is claimed: returns the claim that holds (claimed_shard, same_request, and
--- its attempt: 1 for the first claim of the key, + 1 at each take-over). A request whose
+-- p_shard, unless it is claimed: returns the claim that holds (claimed_shard, same_request, its
+-- attempt: 1 for the first claim of the key, + 1 at each take-over, and fresh: made by this
+-- call, so the key has no order yet). A request whose
 -- arguments create_order would refuse claims nothing (claimed_shard NULL: the order's shard
 -- answers with the error). p_take_over: the attempt of another request's claim that this request
 -- takes over (the proxy does so only after revoke_idempotency_claim on that claim's shard said
@@ -46,13 +58,14 @@ DROP FUNCTION IF EXISTS orderdb_shard.claim_idempotency_key(text, bigint, intege
 CREATE OR REPLACE FUNCTION orderdb_shard.claim_idempotency_key(
     p_key text, p_customer_id bigint, p_warehouse_id integer, p_items jsonb, p_options jsonb,
     p_shard integer, p_take_over integer DEFAULT NULL)
-RETURNS TABLE (claimed_shard integer, same_request boolean, attempt integer)
+RETURNS TABLE (claimed_shard integer, same_request boolean, attempt integer, fresh boolean)
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
     v_hash bytea;
     v_row orderdb_shard.idempotency_keys;
+    v_fresh boolean := false;
 BEGIN
     BEGIN
         PERFORM orderdb._check_positive(p_customer_id, 'customer_id'),
@@ -65,7 +78,7 @@ BEGIN
                       'items', (orderdb._parse_items(p_items)).items_canonical,
                       'options', coalesce(p_options, '{}'::jsonb))::text, 'UTF8'));
     EXCEPTION WHEN data_exception THEN
-        RETURN QUERY SELECT NULL::integer, NULL::boolean, NULL::integer;
+        RETURN QUERY SELECT NULL::integer, NULL::boolean, NULL::integer, NULL::boolean;
         RETURN;
     END;
     IF p_take_over IS NOT NULL THEN
@@ -73,12 +86,16 @@ BEGIN
            SET request_hash = v_hash, shard = p_shard, attempt = k.attempt + 1,
                claimed_at = now()
          WHERE k.idempotency_key = p_key AND k.attempt = p_take_over;
+        v_fresh := FOUND;
     END IF;
-    INSERT INTO orderdb_shard.idempotency_keys (idempotency_key, request_hash, shard)
-    VALUES (p_key, v_hash, p_shard)
-    ON CONFLICT (idempotency_key) DO NOTHING;
+    IF NOT v_fresh THEN
+        INSERT INTO orderdb_shard.idempotency_keys (idempotency_key, request_hash, shard)
+        VALUES (p_key, v_hash, p_shard)
+        ON CONFLICT (idempotency_key) DO NOTHING;
+        v_fresh := FOUND;
+    END IF;
     SELECT * INTO v_row FROM orderdb_shard.idempotency_keys k WHERE k.idempotency_key = p_key;
-    RETURN QUERY SELECT v_row.shard, v_row.request_hash = v_hash, v_row.attempt;
+    RETURN QUERY SELECT v_row.shard, v_row.request_hash = v_hash, v_row.attempt, v_fresh;
 END;
 $fn$;
 REVOKE ALL ON FUNCTION orderdb_shard.claim_idempotency_key(text, bigint, integer, jsonb, jsonb,
