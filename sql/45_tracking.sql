@@ -267,12 +267,10 @@ AS $$
 DECLARE
     v_norm   text;
     v_tn_warehouse_id integer;
-    v_tn_shipment_id  bigint;
     v_tn_order_id     bigint;
     v_order_status    text;
     v_id     bigint;
     v_newest boolean;
-    v_known  boolean;
     v_stored record;
 BEGIN
     -- the checks (in this order: the first bad field is the one reported) run only when one of
@@ -299,77 +297,73 @@ BEGIN
     -- the lock first, in its own statement: the read below must see a shipment committed by
     -- a WMS callback that held it
     PERFORM orderdb._lock_tracking_number(p_carrier, p_tracking_number);
-    -- one read: the normalised status (orderdb.carrier_status_map, as
-    -- orderdb._normalize_carrier_status maps it), the shipment of the tracking number, its
-    -- order's status (unlocked: see orderdb._apply_tracking_to_order) and whether the event id
-    -- is known
-    SELECT coalesce(m.normalized_status, 'unknown'), tn.warehouse_id, tn.shipment_id,
-           tn.order_id, o.status,
-           p_event_id IS NOT NULL
-           AND EXISTS (SELECT 1 FROM orderdb.tracking_events te
-                        WHERE te.carrier = p_carrier AND te.event_id = p_event_id)
-      INTO v_norm, v_tn_warehouse_id, v_tn_shipment_id, v_tn_order_id, v_order_status, v_known
-      FROM (SELECT 1) one
-      LEFT JOIN orderdb.carrier_status_map m
-        ON m.carrier = p_carrier AND m.carrier_status = p_carrier_status
-      LEFT JOIN orderdb.tracking_numbers tn
-        ON tn.carrier = p_carrier AND tn.tracking_number = p_tracking_number
+    -- then one statement: the event (unless its event id is known; normalised through
+    -- orderdb.carrier_status_map as orderdb._normalize_carrier_status maps it, matched through
+    -- orderdb.tracking_numbers), its tracking.recorded outbox row (inline, what
+    -- orderdb._emit_event writes), the shipment (orderdb._apply_tracking_to_shipment's UPDATE:
+    -- only when the event is its newest, or a first delivered one) and the order's status
+    -- (unlocked: see orderdb._apply_tracking_to_order); nothing of it when the event is
+    -- already stored
+    WITH ins AS (
+        INSERT INTO orderdb.tracking_events AS te
+               (carrier, tracking_number, event_time, carrier_status, normalized_status,
+                location, description, event_id, payload, warehouse_id, order_id, shipment_id,
+                matched_at)
+        SELECT p_carrier, p_tracking_number, p_event_time, p_carrier_status,
+               coalesce(m.normalized_status, 'unknown'), p_location, p_description, p_event_id,
+               p_payload, tn.warehouse_id, tn.order_id, tn.shipment_id,
+               CASE WHEN tn.order_id IS NOT NULL THEN now() END
+          FROM (SELECT 1) one
+          LEFT JOIN orderdb.carrier_status_map m
+            ON m.carrier = p_carrier AND m.carrier_status = p_carrier_status
+          LEFT JOIN orderdb.tracking_numbers tn
+            ON tn.carrier = p_carrier AND tn.tracking_number = p_tracking_number
+         WHERE p_event_id IS NULL
+            OR NOT EXISTS (SELECT 1 FROM orderdb.tracking_events k
+                            WHERE k.carrier = p_carrier AND k.event_id = p_event_id)
+        ON CONFLICT DO NOTHING
+        RETURNING te.tracking_event_id, te.normalized_status, te.warehouse_id, te.order_id,
+                  te.shipment_id
+    ), ob AS (
+        INSERT INTO orderdb.outbox (event_type, order_id, warehouse_id, payload)
+        SELECT 'tracking.recorded', ins.order_id, ins.warehouse_id,
+               jsonb_build_object('tracking_event_id', ins.tracking_event_id,
+                                  'carrier', p_carrier,
+                                  'tracking_number', p_tracking_number,
+                                  'event_time', p_event_time,
+                                  'carrier_status', p_carrier_status,
+                                  'normalized_status', ins.normalized_status,
+                                  'location',
+                                  CASE WHEN p_location ~ '[0-9]{4}'
+                                       THEN orderdb._mask_phones_in_text(p_location)
+                                       ELSE p_location END,
+                                  'description',
+                                  CASE WHEN p_description ~ '[0-9]{4}'
+                                       THEN orderdb._mask_phones_in_text(p_description)
+                                       ELSE p_description END,
+                                  'matched', ins.order_id IS NOT NULL)
+          FROM ins
+    ), sh AS (
+        UPDATE orderdb.shipments AS s
+           SET status = ins.normalized_status,
+               last_event_time = greatest(s.last_event_time, p_event_time),
+               delivered_at = CASE WHEN ins.normalized_status = 'delivered'
+                                   THEN coalesce(s.delivered_at, p_event_time)
+                                   ELSE s.delivered_at END,
+               updated_at = now()
+          FROM ins
+         WHERE ins.normalized_status <> 'unknown'
+           AND s.warehouse_id = ins.warehouse_id AND s.shipment_id = ins.shipment_id
+           AND (s.last_event_time IS NULL OR s.last_event_time <= p_event_time
+                OR (ins.normalized_status = 'delivered' AND s.delivered_at IS NULL))
+        RETURNING 1
+    )
+    SELECT ins.tracking_event_id, ins.normalized_status, ins.warehouse_id, ins.order_id,
+           o.status, EXISTS (SELECT FROM sh)
+      INTO v_id, v_norm, v_tn_warehouse_id, v_tn_order_id, v_order_status, v_newest
+      FROM ins
       LEFT JOIN orderdb.orders o
-        ON o.warehouse_id = tn.warehouse_id AND o.order_id = tn.order_id;
-
-    IF NOT v_known THEN
-        -- one statement: the event, its tracking.recorded outbox row (inline, what
-        -- orderdb._emit_event writes) and the shipment (orderdb._apply_tracking_to_shipment's
-        -- UPDATE: only when the event is its newest, or a first delivered one); nothing of it
-        -- when the event is already stored
-        WITH ins AS (
-            INSERT INTO orderdb.tracking_events AS te
-                   (carrier, tracking_number, event_time, carrier_status, normalized_status,
-                    location, description, event_id, payload, warehouse_id, order_id,
-                    shipment_id, matched_at)
-            VALUES (p_carrier, p_tracking_number, p_event_time, p_carrier_status, v_norm,
-                    p_location, p_description, p_event_id, p_payload, v_tn_warehouse_id,
-                    v_tn_order_id, v_tn_shipment_id,
-                    CASE WHEN v_tn_order_id IS NOT NULL THEN now() END)
-            ON CONFLICT DO NOTHING
-            RETURNING te.tracking_event_id
-        ), ob AS (
-            INSERT INTO orderdb.outbox (event_type, order_id, warehouse_id, payload)
-            SELECT 'tracking.recorded', v_tn_order_id, v_tn_warehouse_id,
-                   jsonb_build_object('tracking_event_id', ins.tracking_event_id,
-                                      'carrier', p_carrier,
-                                      'tracking_number', p_tracking_number,
-                                      'event_time', p_event_time,
-                                      'carrier_status', p_carrier_status,
-                                      'normalized_status', v_norm,
-                                      'location',
-                                      CASE WHEN p_location ~ '[0-9]{4}'
-                                           THEN orderdb._mask_phones_in_text(p_location)
-                                           ELSE p_location END,
-                                      'description',
-                                      CASE WHEN p_description ~ '[0-9]{4}'
-                                           THEN orderdb._mask_phones_in_text(p_description)
-                                           ELSE p_description END,
-                                      'matched', v_tn_order_id IS NOT NULL)
-              FROM ins
-        ), sh AS (
-            UPDATE orderdb.shipments AS s
-               SET status = v_norm,
-                   last_event_time = greatest(s.last_event_time, p_event_time),
-                   delivered_at = CASE WHEN v_norm = 'delivered'
-                                       THEN coalesce(s.delivered_at, p_event_time)
-                                       ELSE s.delivered_at END,
-                   updated_at = now()
-             WHERE v_norm <> 'unknown'
-               AND s.warehouse_id = v_tn_warehouse_id AND s.shipment_id = v_tn_shipment_id
-               AND (s.last_event_time IS NULL OR s.last_event_time <= p_event_time
-                    OR (v_norm = 'delivered' AND s.delivered_at IS NULL))
-               AND EXISTS (SELECT FROM ins)
-            RETURNING 1
-        )
-        SELECT ins.tracking_event_id, EXISTS (SELECT FROM sh) INTO v_id, v_newest
-          FROM ins;
-    END IF;
+        ON o.warehouse_id = ins.warehouse_id AND o.order_id = ins.order_id;
 
     IF v_id IS NULL THEN
         -- a duplicate: by event id, else by natural key
