@@ -23,14 +23,23 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_order_id bigint;
+    v_number   numeric;
 BEGIN
     PERFORM orderdb._check_text(p_order_no, 'order_no', 255, true);
     PERFORM orderdb._check_positive(p_customer_id, 'customer_id');
     PERFORM orderdb._check_locale(p_locale);
 
-    SELECT d.order_id INTO v_order_id
-      FROM orderdb.order_directory d
-     WHERE d.order_no = p_order_no;
+    -- the number carries the order id (from its 12th character; the CHECK
+    -- order_directory_order_no_id): found by the primary key, then the whole number compared.
+    -- A number without an order id in it is unknown (nested IFs: no cast of a non-number)
+    IF substr(p_order_no, 12) ~ '^[0-9]{8,19}$' THEN
+        v_number := substr(p_order_no, 12)::numeric;
+        IF v_number <= 9223372036854775807 THEN
+            SELECT d.order_id INTO v_order_id
+              FROM orderdb.order_directory d
+             WHERE d.order_id = v_number::bigint AND d.order_no = p_order_no;
+        END IF;
+    END IF;
 
     IF v_order_id IS NOT NULL THEN
         BEGIN
