@@ -222,8 +222,14 @@ JSON_SAMPLES: dict[tuple[str, ...], tuple[str, ...]] = {
     ("wms-dispatch", "dead"): (),
 }
 #: `orderdb wms-dispatch retry --json` needs a dead command: tests/test_wms_queue.py runs it;
-#: `orderdb cluster status --json` needs a cluster's proxy: tests/test_cluster.py runs it
-NOT_RUN_HERE = {("bench",), ("wms-dispatch", "retry"), ("cluster", "status")}
+#: `orderdb cluster status --json` and `cluster sync-reference --json` need a cluster's proxy:
+#: tests/test_cluster.py and tests/test_cluster_configuration.py run them
+NOT_RUN_HERE = {
+    ("bench",),
+    ("wms-dispatch", "retry"),
+    ("cluster", "status"),
+    ("cluster", "sync-reference"),
+}
 
 
 def json_commands() -> list[tuple[str, ...]]:

@@ -11,6 +11,7 @@ commands built on these functions work with the proxy's DSN."""
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -168,6 +169,49 @@ def test_set_integration_and_carrier_polling_write_every_shard(cluster: Cluster)
         )
         == [[(90,)]] * SHARDS
     )
+    assert drift(cluster) == no_drift()
+
+
+def test_concurrent_writes_of_one_integration_leave_every_shard_alike(cluster: Cluster) -> None:  # noqa: F811
+    # rounds of four writers released at once, each writing other values: every shard must end
+    # with the values of the same writer (the writes are serial on the proxy)
+    conns = [proxy(cluster) for _ in range(4)]
+    try:
+        for _ in range(8):
+            barrier = threading.Barrier(len(conns))
+            errors: list[BaseException] = []
+
+            def writer(
+                conn: psycopg.Connection[Any],
+                rate: int,
+                barrier: threading.Barrier = barrier,
+                errors: list[BaseException] = errors,
+            ) -> None:
+                try:
+                    barrier.wait(timeout=30)
+                    conn.execute(
+                        "SELECT * FROM orderdb.set_integration('cfg-race', 'wms', %s, %s)",
+                        (SECRET, rate),
+                    )
+                except BaseException as exc:
+                    errors.append(exc)
+
+            threads = [
+                threading.Thread(target=writer, args=(c, rate))
+                for rate, c in enumerate(conns, start=1)
+            ]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(timeout=60)
+            assert errors == []
+            rates = on_every_shard(
+                cluster, "SELECT rate FROM orderdb.integrations WHERE name = 'cfg-race'"
+            )
+            assert len({tuple(r) for r in rates}) == 1, rates
+    finally:
+        for c in conns:
+            c.close()
     assert drift(cluster) == no_drift()
 
 

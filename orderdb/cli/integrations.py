@@ -310,12 +310,17 @@ def integrations_remove(ctx: click.Context, name: str, sub_dsn: str | None) -> N
     dsn = get_dsn(ctx, sub_dsn)
     with psycopg.connect(dsn, autocommit=True) as conn:
         if cluster_operations.is_proxy(dsn):
-            # every shard's copy (docs/scaling.md, Reference data)
-            removed = conn.execute(
-                "SELECT count(*) FILTER (WHERE removed)"
-                " FROM orderdb_cluster.remove_integration(%s)",
-                (name,),
-            ).fetchone()
+            # every shard's copy (docs/scaling.md, Reference data), serial with the proxy's
+            # other configuration writes
+            with conn.transaction():
+                conn.execute(
+                    "SELECT pg_advisory_xact_lock(hashtext('orderdb_cluster.configuration'))"
+                )
+                removed = conn.execute(
+                    "SELECT count(*) FILTER (WHERE removed)"
+                    " FROM orderdb_cluster.remove_integration(%s)",
+                    (name,),
+                ).fetchone()
             found = bool(removed and removed[0])
         else:
             cur = conn.execute("DELETE FROM orderdb.integrations WHERE name = %s", (name,))

@@ -60,7 +60,8 @@ class Route:
     #: cluster-wide configuration: the call runs on every shard in turn, shard 0 first (it
     #: validates: its error is raised and nothing is written anywhere), and returns shard 0's
     #: result; a later shard's error is raised with a hint naming the shards written (running
-    #: the call again converges: these functions are upserts)
+    #: the call again converges: these functions are upserts). Such calls are serial on the
+    #: proxy (a transaction advisory lock), so that every shard applies them in the same order
     every_shard: bool = False
 
 
@@ -411,6 +412,10 @@ DECLARE
     v_detail text;
     v_hint text;
 BEGIN
+    -- cluster-wide configuration writes through the proxy are serial, so that two of them
+    -- reach every shard in the same order
+    PERFORM pg_catalog.pg_advisory_xact_lock(
+        pg_catalog.hashtext('orderdb_cluster.configuration'));
     FOR v_shard IN SELECT s.shard FROM orderdb_cluster.shards s ORDER BY s.shard LOOP
         BEGIN
             FOR r IN SELECT * FROM {call} LOOP
