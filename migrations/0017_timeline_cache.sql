@@ -6,17 +6,17 @@
 -- session time zone (the document's timestamps are written in the session's zone). A row is
 -- served only while its two generations equal the current ones:
 --   order_directory.timeline_generation  bumped by the writers of everything one order's document
---                                        reads (triggers, sql/47_timeline_cache.sql: orders,
---                                        order_status_history, shipments, tracking_events,
---                                        route_stops, routes, couriers), in the writer's transaction;
+--                                        reads (row triggers, sql/47_timeline_cache.sql: orders,
+--                                        order_status_history, shipments, tracking_events), in the
+--                                        writer's transaction;
 --   order_timeline_generation.generation bumped by any change of orderdb.customer_texts, a
 --                                        TRUNCATE of a source table and a retention that detaches
 --                                        a partition (every document at once).
 -- A document is stored with the generations read in the same snapshot it was built from, so a
 -- writer committing meanwhile leaves it unservable; nothing is ever served stale, and no reader
--- waits for a writer or the other way round. The estimated delivery from the carrier's median
--- transit time (which moves with other orders' deliveries and with now()) is never stored: the
--- row keeps its inputs and the reader computes it.
+-- waits for a writer or the other way round. Never stored, computed by the reader: the estimated
+-- delivery from the carrier's median transit time (it moves with other orders' deliveries and
+-- with now(); the row keeps its inputs) and the courier of the order's route (plan_routes).
 
 SET LOCAL lock_timeout = '5s';
 SET LOCAL statement_timeout = '60s';

@@ -552,7 +552,9 @@ DROP FUNCTION IF EXISTS orderdb.order_timeline(bigint, bigint);
 -- orderdb.order_timeline_cache, sql/47_timeline_cache.sql): "document" is the whole answer except
 -- an estimated delivery from the carrier's median transit time, which moves with other orders'
 -- deliveries and with now(): when that applies, "estimate_carrier" and "estimate_shipped_at" are
--- its inputs (orderdb._timeline_estimate) and "document" has "estimated_delivery": null.
+-- its inputs (orderdb._timeline_estimate) and "document" has "estimated_delivery": null; and
+-- except the courier of the order's route: a delivering order whose carrier named no courier has
+-- "courier": null (orderdb._timeline_route_courier gives the route's).
 -- "customer_id": the order's owner. The same checks and errors as order_timeline; STABLE: every
 -- statement reads the caller's snapshot.
 CREATE OR REPLACE FUNCTION orderdb._order_timeline_doc(p_order_id bigint, p_customer_id bigint,
@@ -738,16 +740,11 @@ BEGIN
         estimate_shipped_at := v_last_shipped;
     END IF;
 
-    -- who is coming: the carrier's courier (out for delivery), else the route's
+    -- who is coming: the carrier's courier (out for delivery), else the route's — which the
+    -- reader adds (orderdb._timeline_route_courier; a planner's transaction must not hold the
+    -- order's cache generation: plan_routes never blocks an order update)
     IF v_order.status <> 'delivering' THEN
         v_courier := NULL;
-    ELSIF v_courier IS NULL THEN
-        SELECT jsonb_build_object('name', c.name, 'phone', c.phone) INTO v_courier
-          FROM orderdb.route_stops rs
-          JOIN orderdb.routes r ON r.warehouse_id = rs.warehouse_id AND r.route_id = rs.route_id
-          JOIN orderdb.couriers c
-            ON c.warehouse_id = r.warehouse_id AND c.courier_id = r.courier_id
-         WHERE rs.warehouse_id = v_order.warehouse_id AND rs.order_id = p_order_id;
     END IF;
 
     IF jsonb_typeof(v_order.options -> 'time_zone') = 'string'
@@ -826,9 +823,32 @@ $fn$;
 COMMENT ON FUNCTION orderdb._timeline_estimate(text, timestamptz) IS
     'Estimated delivery of a parcel shipped at p_shipped_at: the carrier''s median transit time.';
 
+-- _timeline_route_courier: {"name", "phone"} (masked) of the courier of the route plan_routes put
+-- the order on; NULL when it is on none. Locks nothing.
+CREATE OR REPLACE FUNCTION orderdb._timeline_route_courier(p_order_id bigint)
+RETURNS jsonb
+LANGUAGE plpgsql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN (SELECT jsonb_build_object('name', orderdb._mask_phones_in_text(left(c.name, 100)),
+                                      'phone', orderdb._mask_phone(c.phone))
+              FROM orderdb.order_directory d
+              JOIN orderdb.route_stops rs
+                ON rs.warehouse_id = d.warehouse_id AND rs.order_id = d.order_id
+              JOIN orderdb.routes r ON r.warehouse_id = rs.warehouse_id AND r.route_id = rs.route_id
+              JOIN orderdb.couriers c
+                ON c.warehouse_id = r.warehouse_id AND c.courier_id = r.courier_id
+             WHERE d.order_id = p_order_id);
+END;
+$$;
+COMMENT ON FUNCTION orderdb._timeline_route_courier(bigint) IS
+    'The courier (masked) of the route an order is on, as order_timeline shows it.';
+
 -- _order_timeline_build: order_timeline's answer computed from the tables, without the cache
--- (orderdb._order_timeline_doc plus the estimate). order_timeline returns exactly this; the
--- tests compare the two. Locks nothing.
+-- (orderdb._order_timeline_doc plus the estimate and the route's courier). order_timeline
+-- returns exactly this; the tests compare the two. Locks nothing.
 CREATE OR REPLACE FUNCTION orderdb._order_timeline_build(p_order_id bigint,
                                                          p_customer_id bigint DEFAULT NULL,
                                                          p_locale text DEFAULT 'en')
@@ -841,6 +861,11 @@ DECLARE
     v_doc record;
 BEGIN
     v_doc := orderdb._order_timeline_doc(p_order_id, p_customer_id, p_locale);
+    IF v_doc.document ->> 'status' = 'delivering' AND v_doc.document -> 'courier' = 'null' THEN
+        v_doc.document := v_doc.document
+                          || jsonb_build_object('courier',
+                                                orderdb._timeline_route_courier(p_order_id));
+    END IF;
     IF v_doc.estimate_carrier IS NULL THEN
         RETURN v_doc.document;
     END IF;

@@ -62,8 +62,10 @@ COMMENT ON FUNCTION orderdb._order_timeline_store(bigint, text, text, bigint, bi
 -- fields, languages, errors), exactly as orderdb._order_timeline_build computes it. A cached
 -- document is used when its generations are current, for this locale as spelled and the
 -- session's TimeZone (the document's timestamps are written in it); the customer check runs on
--- every call, against the cached owner. An estimated delivery from the carrier's median transit
--- time is computed at every call (orderdb._timeline_estimate). Raises 22023 (bad ids, unknown
+-- every call, against the cached owner. Computed at every call, never stored: an estimated
+-- delivery from the carrier's median transit time (orderdb._timeline_estimate; only when the
+-- carrier has a delivery in the window) and, while delivering without a courier named by the
+-- carrier, the route's courier (orderdb._timeline_route_courier). Raises 22023 (bad ids, unknown
 -- locale), OD004 (unknown order), OD005 (p_customer_id given and not the owner). Locks nothing
 -- (a miss may store the document: orderdb._order_timeline_store).
 CREATE OR REPLACE FUNCTION orderdb.order_timeline(p_order_id bigint, p_customer_id bigint DEFAULT NULL,
@@ -97,7 +99,19 @@ BEGIN
                         WHERE s.carrier = c.estimate_carrier
                           AND s.delivered_at IS NOT NULL
                           AND s.delivered_at > now() - interval '30 days'
-                          AND s.delivered_at >= s.shipped_at) AS has_deliveries
+                          AND s.delivered_at >= s.shipped_at) AS has_deliveries,
+           -- the route's courier (orderdb._timeline_route_courier, inline): never stored
+           CASE WHEN c.document ->> 'status' = 'delivering' AND c.document -> 'courier' = 'null'
+                THEN (SELECT jsonb_build_object(
+                                 'name', orderdb._mask_phones_in_text(left(co.name, 100)),
+                                 'phone', orderdb._mask_phone(co.phone))
+                        FROM orderdb.route_stops rs
+                        JOIN orderdb.routes r
+                          ON r.warehouse_id = rs.warehouse_id AND r.route_id = rs.route_id
+                        JOIN orderdb.couriers co
+                          ON co.warehouse_id = r.warehouse_id AND co.courier_id = r.courier_id
+                       WHERE rs.warehouse_id = d.warehouse_id AND rs.order_id = d.order_id)
+           END AS route_courier
       INTO v_cached
       FROM orderdb.order_directory d
       CROSS JOIN orderdb.order_timeline_generation g
@@ -116,6 +130,11 @@ BEGIN
                                                   v_doc.document, v_doc.estimate_carrier,
                                                   v_doc.estimate_shipped_at);
         END IF;
+        IF v_doc.document ->> 'status' = 'delivering' AND v_doc.document -> 'courier' = 'null' THEN
+            v_doc.document := v_doc.document
+                              || jsonb_build_object('courier',
+                                                    orderdb._timeline_route_courier(p_order_id));
+        END IF;
         IF v_doc.estimate_carrier IS NULL THEN
             RETURN v_doc.document;
         END IF;
@@ -130,6 +149,10 @@ BEGIN
             ERRCODE = 'OD005',
             MESSAGE = format('order %s does not belong to customer %s', p_order_id, p_customer_id),
             DETAIL = format('order_id=%s customer_id=%s', p_order_id, p_customer_id);
+    END IF;
+    IF v_cached.route_courier IS NOT NULL THEN
+        v_cached.document := v_cached.document
+                             || jsonb_build_object('courier', v_cached.route_courier);
     END IF;
     IF NOT v_cached.has_deliveries THEN
         RETURN v_cached.document;  -- its "estimated_delivery" is the promised time, or null
@@ -221,7 +244,7 @@ COMMENT ON FUNCTION orderdb._timeline_bump_order(bigint) IS
     'Makes the cached timeline documents of one order unservable (once per transaction).';
 
 -- Row triggers on the tables written with every transition and carrier event (orders,
--- order_status_history, shipments, tracking_events, route_stops): a row trigger's plans are
+-- order_status_history, shipments, tracking_events): a row trigger's plans are
 -- cached, a statement trigger's queries over transition tables are planned at every firing
 -- (measured: several times the cost of the bump itself). TG_ARGV[0] = 'purge' (orders,
 -- order_directory): a deleted row takes the order's cache rows along.
@@ -275,69 +298,6 @@ $$;
 COMMENT ON FUNCTION orderdb._timeline_on_tracking_event_row() IS
     'Trigger: the order whose parcel got (or lost) a carrier event gets a new timeline generation.';
 
--- routes (courier_id) and couriers (name, phone): the orders on the routes concerned (a
--- courier's position or availability changes no document); no index on route_stops (route_id):
--- these scan route_stops, and a courier's name or phone changes rarely
-CREATE OR REPLACE FUNCTION orderdb._timeline_on_routes()
-RETURNS trigger
-LANGUAGE plpgsql
-AS $$
-BEGIN
-    IF TG_OP = 'DELETE' THEN
-        PERFORM orderdb._timeline_bump(ARRAY(
-            SELECT DISTINCT rs.order_id
-              FROM old_rows o
-              JOIN orderdb.route_stops rs
-                ON rs.warehouse_id = o.warehouse_id AND rs.route_id = o.route_id
-             ORDER BY 1));
-    ELSE
-        PERFORM orderdb._timeline_bump(ARRAY(
-            SELECT DISTINCT rs.order_id
-              FROM old_rows o
-              JOIN new_rows n ON n.warehouse_id = o.warehouse_id AND n.route_id = o.route_id
-              JOIN orderdb.route_stops rs
-                ON rs.warehouse_id = o.warehouse_id AND rs.route_id = o.route_id
-             WHERE n.courier_id IS DISTINCT FROM o.courier_id
-             ORDER BY 1));
-    END IF;
-    RETURN NULL;
-END;
-$$;
-COMMENT ON FUNCTION orderdb._timeline_on_routes() IS
-    'Trigger: the orders on a route whose courier changed get a new timeline generation.';
-
-CREATE OR REPLACE FUNCTION orderdb._timeline_on_couriers()
-RETURNS trigger
-LANGUAGE plpgsql
-AS $$
-BEGIN
-    IF TG_OP = 'DELETE' THEN
-        PERFORM orderdb._timeline_bump(ARRAY(
-            SELECT DISTINCT rs.order_id
-              FROM old_rows o
-              JOIN orderdb.routes r
-                ON r.warehouse_id = o.warehouse_id AND r.courier_id = o.courier_id
-              JOIN orderdb.route_stops rs
-                ON rs.warehouse_id = r.warehouse_id AND rs.route_id = r.route_id
-             ORDER BY 1));
-    ELSE
-        PERFORM orderdb._timeline_bump(ARRAY(
-            SELECT DISTINCT rs.order_id
-              FROM old_rows o
-              JOIN new_rows n ON n.warehouse_id = o.warehouse_id AND n.courier_id = o.courier_id
-              JOIN orderdb.routes r
-                ON r.warehouse_id = o.warehouse_id AND r.courier_id = o.courier_id
-              JOIN orderdb.route_stops rs
-                ON rs.warehouse_id = r.warehouse_id AND rs.route_id = r.route_id
-             WHERE (n.name, n.phone) IS DISTINCT FROM (o.name, o.phone)
-             ORDER BY 1));
-    END IF;
-    RETURN NULL;
-END;
-$$;
-COMMENT ON FUNCTION orderdb._timeline_on_couriers() IS
-    'Trigger: the orders on the routes of a renamed (or removed) courier get a new timeline generation.';
-
 CREATE OR REPLACE FUNCTION orderdb._timeline_on_any()
 RETURNS trigger
 LANGUAGE plpgsql
@@ -358,17 +318,22 @@ DO $triggers$
 DECLARE
     v_t record;
 BEGIN
-    -- the statement triggers of an earlier version of this file, replaced by row triggers
+    -- the triggers of an earlier version of this file: statement triggers (replaced by row
+    -- triggers), and those on routes (the route's courier is read at every call now)
     FOR v_t IN
         SELECT t.tgname AS name, t.tgrelid::regclass::text AS tbl, NULL AS timing, NULL AS level,
                NULL AS func, NULL AS refs
           FROM pg_catalog.pg_trigger t
-         WHERE t.tgname IN ('timeline_cache_ins', 'timeline_cache_upd', 'timeline_cache_del')
-           AND t.tgrelid IN ('orderdb.orders'::regclass, 'orderdb.order_status_history'::regclass,
-                             'orderdb.shipments'::regclass, 'orderdb.route_stops'::regclass,
-                             'orderdb.order_directory'::regclass,
-                             'orderdb.tracking_events'::regclass)
-           AND t.tgparentid = 0
+         WHERE t.tgparentid = 0
+           AND ((t.tgname IN ('timeline_cache_ins', 'timeline_cache_upd', 'timeline_cache_del')
+                 AND t.tgrelid IN ('orderdb.orders'::regclass,
+                                   'orderdb.order_status_history'::regclass,
+                                   'orderdb.shipments'::regclass, 'orderdb.route_stops'::regclass,
+                                   'orderdb.order_directory'::regclass,
+                                   'orderdb.tracking_events'::regclass))
+                OR (t.tgname LIKE 'timeline\_cache\_%'
+                    AND t.tgrelid IN ('orderdb.route_stops'::regclass, 'orderdb.routes'::regclass,
+                                      'orderdb.couriers'::regclass)))
     LOOP
         EXECUTE format('DROP TRIGGER %I ON %s', v_t.name, v_t.tbl);
     END LOOP;
@@ -378,21 +343,12 @@ BEGIN
             ('orders', 'timeline_cache_row', 'UPDATE OR DELETE', 'ROW', '_timeline_on_order_row(''purge'')', NULL),
             ('order_status_history', 'timeline_cache_row', 'INSERT OR UPDATE OR DELETE', 'ROW', '_timeline_on_order_row()', NULL),
             ('shipments', 'timeline_cache_row', 'INSERT OR UPDATE OR DELETE', 'ROW', '_timeline_on_order_row()', NULL),
-            ('route_stops', 'timeline_cache_row', 'INSERT OR UPDATE OR DELETE', 'ROW', '_timeline_on_order_row()', NULL),
             ('order_directory', 'timeline_cache_row', 'DELETE', 'ROW', '_timeline_on_order_row(''purge'')', NULL),
             ('tracking_events', 'timeline_cache_row', 'INSERT OR UPDATE OR DELETE', 'ROW', '_timeline_on_tracking_event_row()', NULL),
-            -- rare writes: statement triggers (one trigger per operation: transition tables)
-            ('routes', 'timeline_cache_upd', 'UPDATE', 'STATEMENT', '_timeline_on_routes()', 'OLD TABLE AS old_rows NEW TABLE AS new_rows'),
-            ('routes', 'timeline_cache_del', 'DELETE', 'STATEMENT', '_timeline_on_routes()', 'OLD TABLE AS old_rows'),
-            ('couriers', 'timeline_cache_upd', 'UPDATE', 'STATEMENT', '_timeline_on_couriers()', 'OLD TABLE AS old_rows NEW TABLE AS new_rows'),
-            ('couriers', 'timeline_cache_del', 'DELETE', 'STATEMENT', '_timeline_on_couriers()', 'OLD TABLE AS old_rows'),
             ('customer_texts', 'timeline_cache_any', 'INSERT OR UPDATE OR DELETE OR TRUNCATE', 'STATEMENT', '_timeline_on_any()', NULL),
             ('orders', 'timeline_cache_trunc', 'TRUNCATE', 'STATEMENT', '_timeline_on_any()', NULL),
             ('order_status_history', 'timeline_cache_trunc', 'TRUNCATE', 'STATEMENT', '_timeline_on_any()', NULL),
             ('shipments', 'timeline_cache_trunc', 'TRUNCATE', 'STATEMENT', '_timeline_on_any()', NULL),
-            ('route_stops', 'timeline_cache_trunc', 'TRUNCATE', 'STATEMENT', '_timeline_on_any()', NULL),
-            ('routes', 'timeline_cache_trunc', 'TRUNCATE', 'STATEMENT', '_timeline_on_any()', NULL),
-            ('couriers', 'timeline_cache_trunc', 'TRUNCATE', 'STATEMENT', '_timeline_on_any()', NULL),
             ('tracking_events', 'timeline_cache_trunc', 'TRUNCATE', 'STATEMENT', '_timeline_on_any()', NULL),
             ('order_directory', 'timeline_cache_trunc', 'TRUNCATE', 'STATEMENT', '_timeline_on_any()', NULL)
           ) AS x(tbl, name, timing, level, func, refs)
@@ -410,6 +366,8 @@ BEGIN
 END;
 $triggers$;
 
--- the functions of those statement triggers
+-- the functions of those triggers
 DROP FUNCTION IF EXISTS orderdb._timeline_on_order_rows();
 DROP FUNCTION IF EXISTS orderdb._timeline_on_tracking_events();
+DROP FUNCTION IF EXISTS orderdb._timeline_on_routes();
+DROP FUNCTION IF EXISTS orderdb._timeline_on_couriers();
