@@ -267,6 +267,19 @@ def test_a_shard_that_is_down_leaves_drift_that_the_same_call_repairs(cluster: C
         assert synced.exit_code == 75, synced.output
         errors = {s["shard"]: s["error"] for s in json.loads(synced.stdout)["shards"]}
         assert list(errors) == [last] and errors[last].startswith("not reachable")
+        # the source itself down
+        source = run(
+            "cluster",
+            "sync-reference",
+            "--dsn",
+            cluster.proxy_dsn,
+            "--from-shard",
+            str(last),
+            "--json",
+        )
+        assert source.exit_code == 75, source.output
+        [only] = json.loads(source.stdout)["shards"]
+        assert only["shard"] == last and only["error"].startswith("not reachable")
         for dsn in cluster.shard_dsns[:last]:
             with psycopg.connect(dsn, autocommit=True) as conn:
                 assert conn.execute(

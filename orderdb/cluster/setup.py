@@ -882,7 +882,10 @@ def sync_reference(
             raise ClusterError(
                 f"no shard {from_shard}: the cluster has shards 0..{max(shards, default=-1)}"
             )
-        source_digests = _digests(conn, from_shard)
+        try:
+            source_digests = _digests(conn, from_shard)
+        except psycopg.Error as exc:
+            return [ShardSync(from_shard, [], error=f"not reachable: {str(exc).strip()}")]
         unknown = sorted(set(tables or []) - set(source_digests))
         if unknown:
             raise ClusterError(
@@ -929,10 +932,11 @@ def sync_reference(
         )
         return out
     needed = sorted({t for ts in drifted.values() for t in ts})
-    with (
-        psycopg.connect(shards[from_shard], autocommit=True) as src,
-        src.transaction(),
-    ):
+    try:
+        source = psycopg.connect(shards[from_shard], autocommit=True)
+    except psycopg.OperationalError as exc:
+        return [*out, ShardSync(from_shard, [], error=f"not reachable: {str(exc).strip()}")]
+    with source as src, src.transaction():
         src.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         source_rows = {
             t: str(
