@@ -99,7 +99,14 @@ DECLARE
     v_newest boolean;
     v_rec    record;
 BEGIN
-    PERFORM orderdb._check_json(p_events, 'events', 'array');
+    -- orderdb._check_json's checks (its errors, in its order); its depth walk only when an
+    -- element is not an object or holds an object or array (else the array is 3 levels at most)
+    IF p_events IS NULL OR jsonb_typeof(p_events) <> 'array'
+       OR octet_length(p_events::text) > 65536
+       OR p_events @? 'lax $[*] ? (@.type() != "object")'
+       OR p_events @? 'lax $[*].* ? (@.type() == "object" || @.type() == "array")' THEN
+        PERFORM orderdb._check_json(p_events, 'events', 'array');
+    END IF;
     v_n := jsonb_array_length(p_events);
     IF v_n NOT BETWEEN 1 AND 1000 THEN
         RAISE EXCEPTION USING
