@@ -20,16 +20,17 @@
 --      new elements;
 --   4. the new elements are stored by one INSERT (normalised through
 --      orderdb.carrier_status_map, matched through orderdb.tracking_numbers), in array order;
---   5. effects: when no new event implies a move of its order from the order's status
---      (orderdb._tracking_target; an in_transit scan of a delivering order does not), one
---      statement writes the tracking.recorded outbox rows (in array order) and updates each
---      shipment once, to what the events applied one by one leave (its status from the last
---      event that is its newest or a first delivered one, last_event_time the newest,
---      delivered_at the first delivered), and answers every element (the order's status for
---      new and duplicate elements alike). Otherwise each element is applied in array order as
---      the single call applies it (outbox row, shipment, order transition). A new event that a
---      concurrent transaction stored meanwhile is recorded by orderdb.record_tracking_event
---      (its duplicate answer), also element by element.
+--   5. effects: the elements of an order that a new event may move from its status
+--      (orderdb._tracking_target; an in_transit scan of a delivering order does not), new and
+--      duplicate, are applied one by one in array order as the single call applies them
+--      (outbox row, shipment, order transition), the other elements' tracking.recorded rows
+--      written in runs before each (the outbox keeps array order); then one statement writes
+--      the remaining outbox rows, updates each other shipment once, to what the events applied
+--      one by one leave (its status from the last event that is its newest or a first
+--      delivered one, last_event_time the newest, delivered_at the first delivered), and
+--      answers every element. When a concurrent transaction stored one of the new events
+--      meanwhile, every element is applied in array order, that one by
+--      orderdb.record_tracking_event (its duplicate answer).
 -- Raises 22023 for a p_events that is not a JSON array of 1..1000 elements, and for the first
 -- bad element, the message starting 'event <ordinal>: ' (not an object, an unknown key, a field
 -- of the wrong type, or anything record_tracking_event refuses): nothing of the batch is
