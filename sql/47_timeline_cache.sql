@@ -318,14 +318,16 @@ DO $triggers$
 DECLARE
     v_t record;
 BEGIN
-    -- the triggers of an earlier version of this file: statement triggers (replaced by row
-    -- triggers), and those on routes (the route's courier is read at every call now)
+    -- the triggers of an earlier version of this file: statement triggers and one row trigger
+    -- per table (replaced by row triggers per operation, with WHEN), and those on routes (the
+    -- route's courier is read at every call now)
     FOR v_t IN
         SELECT t.tgname AS name, t.tgrelid::regclass::text AS tbl, NULL AS timing, NULL AS level,
-               NULL AS func, NULL AS refs
+               NULL AS func, NULL AS refs, NULL AS cond
           FROM pg_catalog.pg_trigger t
          WHERE t.tgparentid = 0
-           AND ((t.tgname IN ('timeline_cache_ins', 'timeline_cache_upd', 'timeline_cache_del')
+           AND ((t.tgname IN ('timeline_cache_ins', 'timeline_cache_upd', 'timeline_cache_del',
+                              'timeline_cache_row')
                  AND t.tgrelid IN ('orderdb.orders'::regclass,
                                    'orderdb.order_status_history'::regclass,
                                    'orderdb.shipments'::regclass, 'orderdb.route_stops'::regclass,
@@ -338,29 +340,39 @@ BEGIN
         EXECUTE format('DROP TRIGGER %I ON %s', v_t.name, v_t.tbl);
     END LOOP;
     FOR v_t IN
-        SELECT x.tbl, x.name, x.timing, x.level, x.func, x.refs
+        SELECT x.tbl, x.name, x.timing, x.level, x.func, x.refs, x.cond
           FROM (VALUES
-            ('orders', 'timeline_cache_row', 'UPDATE OR DELETE', 'ROW', '_timeline_on_order_row(''purge'')', NULL),
-            ('order_status_history', 'timeline_cache_row', 'INSERT OR UPDATE OR DELETE', 'ROW', '_timeline_on_order_row()', NULL),
-            ('shipments', 'timeline_cache_row', 'INSERT OR UPDATE OR DELETE', 'ROW', '_timeline_on_order_row()', NULL),
-            ('order_directory', 'timeline_cache_row', 'DELETE', 'ROW', '_timeline_on_order_row(''purge'')', NULL),
-            ('tracking_events', 'timeline_cache_row', 'INSERT OR UPDATE OR DELETE', 'ROW', '_timeline_on_tracking_event_row()', NULL),
-            ('customer_texts', 'timeline_cache_any', 'INSERT OR UPDATE OR DELETE OR TRUNCATE', 'STATEMENT', '_timeline_on_any()', NULL),
-            ('orders', 'timeline_cache_trunc', 'TRUNCATE', 'STATEMENT', '_timeline_on_any()', NULL),
-            ('order_status_history', 'timeline_cache_trunc', 'TRUNCATE', 'STATEMENT', '_timeline_on_any()', NULL),
-            ('shipments', 'timeline_cache_trunc', 'TRUNCATE', 'STATEMENT', '_timeline_on_any()', NULL),
-            ('tracking_events', 'timeline_cache_trunc', 'TRUNCATE', 'STATEMENT', '_timeline_on_any()', NULL),
-            ('order_directory', 'timeline_cache_trunc', 'TRUNCATE', 'STATEMENT', '_timeline_on_any()', NULL)
-          ) AS x(tbl, name, timing, level, func, refs)
+            -- row triggers; WHEN: not when this order was just bumped (no function call)
+            ('orders', 'timeline_cache_row_upd', 'UPDATE', 'ROW', '_timeline_on_order_row()', NULL, '(pg_catalog.current_setting(''orderdb.timeline_bumped'', true) IS DISTINCT FROM (pg_catalog.pg_current_xact_id()::text || ''/'' || NEW.order_id) OR OLD.order_id IS DISTINCT FROM NEW.order_id)'),
+            ('orders', 'timeline_cache_row_del', 'DELETE', 'ROW', '_timeline_on_order_row(''purge'')', NULL, NULL),
+            ('order_status_history', 'timeline_cache_row_ins', 'INSERT', 'ROW', '_timeline_on_order_row()', NULL, '(pg_catalog.current_setting(''orderdb.timeline_bumped'', true) IS DISTINCT FROM (pg_catalog.pg_current_xact_id()::text || ''/'' || NEW.order_id))'),
+            ('order_status_history', 'timeline_cache_row_upd', 'UPDATE', 'ROW', '_timeline_on_order_row()', NULL, '(pg_catalog.current_setting(''orderdb.timeline_bumped'', true) IS DISTINCT FROM (pg_catalog.pg_current_xact_id()::text || ''/'' || NEW.order_id) OR OLD.order_id IS DISTINCT FROM NEW.order_id)'),
+            ('order_status_history', 'timeline_cache_row_del', 'DELETE', 'ROW', '_timeline_on_order_row()', NULL, NULL),
+            ('shipments', 'timeline_cache_row_ins', 'INSERT', 'ROW', '_timeline_on_order_row()', NULL, '(pg_catalog.current_setting(''orderdb.timeline_bumped'', true) IS DISTINCT FROM (pg_catalog.pg_current_xact_id()::text || ''/'' || NEW.order_id))'),
+            ('shipments', 'timeline_cache_row_upd', 'UPDATE', 'ROW', '_timeline_on_order_row()', NULL, '(pg_catalog.current_setting(''orderdb.timeline_bumped'', true) IS DISTINCT FROM (pg_catalog.pg_current_xact_id()::text || ''/'' || NEW.order_id) OR OLD.order_id IS DISTINCT FROM NEW.order_id)'),
+            ('shipments', 'timeline_cache_row_del', 'DELETE', 'ROW', '_timeline_on_order_row()', NULL, NULL),
+            ('order_directory', 'timeline_cache_row_del', 'DELETE', 'ROW', '_timeline_on_order_row(''purge'')', NULL, NULL),
+            ('tracking_events', 'timeline_cache_row_ins', 'INSERT', 'ROW', '_timeline_on_tracking_event_row()', NULL, '(pg_catalog.current_setting(''orderdb.timeline_bumped'', true) IS DISTINCT FROM (pg_catalog.pg_current_xact_id()::text || ''/'' || NEW.order_id))'),
+            ('tracking_events', 'timeline_cache_row_upd', 'UPDATE', 'ROW', '_timeline_on_tracking_event_row()', NULL, '(pg_catalog.current_setting(''orderdb.timeline_bumped'', true) IS DISTINCT FROM (pg_catalog.pg_current_xact_id()::text || ''/'' || NEW.order_id) OR (OLD.order_id, OLD.carrier, OLD.tracking_number) IS DISTINCT FROM (NEW.order_id, NEW.carrier, NEW.tracking_number))'),
+            ('tracking_events', 'timeline_cache_row_del', 'DELETE', 'ROW', '_timeline_on_tracking_event_row()', NULL, NULL),
+            ('customer_texts', 'timeline_cache_any', 'INSERT OR UPDATE OR DELETE OR TRUNCATE', 'STATEMENT', '_timeline_on_any()', NULL, NULL),
+            ('orders', 'timeline_cache_trunc', 'TRUNCATE', 'STATEMENT', '_timeline_on_any()', NULL, NULL),
+            ('order_status_history', 'timeline_cache_trunc', 'TRUNCATE', 'STATEMENT', '_timeline_on_any()', NULL, NULL),
+            ('shipments', 'timeline_cache_trunc', 'TRUNCATE', 'STATEMENT', '_timeline_on_any()', NULL, NULL),
+            ('tracking_events', 'timeline_cache_trunc', 'TRUNCATE', 'STATEMENT', '_timeline_on_any()', NULL, NULL),
+            ('order_directory', 'timeline_cache_trunc', 'TRUNCATE', 'STATEMENT', '_timeline_on_any()', NULL, NULL)
+          ) AS x(tbl, name, timing, level, func, refs, cond)
     LOOP
         IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t
                         WHERE t.tgrelid = format('orderdb.%I', v_t.tbl)::regclass
                           AND t.tgname = v_t.name) THEN
-            EXECUTE format('CREATE TRIGGER %I AFTER %s ON orderdb.%I %s FOR EACH %s '
+            EXECUTE format('CREATE TRIGGER %I AFTER %s ON orderdb.%I %s FOR EACH %s %s '
                            'EXECUTE FUNCTION orderdb.%s',
                            v_t.name, v_t.timing, v_t.tbl,
                            CASE WHEN v_t.refs IS NOT NULL THEN 'REFERENCING ' || v_t.refs END,
-                           v_t.level, v_t.func);
+                           v_t.level,
+                           CASE WHEN v_t.cond IS NOT NULL THEN 'WHEN ' || v_t.cond END,
+                           v_t.func);
         END IF;
     END LOOP;
 END;
