@@ -394,3 +394,55 @@ def test_maintain_export_dir_is_per_shard(cluster: Cluster, tmp_path: Any) -> No
     )
     assert result.exit_code == 2
     assert "each shard's DSN" in result.stderr
+
+
+def test_an_event_id_stored_on_another_shard_is_refused_as_on_one_database(
+    cluster: Cluster,  # noqa: F811
+) -> None:
+    """A carrier's event id is unique per carrier on one database: reused for another parcel
+    it is OD006, and nothing is stored. Through the proxy the parcels may live on different
+    shards (or one may be parked at its number's home): still OD006 with one database's
+    message and detail, 22023 first for a bad argument, and nothing stored anywhere."""
+    first = confirmed_order(cluster, 2111, 0)
+    second = confirmed_order(cluster, 2112, 1)
+    number_a, _ = number_homed_away_from(cluster, 1, "EIA")
+    number_b, _ = number_homed_away_from(cluster, 0, "EIB")
+    number_c, _ = number_homed_away_from(cluster, 0, "EIC")  # no shipment anywhere
+    with proxy(cluster) as conn:
+        for order_id, number in ((first, number_a), (second, number_b)):
+            query, args = shipped(order_id, number, f"eid-ship-{number}")
+            assert conn.execute(query, args).fetchone() == ("shipped",)
+        assert record(conn, number_a, 30, "in_transit", "eid-1") == (first, False, "delivering")
+        for number, status in (
+            (number_b, "in_transit"),
+            (number_c, "in_transit"),
+            (number_a, "delivered"),
+        ):
+            with pytest.raises(psycopg.Error) as refused:
+                record(conn, number, 20, status, "eid-1")
+            diag = refused.value.diag
+            assert diag.sqlstate == "OD006", diag.message_primary
+            assert diag.message_primary == (
+                "event_id 'eid-1' of carrier 'GENERIC' was already used for another event"
+            )
+            assert diag.message_detail == (
+                f"stored: tracking_number={number_a} carrier_status=in_transit; "
+                f"this call: tracking_number={number} carrier_status={status}"
+            )
+            assert diag.message_hint == (
+                "Each carrier event needs its own event id (unique per carrier)."
+            )
+        # a bad argument is refused first, as on one database
+        with pytest.raises(psycopg.Error) as bad:
+            conn.execute(
+                "SELECT * FROM orderdb.record_tracking_event('GENERIC', %s, 'infinity',"
+                " 'in_transit', NULL, NULL, 'eid-1')",
+                (number_b,),
+            )
+        assert bad.value.diag.sqlstate == "22023"
+        assert "event_time" in str(bad.value.diag.message_primary)
+        # the same event again is still a duplicate
+        assert record(conn, number_a, 30, "in_transit", "eid-1") == (first, True, "delivering")
+    assert stored_events(cluster, number_a) == [(0, "in_transit", first, "eid-1")]
+    assert stored_events(cluster, number_b) == []
+    assert stored_events(cluster, number_c) == []

@@ -154,6 +154,7 @@ def prepare_shard(
             "revoke_idempotency_claim(text, integer)",
             "best_warehouse(jsonb)",
             "tracking_number_shard(text, text)",
+            "tracking_event_id_use(text, text)",
             "registered_tracking_shard(text, text)",
             "register_tracking_number(text, text, integer)",
             "drop_parked_tracking_events(text, text, bigint[])",
@@ -371,6 +372,15 @@ AS $fn$
     CLUSTER '{routing.CLUSTER_NAME}';
     RUN ON ALL;
     SELECT * FROM orderdb_shard.tracking_number_shard(p_carrier, p_tracking_number);
+$fn$;
+CREATE OR REPLACE FUNCTION orderdb_cluster.tracking_event_id_use(p_carrier text,
+                                                                 p_event_id text)
+RETURNS TABLE (shard integer, tracking_number text, carrier_status text)
+    LANGUAGE plproxy
+AS $fn$
+    CLUSTER '{routing.CLUSTER_NAME}';
+    RUN ON ALL;
+    SELECT * FROM orderdb_shard.tracking_event_id_use(p_carrier, p_event_id);
 $fn$;
 CREATE OR REPLACE FUNCTION orderdb_cluster.registered_tracking_shard(
     p_shard integer, p_carrier text, p_tracking_number text)

@@ -62,7 +62,10 @@ $fn$;
 -- record_tracking_event: as on one database (docs/api.md). The shard of the shipment is the one
 -- registered at the tracking number's home, else the shard that has the shipment (asked of every
 -- shard; the number is then registered and anything parked is moved there), else the home,
--- which parks the event unmatched until the shipment appears. Raises what the shard raises.
+-- which parks the event unmatched until the shipment appears. An event id that a shard stores
+-- for another parcel or carrier status (asked of every shard) sends the call to that shard,
+-- which refuses it as one database does (22023 for a bad argument first, else OD006) and
+-- stores nothing. Raises what the shard raises.
 CREATE OR REPLACE FUNCTION orderdb.record_tracking_event(p_carrier text, p_tracking_number text,
                                                          p_event_time timestamptz,
                                                          p_carrier_status text,
@@ -81,8 +84,21 @@ DECLARE
     v_recorded boolean := false;
     r record;
 BEGIN
-    SELECT s.shard INTO v_shard
-      FROM orderdb_cluster.registered_tracking_shard(v_home, p_carrier, p_tracking_number) s;
+    IF p_event_id IS NOT NULL AND p_carrier IS NOT NULL THEN
+        -- the event id stored for another parcel or status: that shard answers (it refuses)
+        SELECT u.shard INTO v_shard
+          FROM orderdb_cluster.tracking_event_id_use(p_carrier, p_event_id) u
+         WHERE u.tracking_number IS DISTINCT FROM p_tracking_number
+            OR u.carrier_status IS DISTINCT FROM p_carrier_status
+         ORDER BY u.shard
+         LIMIT 1;
+    END IF;
+    IF v_shard IS NULL THEN
+        SELECT s.shard INTO v_shard
+          FROM orderdb_cluster.registered_tracking_shard(v_home, p_carrier, p_tracking_number) s;
+    ELSE
+        v_home := NULL;  -- not at the home
+    END IF;
     IF v_shard IS NULL THEN
         SELECT s.shard INTO v_shard
           FROM orderdb_cluster.tracking_number_shard(p_carrier, p_tracking_number) s
@@ -93,7 +109,7 @@ BEGIN
                                                                  p_tracking_number, v_shard);
         END IF;
     END IF;
-    IF v_shard IS NULL OR v_shard = v_home THEN
+    IF v_shard IS NULL OR v_shard = v_home THEN  -- v_home NULL: an event id stored elsewhere
         -- at the home: recorded there, unless a registration came first (then: its shard)
         SELECT * INTO r
           FROM orderdb_cluster.record_tracking_event_at_home(

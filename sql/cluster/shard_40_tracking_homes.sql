@@ -144,3 +144,19 @@ END;
 $fn$;
 REVOKE ALL ON FUNCTION orderdb_shard.record_tracking_event_at_home(
     text, text, timestamptz, text, text, text, text, jsonb) FROM PUBLIC;
+
+-- tracking_event_id_use: this shard's number with the parcel and carrier status of the event it
+-- stores under a carrier's event id (unique per carrier on a shard), else no row; asked of every
+-- shard (RUN ON ALL) by the proxy's record_tracking_event, so that an event id stored on another
+-- shard for another parcel or status is refused as one database refuses it (OD006). Reads only.
+CREATE OR REPLACE FUNCTION orderdb_shard.tracking_event_id_use(p_carrier text, p_event_id text)
+RETURNS TABLE (shard integer, tracking_number text, carrier_status text)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT i.shard, te.tracking_number, te.carrier_status
+      FROM orderdb_shard.shard_identity i
+      JOIN orderdb.tracking_events te ON te.carrier = p_carrier AND te.event_id = p_event_id
+     LIMIT 1
+$fn$;
+REVOKE ALL ON FUNCTION orderdb_shard.tracking_event_id_use(text, text) FROM PUBLIC;
