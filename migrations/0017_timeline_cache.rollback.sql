@@ -26,6 +26,8 @@ $drop$;
 -- squawk-ignore ban-drop-function
 DROP FUNCTION IF EXISTS orderdb.order_timeline(bigint, bigint, text);
 -- squawk-ignore ban-drop-function
+DROP FUNCTION IF EXISTS orderdb._order_timeline_fill(bigint, bigint, text, text);
+-- squawk-ignore ban-drop-function
 DROP FUNCTION IF EXISTS orderdb._order_timeline_store(bigint, text, text, bigint, bigint, bigint,
                                                       jsonb, text, timestamptz);
 -- squawk-ignore ban-drop-function

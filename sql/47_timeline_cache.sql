@@ -4,28 +4,37 @@
 -- sql/45_tracking.sql) and stores it. The writers invalidate by bumping generations in their own
 -- transaction (the triggers below), never by deleting: a reader stores a document together with
 -- the generations it read in the same snapshot, so a writer that commits after that snapshot has
--- already made the stored row unservable. docs/tracking.md "The timeline cache".
+-- already made the stored row unservable. A writer bumps only when a document of the order is
+-- stored or being stored; otherwise it keeps anyone from storing one until it commits (the
+-- order's advisory lock, shared). docs/tracking.md "The timeline cache".
 
--- _order_timeline_store: stores a document order_timeline built (its generations as read with
--- it). Does nothing when the transaction is read-only (a hot standby) or has written anything
--- (its own uncommitted changes may be in the document, and a writer bumps an order's generation
--- once per transaction), when another transaction is storing this order's documents (an
--- advisory lock, never waited for), or when the order's directory row is gone or going (it is
--- share-locked first: a purge or a move to another shard deletes it, and the cache rows with it,
--- after this row is committed). A row never replaces one of newer generations.
-CREATE OR REPLACE FUNCTION orderdb._order_timeline_store(p_order_id bigint, p_locale text,
-                                                         p_time_zone text, p_generation bigint,
-                                                         p_texts_generation bigint,
-                                                         p_customer_id bigint, p_document jsonb,
-                                                         p_estimate_carrier text,
-                                                         p_estimate_shipped_at timestamptz)
-RETURNS void
+-- _order_timeline_fill: builds the document (orderdb._order_timeline_doc) and stores it, when
+-- it may: not in a read-only transaction (a hot standby), nor in one that has written anything
+-- (its own uncommitted changes may be in the document), nor in one that is not READ COMMITTED
+-- (its snapshot may predate the lock below), nor while a writer holds the order's lock. The
+-- order's advisory lock is taken first (try, never waits; a writer of the order's data takes it
+-- shared until it commits: orderdb._timeline_bump_order), then the directory row is key-share
+-- locked (a purge or a move to another shard deletes it, and the cache rows with it, only after
+-- this transaction), and only then is the document built, with the generations, in one
+-- statement: one snapshot, taken after the lock. A writer that commits after that snapshot
+-- found the lock held and bumped the order's generation. Returns the document's parts (all
+-- NULL: not stored, the caller builds it itself); raises what _order_timeline_doc raises. A row
+-- never replaces one of newer generations.
+CREATE OR REPLACE FUNCTION orderdb._order_timeline_fill(p_order_id bigint, p_customer_id bigint,
+                                                        p_locale text, p_time_zone text,
+                                                        OUT document jsonb,
+                                                        OUT customer_id bigint,
+                                                        OUT estimate_carrier text,
+                                                        OUT estimate_shipped_at timestamptz)
 LANGUAGE plpgsql
 VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    v record;
 BEGIN
     IF current_setting('transaction_read_only') = 'on'
+       OR current_setting('transaction_isolation') <> 'read committed'
        OR pg_current_xact_id_if_assigned() IS NOT NULL
        OR NOT pg_try_advisory_xact_lock(1869898596, hashint8(p_order_id)) THEN
         RETURN;
@@ -34,11 +43,18 @@ BEGIN
     IF NOT FOUND THEN
         RETURN;
     END IF;
+    SELECT d.timeline_generation, g.generation AS texts_generation, x.document, x.customer_id,
+           x.estimate_carrier, x.estimate_shipped_at
+      INTO v
+      FROM orderdb.order_directory d
+      CROSS JOIN orderdb.order_timeline_generation g
+      CROSS JOIN LATERAL orderdb._order_timeline_doc(p_order_id, p_customer_id, p_locale) x
+     WHERE d.order_id = p_order_id;
     INSERT INTO orderdb.order_timeline_cache AS c
            (order_id, locale, time_zone, generation, texts_generation, customer_id, document,
             estimate_carrier, estimate_shipped_at, built_at)
-    VALUES (p_order_id, p_locale, p_time_zone, p_generation, p_texts_generation, p_customer_id,
-            p_document, p_estimate_carrier, p_estimate_shipped_at, now())
+    VALUES (p_order_id, p_locale, p_time_zone, v.timeline_generation, v.texts_generation,
+            v.customer_id, v.document, v.estimate_carrier, v.estimate_shipped_at, now())
     ON CONFLICT (order_id, locale, time_zone) DO UPDATE
        SET generation = excluded.generation,
            texts_generation = excluded.texts_generation,
@@ -49,14 +65,19 @@ BEGIN
            built_at = excluded.built_at
      WHERE c.generation <= excluded.generation
        AND c.texts_generation <= excluded.texts_generation;
-EXCEPTION WHEN serialization_failure OR deadlock_detected OR lock_not_available THEN
-    -- repeatable read / serializable: a concurrent store won; the document is served anyway
-    RETURN;
+    document := v.document;
+    customer_id := v.customer_id;
+    estimate_carrier := v.estimate_carrier;
+    estimate_shipped_at := v.estimate_shipped_at;
 END;
 $$;
-COMMENT ON FUNCTION orderdb._order_timeline_store(bigint, text, text, bigint, bigint, bigint,
-                                                  jsonb, text, timestamptz) IS
-    'Stores a document order_timeline built, unless read-only, after a write, or already being stored.';
+COMMENT ON FUNCTION orderdb._order_timeline_fill(bigint, bigint, text, text) IS
+    'Builds order_timeline''s document and stores it, unless read-only, after a write, not read '
+    'committed, or the order is being written or stored.';
+
+-- the store of an earlier version of this file (it built before taking the lock)
+DROP FUNCTION IF EXISTS orderdb._order_timeline_store(bigint, text, text, bigint, bigint, bigint,
+                                                      jsonb, text, timestamptz);
 
 -- order_timeline: the document of sql/45_tracking.sql (the comment above _order_timeline_doc:
 -- fields, languages, errors), exactly as orderdb._order_timeline_build computes it. A cached
@@ -67,7 +88,7 @@ COMMENT ON FUNCTION orderdb._order_timeline_store(bigint, text, text, bigint, bi
 -- carrier has a delivery in the window) and, while delivering without a courier named by the
 -- carrier, the route's courier (orderdb._timeline_route_courier). Raises 22023 (bad ids, unknown
 -- locale), OD004 (unknown order), OD005 (p_customer_id given and not the owner). Locks nothing
--- (a miss may store the document: orderdb._order_timeline_store).
+-- (a miss may store the document: orderdb._order_timeline_fill).
 CREATE OR REPLACE FUNCTION orderdb.order_timeline(p_order_id bigint, p_customer_id bigint DEFAULT NULL,
                                                   p_locale text DEFAULT 'en')
 RETURNS jsonb
@@ -121,14 +142,16 @@ BEGIN
      WHERE d.order_id = p_order_id;
 
     IF v_cached.document IS NULL THEN
-        -- a miss (or no such order: _order_timeline_doc raises as it always did)
-        v_doc := orderdb._order_timeline_doc(p_order_id, p_customer_id, p_locale);
-        IF v_cached.timeline_generation IS NOT NULL THEN
-            PERFORM orderdb._order_timeline_store(p_order_id, p_locale, v_time_zone,
-                                                  v_cached.timeline_generation,
-                                                  v_cached.texts_generation, v_doc.customer_id,
-                                                  v_doc.document, v_doc.estimate_carrier,
-                                                  v_doc.estimate_shipped_at);
+        -- a miss: built and stored, or (not stored) built here; no such order:
+        -- _order_timeline_doc raises as it always did
+        IF v_cached.timeline_generation IS NULL THEN
+            v_doc := orderdb._order_timeline_doc(p_order_id, p_customer_id, p_locale);
+        ELSE
+            v_doc := orderdb._order_timeline_fill(p_order_id, p_customer_id, p_locale,
+                                                  v_time_zone);
+            IF v_doc.document IS NULL THEN
+                v_doc := orderdb._order_timeline_doc(p_order_id, p_customer_id, p_locale);
+            END IF;
         END IF;
         IF v_doc.document ->> 'status' = 'delivering' AND v_doc.document -> 'courier' = 'null' THEN
             v_doc.document := v_doc.document
@@ -181,27 +204,6 @@ COMMENT ON FUNCTION orderdb.order_timeline(bigint, bigint, text) IS
 -- generation is not visible to anyone else yet, and this transaction stores no documents).
 -- ---------------------------------------------------------------------------------------------
 
--- _timeline_bump: bumps the generation of p_order_ids (sorted, distinct). PL/pgSQL (its plan is
--- cached for the session; a SQL function with SET is planned at every call); the trigger
--- functions have no SET clause either (a SET costs every firing; they name every object with
--- its schema).
-CREATE OR REPLACE FUNCTION orderdb._timeline_bump(p_order_ids bigint[])
-RETURNS void
-LANGUAGE plpgsql
-VOLATILE
-AS $fn$
-BEGIN
-    IF cardinality(p_order_ids) > 0 THEN
-        UPDATE orderdb.order_directory d
-           SET timeline_generation = d.timeline_generation + 1
-         WHERE d.order_id = ANY (p_order_ids)
-           AND d.xmin <> pg_catalog.pg_current_xact_id()::xid;
-    END IF;
-END;
-$fn$;
-COMMENT ON FUNCTION orderdb._timeline_bump(bigint[]) IS
-    'Makes the cached timeline documents of these orders unservable (once per transaction).';
-
 -- _timeline_bump_all: every cached document at once (customer texts, TRUNCATE, retention).
 CREATE OR REPLACE FUNCTION orderdb._timeline_bump_all()
 RETURNS void
@@ -213,18 +215,21 @@ $fn$;
 COMMENT ON FUNCTION orderdb._timeline_bump_all() IS
     'Makes every cached timeline document unservable.';
 
--- _timeline_bump_order: _timeline_bump of one order (the row triggers). The order bumped last in
--- this transaction is remembered in a transaction-local setting (orderdb.timeline_bumped, undone
--- with a rolled-back subtransaction as the bump itself): the statements of one transition or
--- carrier event (the event, its parcel, the order row, its history) bump once and skip the rest
--- without a lookup.
+-- _timeline_bump_order: invalidates the documents of one order (the row triggers). The order
+-- handled last is remembered in a transaction-local setting (orderdb.timeline_bumped, undone with a
+-- rolled-back subtransaction as the bump itself, and at the exit of a function with a SET
+-- clause): the rows of one transition or carrier event (the event, its parcel, the order row,
+-- its history) come here once, the triggers' WHEN skips the rest. PL/pgSQL: its plan is cached for the
+-- session (a SQL function with SET is planned at every call); no SET clause on these functions
+-- (a SET costs every firing; they name every object with its schema).
 CREATE OR REPLACE FUNCTION orderdb._timeline_bump_order(p_order_id bigint)
 RETURNS void
 LANGUAGE plpgsql
 VOLATILE
 AS $fn$
 DECLARE
-    v_key text;
+    v_key    text;
+    v_locked boolean;
 BEGIN
     IF p_order_id IS NULL THEN
         RETURN;
@@ -233,10 +238,20 @@ BEGIN
     IF pg_catalog.current_setting('orderdb.timeline_bumped', true) = v_key THEN
         RETURN;
     END IF;
-    UPDATE orderdb.order_directory d
-       SET timeline_generation = d.timeline_generation + 1
-     WHERE d.order_id = p_order_id
-       AND d.xmin <> pg_catalog.pg_current_xact_id()::xid;
+    -- the order's lock, shared, until this transaction ends: no document of the order is stored
+    -- meanwhile (orderdb._order_timeline_fill). Not taken: a reader is storing one now. The
+    -- generation is bumped then, when a document is stored (it may have been built before this
+    -- change), and always outside READ COMMITTED (an older snapshot may not see a stored row).
+    v_locked := pg_catalog.pg_try_advisory_xact_lock_shared(1869898596,
+                                                            pg_catalog.hashint8(p_order_id));
+    IF NOT v_locked
+       OR pg_catalog.current_setting('transaction_isolation') <> 'read committed'
+       OR EXISTS (SELECT 1 FROM orderdb.order_timeline_cache c WHERE c.order_id = p_order_id) THEN
+        UPDATE orderdb.order_directory d
+           SET timeline_generation = d.timeline_generation + 1
+         WHERE d.order_id = p_order_id
+           AND d.xmin <> pg_catalog.pg_current_xact_id()::xid;
+    END IF;
     PERFORM pg_catalog.set_config('orderdb.timeline_bumped', v_key, true);
 END;
 $fn$;
@@ -312,8 +327,8 @@ COMMENT ON FUNCTION orderdb._timeline_on_any() IS
 
 -- The triggers, created once (CREATE TRIGGER locks the table; a re-run of the SQL files does not
 -- take that lock again). Row triggers on the partitioned tables (history, carrier events) apply
--- to every partition, present and future. A partition dropped or detached by retention fires nothing:
--- orderdb._maintain_partitions bumps every document itself.
+-- to every partition, present and future. A partition dropped or detached by retention fires
+-- nothing: orderdb._maintain_partitions bumps every document itself.
 DO $triggers$
 DECLARE
     v_t record;
@@ -379,6 +394,7 @@ END;
 $triggers$;
 
 -- the functions of those triggers
+DROP FUNCTION IF EXISTS orderdb._timeline_bump(bigint[]);
 DROP FUNCTION IF EXISTS orderdb._timeline_on_order_rows();
 DROP FUNCTION IF EXISTS orderdb._timeline_on_tracking_events();
 DROP FUNCTION IF EXISTS orderdb._timeline_on_routes();
