@@ -510,3 +510,61 @@ def test_retention_and_truncate_bump_every_document(conn: psycopg.Connection[Any
     ).fetchone()
     assert src is not None
     assert "_timeline_bump_all()" in src[0].split("DETACH PARTITION", 1)[1]
+
+
+def test_writers_bump_only_stored_orders_and_block_storing(
+    conn: psycopg.Connection[Any], db_dsn: str
+) -> None:
+    """A carrier event for an order nobody has read leaves its directory row alone; once a
+    document is stored, the next event bumps the generation. While a writer of the order has not
+    committed, a reader answers (the document as of its snapshot) but stores nothing; outside
+    READ COMMITTED nothing is stored either."""
+    c = conn
+    c.execute("SET TimeZone = 'UTC'")
+    o = _new_order(c, {})
+    for status in ("confirmed", "dispatched"):
+        _apply(c, [o], ("transition", 0, status))
+    _apply(c, [o], ("ship", 0, 0))
+
+    def generation() -> int:
+        row = c.execute(
+            "SELECT timeline_generation FROM orderdb.order_directory WHERE order_id = %s", (o,)
+        ).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    def stored() -> int:
+        row = c.execute(
+            "SELECT count(*) FROM orderdb.order_timeline_cache WHERE order_id = %s", (o,)
+        ).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    g = generation()
+    _apply(c, [o], ("event", 0, "in_transit", -2, "Hub A", None, False, 0))
+    assert generation() == g, "no document stored: no update of the directory row"
+    c.execute("SELECT orderdb.order_timeline(%s)", (o,))
+    assert stored() == 1
+    _apply(c, [o], ("event", 0, "in_transit", -1, "Hub B", None, False, 1))
+    assert generation() == g + 1, "a stored document: the generation moves"
+
+    c.execute("DELETE FROM orderdb.order_timeline_cache WHERE order_id = %s", (o,))
+    with psycopg.connect(db_dsn) as writer:  # a writer left uncommitted
+        writer.execute(
+            "SELECT FROM orderdb.record_tracking_event('GENERIC', %s, now(), 'in_transit',"
+            " 'Hub C')",
+            (f"TLC-{o}-0",),
+        )
+        doc = c.execute("SELECT orderdb.order_timeline(%s)", (o,)).fetchone()
+        assert doc is not None and doc[0]["current_location"] == "Hub B"
+        assert stored() == 0, "nothing stored while the order's writer is open"
+        writer.commit()
+    with c.transaction():
+        c.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        cached, computed = c.execute(
+            "SELECT orderdb.order_timeline(%s), orderdb._order_timeline_build(%s)", (o, o)
+        ).fetchone() or (None, None)
+        assert cached == computed and cached["current_location"] == "Hub C"
+    assert stored() == 0, "not stored outside READ COMMITTED"
+    c.execute("SELECT orderdb.order_timeline(%s)", (o,))
+    assert stored() == 1
