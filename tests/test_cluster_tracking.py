@@ -282,10 +282,6 @@ def test_the_tracking_page_through_the_proxy(cluster: Cluster) -> None:  # noqa:
 @pytest.mark.parametrize(
     ("tool", "args"),
     [
-        ("wms-dispatch", ("wms-dispatch", "--once")),
-        ("wms-dispatch", ("wms-dispatch", "retry", "1")),
-        ("wms-dispatch", ("wms-dispatch", "dead")),
-        ("poll-carriers", ("poll-carriers", "--once")),
         ("webhooks list", ("webhooks", "list")),
         ("webhooks retry", ("webhooks", "retry", "--all-dead")),
         ("ingest serve", ("ingest", "serve", "--port", "0")),

@@ -2,6 +2,7 @@
 
 ``orderdb ingest serve [--host 127.0.0.1] [--port 8089]``   the signed HTTP ingestion server
 ``orderdb poll-carriers [--once]``                           poll carriers for due shipments
+    (with a cluster proxy's DSN: one poller per shard)
 ``orderdb integrations list|add|remove``                     who may post to the ingestion server
 ``orderdb integrations carriers``                            installed carrier plugins
 ``orderdb integrations poll-interval CARRIER SECONDS``      how often a carrier is polled
@@ -15,8 +16,9 @@ import logging
 import secrets
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import psycopg
@@ -43,7 +45,11 @@ from orderdb.cli.base import (
 from orderdb.cli.core import order_group
 from orderdb.cli.tracking import ingest_group
 from orderdb.cluster import operations as cluster_operations
+from orderdb.cluster.relay import ShardLog, proxy_shards
 from orderdb.integrations import carriers
+
+if TYPE_CHECKING:
+    from orderdb.integrations.polling import PollReport
 
 CARRIER_CONFIG_ENV = "ORDERDB_CARRIERS_CONFIG"
 INTEGRATION_SECRET_ENV = "ORDERDB_INTEGRATIONS_ADD_SECRET"  # noqa: S105 - a variable name
@@ -177,7 +183,19 @@ def poll_carriers_cmd(
     if not plugins:
         notice("no carrier plugin is installed (entry point group orderdb.carriers)")
     dsn = get_dsn(ctx, sub_dsn)
-    refuse_cluster_proxy(dsn, "poll-carriers")
+    shards = proxy_shards(dsn)
+    if shards is not None:  # a cluster's proxy: one poller per shard (docs/scaling.md)
+        total = _poll_per_shard(
+            shards,
+            lambda: carriers.load_all(_carrier_config(config_path), only=list(only) or None),
+            once=once,
+            worker=worker,
+            limit=limit,
+            lease=lease,
+            idle=idle,
+        )
+        _print_poll_report(total, as_json)
+        return
     with psycopg.connect(dsn, autocommit=True) as conn:
         poller = Poller(conn, plugins, worker=worker, limit=limit, lease_seconds=lease)
         if once:
@@ -198,6 +216,10 @@ def poll_carriers_cmd(
                 worker=poller.worker,
             )
             total = poller.run(stop, idle_seconds=idle)
+    _print_poll_report(total, as_json)
+
+
+def _print_poll_report(total: PollReport, as_json: bool) -> None:
     if as_json:
         echo_json(total.as_dict())
         return
@@ -213,6 +235,89 @@ def poll_carriers_cmd(
                 for carrier, error in sorted(total.last_error_by_carrier.items())
             ],
         )
+
+
+def _poll_per_shard(
+    shards: dict[int, str],
+    load_plugins: Callable[[], dict[str, carriers.CarrierPlugin]],
+    *,
+    once: bool,
+    worker: str | None,
+    limit: int,
+    lease: int,
+    idle: float,
+) -> PollReport:
+    """``orderdb poll-carriers --dsn PROXY``: one poller per shard in this process, on the
+    shard's DSN as the proxy records it (libpq's environment or password file supplies the
+    credentials), each with its own plugins, its own claims and its own reconnection backoff:
+    a shard that is down holds back only its own parcels (log lines begin ``shard N:``).
+    ``once``: every shard polled once (what is due), then the combined report; a shard that
+    failed is logged and its error raised after the others finished (its exit status)."""
+    from orderdb.cluster.workers import reconnecting, run_per_shard
+    from orderdb.integrations.polling import Poller, PollReport, default_worker_name
+
+    base = worker or default_worker_name()
+    stops = {shard: threading.Event() for shard in shards}
+
+    def stop_all() -> None:
+        for event in stops.values():
+            event.set()
+
+    def poll(shard: int, shard_dsn: str) -> PollReport:
+        log = ShardLog(logging.getLogger("orderdb.integrations.polling"), shard)
+        plugins = load_plugins()
+        stop = stops[shard]
+
+        def session() -> PollReport:
+            with psycopg.connect(shard_dsn, autocommit=True, connect_timeout=10) as conn:
+                poller = Poller(
+                    conn,
+                    plugins,
+                    worker=f"{base}/shard{shard}",
+                    limit=limit,
+                    lease_seconds=lease,
+                    logger=log,
+                )
+                if not once:
+                    return poller.run(stop, idle_seconds=idle)
+                total = PollReport()
+                while not stop.is_set():
+                    report = poller.poll_once()
+                    total.add(report)
+                    if report.claimed < limit:
+                        break
+                return total
+
+        if once:
+            return session()
+        report = reconnecting(session, stop, log, first_wait=idle, longest_wait=max(idle, 60.0))
+        log.info("poller of shard %s stopped", shard)
+        return PollReport() if report is None else report
+
+    def failed(shard: int, exc: BaseException) -> None:
+        log = ShardLog(logging.getLogger("orderdb.integrations.polling"), shard)
+        log.error("poller failed: %s", str(exc).strip() or repr(exc))
+        if not once:  # not a lost connection (that one reconnects): stop every shard's
+            stop_all()
+
+    if not once:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop_all())
+        notice(
+            f"polling the {len(shards)} shards of the cluster as {base}/shard<N>; Ctrl-C stops",
+            shards=sorted(shards),
+            worker=base,
+        )
+    results, failures = run_per_shard(
+        shards, poll, stop=stop_all, on_failure=failed, name="poll-carriers-shard"
+    )
+    total = PollReport()
+    for report in results.values():
+        total.add(report)
+    if failures:
+        _print_poll_report(total, as_json=False)
+        raise next(iter(failures.values()))
+    return total
 
 
 @main.group("integrations")

@@ -6,6 +6,9 @@
 ``orderdb wms-dispatch [--once] [--workers N] [--limit N] [--lease S]``   send queued commands
 ``orderdb wms-dispatch retry ID``            send a dead command again
 ``orderdb wms-dispatch dead``                the dead commands
+
+With a cluster proxy's DSN the dispatcher runs per shard in one process, ``retry`` finds the
+command's shard and ``dead`` lists every shard's (docs/scaling.md "Tools against the proxy").
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ import logging
 import os
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import psycopg
@@ -34,13 +38,16 @@ from orderdb.cli.base import (
     main,
     notice,
     print_table,
-    refuse_cluster_proxy,
     setup_logging,
     stdin_is_terminal,
 )
 from orderdb.cli.integrations import CARRIER_CONFIG_ENV, _carrier_config
 from orderdb.cluster import operations as cluster_operations
+from orderdb.cluster.relay import ShardLog, proxy_shards
 from orderdb.integrations import wms
+
+if TYPE_CHECKING:
+    from orderdb.integrations.wms.dispatch import Dispatcher, DispatchReport
 
 SET_WMS_SECRET_ENV = "ORDERDB_WAREHOUSES_SET_WMS_SECRET"  # noqa: S105 - a variable name
 #: setting names that hold a secret: refused by --setting (argv), masked by `list`
@@ -176,14 +183,6 @@ def _check_connector_settings(
 @main.group("warehouses")
 def warehouses_group() -> None:
     """Warehouses' WMS connectors (the outbound command queue: orderdb wms-dispatch)."""
-
-
-def _shard_dsn(ctx: click.Context, sub_dsn: str | None, tool: str) -> str:
-    """The DSN to use, refused (exit 2) when it is a cluster proxy: the WMS command queue is
-    each shard's (docs/scaling.md "Tools against the proxy")."""
-    dsn = get_dsn(ctx, sub_dsn)
-    refuse_cluster_proxy(dsn, tool)
-    return dsn
 
 
 @warehouses_group.command("set-wms")
@@ -438,10 +437,31 @@ def wms_dispatch_cmd(
     carrier_config = _carrier_config(config_path)
     policy = RetryPolicy(backoff, backoff_max, max_attempts)
     dsn = get_dsn(ctx, sub_dsn)
-    refuse_cluster_proxy(dsn, "wms-dispatch")
+    base = worker or default_worker_name()
+    shards = proxy_shards(dsn)
+    if shards is not None:  # a cluster's proxy: one dispatcher (or --workers) per shard
+        _print_dispatch_report(
+            _dispatch_per_shard(
+                shards,
+                lambda shard_dsn, name, logger: Dispatcher(
+                    shard_dsn,
+                    worker=name,
+                    limit=limit,
+                    lease_seconds=lease,
+                    policy=policy,
+                    carrier_config=carrier_config,
+                    logger=logger,
+                ),
+                workers=workers,
+                once=once,
+                idle=idle,
+                base=base,
+            ),
+            as_json,
+        )
+        return
     with psycopg.connect(dsn, autocommit=True) as conn:  # fail early on a wrong DSN
         conn.execute("SELECT 1 FROM orderdb.wms_commands LIMIT 0")
-    base = worker or default_worker_name()
 
     def make(i: int) -> Dispatcher:
         return Dispatcher(
@@ -463,6 +483,10 @@ def wms_dispatch_cmd(
             worker=base,
         )
     total = run_workers(make, workers, once=once, stop=stop, idle_seconds=idle)
+    _print_dispatch_report(total, as_json)
+
+
+def _print_dispatch_report(total: DispatchReport, as_json: bool) -> None:
     summary = total.as_dict()
     if as_json:
         echo_json(summary)
@@ -472,6 +496,74 @@ def wms_dispatch_cmd(
     print_table("wms-dispatch", ["metric", "value"], list(summary.items()))
     if errors:
         print_table("last errors", ["where", "error"], list(errors.items()))
+
+
+def _dispatch_per_shard(
+    shards: dict[int, str],
+    make: Callable[[str, str, ShardLog], Dispatcher],
+    *,
+    workers: int,
+    once: bool,
+    idle: float,
+    base: str,
+) -> DispatchReport:
+    """``orderdb wms-dispatch --dsn PROXY``: ``workers`` dispatchers per shard in this process,
+    on the shard's DSN as the proxy records it (libpq's environment or password file supplies
+    the credentials), named ``<worker>/shard<N>``; log lines begin ``shard N:``. A shard that
+    is down holds back only its own commands (its dispatchers retry after the idle time).
+    ``once``: every shard sends what is due, then the combined report; a shard that failed is
+    logged and its error raised once the others finished (its exit status). Otherwise another
+    error of one shard's dispatcher (not a lost connection) stops every shard's, as one
+    dispatcher stops; SIGTERM/SIGINT stop them all."""
+    from orderdb.cluster.workers import run_per_shard
+    from orderdb.integrations.wms.dispatch import DispatchReport, run_workers
+
+    stops = {shard: threading.Event() for shard in shards}
+
+    def stop_all() -> None:
+        for event in stops.values():
+            event.set()
+
+    def dispatch(shard: int, shard_dsn: str) -> DispatchReport:
+        log = ShardLog(logging.getLogger("orderdb.integrations.wms.dispatch"), shard)
+        name = f"{base}/shard{shard}"
+        report = run_workers(
+            lambda i: make(shard_dsn, name if workers == 1 else f"{name}/{i}", log),
+            workers,
+            once=once,
+            stop=stops[shard],
+            idle_seconds=idle,
+        )
+        if not once:
+            log.info("dispatcher of shard %s stopped", shard)
+        return report
+
+    def failed(shard: int, exc: BaseException) -> None:
+        log = ShardLog(logging.getLogger("orderdb.integrations.wms.dispatch"), shard)
+        log.error("dispatcher failed: %s", str(exc).strip() or repr(exc))
+        if not once:
+            stop_all()
+
+    if not once:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop_all())
+        notice(
+            f"wms-dispatch: {workers} dispatcher(s) on each of the {len(shards)} shards of the "
+            f"cluster as {base}/shard<N>; Ctrl-C stops",
+            workers=workers,
+            worker=base,
+            shards=sorted(shards),
+        )
+    results, failures = run_per_shard(
+        shards, dispatch, stop=stop_all, on_failure=failed, name="wms-dispatch-shard"
+    )
+    total = DispatchReport()
+    for report in results.values():
+        total.add(report)
+    if failures:
+        _print_dispatch_report(total, as_json=False)
+        raise next(iter(failures.values()))
+    return total
 
 
 @wms_dispatch_cmd.command("retry")
@@ -484,20 +576,48 @@ def wms_dispatch_retry_cmd(
     ctx: click.Context, command_id: int, as_json: bool, sub_dsn: str | None
 ) -> None:
     """Send the dead command COMMAND_ID again (pending, due now, attempts from 0; the later
-    commands of its order follow it). Exit status 3: no such command; 4: it is not dead."""
-    with psycopg.connect(_shard_dsn(ctx, sub_dsn, "wms-dispatch"), autocommit=True) as conn:
-        cur = conn.execute("SELECT * FROM orderdb.retry_wms_command(%s)", (command_id,))
-        cols = [d.name for d in cur.description or []]
-        row = dict(zip(cols, cur.fetchone() or (), strict=True))
+    commands of its order follow it). Exit status 3: no such command; 4: it is not dead.
+
+    With a cluster proxy's DSN: the command is looked for on every shard (command ids are
+    unique across the cluster), the row names its shard."""
+    dsn = get_dsn(ctx, sub_dsn)
+    shards = proxy_shards(dsn)
+    row: dict[str, Any] | None = None
+    if shards is None:
+        row = _retry_command(dsn, command_id)
+    else:
+        unreachable: psycopg.OperationalError | None = None
+        missing: psycopg.Error | None = None
+        for shard, shard_dsn in shards.items():
+            try:
+                row = {"shard": shard, **_retry_command(shard_dsn, command_id)}
+                break
+            except psycopg.OperationalError as exc:  # another shard may have it
+                unreachable = unreachable or exc
+            except psycopg.Error as exc:
+                if exc.sqlstate != "OD004":
+                    raise
+                missing = exc
+        if row is None:  # not on a shard that answered: unknown, unless one did not answer
+            raise unreachable or missing or click.ClickException("the cluster has no shard")
     if as_json:
         echo_json(row)
         return
     console.print(
         f"command {row['command_id']} ({row['kind']} of order {row['order_id']}, warehouse "
-        f"{row['warehouse_id']}) is pending again",
+        f"{row['warehouse_id']}"
+        + (f", shard {row['shard']}" if "shard" in row else "")
+        + ") is pending again",
         markup=False,
         highlight=False,
     )
+
+
+def _retry_command(dsn: str, command_id: int) -> dict[str, Any]:
+    with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
+        cur = conn.execute("SELECT * FROM orderdb.retry_wms_command(%s)", (command_id,))
+        cols = [d.name for d in cur.description or []]
+        return dict(zip(cols, cur.fetchone() or (), strict=True))
 
 
 @wms_dispatch_cmd.command("dead")
@@ -509,8 +629,43 @@ def wms_dispatch_retry_cmd(
 def wms_dispatch_dead_cmd(
     ctx: click.Context, warehouse: int | None, as_json: bool, sub_dsn: str | None
 ) -> None:
-    """The dead commands (oldest first): what failed, how often, and why."""
-    with psycopg.connect(_shard_dsn(ctx, sub_dsn, "wms-dispatch"), autocommit=True) as conn:
+    """The dead commands (oldest first): what failed, how often, and why.
+
+    With a cluster proxy's DSN: every shard's, each row naming its shard (a shard that cannot
+    be reached: the others' are listed, then its error and its exit status)."""
+    dsn = get_dsn(ctx, sub_dsn)
+    shards = proxy_shards(dsn)
+    if shards is None:
+        cols, rows = _dead_commands(dsn, warehouse)
+    else:
+        cols, rows = ["shard", *_DEAD_COLUMNS], []
+        unreachable: list[psycopg.OperationalError] = []
+        for shard, shard_dsn in shards.items():
+            try:
+                rows += [{"shard": shard, **r} for r in _dead_commands(shard_dsn, warehouse)[1]]
+            except psycopg.OperationalError as exc:
+                unreachable.append(exc)
+        rows.sort(key=lambda r: (r["dead_since"], r["shard"], r["command_id"]))
+        if unreachable:
+            _print_dead(cols, rows, as_json)
+            raise unreachable[0]
+    _print_dead(cols, rows, as_json)
+
+
+_DEAD_COLUMNS = [
+    "command_id",
+    "warehouse_id",
+    "order_id",
+    "order_no",
+    "kind",
+    "attempts",
+    "last_error",
+    "dead_since",
+]
+
+
+def _dead_commands(dsn: str, warehouse: int | None) -> tuple[list[str], list[dict[str, Any]]]:
+    with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
         cur = conn.execute(
             "SELECT c.command_id, c.warehouse_id, c.order_id, c.payload ->> 'order_no' AS order_no,"
             " c.kind, c.attempts, c.last_error, c.finished_at AS dead_since"
@@ -520,7 +675,10 @@ def wms_dispatch_dead_cmd(
             (warehouse, warehouse),
         )
         cols = [d.name for d in cur.description or []]
-        rows = [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+        return cols, [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+
+
+def _print_dead(cols: list[str], rows: list[dict[str, Any]], as_json: bool) -> None:
     if as_json:
         echo_json(rows)
         return

@@ -6,8 +6,9 @@ proxy's read_events/ack_events and claim_events/ack_claimed span the shards), th
 page (order_timeline_by_no is routed) and operations board (the proxy's
 orderdb_ops.board_snapshot merges the shards' boards), ``orderdb maintain`` (:func:`maintain`:
 the sweep of parked carrier events on the proxy, then each shard's partition maintenance),
-``orderdb relay`` (:mod:`orderdb.cluster.relay`: one relay per shard in one process, on the
-DSNs the proxy records) and ``orderdb sla-check`` (the proxy's ``orderdb.sla_check`` runs on
+``orderdb relay``, ``orderdb wms-dispatch`` and ``orderdb poll-carriers`` (one relay,
+dispatcher or poller per shard in one process, on the DSNs the proxy records:
+:mod:`orderdb.cluster.workers`) and ``orderdb sla-check`` (the proxy's ``orderdb.sla_check`` runs on
 every shard). The tools that need a shard's own tables refuse a proxy DSN with a message saying
 to run them per shard (:func:`per_shard_refusal`). ``orderdb monitor`` and ``orderdb exporter``
 read the proxy's ``orderdb_ops`` views (every shard's rows; the exporter labels each series with
@@ -25,9 +26,6 @@ from psycopg.rows import dict_row
 
 #: why each tool runs per shard (the refusal's reason)
 PER_SHARD_REASONS: dict[str, str] = {
-    "wms-dispatch": "the WMS command queue is each shard's: a command is written in the "
-    "transaction of its order's change, on the order's shard",
-    "poll-carriers": "the polling state of shipments (claims, back-off) lives on each shard",
     "webhooks list": "webhook deliveries (pending, delivered, dead) are each shard's, made by "
     "its relay from its outbox",
     "webhooks retry": "a dead delivery is a row of the shard whose relay made it",
@@ -40,8 +38,6 @@ PER_SHARD_REASONS: dict[str, str] = {
 #: what each tool reads that a proxy would need to have for the tool to run there (None: it
 #: runs per shard by design)
 _NEEDS: dict[str, tuple[str, str] | None] = {
-    "wms-dispatch": None,
-    "poll-carriers": None,
     "webhooks list": None,
     "webhooks retry": None,
     "ingest serve": None,

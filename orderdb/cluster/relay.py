@@ -20,6 +20,7 @@ from typing import Any
 
 import psycopg
 
+from orderdb.cluster.workers import run_per_shard
 from orderdb.events import Event, Relay
 from orderdb.events.listen import Log
 
@@ -78,35 +79,20 @@ class ShardRelays:
     def run(self, handler: Callable[[Event], None] | None = None) -> None:
         """Run every shard's relay until :meth:`stop` (or until one fails: then raised)."""
         one_at_a_time = None if handler is None else self._serialised(handler)
-        failures: list[BaseException] = []
 
-        def run_one(shard: int, relay: Relay) -> None:
-            try:
-                relay.run(one_at_a_time)
-            except BaseException as exc:  # raised by run() once every relay stopped
-                relay.log.error("relay failed: %r; stopping every shard's relay", exc)
-                failures.append(exc)
-                self.stop()
-
-        threads = [
-            threading.Thread(
-                target=run_one, args=(shard, relay), name=f"orderdb-relay-shard{shard}"
-            )
-            for shard, relay in self.relays.items()
-        ]
-        for thread in threads:
-            thread.start()
-        try:
-            for thread in threads:
-                while thread.is_alive():
-                    # a timeout, so that the main thread runs the signal handlers meanwhile
-                    thread.join(timeout=0.5)
-        finally:
+        def failed(shard: int, exc: BaseException) -> None:  # raised by run() once all stopped
+            self.relays[shard].log.error("relay failed: %r; stopping every shard's relay", exc)
             self.stop()
-            for thread in threads:
-                thread.join()
+
+        _, failures = run_per_shard(
+            self.relays,
+            lambda _shard, relay: relay.run(one_at_a_time),
+            stop=self.stop,
+            on_failure=failed,
+            name="orderdb-relay-shard",
+        )
         if failures:
-            raise failures[0]
+            raise next(iter(failures.values()))
 
     def _serialised(self, handler: Callable[[Event], None]) -> Callable[[Event], None]:
         def call(event: Event) -> None:

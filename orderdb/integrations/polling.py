@@ -108,10 +108,13 @@ class Poller:
         worker: str | None = None,
         limit: int = DEFAULT_LIMIT,
         lease_seconds: int = DEFAULT_LEASE_SECONDS,
+        logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
     ) -> None:
         if not conn.autocommit:
             raise ValueError("the poller needs an autocommit connection (one transaction per call)")
         self.conn = conn
+        #: its logger (``orderdb poll-carriers --dsn PROXY``: one naming the shard)
+        self.log = logger or log
         self.plugins = dict(plugins)
         self.worker = worker or default_worker_name()
         self.limit = limit
@@ -180,14 +183,14 @@ class Poller:
             try:
                 events = list(plugin.query_tracking(tracking_number))
             except CarrierRejected as exc:  # this parcel only: the carrier keeps being polled
-                log.warning("carrier %s refused %s: %s", carrier, tracking_number, exc)
+                self.log.warning("carrier %s refused %s: %s", carrier, tracking_number, exc)
                 error = f"{type(exc).__name__}: {exc}"[:1000]
                 self._finish(warehouse_id, shipment_id, error, carrier_failed=False)
                 report.refused_parcels += 1
                 report.last_error_by_carrier[carrier] = error
                 continue
             except Exception as exc:  # any other plugin failure backs the carrier off
-                log.warning("carrier %s failed for %s: %s", carrier, tracking_number, exc)
+                self.log.warning("carrier %s failed for %s: %s", carrier, tracking_number, exc)
                 error = f"{type(exc).__name__}: {exc}"[:1000]
                 self._finish(warehouse_id, shipment_id, error)
                 report.failed(carrier, error)
@@ -199,7 +202,7 @@ class Poller:
                 if isinstance(outcome, RefusedEvent):
                     # the carrier sent something the contract refuses (a malformed scan, an
                     # event id it used for another scan): that scan is skipped
-                    log.warning(
+                    self.log.warning(
                         "carrier %s sent a bad event: %s (%s)",
                         carrier,
                         outcome.message,

@@ -167,12 +167,15 @@ class Dispatcher:
         carrier_config: Mapping[str, Mapping[str, Any]] | None = None,
         connector_factory: ConnectorFactory | None = None,
         carrier_factory: CarrierFactory | None = None,
+        logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
     ) -> None:
         if not 1 <= limit <= 1000:
             raise ValueError("limit must be between 1 and 1000")
         if not 1 <= lease_seconds <= 86400:
             raise ValueError("lease_seconds must be between 1 and 86400")
         self.dsn = dsn
+        #: its logger (``orderdb wms-dispatch --dsn PROXY``: one naming the shard)
+        self.log = logger or log
         self.worker = worker or default_worker_name()
         self.limit = limit
         self.lease_seconds = lease_seconds
@@ -205,7 +208,7 @@ class Dispatcher:
             try:
                 connector.close()
             except Exception:
-                log.exception("closing WMS connector %s failed", connector.name)
+                self.log.exception("closing WMS connector %s failed", connector.name)
         self._connectors.clear()
         if self._conn is not None:
             self._conn.close()
@@ -249,7 +252,7 @@ class Dispatcher:
             try:
                 report = self.run_once(stop)
             except psycopg.OperationalError as exc:
-                log.warning("wms-dispatch %s: database unavailable: %s", self.worker, exc)
+                self.log.warning("wms-dispatch %s: database unavailable: %s", self.worker, exc)
                 if self._conn is not None:
                     self._conn.close()
                     self._conn = None
@@ -292,7 +295,7 @@ class Dispatcher:
             )
             report.last_errors[where] = outcome.error
             log_at = logging.ERROR if status == "dead" else logging.WARNING
-            log.log(
+            self.log.log(
                 log_at,
                 "%s %s of order %s (command %s, attempt %s): %s -> %s",
                 where,
@@ -313,9 +316,11 @@ class Dispatcher:
                 # the command ends as a dead letter that says why instead of stopping the worker
                 error = f"recording the answer failed: {_text(exc)}"
                 report.last_errors[f"warehouse {row['warehouse_id']}"] = error
-                log.error("command %s of order %s: %s", row["command_id"], row["order_no"], error)
+                self.log.error(
+                    "command %s of order %s: %s", row["command_id"], row["order_no"], error
+                )
                 status = self._fail(row, _Failure(error))
-            log.debug(
+            self.log.debug(
                 "%s command %s of order %s -> %s", kind, row["command_id"], row["order_no"], status
             )
         if status is None:
@@ -340,7 +345,7 @@ class Dispatcher:
             try:
                 cached[1].close()
             except Exception:
-                log.exception("closing the old connector of warehouse %s failed", warehouse_id)
+                self.log.exception("closing the old connector of warehouse %s failed", warehouse_id)
         self._connectors[warehouse_id] = (row["config_updated_at"], connector)
         return connector
 
@@ -352,7 +357,7 @@ class Dispatcher:
             # factory raises): retried (it may be installed or fixed), and dead after
             # max_attempts like any failure; the other warehouses' commands go on
             if not isinstance(exc, LookupError | ValueError | TypeError):
-                log.exception("building WMS connector %s failed", row["connector"])
+                self.log.exception("building WMS connector %s failed", row["connector"])
             return _Failure(f"connector: {_text(exc)}")
         command = wms.WmsCommand(
             command_id=int(row["command_id"]),
@@ -373,7 +378,7 @@ class Dispatcher:
         except wms.WmsError as exc:
             return _Failure(_text(exc))
         except Exception as exc:  # a connector's bug must not stop the other commands
-            log.exception(
+            self.log.exception(
                 "WMS connector %s failed on command %s", row["connector"], row["command_id"]
             )
             return _Failure(f"connector error: {_text(exc)}")
@@ -404,7 +409,7 @@ class Dispatcher:
             plugin = self._carrier(code)
         except Exception as exc:  # as for a connector: this command fails, not the dispatcher
             if not isinstance(exc, LookupError | ValueError | TypeError):
-                log.exception("building carrier plugin %s failed", code)
+                self.log.exception("building carrier plugin %s failed", code)
             return _Failure(f"carrier plugin: {_text(exc)}"), None
         try:
             if row["kind"] == "waybill":
@@ -437,7 +442,7 @@ class Dispatcher:
         except CarrierError as exc:
             return _Failure(_text(exc)), None
         except Exception as exc:  # a plugin's bug must not stop the other commands
-            log.exception("carrier plugin %s failed on command %s", code, row["command_id"])
+            self.log.exception("carrier plugin %s failed on command %s", code, row["command_id"])
             return _Failure(f"carrier plugin error: {_text(exc)}"), None
 
     def _cancel_waybill(
