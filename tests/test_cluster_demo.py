@@ -97,3 +97,14 @@ def test_demo_runs_the_shop_through_a_proxy_over_three_shards(demo_dsn: str) -> 
     again = _demo(demo_dsn)
     assert again.returncode == 0, again.stderr + again.stdout
     assert "counters equal the ledger on every shard" in " ".join(again.stdout.split())
+
+
+def test_demo_run_again_adds_to_the_cluster_and_checks_its_own_scans(demo_dsn: str) -> None:
+    """Run again, the demo adds to the same cluster; its scan check counts this run's parcels
+    (the first run's scans are stored too, and are not this run's)."""
+    for _ in range(2):
+        result = _demo(demo_dsn)
+        out = " ".join(result.stdout.split())
+        assert result.returncode == 0, result.stderr + result.stdout
+        assert "every scan landed exactly once, matched on its order's shard" in out, out
+        assert "counters equal the ledger on every shard" in out

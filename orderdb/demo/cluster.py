@@ -240,10 +240,12 @@ def _summary(demo: ClusterDemo, console: Console, seconds: float) -> None:
                 by_status.setdefault(str(status), [0] * len(demo.shard_dsns))[k] = int(count)
             row = conn.execute("SELECT count(*) FROM orderdb_ops.inventory_drift").fetchone()
             drift.append(int(row[0]) if row else -1)
+            # this run's parcels only: a run again adds to the same cluster
             row = conn.execute(
                 "SELECT count(*) FROM orderdb.tracking_events"
-                " WHERE carrier = 'GENERIC' AND tracking_number LIKE 'DEMO%'"
-                " AND order_id IS NOT NULL"
+                " WHERE carrier = 'GENERIC' AND tracking_number LIKE 'DEMO%%'"
+                " AND order_id = ANY(%s)",
+                (list(stats.ready_to_ship),),
             ).fetchone()
             stored_scans += int(row[0]) if row else 0
     for status, counts in by_status.items():
