@@ -314,3 +314,55 @@ def test_a_shard_that_is_down_does_not_stop_the_others(cluster: Cluster) -> None
     assert [r["shard"] for r in failed if r["level"] == "error"] == [2], done.stderr
     assert dead.returncode == alone.returncode, dead.stderr
     assert {r["shard"] for r in json.loads(dead.stdout)} <= {0, 1}
+
+
+def test_poll_carriers_through_the_proxy_runs_until_sigterm(
+    cluster: Cluster,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Without --once: a parcel shipped on shard 1 while it runs is polled by shard 1's poller;
+    SIGTERM stops every shard's poller (exit 0), each saying so in a line naming its shard."""
+    warehouse = 5151
+    warehouse_on(cluster, warehouse, 1)
+    config = tmp_path / "carriers.json"
+    config.write_text(json.dumps({"SIM": {"seed": 13, "return_rate": 0}}))
+    log = tmp_path / "poll.log"
+    with log.open("wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "orderdb", "poll-carriers", "--idle", "0.2", "--carrier",
+             "SIM", "--config", str(config), "--worker", "wk", "--dsn", cluster.proxy_dsn],
+            cwd=ROOT, env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=err,
+        )  # fmt: skip
+    try:
+        (order_id,) = dispatched_orders(cluster, warehouse, 1)
+        with psycopg.connect(cluster.proxy_dsn, autocommit=True) as conn:
+            conn.execute(
+                "SELECT orderdb.wms_callback(%s, %s, 'SHIPPED', %s)",
+                (
+                    f"wk-ship-{order_id}",
+                    order_id,
+                    Jsonb({"carrier": "SIM", "tracking_number": sim_numbers(1, seed=13)[0]}),
+                ),
+            )
+        deadline = time.monotonic() + 60
+        while on_shard(
+            cluster, 1, "SELECT status FROM orderdb.orders WHERE order_id = %s", (order_id,)
+        ) == [("shipped",)]:
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=60)
+    text = log.read_text()
+    assert code == 0, text
+    assert "polling the 3 shards of the cluster as wk/shard<N>" in text
+    for shard in range(3):
+        assert f"shard {shard}: poller of shard {shard} stopped" in text
+    assert on_shard(
+        cluster,
+        1,
+        "SELECT p.polls >= 1, p.claimed_by FROM orderdb.shipment_polls p"
+        " JOIN orderdb.shipments s USING (warehouse_id, shipment_id) WHERE s.order_id = %s",
+        (order_id,),
+    ) == [(True, None)]
