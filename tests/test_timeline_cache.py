@@ -568,3 +568,24 @@ def test_writers_bump_only_stored_orders_and_block_storing(
     assert stored() == 0, "not stored outside READ COMMITTED"
     c.execute("SELECT orderdb.order_timeline(%s)", (o,))
     assert stored() == 1
+
+
+def test_a_writer_bumps_while_a_reader_is_storing(
+    conn: psycopg.Connection[Any], db_dsn: str
+) -> None:
+    """A reader storing a document holds the order's advisory lock (its document may predate the
+    writer's change): a writer that finds the lock taken bumps the generation even though no
+    document is stored yet."""
+    c = conn
+    o = _new_order(c, {})
+    g = c.execute(
+        "SELECT timeline_generation FROM orderdb.order_directory WHERE order_id = %s", (o,)
+    ).fetchone()
+    with psycopg.connect(db_dsn) as reader:  # a reader in the middle of storing
+        reader.execute("SELECT pg_advisory_xact_lock(1869898596, hashint8(%s::bigint))", (o,))
+        _apply(c, [o], ("transition", 0, "confirmed"))
+        reader.rollback()
+    g2 = c.execute(
+        "SELECT timeline_generation FROM orderdb.order_directory WHERE order_id = %s", (o,)
+    ).fetchone()
+    assert g is not None and g2 is not None and g2[0] == g[0] + 1
