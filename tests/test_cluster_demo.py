@@ -51,9 +51,9 @@ def test_demo_runs_the_shop_through_a_proxy_over_three_shards(demo_dsn: str) -> 
     base = str(conninfo_to_dict(demo_dsn)["dbname"])
     assert f"proxy: {base}_proxy; shards: 0 {base}_shard0, 1 {base}_shard1, 2 {base}_shard2" in out
     assert "warehouses: 1 on shard 1, 2 on shard 2, 3 on shard 0, 4 on shard 1" in out
-    # what does not go through the proxy yet is said, at the start and in the summary
-    assert out.count("not through the proxy yet (docs/scaling.md):") == 2
-    assert "orderdb wms-dispatch runs per shard" in out
+    # what the demo plays itself is said, at the start and in the summary
+    assert out.count("played by the demo itself (docs/scaling.md):") == 2
+    assert "orderdb wms-dispatch --dsn PROXY dispatches every shard's commands" in out
     assert "tracking page (through the proxy): http://127.0.0.1:" in out
     assert "operations board (through the proxy): http://127.0.0.1:" in out
     assert "every scan landed exactly once, matched on its order's shard" in out

@@ -13,10 +13,10 @@ location and courier set through the proxy: ``set_warehouse_location``, ``add_co
 ``plan_routes``), and the customer timelines. It ends with each shard's share and checks, read
 on every shard: orders by status, the ledger check, the carrier scans stored once.
 
-Not through the proxy yet, and said in the output (docs/scaling.md lists them): the WMS
-connector and its dispatcher (``orderdb wms-dispatch`` runs per shard; here the demo sends the
-warehouse's callbacks itself), the carrier poller (polling is configured per shard; here the
-demo sends the carrier's scans itself). The tracking page and the operations board are served
+Played by the demo itself, and said in the output: the warehouses' callbacks (no WMS connector
+is set; ``orderdb wms-dispatch --dsn PROXY`` dispatches every shard's commands when one is) and
+the carrier's scans (sent through the proxy; ``orderdb poll-carriers --dsn PROXY`` polls every
+shard's parcels of a polled carrier). The tracking page and the operations board are served
 with the proxy's DSN.
 PL/Proxy must be installed on the server (Debian ``postgresql-15-plproxy``): the embedded
 PostgreSQL 18 does not have it.
@@ -38,12 +38,12 @@ from rich.console import Console
 from orderdb.client import Client
 from orderdb.demo import shop
 
-#: what the demo's warehouses do not get through a proxy, printed at its start and end
-NOT_THROUGH_THE_PROXY = (
-    "the WMS connector and its dispatcher (orderdb wms-dispatch runs per shard): the demo sends "
-    "the warehouse's callbacks itself",
-    "the carrier poller (polling is configured per shard): the demo sends the carrier's scans "
-    "itself",
+#: what the demo plays itself instead of a connector or poller, printed at its start and end
+PLAYED_BY_THE_DEMO = (
+    "the warehouses' callbacks (no WMS connector set; orderdb wms-dispatch --dsn PROXY "
+    "dispatches every shard's commands when one is)",
+    "the carrier's scans, sent through the proxy (orderdb poll-carriers --dsn PROXY polls every "
+    "shard's parcels of a polled carrier)",
 )
 #: the carrier's scans of a parcel (carrier GENERIC takes the normalised statuses)
 SCANS = ("info_received", "in_transit", "out_for_delivery", "delivered")
@@ -117,8 +117,8 @@ def run_cluster_demo(
         + ", ".join(f"{w} on shard {w % shards}" for w in (*warehouses, shop.COURIER_WAREHOUSE)),
         markup=False,
     )
-    console.print("not through the proxy yet (docs/scaling.md):", markup=False)
-    for line in NOT_THROUGH_THE_PROXY:
+    console.print("played by the demo itself (docs/scaling.md):", markup=False)
+    for line in PLAYED_BY_THE_DEMO:
         console.print(f"  - {line}", markup=False)
     from orderdb.web import start_in_thread, tracking_url
 
@@ -277,8 +277,8 @@ def _summary(demo: ClusterDemo, console: Console, seconds: float) -> None:
             + "[/red]"
         )
     )
-    console.print("not through the proxy yet (docs/scaling.md):", markup=False)
-    for line in NOT_THROUGH_THE_PROXY:
+    console.print("played by the demo itself (docs/scaling.md):", markup=False)
+    for line in PLAYED_BY_THE_DEMO:
         console.print(f"  - {line}", markup=False)
     console.print(f"[bold]done[/bold] in {seconds:.1f} s")
 
