@@ -253,20 +253,15 @@ def _poll_per_shard(
     a shard that is down holds back only its own parcels (log lines begin ``shard N:``).
     ``once``: every shard polled once (what is due), then the combined report; a shard that
     failed is logged and its error raised after the others finished (its exit status)."""
-    from orderdb.cluster.workers import reconnecting, run_per_shard
+    from orderdb.cluster.workers import reconnecting, run_tool_per_shard
     from orderdb.integrations.polling import Poller, PollReport, default_worker_name
 
     base = worker or default_worker_name()
-    stops = {shard: threading.Event() for shard in shards}
+    logger = logging.getLogger("orderdb.integrations.polling")
 
-    def stop_all() -> None:
-        for event in stops.values():
-            event.set()
-
-    def poll(shard: int, shard_dsn: str) -> PollReport:
-        log = ShardLog(logging.getLogger("orderdb.integrations.polling"), shard)
+    def poll(shard: int, shard_dsn: str, stop: threading.Event) -> PollReport:
+        log = ShardLog(logger, shard)
         plugins = load_plugins()
-        stop = stops[shard]
 
         def session() -> PollReport:
             with psycopg.connect(shard_dsn, autocommit=True, connect_timeout=10) as conn:
@@ -294,30 +289,21 @@ def _poll_per_shard(
         log.info("poller of shard %s stopped", shard)
         return PollReport() if report is None else report
 
-    def failed(shard: int, exc: BaseException) -> None:
-        log = ShardLog(logging.getLogger("orderdb.integrations.polling"), shard)
-        log.error("poller failed: %s", str(exc).strip() or repr(exc))
-        if not once:  # not a lost connection (that one reconnects): stop every shard's
-            stop_all()
-
-    if not once:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: stop_all())
-        notice(
+    return run_tool_per_shard(
+        shards,
+        poll,
+        total=PollReport(),
+        once=once,
+        logger=logger,
+        what="poller",
+        announce=lambda: notice(
             f"polling the {len(shards)} shards of the cluster as {base}/shard<N>; Ctrl-C stops",
             shards=sorted(shards),
             worker=base,
-        )
-    results, failures = run_per_shard(
-        shards, poll, stop=stop_all, on_failure=failed, name="poll-carriers-shard"
+        ),
+        print_partial=lambda total: _print_poll_report(total, as_json=False),
+        name="poll-carriers-shard",
     )
-    total = PollReport()
-    for report in results.values():
-        total.add(report)
-    if failures:
-        _print_poll_report(total, as_json=False)
-        raise next(iter(failures.values()))
-    return total
 
 
 @main.group("integrations")

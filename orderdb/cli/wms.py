@@ -515,55 +515,42 @@ def _dispatch_per_shard(
     logged and its error raised once the others finished (its exit status). Otherwise another
     error of one shard's dispatcher (not a lost connection) stops every shard's, as one
     dispatcher stops; SIGTERM/SIGINT stop them all."""
-    from orderdb.cluster.workers import run_per_shard
+    from orderdb.cluster.workers import run_tool_per_shard
     from orderdb.integrations.wms.dispatch import DispatchReport, run_workers
 
-    stops = {shard: threading.Event() for shard in shards}
+    logger = logging.getLogger("orderdb.integrations.wms.dispatch")
 
-    def stop_all() -> None:
-        for event in stops.values():
-            event.set()
-
-    def dispatch(shard: int, shard_dsn: str) -> DispatchReport:
-        log = ShardLog(logging.getLogger("orderdb.integrations.wms.dispatch"), shard)
+    def dispatch(shard: int, shard_dsn: str, stop: threading.Event) -> DispatchReport:
+        log = ShardLog(logger, shard)
         name = f"{base}/shard{shard}"
         report = run_workers(
             lambda i: make(shard_dsn, name if workers == 1 else f"{name}/{i}", log),
             workers,
             once=once,
-            stop=stops[shard],
+            stop=stop,
             idle_seconds=idle,
         )
         if not once:
             log.info("dispatcher of shard %s stopped", shard)
         return report
 
-    def failed(shard: int, exc: BaseException) -> None:
-        log = ShardLog(logging.getLogger("orderdb.integrations.wms.dispatch"), shard)
-        log.error("dispatcher failed: %s", str(exc).strip() or repr(exc))
-        if not once:
-            stop_all()
-
-    if not once:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: stop_all())
-        notice(
+    return run_tool_per_shard(
+        shards,
+        dispatch,
+        total=DispatchReport(),
+        once=once,
+        logger=logger,
+        what="dispatcher",
+        announce=lambda: notice(
             f"wms-dispatch: {workers} dispatcher(s) on each of the {len(shards)} shards of the "
             f"cluster as {base}/shard<N>; Ctrl-C stops",
             workers=workers,
             worker=base,
             shards=sorted(shards),
-        )
-    results, failures = run_per_shard(
-        shards, dispatch, stop=stop_all, on_failure=failed, name="wms-dispatch-shard"
+        ),
+        print_partial=lambda total: _print_dispatch_report(total, as_json=False),
+        name="wms-dispatch-shard",
     )
-    total = DispatchReport()
-    for report in results.values():
-        total.add(report)
-    if failures:
-        _print_dispatch_report(total, as_json=False)
-        raise next(iter(failures.values()))
-    return total
 
 
 @wms_dispatch_cmd.command("retry")

@@ -12,9 +12,11 @@ reconnects with its own backoff, see :func:`reconnecting`).
 
 from __future__ import annotations
 
+import logging
+import signal
 import threading
 from collections.abc import Callable, Mapping
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import psycopg
 
@@ -24,6 +26,13 @@ R = TypeVar("R")
 
 class _Log(Protocol):
     def warning(self, msg: str, *args: object) -> object: ...
+
+
+class _Report(Protocol):
+    def add(self, other: Any) -> None: ...
+
+
+ReportT = TypeVar("ReportT", bound=_Report)
 
 
 def run_per_shard(
@@ -93,3 +102,54 @@ def reconnecting(
             stop.wait(wait)
             wait = min(wait * 2, longest_wait)
     return None
+
+
+def run_tool_per_shard(
+    shards: Mapping[int, str],
+    work: Callable[[int, str, threading.Event], ReportT],
+    *,
+    total: ReportT,
+    once: bool,
+    logger: logging.Logger,
+    what: str,
+    announce: Callable[[], None],
+    print_partial: Callable[[ReportT], None],
+    name: str,
+) -> ReportT:
+    """A tool's workers per shard (``orderdb wms-dispatch`` and ``orderdb poll-carriers`` with the
+    proxy's DSN): ``work(shard, dsn, stop)`` in a thread per shard (:func:`run_per_shard`), each
+    with its own stop event; returns ``total`` with every shard's report added. A shard's error
+    is logged (``shard N: <what> failed: ...``); without ``once`` it stops every shard's worker
+    (as one worker stops) and SIGTERM/SIGINT stop them all (``announce()`` says what runs). A
+    failed shard's error is raised once the others have returned, after ``print_partial(total)``
+    (its exit status is the tool's)."""
+    from orderdb.cluster.relay import ShardLog  # it imports this module
+
+    stops = {shard: threading.Event() for shard in shards}
+
+    def stop_all() -> None:
+        for event in stops.values():
+            event.set()
+
+    def failed(shard: int, exc: BaseException) -> None:
+        ShardLog(logger, shard).error("%s failed: %s", what, str(exc).strip() or repr(exc))
+        if not once:  # not a lost connection (that one reconnects): stop every shard's
+            stop_all()
+
+    if not once:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop_all())
+        announce()
+    results, failures = run_per_shard(
+        shards,
+        lambda shard, dsn: work(shard, dsn, stops[shard]),
+        stop=stop_all,
+        on_failure=failed,
+        name=name,
+    )
+    for report in results.values():
+        total.add(report)
+    if failures:
+        print_partial(total)
+        raise next(iter(failures.values()))
+    return total
