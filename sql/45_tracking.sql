@@ -230,6 +230,38 @@ $$;
 COMMENT ON FUNCTION orderdb._match_tracking_events(integer, bigint) IS
     'Matches earlier unmatched carrier events to a new shipment and sets its status from the newest.';
 
+-- _tracking_recorded_payload: the payload of a tracking.recorded event (record_tracking_event and
+-- record_tracking_events): the event as sent, phone numbers in its location and description masked
+-- (orderdb._mask_phones_in_text; the stored event keeps the text as sent), and whether it matched an
+-- order. A SQL expression the planner inlines into the caller's INSERT. Locks nothing.
+CREATE OR REPLACE FUNCTION orderdb._tracking_recorded_payload(
+    p_tracking_event_id bigint, p_carrier text, p_tracking_number text, p_event_time timestamptz,
+    p_carrier_status text, p_normalized_status text, p_location text, p_description text,
+    p_order_id bigint)
+RETURNS jsonb
+LANGUAGE sql
+STABLE
+AS $$
+    SELECT jsonb_build_object('tracking_event_id', p_tracking_event_id,
+                              'carrier', p_carrier,
+                              'tracking_number', p_tracking_number,
+                              'event_time', p_event_time,
+                              'carrier_status', p_carrier_status,
+                              'normalized_status', p_normalized_status,
+                              'location',
+                              CASE WHEN p_location ~ '[0-9]{4}'
+                                   THEN orderdb._mask_phones_in_text(p_location)
+                                   ELSE p_location END,
+                              'description',
+                              CASE WHEN p_description ~ '[0-9]{4}'
+                                   THEN orderdb._mask_phones_in_text(p_description)
+                                   ELSE p_description END,
+                              'matched', p_order_id IS NOT NULL)
+$$;
+COMMENT ON FUNCTION orderdb._tracking_recorded_payload(bigint, text, text, timestamptz, text, text,
+                                                       text, text, bigint) IS
+    'The payload of a tracking.recorded event (phones in location and description masked).';
+
 -- record_tracking_event: stores one carrier event and applies it.
 --   * deduplicated by (carrier, p_event_id) when an event id is given, and always by (carrier,
 --     tracking number, event time, carrier status): the same event again returns duplicate = true,
@@ -327,21 +359,10 @@ BEGIN
     ), ob AS (
         INSERT INTO orderdb.outbox (event_type, order_id, warehouse_id, payload)
         SELECT 'tracking.recorded', ins.order_id, ins.warehouse_id,
-               jsonb_build_object('tracking_event_id', ins.tracking_event_id,
-                                  'carrier', p_carrier,
-                                  'tracking_number', p_tracking_number,
-                                  'event_time', p_event_time,
-                                  'carrier_status', p_carrier_status,
-                                  'normalized_status', ins.normalized_status,
-                                  'location',
-                                  CASE WHEN p_location ~ '[0-9]{4}'
-                                       THEN orderdb._mask_phones_in_text(p_location)
-                                       ELSE p_location END,
-                                  'description',
-                                  CASE WHEN p_description ~ '[0-9]{4}'
-                                       THEN orderdb._mask_phones_in_text(p_description)
-                                       ELSE p_description END,
-                                  'matched', ins.order_id IS NOT NULL)
+               orderdb._tracking_recorded_payload(ins.tracking_event_id, p_carrier,
+                                                  p_tracking_number, p_event_time,
+                                                  p_carrier_status, ins.normalized_status,
+                                                  p_location, p_description, ins.order_id)
           FROM ins
     ), sh AS (
         UPDATE orderdb.shipments AS s

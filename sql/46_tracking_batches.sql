@@ -471,21 +471,8 @@ BEGIN
                     v_ord := NULL;
                     INSERT INTO orderdb.outbox (event_type, order_id, warehouse_id, payload)
                     SELECT 'tracking.recorded', u.oid, u.wh,
-                           jsonb_build_object('tracking_event_id', u.id,
-                                              'carrier', u.c,
-                                              'tracking_number', u.tn,
-                                              'event_time', u.t,
-                                              'carrier_status', u.s,
-                                              'normalized_status', u.norm,
-                                              'location',
-                                              CASE WHEN u.loc ~ '[0-9]{4}'
-                                                   THEN orderdb._mask_phones_in_text(u.loc)
-                                                   ELSE u.loc END,
-                                              'description',
-                                              CASE WHEN u.descr ~ '[0-9]{4}'
-                                                   THEN orderdb._mask_phones_in_text(u.descr)
-                                                   ELSE u.descr END,
-                                              'matched', u.oid IS NOT NULL)
+                           orderdb._tracking_recorded_payload(u.id, u.c, u.tn, u.t, u.s, u.norm,
+                                                              u.loc, u.descr, u.oid)
                       FROM unnest(v_id, v_c, v_tn, v_t, v_s, v_norm, v_loc, v_desc, v_wh, v_oid)
                            WITH ORDINALITY AS u(id, c, tn, t, s, norm, loc, descr, wh, oid, ord)
                      WHERE u.id IS NOT NULL AND u.ord > v_prev AND u.ord <= v_k
@@ -525,21 +512,8 @@ BEGIN
             WITH outbox_rows AS (
                 INSERT INTO orderdb.outbox (event_type, order_id, warehouse_id, payload)
                 SELECT 'tracking.recorded', u.oid, u.wh,
-                       jsonb_build_object('tracking_event_id', u.id,
-                                          'carrier', u.c,
-                                          'tracking_number', u.tn,
-                                          'event_time', u.t,
-                                          'carrier_status', u.s,
-                                          'normalized_status', u.norm,
-                                          'location',
-                                          CASE WHEN u.loc ~ '[0-9]{4}'
-                                               THEN orderdb._mask_phones_in_text(u.loc)
-                                               ELSE u.loc END,
-                                          'description',
-                                          CASE WHEN u.descr ~ '[0-9]{4}'
-                                               THEN orderdb._mask_phones_in_text(u.descr)
-                                               ELSE u.descr END,
-                                          'matched', u.oid IS NOT NULL)
+                       orderdb._tracking_recorded_payload(u.id, u.c, u.tn, u.t, u.s, u.norm,
+                                                          u.loc, u.descr, u.oid)
                   FROM unnest(v_id, v_c, v_tn, v_t, v_s, v_norm, v_loc, v_desc, v_wh, v_oid)
                        WITH ORDINALITY AS u(id, c, tn, t, s, norm, loc, descr, wh, oid, ord)
                  WHERE u.id IS NOT NULL AND u.ord > v_prev
@@ -646,16 +620,9 @@ BEGIN
                 END IF;
                 INSERT INTO orderdb.outbox (event_type, order_id, warehouse_id, payload)
                 VALUES ('tracking.recorded', v_oid[k], v_wh[k],
-                        jsonb_build_object('tracking_event_id', v_id[k],
-                                           'carrier', v_c[k],
-                                           'tracking_number', v_tn[k],
-                                           'event_time', v_t[k],
-                                           'carrier_status', v_s[k],
-                                           'normalized_status', v_norm[k],
-                                           'location', orderdb._mask_phones_in_text(v_loc[k]),
-                                           'description',
-                                           orderdb._mask_phones_in_text(v_desc[k]),
-                                           'matched', v_oid[k] IS NOT NULL));
+                        orderdb._tracking_recorded_payload(v_id[k], v_c[k], v_tn[k], v_t[k],
+                                                           v_s[k], v_norm[k], v_loc[k],
+                                                           v_desc[k], v_oid[k]));
                 tracking_event_id := v_id[k];
                 duplicate := false;
                 normalized_status := v_norm[k];
