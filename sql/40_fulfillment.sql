@@ -249,6 +249,8 @@ AS $$
 DECLARE
     v_shipment_id bigint;
 BEGIN
+    -- the order's cached timeline documents (a new parcel, and the events matched to it)
+    PERFORM orderdb._timeline_bump_order(p_order_id);
     INSERT INTO orderdb.shipments (warehouse_id, order_id, carrier, tracking_number, shipped_at,
                                    wms_event_id)
     VALUES (p_warehouse_id, p_order_id, p_carrier, p_tracking_number, p_shipped_at,

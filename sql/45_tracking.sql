@@ -31,7 +31,8 @@ COMMENT ON FUNCTION orderdb._normalize_carrier_status(text, text) IS
 -- arrives (a parcel reported delivered is delivered): older than the newest event, it still sets
 -- status and delivered_at of a shipment not delivered yet (last_event_time stays the newest).
 -- 'unknown' events change nothing. Returns true when the event was applied.
--- Locks the shipments row.
+-- Locks the shipments row; the order's cached timeline documents are invalidated
+-- (orderdb._timeline_bump_order).
 CREATE OR REPLACE FUNCTION orderdb._apply_tracking_to_shipment(p_warehouse_id integer,
                                                                p_shipment_id bigint,
                                                                p_normalized_status text,
@@ -39,6 +40,8 @@ CREATE OR REPLACE FUNCTION orderdb._apply_tracking_to_shipment(p_warehouse_id in
 RETURNS boolean
 LANGUAGE plpgsql
 AS $$
+DECLARE
+    v_order_id bigint;
 BEGIN
     IF p_normalized_status IS NULL OR p_normalized_status = 'unknown' THEN
         RETURN false;
@@ -52,8 +55,13 @@ BEGIN
            updated_at = now()
      WHERE s.warehouse_id = p_warehouse_id AND s.shipment_id = p_shipment_id
        AND (s.last_event_time IS NULL OR s.last_event_time <= p_event_time
-            OR (p_normalized_status = 'delivered' AND s.delivered_at IS NULL));
-    RETURN FOUND;
+            OR (p_normalized_status = 'delivered' AND s.delivered_at IS NULL))
+    RETURNING s.order_id INTO v_order_id;
+    IF v_order_id IS NULL THEN
+        RETURN false;
+    END IF;
+    PERFORM orderdb._timeline_bump_order(v_order_id);
+    RETURN true;
 END;
 $$;
 COMMENT ON FUNCTION orderdb._apply_tracking_to_shipment(integer, bigint, text, timestamptz) IS
@@ -200,6 +208,10 @@ BEGIN
     IF v_matched = 0 THEN
         RETURN 0;
     END IF;
+    -- the order's timeline now shows these events
+    PERFORM orderdb._timeline_bump_order(sh.order_id)
+       FROM orderdb.shipments sh
+      WHERE sh.warehouse_id = p_warehouse_id AND sh.shipment_id = p_shipment_id;
 
     SELECT te.normalized_status, te.event_time INTO v_newest
       FROM orderdb.tracking_events te
@@ -429,6 +441,9 @@ BEGIN
     normalized_status := v_norm;
     order_id := v_tn_order_id;
     IF v_tn_order_id IS NOT NULL THEN
+        -- the order's cached timeline documents (the event, and the shipment updated with it):
+        -- invalidated here, not by row triggers (sql/47_timeline_cache.sql)
+        PERFORM orderdb._timeline_bump_order(v_tn_order_id);
         -- the order moves only with the shipment's newest event, and only when the event
         -- implies a move from its status (orderdb._tracking_target; decided again under the
         -- order's lock by orderdb._apply_tracking_to_order)

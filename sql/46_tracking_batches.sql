@@ -450,6 +450,12 @@ BEGIN
                AND st.event_time = u.t AND st.carrier_status = u.s
           LEFT JOIN orderdb.orders o
             ON o.warehouse_id = st.warehouse_id AND o.order_id = st.order_id;
+        -- the cached timeline documents of the orders whose parcels got events (their
+        -- shipments, updated below, belong to the same orders): invalidated here, not by row
+        -- triggers (sql/47_timeline_cache.sql)
+        PERFORM orderdb._timeline_bump_order(b.order_id)
+           FROM (SELECT DISTINCT u.order_id FROM unnest(v_oid) AS u(order_id)
+                  WHERE u.order_id IS NOT NULL ORDER BY u.order_id) b;
 
         IF v_stored_n = v_new_n THEN
             -- 5. the elements of an order that a new event may move (orderdb._tracking_target

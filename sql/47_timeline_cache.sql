@@ -2,7 +2,7 @@
 -- the reader's path is the argument checks and one statement (the order's directory row, the
 -- global generation and the cached row); a miss builds the document (orderdb._order_timeline_doc,
 -- sql/45_tracking.sql) and stores it. The writers invalidate by bumping generations in their own
--- transaction (the triggers below), never by deleting: a reader stores a document together with
+-- transaction (orderdb._timeline_bump_order, below), never by deleting: a reader stores a document together with
 -- the generations it read in the same snapshot, so a writer that commits after that snapshot has
 -- already made the stored row unservable. A writer bumps only when a document of the order is
 -- stored or being stored; otherwise it keeps anyone from storing one until it commits (the
@@ -199,9 +199,16 @@ COMMENT ON FUNCTION orderdb.order_timeline(bigint, bigint, text) IS
     'The customer''s view of an order: status, location, estimated delivery, shipments, timeline.';
 
 -- ---------------------------------------------------------------------------------------------
--- Invalidation: triggers bump the generation of the orders a statement touched, once per
+-- Invalidation: the generation of the orders a transaction writes is bumped, once per
 -- transaction (a directory row this transaction already updated is left alone: its new
 -- generation is not visible to anyone else yet, and this transaction stores no documents).
+-- Carrier events and shipments (the tracking path, the hottest writer): their writers call
+-- orderdb._timeline_bump_order themselves (record_tracking_event, record_tracking_events,
+-- _create_shipment, _match_tracking_events, _apply_tracking_to_shipment; a test checks that
+-- every function writing those two tables does) — row triggers cost a quarter of a
+-- record_tracking_event call (their WHEN clauses are re-read and planned at every statement,
+-- docs/benchmarks.md). Orders and their history (transitions, amendments, reallocation),
+-- deletes and TRUNCATE of any of them: the triggers below.
 -- ---------------------------------------------------------------------------------------------
 
 -- _timeline_bump_all: every cached document at once (customer texts, TRUNCATE, retention).
@@ -258,8 +265,8 @@ $fn$;
 COMMENT ON FUNCTION orderdb._timeline_bump_order(bigint) IS
     'Makes the cached timeline documents of one order unservable (once per transaction).';
 
--- Row triggers on the tables written with every transition and carrier event (orders,
--- order_status_history, shipments, tracking_events): a row trigger's plans are
+-- Row triggers on the tables written with every transition (orders, order_status_history) and
+-- on deletes of shipments and carrier events: a row trigger's plans are
 -- cached, a statement trigger's queries over transition tables are planned at every firing
 -- (measured: several times the cost of the bump itself). TG_ARGV[0] = 'purge' (orders,
 -- order_directory): a deleted row takes the order's cache rows along.
@@ -350,7 +357,12 @@ BEGIN
                                    'orderdb.tracking_events'::regclass))
                 OR (t.tgname LIKE 'timeline\_cache\_%'
                     AND t.tgrelid IN ('orderdb.route_stops'::regclass, 'orderdb.routes'::regclass,
-                                      'orderdb.couriers'::regclass)))
+                                      'orderdb.couriers'::regclass))
+                -- the insert and update row triggers on carrier events and shipments: their
+                -- writers invalidate themselves (orderdb._timeline_bump_order, above)
+                OR (t.tgname IN ('timeline_cache_row_ins', 'timeline_cache_row_upd')
+                    AND t.tgrelid IN ('orderdb.tracking_events'::regclass,
+                                      'orderdb.shipments'::regclass)))
     LOOP
         EXECUTE format('DROP TRIGGER %I ON %s', v_t.name, v_t.tbl);
     END LOOP;
@@ -363,12 +375,8 @@ BEGIN
             ('order_status_history', 'timeline_cache_row_ins', 'INSERT', 'ROW', '_timeline_on_order_row()', NULL, '(pg_catalog.current_setting(''orderdb.timeline_bumped'', true) IS DISTINCT FROM (pg_catalog.pg_current_xact_id()::text || ''/'' || NEW.order_id))'),
             ('order_status_history', 'timeline_cache_row_upd', 'UPDATE', 'ROW', '_timeline_on_order_row()', NULL, '(pg_catalog.current_setting(''orderdb.timeline_bumped'', true) IS DISTINCT FROM (pg_catalog.pg_current_xact_id()::text || ''/'' || NEW.order_id) OR OLD.order_id IS DISTINCT FROM NEW.order_id)'),
             ('order_status_history', 'timeline_cache_row_del', 'DELETE', 'ROW', '_timeline_on_order_row()', NULL, NULL),
-            ('shipments', 'timeline_cache_row_ins', 'INSERT', 'ROW', '_timeline_on_order_row()', NULL, '(pg_catalog.current_setting(''orderdb.timeline_bumped'', true) IS DISTINCT FROM (pg_catalog.pg_current_xact_id()::text || ''/'' || NEW.order_id))'),
-            ('shipments', 'timeline_cache_row_upd', 'UPDATE', 'ROW', '_timeline_on_order_row()', NULL, '(pg_catalog.current_setting(''orderdb.timeline_bumped'', true) IS DISTINCT FROM (pg_catalog.pg_current_xact_id()::text || ''/'' || NEW.order_id) OR OLD.order_id IS DISTINCT FROM NEW.order_id)'),
             ('shipments', 'timeline_cache_row_del', 'DELETE', 'ROW', '_timeline_on_order_row()', NULL, NULL),
             ('order_directory', 'timeline_cache_row_del', 'DELETE', 'ROW', '_timeline_on_order_row(''purge'')', NULL, NULL),
-            ('tracking_events', 'timeline_cache_row_ins', 'INSERT', 'ROW', '_timeline_on_tracking_event_row()', NULL, '(pg_catalog.current_setting(''orderdb.timeline_bumped'', true) IS DISTINCT FROM (pg_catalog.pg_current_xact_id()::text || ''/'' || NEW.order_id))'),
-            ('tracking_events', 'timeline_cache_row_upd', 'UPDATE', 'ROW', '_timeline_on_tracking_event_row()', NULL, '(pg_catalog.current_setting(''orderdb.timeline_bumped'', true) IS DISTINCT FROM (pg_catalog.pg_current_xact_id()::text || ''/'' || NEW.order_id) OR (OLD.order_id, OLD.carrier, OLD.tracking_number) IS DISTINCT FROM (NEW.order_id, NEW.carrier, NEW.tracking_number))'),
             ('tracking_events', 'timeline_cache_row_del', 'DELETE', 'ROW', '_timeline_on_tracking_event_row()', NULL, NULL),
             ('customer_texts', 'timeline_cache_any', 'INSERT OR UPDATE OR DELETE OR TRUNCATE', 'STATEMENT', '_timeline_on_any()', NULL, NULL),
             ('orders', 'timeline_cache_trunc', 'TRUNCATE', 'STATEMENT', '_timeline_on_any()', NULL, NULL),

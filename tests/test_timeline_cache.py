@@ -152,6 +152,19 @@ actions = st.one_of(
         st.booleans(),  # a courier in the payload
         st.integers(0, 3),  # event id (duplicates)
     ),
+    st.tuples(  # a carrier's batch (record_tracking_events): events of two orders' parcels
+        st.just("batch"),
+        st.lists(
+            st.tuples(
+                st.integers(0, 2),
+                st.sampled_from(CARRIER_CODES),
+                st.integers(-72, 3),
+                st.integers(0, 3),  # event id (duplicates, within the batch too)
+            ),
+            min_size=1,
+            max_size=6,
+        ),
+    ),
     st.tuples(
         st.just("amend"),
         st.integers(0, 2),
@@ -211,6 +224,19 @@ def _apply(c: psycopg.Connection[Any], orders: list[int], action: tuple[Any, ...
                 Jsonb(payload),
             ),
         )
+    elif kind == "batch":
+        events = [
+            {
+                "carrier": "GENERIC",
+                "tracking_number": f"TLC-{orders[i]}-0",
+                "event_time": (_now() + timedelta(hours=hours)).isoformat(),
+                "carrier_status": code,
+                "location": f"Batch hub {hours}",
+                "event_id": f"bev-{orders[i]}-{event_id}",
+            }
+            for i, code, hours, event_id in action[1]
+        ]
+        _try(c, "SELECT FROM orderdb.record_tracking_events(%s)", (Jsonb(events),))
     elif kind == "amend":
         _, i, what, minutes = action
         o = orders[i]
@@ -589,3 +615,94 @@ def test_a_writer_bumps_while_a_reader_is_storing(
         "SELECT timeline_generation FROM orderdb.order_directory WHERE order_id = %s", (o,)
     ).fetchone()
     assert g is not None and g2 is not None and g2[0] == g[0] + 1
+
+
+def test_every_writer_of_carrier_events_and_shipments_invalidates(
+    conn: psycopg.Connection[Any],
+) -> None:
+    """Carrier events and shipments have no insert/update row triggers for the cache (they cost a
+    quarter of record_tracking_event): every function of the schema that inserts into or updates
+    either table calls orderdb._timeline_bump_order itself. A new writer without it fails here."""
+    rows = conn.execute(
+        "SELECT p.oid::regprocedure::text, p.prosrc FROM pg_proc p"
+        " JOIN pg_namespace n ON n.oid = p.pronamespace"
+        " JOIN pg_language l ON l.oid = p.prolang AND l.lanname IN ('plpgsql', 'sql')"
+        " WHERE n.nspname LIKE 'orderdb%'"
+        "   AND p.prosrc ~* '(insert\\s+into|update)\\s+orderdb\\.(tracking_events|shipments)\\M'"
+    ).fetchall()
+    writers = {name for name, _ in rows}
+    assert any(w.startswith("orderdb.record_tracking_event(") for w in writers), writers
+    assert len(writers) >= 5, writers
+    missing = sorted(name for name, src in rows if "_timeline_bump_order(" not in src)
+    assert missing == [], f"writers of carrier events or shipments without a bump: {missing}"
+    triggers = conn.execute(
+        "SELECT tgrelid::regclass::text, tgname FROM pg_trigger"
+        " WHERE tgname LIKE 'timeline_cache_row_%' AND tgparentid = 0"
+        "   AND tgrelid IN ('orderdb.tracking_events'::regclass, 'orderdb.shipments'::regclass)"
+    ).fetchall()
+    assert sorted(triggers) == [
+        ("orderdb.shipments", "timeline_cache_row_del"),
+        ("orderdb.tracking_events", "timeline_cache_row_del"),
+    ]
+
+
+def test_each_tracking_writer_invalidates_a_stored_document(conn: psycopg.Connection[Any]) -> None:
+    """For an order whose document is stored, each writer of carrier events and shipments makes
+    the next read answer the new state: an event matched when its parcel ships
+    (_create_shipment, _match_tracking_events), a single event (record_tracking_event), a batch
+    (record_tracking_events), a late delivered scan in a batch and alone; each read equals the
+    uncached build and is stored again."""
+    c = conn
+    c.execute("SET TimeZone = 'UTC'")
+    o = _new_order(c, {})
+    tn = f"TLC-{o}-0"
+    for status in ("confirmed", "dispatched"):
+        _apply(c, [o], ("transition", 0, status))
+
+    def read_and_check(location: str | None) -> None:
+        for _ in range(2):
+            cached, computed = _compare(c, o, None, "en")
+            assert cached == computed
+        assert _served_from_cache(c, o, "en")
+        if location is not None:
+            assert cached["current_location"] == location, cached
+
+    def event(code: str, hours: int, location: str) -> None:
+        c.execute(
+            "SELECT FROM orderdb.record_tracking_event('GENERIC', %s, %s, %s, %s)",
+            (tn, _now() + timedelta(hours=hours), code, location),
+        )
+
+    def batch(*events: tuple[str, int, str]) -> None:
+        c.execute(
+            "SELECT FROM orderdb.record_tracking_events(%s)",
+            (
+                Jsonb(
+                    [
+                        {
+                            "carrier": "GENERIC",
+                            "tracking_number": tn,
+                            "event_time": (_now() + timedelta(hours=h)).isoformat(),
+                            "carrier_status": code,
+                            "location": loc,
+                        }
+                        for code, h, loc in events
+                    ]
+                ),
+            ),
+        )
+
+    event("in_transit", -10, "Before shipping")  # unmatched: no shipment with that number yet
+    read_and_check(None)
+    _apply(c, [o], ("ship", 0, 0))  # the shipment matches the earlier event
+    read_and_check("Before shipping")
+    event("in_transit", -8, "Single event")
+    read_and_check("Single event")
+    batch(("in_transit", -6, "Batch one"), ("in_transit", -5, "Batch two"))
+    read_and_check("Batch two")
+    batch(("in_transit", -9, "Late in a batch"))  # older than the newest: location unchanged
+    read_and_check("Batch two")
+    event("delivered", -7, "Late delivered scan")  # delivered, though older than the newest
+    read_and_check(None)
+    cached, _ = _compare(c, o, None, "en")
+    assert cached["status"] == "delivered", cached
