@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -160,3 +161,31 @@ def test_migrate_status_never_prints_the_password(pg_server: PgServer, empty_dsn
         assert secret not in out.stdout + out.stderr, out.stdout + out.stderr
     out = _cli("migrate", "--dsn", missing_db)
     assert out.returncode != 0 and secret not in out.stdout + out.stderr
+
+
+def test_migrations_are_parsed_once_and_again_after_an_edit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """migrate reads and parses migrations/ once per process (rolling back one at a time would
+    parse every file again at each step); a file edited, added or removed is read again."""
+    import shutil
+
+    folder = tmp_path / "migrations"
+    shutil.copytree(migrate.migrations_dir(), folder)
+    monkeypatch.setattr(migrate, "migrations_dir", lambda: folder)
+    first = migrate._read_migrations()
+    assert all(m.loaded for m in first)
+    again = migrate._read_migrations()
+    assert again is not first and [id(m) for m in again] == [id(m) for m in first]
+    ids = [m.id for m in first]
+    newest = max(ids)
+    path = folder / f"{newest}.rollback.sql"
+    path.write_text(path.read_text(encoding="utf-8") + "\n-- edited\n", encoding="utf-8")
+    edited = migrate._read_migrations()
+    assert [m.id for m in edited] == ids
+    assert not set(map(id, edited)) & set(map(id, first))
+    # the new objects' dependencies are the new objects (yoyo resolves them by id)
+    assert all(d in set(edited) for m in edited for d in m.depends)
+    (folder / f"{newest}.sql").unlink()
+    (folder / f"{newest}.rollback.sql").unlink()
+    assert [m.id for m in migrate._read_migrations()] == [i for i in ids if i != newest]
