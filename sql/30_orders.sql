@@ -104,6 +104,7 @@ SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
     v_options   jsonb := coalesce(p_options, '{}'::jsonb);
+    v_parsed    record;   -- orderdb._parse_items' outputs
     v_skus      text[];
     v_qtys      integer[];
     v_prices    numeric[];
@@ -126,13 +127,22 @@ BEGIN
     PERFORM orderdb._check_positive(p_customer_id, 'customer_id'),
             CASE WHEN p_warehouse_id IS NOT NULL
                  THEN orderdb._check_positive(p_warehouse_id, 'warehouse_id') END;
-    -- the items and their total (sum of quantity x unit_price, a line without a price counting
-    -- 0) in one statement
-    SELECT p.skus, p.quantities, p.unit_prices, p.line_nos, p.items, p.items_canonical,
-           (SELECT coalesce(sum(l.quantity * l.unit_price), 0)
-              FROM unnest(p.quantities, p.unit_prices) AS l(quantity, unit_price))
-      INTO v_skus, v_qtys, v_prices, v_line_nos, v_items, v_canonical, v_items_total
-      FROM orderdb._parse_items(p_items) p;
+    -- the items: orderdb._parse_items called in an expression (PL/pgSQL evaluates it without
+    -- starting a query: no function scan, no tuplestore), then their total, the sum of quantity
+    -- x unit_price with a line without a price counting 0 (numeric sums are exact: the same
+    -- value and scale as sum() in any order), in a loop instead of a subquery and its aggregate
+    -- (docs/benchmarks.md "create_order and tpcb-like, one call at a time")
+    v_parsed := orderdb._parse_items(p_items);
+    v_skus := v_parsed.skus;
+    v_qtys := v_parsed.quantities;
+    v_prices := v_parsed.unit_prices;
+    v_line_nos := v_parsed.line_nos;
+    v_items := v_parsed.items;
+    v_canonical := v_parsed.items_canonical;
+    v_items_total := 0;
+    FOR i IN 1 .. cardinality(v_qtys) LOOP
+        v_items_total := v_items_total + v_qtys[i] * coalesce(v_prices[i], 0);
+    END LOOP;
     PERFORM orderdb._check_text(p_idempotency_key, 'idempotency_key', 255,
                                 p_idempotency_key IS NOT NULL),
             orderdb._check_text(p_actor, 'actor', 1000),
