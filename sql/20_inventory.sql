@@ -103,8 +103,10 @@ COMMENT ON FUNCTION orderdb.stock_level(integer, text) IS
 -- reserves. When another transaction holds the row, that is a lock conflict: it is noted
 -- (orderdb._note_stock_conflict, which splits a SKU that keeps others waiting into stock buckets
 -- automatically), then the reservation waits for the row as before. Several lines (or a single
--- line that was not served at once): one statement locks the rows in sku order, checks every
--- line and reserves them. A SKU is split into buckets or merged back only under its inventory
+-- line that was not served at once): one statement locks the rows in sku order and reserves
+-- every line when each has a row that serves it; otherwise (nothing reserved) a second one,
+-- with the rows held, finds the first short line (or reserves, when a row stocked meanwhile
+-- serves it). A SKU is split into buckets or merged back only under its inventory
 -- row lock, so once the rows are held a short line is looked at again: a SKU bucketed meanwhile
 -- is served from its buckets (orderdb._reserve_stock_bucketed, sql/25_stock_buckets.sql), never
 -- a false OD001.
@@ -162,9 +164,45 @@ BEGIN
         RETURN;
     END IF;
 
+    -- the common outcome, every line served, in one statement with few plan nodes: lock the
+    -- rows of the lines in sku order (the sort under the row locks: LockRows locks in the order
+    -- its input comes), each row's "serves its line" read from its locked (latest) version;
+    -- the UPDATE runs only when every line has a row that serves it (a one-time filter on the
+    -- locked rows, evaluated before the UPDATE reads a row), so it reserves every line or none
+    -- (it reads the rows' latest versions: READ COMMITTED re-checks an outdated version on
+    -- update). Anything else (a short line, a sku without a row, a SKU bucketed meanwhile)
+    -- reserved nothing and goes on to the statement below, which finds and words it with the
+    -- rows held (docs/benchmarks.md "create_order and tpcb-like, one call at a time").
+    WITH locked AS MATERIALIZED (
+        SELECT i.on_hand - i.reserved >= r.quantity AS serves
+          FROM unnest(p_skus, p_quantities) AS r(sku, quantity)
+          JOIN orderdb.inventory i ON i.warehouse_id = p_warehouse_id AND i.sku = r.sku
+         ORDER BY i.sku
+           FOR NO KEY UPDATE OF i
+    )
+    UPDATE orderdb.inventory AS i
+       SET reserved = i.reserved + r.quantity, updated_at = now()
+      FROM unnest(p_skus, p_quantities) AS r(sku, quantity)
+     WHERE (SELECT count(*) FILTER (WHERE l.serves) FROM locked l) = v_lines
+       AND i.warehouse_id = p_warehouse_id AND i.sku = r.sku
+       AND i.on_hand - i.reserved >= r.quantity;
+    GET DIAGNOSTICS v_updated = ROW_COUNT;
+    IF v_updated = v_lines THEN
+        RETURN;
+    ELSIF v_updated <> 0 THEN
+        -- unreachable while the rows are locked; kept as a guard
+        RAISE EXCEPTION USING
+            ERRCODE = 'OD001',
+            MESSAGE = 'insufficient stock',
+            DETAIL = format('warehouse_id=%s reserved %s of %s lines', p_warehouse_id,
+                            v_updated, v_lines);
+    END IF;
+
     -- one statement: lock every existing row in sku order, find the first line that cannot be
     -- served, and reserve every line when there is none. The UPDATE reads the rows' latest
     -- versions (the ones locked; READ COMMITTED re-checks an outdated version on update).
+    -- After the statement above it finds the rows already held (a row stocked meanwhile for a
+    -- sku that had none can let it serve every line).
     WITH locked AS MATERIALIZED (
         SELECT i.sku, i.on_hand - i.reserved AS available
           FROM orderdb.inventory i
