@@ -548,6 +548,69 @@ def test_a_password_in_a_dsn_on_the_command_line_is_warned_about() -> None:
     assert "password in --dsn" not in no_password.stderr
 
 
+def test_a_password_in_a_sink_url_on_the_command_line_is_warned_about_once(
+    fresh_dsn: str,
+) -> None:
+    """The relay runs on a real database with two sinks whose URLs carry passwords (brokers on
+    closed ports: the relay keeps running, acknowledging nothing): one warning naming
+    ORDERDB_RELAY_SINK, the passwords nowhere; the same URLs from ORDERDB_RELAY_SINK (blanks
+    between them), or a URL without a password on the command line: no warning."""
+    amqp = "amqp://shop:s3cret-amqp@127.0.0.1:1/%2F?exchange=conventions"
+    nats = "nats://shop:s3cret-nats@127.0.0.1:2/?stream=CONVENTIONS&subject=conventions"
+    on_argv = _start(
+        [
+            "relay",
+            "--log-format",
+            "json",
+            "--consumer",
+            "sink-argv",
+            "--sink",
+            amqp,
+            "--sink",
+            nats,
+        ],
+        fresh_dsn,
+    )
+    time.sleep(3)
+    assert on_argv.poll() is None, on_argv.communicate()
+    _stdout, records = _stop(on_argv)
+    warnings = [r for r in records if "password in --sink" in r["message"]]
+    assert len(warnings) == 1, records
+    assert warnings[0]["level"] == "warning" and warnings[0]["logger"] == "orderdb.cli"
+    assert "ORDERDB_RELAY_SINK" in warnings[0]["message"]
+    assert any(r["message"].startswith("relay running") for r in records), records
+    assert "s3cret" not in json.dumps(records)
+
+    argv = ["relay", "--log-format", "json", "--consumer", "sink-env"]
+    from_env = subprocess.Popen(
+        [sys.executable, "-m", "orderdb", *argv],
+        env={
+            **os.environ,
+            "ORDERDB_DSN": fresh_dsn,
+            "ORDERDB_RELAY_SINK": f"{amqp} {nats}",
+            "PYTHONUNBUFFERED": "1",
+        },
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(3)
+    assert from_env.poll() is None, from_env.communicate()
+    _stdout, records = _stop(from_env)
+    running = [r for r in records if r["message"].startswith("relay running")]
+    assert running and len(running[0]["sinks"]) == 2, records
+    assert not [r for r in records if "password in --sink" in r["message"]], records
+
+    plain = "nats://127.0.0.1:2/?stream=CONVENTIONS&subject=conventions"
+    no_password = run("relay", "--sink", plain + "&bad=1", "--dsn", DOWN_DSN)
+    assert no_password.exit_code == 2, no_password.output
+    assert "password in --sink" not in no_password.stderr
+    refused = run("relay", "--sink", amqp + "&bad=1", "--dsn", DOWN_DSN)
+    assert refused.exit_code == 2, refused.output  # warned, then the URL refused
+    assert refused.stderr.count("password in --sink") == 1, refused.stderr
+    assert "s3cret" not in refused.output
+
+
 @pytest.mark.parametrize(
     ("command", "method", "key", "line"),
     [

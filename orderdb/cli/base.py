@@ -143,10 +143,16 @@ def _warn_password_in_argv(dsn: str) -> None:
     except psycopg.ProgrammingError:  # unparsable: said when it is used
         return
     if has_password:
-        if _log_format == "json":
-            cli_log.warning(DSN_ARGV_WARNING)
-        else:
-            err_console.print(DSN_ARGV_WARNING, markup=False, highlight=False)
+        warn(DSN_ARGV_WARNING)
+
+
+def warn(message: str) -> None:
+    """A warning of a command on stderr: printed as is, or a WARNING record of orderdb.cli with
+    --log-format json (after :func:`setup_logging`)."""
+    if _log_format == "json":
+        cli_log.warning(message)
+    else:
+        err_console.print(message, markup=False, highlight=False)
 
 
 def get_dsn(ctx: click.Context, sub_dsn: str | None = None) -> str:

@@ -10,9 +10,11 @@ import threading
 from datetime import timedelta
 from types import FrameType
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 import psycopg
+from click.core import ParameterSource
 
 from orderdb import events as ev
 from orderdb.cli.base import (
@@ -33,10 +35,17 @@ from orderdb.cli.base import (
     refuse_cluster_proxy,
     secret_options,
     setup_logging,
+    warn,
 )
 from orderdb.events.listen import Log
 
 WEBHOOK_SECRET_ENV = "ORDERDB_WEBHOOKS_ADD_SECRET"  # noqa: S105 - a variable name
+#: the relay's sink URLs (separated by blanks): the place for URLs with a password
+RELAY_SINK_ENV = "ORDERDB_RELAY_SINK"
+SINK_ARGV_WARNING = (
+    "warning: the password in --sink is visible to other local users (ps) and kept in shell "
+    f"histories: put the URL in {RELAY_SINK_ENV} instead"
+)
 
 
 @main.group("events")
@@ -315,9 +324,11 @@ def events_work(
     "sink_urls",
     multiple=True,
     metavar="URL",
+    envvar=RELAY_SINK_ENV,
     help="Also publish every event to a broker, acknowledging the outbox only after it confirmed"
     " (repeatable): nats://HOST:PORT/?stream=NAME&subject=PREFIX (JetStream) or"
-    " amqp://USER:PASS@HOST:PORT/VHOST?exchange=NAME (RabbitMQ). Needs orderdb[brokers].",
+    " amqp://USER:PASS@HOST:PORT/VHOST?exchange=NAME (RabbitMQ). Needs orderdb[brokers]."
+    f" A URL with a password belongs in ${RELAY_SINK_ENV} (URLs separated by blanks).",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Log every batch.")
 @log_format_option
@@ -349,6 +360,10 @@ def relay(
     records it (docs/scaling.md "Tools against the proxy").
     """
     setup_logging(log_format, logging.INFO if verbose else logging.WARNING)
+    if ctx.get_parameter_source("sink_urls") is ParameterSource.COMMANDLINE and any(
+        _has_password(url) for url in sink_urls
+    ):
+        warn(SINK_ARGV_WARNING)  # once, however many such URLs
     handler = _load_handler(handler_ref) if handler_ref else None
     from orderdb.events.sinks import Sink, open_sink
 
@@ -415,6 +430,14 @@ def relay(
     finally:
         for shard, shard_relay in relays.relays.items():
             _relay_stopped(f"relay of shard {shard} stopped", consumer, shard_relay.stats, shard)
+
+
+def _has_password(url: str) -> bool:
+    """Whether a sink URL carries a password (``amqp://user:secret@host/``)."""
+    try:
+        return bool(urlsplit(url).password)
+    except ValueError:  # malformed: refused by open_sink, which never shows the password
+        return False
 
 
 #: what :func:`_proxy_shards` answers when SIGINT/SIGTERM came before the database answered
