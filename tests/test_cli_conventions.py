@@ -415,6 +415,10 @@ def test_exit_status_mapping(exc: BaseException, status: int) -> None:
 def test_exit_statuses_of_real_failures(db_dsn: str) -> None:
     assert run("--dsn", db_dsn, "integrations", "remove", "no-such-one").exit_code == 3
     assert run("--dsn", DOWN_DSN, "order", "show", "1").exit_code == 75
+    # a cluster's proxy that cannot be reached is no different (not only a shard behind it)
+    down_proxy = run("cluster", "status", "--dsn", DOWN_DSN)
+    assert down_proxy.exit_code == 75, down_proxy.output
+    assert "Connection refused" in down_proxy.stderr and "Traceback" not in down_proxy.output
     nodb = re.sub(r"dbname=\S+|/[^/?]+(\?|$)", "/orderdb_no_such_database\\1", db_dsn, count=1)
     missing_db = run("--dsn", nodb, "order", "show", "1")
     assert missing_db.exit_code == 1, missing_db.output

@@ -106,7 +106,7 @@ def status_cmd(ctx: click.Context, sub_dsn: str | None, as_json: bool) -> None:
     """The shards (reachable through the proxy, schema revision, id space, reference data,
     warehouses) and the warehouse map. --dsn is the proxy's. Reference data: the tables whose
     content differs from the first shard's (write a change to every shard). Exits 75 when a
-    shard cannot be reached."""
+    shard, or the proxy itself, cannot be reached."""
     try:
         st = setup.status(get_dsn(ctx, sub_dsn))
     except setup.ClusterError as exc:
