@@ -930,3 +930,59 @@ def test_http_through_the_dispatcher_end_to_end(db_dsn: str, fake_wms: tuple[Fak
     assert sent["kind"] == "create" and sent["order"]["items"] == [
         {"sku": "WMS-HTTP-A", "quantity": 2, "unit_price": None}
     ]
+
+
+def test_http_409_is_retried_then_dead_after_the_last_attempt(
+    db_dsn: str, fake_wms: tuple[FakeWms, str]
+) -> None:
+    """409 means "this Idempotency-Key is still being processed" (docs/wms-protocol.md): retried,
+    and the first answer after it is taken as any other; a WMS that answers 409 forever does not
+    keep the command retrying: dead after the policy's last attempt, the answer in last_error."""
+    from orderdb.integrations.wms.dispatch import Dispatcher, RetryPolicy
+
+    state, url = fake_wms
+    warehouse = WAREHOUSE + 2
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        conn.execute("SELECT orderdb.receive_stock(%s, 'WMS-HTTP-409', 100)", (warehouse,))
+        conn.execute(
+            "SELECT orderdb.set_warehouse_wms(%s, 'http', %s, %s, NULL, %s)",
+            (warehouse, url, SECRET, Jsonb({"timeout": 5})),
+        )
+        orders = []
+        for _ in range(2):
+            row = conn.execute(
+                "SELECT order_id, order_no FROM orderdb.create_order(1, %s, %s)",
+                (warehouse, Jsonb([{"sku": "WMS-HTTP-409", "quantity": 1}])),
+            ).fetchone()
+            assert row is not None
+            for version, status in enumerate(("confirmed", "dispatched"), start=1):
+                conn.execute(
+                    "SELECT orderdb.transition_order(%s, %s, %s)", (row[0], status, version)
+                )
+            orders.append((int(row[0]), str(row[1])))
+    (later_id, later_no), (stuck_id, stuck_no) = orders
+    in_progress = (409, PROBLEM, _problem_body(409, "In progress"), 0.0)
+    state.script[later_no] = in_progress
+    state.script[stuck_no] = in_progress
+    policy = RetryPolicy(backoff_seconds=0.01, backoff_max_seconds=0.01, max_attempts=3)
+    reports = []
+    with Dispatcher(db_dsn, worker="test-http-409", policy=policy) as dispatcher:
+        for attempt in range(1, 4):
+            if attempt == 2:
+                del state.script[later_no]  # the first request is done: its answer comes next
+            time.sleep(0.1)
+            reports.append(dispatcher.run_once())
+    assert [(r.done, r.retried, r.dead) for r in reports] == [(0, 2, 0), (1, 1, 0), (0, 0, 1)]
+    with psycopg.connect(db_dsn) as conn:
+        rows = conn.execute(
+            "SELECT order_id, status, attempts, last_error FROM orderdb.wms_commands"
+            " WHERE order_id = ANY(%s) ORDER BY order_id",
+            ([later_id, stuck_id],),
+        ).fetchall()
+    (_, later_status, later_attempts, _), (_, stuck_status, stuck_attempts, stuck_error) = rows
+    assert (later_status, later_attempts) == ("done", 2)
+    assert (stuck_status, stuck_attempts) == ("dead", 3)
+    assert "409" in stuck_error and "In progress" in stuck_error
+    stuck_requests = [r for r in state.requests if json.loads(r["body"])["order_no"] == stuck_no]
+    assert len(stuck_requests) == 3
+    assert len({r["headers"]["idempotency-key"] for r in stuck_requests}) == 1

@@ -69,8 +69,9 @@ class WmsError(Exception):
 
 
 class WmsUnavailable(WmsError):
-    """Network error, timeout, 5xx, 408, 429: transient. ``retry_after`` is the delay in seconds
-    the WMS asked for (``Retry-After``), when it gave one."""
+    """Network error, timeout, 5xx, 408, 409 (the same key still being processed), 429:
+    transient. ``retry_after`` is the delay in seconds the WMS asked for (``Retry-After``), when
+    it gave one."""
 
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
