@@ -79,6 +79,114 @@ COMMENT ON FUNCTION orderdb._order_timeline_fill(bigint, bigint, text, text) IS
 DROP FUNCTION IF EXISTS orderdb._order_timeline_store(bigint, text, text, bigint, bigint, bigint,
                                                       jsonb, text, timestamptz);
 
+-- _order_timeline_complete: the document of _order_timeline_doc (or a stored one) completed as
+-- _order_timeline_build completes it: the route's courier while delivering without a courier
+-- named by the carrier, the estimate from the carrier's median transit time when its inputs are
+-- there and the carrier has a delivery in the window (else the document's own
+-- "estimated_delivery" stays, null for such a document). Locks nothing.
+CREATE OR REPLACE FUNCTION orderdb._order_timeline_complete(p_document jsonb, p_order_id bigint,
+                                                            p_estimate_carrier text,
+                                                            p_estimate_shipped_at timestamptz)
+RETURNS jsonb
+LANGUAGE plpgsql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_courier  jsonb;
+    v_estimate timestamptz;
+BEGIN
+    IF p_document ->> 'status' = 'delivering' AND p_document -> 'courier' = 'null' THEN
+        v_courier := orderdb._timeline_route_courier(p_order_id);
+    END IF;
+    IF p_estimate_carrier IS NOT NULL THEN
+        v_estimate := orderdb._timeline_estimate(p_estimate_carrier, p_estimate_shipped_at);
+    END IF;
+    -- the ~3 kB document is rebuilt (||) only when something replaces one of its keys
+    IF v_courier IS NULL THEN
+        IF v_estimate IS NULL THEN
+            RETURN p_document;
+        END IF;
+        RETURN p_document || jsonb_build_object('estimated_delivery', v_estimate);
+    ELSIF v_estimate IS NULL THEN
+        RETURN p_document || jsonb_build_object('courier', v_courier);
+    END IF;
+    RETURN p_document || jsonb_build_object('courier', v_courier, 'estimated_delivery', v_estimate);
+END;
+$$;
+COMMENT ON FUNCTION orderdb._order_timeline_complete(jsonb, bigint, text, timestamptz) IS
+    'order_timeline''s document with the route''s courier and the median-based estimate added.';
+
+-- _order_timeline_cached_rest: a hit that needs more than the stored document (order_timeline):
+-- p_customer_id not the owner (22023 when it is not positive, else OD005, as before), or the
+-- route's courier or the estimate to add (_order_timeline_complete). Locks nothing.
+CREATE OR REPLACE FUNCTION orderdb._order_timeline_cached_rest(p_document jsonb,
+                                                               p_order_id bigint,
+                                                               p_customer_id bigint,
+                                                               p_owner bigint,
+                                                               p_estimate_carrier text,
+                                                               p_estimate_shipped_at timestamptz)
+RETURNS jsonb
+LANGUAGE plpgsql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF p_customer_id <> p_owner THEN
+        PERFORM orderdb._check_positive(p_customer_id, 'customer_id');
+        RAISE EXCEPTION USING
+            ERRCODE = 'OD005',
+            MESSAGE = format('order %s does not belong to customer %s', p_order_id, p_customer_id),
+            DETAIL = format('order_id=%s customer_id=%s', p_order_id, p_customer_id);
+    END IF;
+    RETURN orderdb._order_timeline_complete(p_document, p_order_id, p_estimate_carrier,
+                                            p_estimate_shipped_at);
+END;
+$$;
+COMMENT ON FUNCTION orderdb._order_timeline_cached_rest(jsonb, bigint, bigint, bigint, text,
+                                                        timestamptz) IS
+    'order_timeline''s hit needing more than the stored document: owner check, courier, estimate.';
+
+-- _order_timeline_miss: order_timeline without a current stored document: the argument checks
+-- (22023), then, when the order has a directory row (read with the global generation, as the
+-- hit's statement reads them: the same snapshot, STABLE), the document built and stored
+-- (orderdb._order_timeline_fill) or, when it may not be stored, built; without one
+-- _order_timeline_doc raises (OD004). Locks nothing itself.
+CREATE OR REPLACE FUNCTION orderdb._order_timeline_miss(p_order_id bigint, p_customer_id bigint,
+                                                        p_locale text)
+RETURNS jsonb
+LANGUAGE plpgsql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_doc record;
+BEGIN
+    IF p_order_id IS NULL OR p_order_id <= 0 THEN
+        PERFORM orderdb._check_positive(p_order_id, 'order_id');
+    END IF;
+    IF p_customer_id IS NOT NULL AND p_customer_id <= 0 THEN
+        PERFORM orderdb._check_positive(p_customer_id, 'customer_id');
+    END IF;
+    PERFORM FROM orderdb.order_directory d
+           CROSS JOIN orderdb.order_timeline_generation g
+     WHERE d.order_id = p_order_id;
+    IF NOT FOUND THEN
+        v_doc := orderdb._order_timeline_doc(p_order_id, p_customer_id, p_locale);
+    ELSE
+        v_doc := orderdb._order_timeline_fill(p_order_id, p_customer_id, p_locale,
+                                              current_setting('TimeZone'));
+        IF v_doc.document IS NULL THEN
+            v_doc := orderdb._order_timeline_doc(p_order_id, p_customer_id, p_locale);
+        END IF;
+    END IF;
+    RETURN orderdb._order_timeline_complete(v_doc.document, p_order_id, v_doc.estimate_carrier,
+                                            v_doc.estimate_shipped_at);
+END;
+$$;
+COMMENT ON FUNCTION orderdb._order_timeline_miss(bigint, bigint, text) IS
+    'order_timeline without a current stored document: checks, builds (and stores when it may).';
+
 -- order_timeline: the document of sql/45_tracking.sql (the comment above _order_timeline_doc:
 -- fields, languages, errors), exactly as orderdb._order_timeline_build computes it. A cached
 -- document is used when its generations are current, for this locale as spelled and the
@@ -89,6 +197,17 @@ DROP FUNCTION IF EXISTS orderdb._order_timeline_store(bigint, text, text, bigint
 -- carrier, the route's courier (orderdb._timeline_route_courier). Raises 22023 (bad ids, unknown
 -- locale), OD004 (unknown order), OD005 (p_customer_id given and not the owner). Locks nothing
 -- (a miss may store the document: orderdb._order_timeline_fill).
+--
+-- A hit is one statement whose answer is the stored document itself; everything else is in
+-- helpers called only when needed (a PL/pgSQL call costs nothing until it is made, while every
+-- node, subquery and function of a statement is set up at each execution, used or not):
+-- _order_timeline_miss when no current document is stored (and for every bad argument: no
+-- document is ever stored for an id <= 0 or an unknown locale — _order_timeline_doc raises
+-- first — nor for an owner <= 0, CHECK orders_customer_id_check), _order_timeline_cached_rest
+-- when the customer is not the owner, or the order is on a route while delivering without a
+-- named courier, or the carrier has a delivery in the window (two probes of one index each).
+-- PL/pgSQL, not SQL: PostgreSQL 15 plans a SQL function with a SET clause at every call (3-4x
+-- the CPU of this one); on 18, which keeps its plan, the SQL form measured no cheaper.
 CREATE OR REPLACE FUNCTION orderdb.order_timeline(p_order_id bigint, p_customer_id bigint DEFAULT NULL,
                                                   p_locale text DEFAULT 'en')
 RETURNS jsonb
@@ -98,101 +217,38 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_time_zone  text := current_setting('TimeZone');
-    v_cached     record;
-    v_doc        record;
-    v_estimate   timestamptz;
+    v_document jsonb;
 BEGIN
-    IF p_order_id IS NULL OR p_order_id <= 0 THEN
-        PERFORM orderdb._check_positive(p_order_id, 'order_id');
+    -- the stored document when both generations are current (the global one read with the row,
+    -- in this statement's snapshot); the helper when the customer is not the owner (NULL
+    -- p_customer_id: no check), when the route's courier may be needed (a stop of the order;
+    -- a route probe only while delivering without a named courier) or when the carrier has a
+    -- delivery in the window (a null estimate_carrier matches none)
+    SELECT CASE WHEN p_customer_id <> c.customer_id
+                     OR (c.document @> '{"status": "delivering", "courier": null}'
+                         AND EXISTS (SELECT FROM orderdb.route_stops rs
+                                      WHERE rs.warehouse_id = d.warehouse_id
+                                        AND rs.order_id = d.order_id))
+                     OR EXISTS (SELECT FROM orderdb.shipments s
+                                 WHERE s.carrier = c.estimate_carrier
+                                   AND s.delivered_at > now() - interval '30 days'
+                                   AND s.delivered_at >= s.shipped_at)
+                THEN orderdb._order_timeline_cached_rest(c.document, d.order_id, p_customer_id,
+                                                         c.customer_id, c.estimate_carrier,
+                                                         c.estimate_shipped_at)
+                ELSE c.document
+           END
+      INTO v_document
+      FROM orderdb.order_timeline_cache c
+      JOIN orderdb.order_directory d
+        ON d.order_id = c.order_id AND d.timeline_generation = c.generation
+     WHERE c.order_id = p_order_id AND c.locale = p_locale
+       AND c.time_zone = current_setting('TimeZone')
+       AND c.texts_generation = (SELECT g.generation FROM orderdb.order_timeline_generation g);
+    IF v_document IS NULL THEN
+        RETURN orderdb._order_timeline_miss(p_order_id, p_customer_id, p_locale);
     END IF;
-    IF p_customer_id IS NOT NULL AND p_customer_id <= 0 THEN
-        PERFORM orderdb._check_positive(p_customer_id, 'customer_id');
-    END IF;
-
-    -- has_deliveries: whether the carrier of an estimate from its median transit time has any
-    -- delivery to learn from (one probe of shipments_carrier_delivered); without, the estimate is
-    -- null and the ordered-set aggregate (a third of a cached read) is not started
-    SELECT d.timeline_generation, g.generation AS texts_generation, c.document, c.customer_id,
-           c.estimate_carrier, c.estimate_shipped_at,
-           c.estimate_carrier IS NOT NULL
-           AND EXISTS (SELECT 1 FROM orderdb.shipments s
-                        WHERE s.carrier = c.estimate_carrier
-                          AND s.delivered_at IS NOT NULL
-                          AND s.delivered_at > now() - interval '30 days'
-                          AND s.delivered_at >= s.shipped_at) AS has_deliveries,
-           -- the route's courier (orderdb._timeline_route_courier, inline): never stored
-           CASE WHEN c.document ->> 'status' = 'delivering' AND c.document -> 'courier' = 'null'
-                THEN (SELECT jsonb_build_object(
-                                 'name', orderdb._mask_phones_in_text(left(co.name, 100)),
-                                 'phone', orderdb._mask_phone(co.phone))
-                        FROM orderdb.route_stops rs
-                        JOIN orderdb.routes r
-                          ON r.warehouse_id = rs.warehouse_id AND r.route_id = rs.route_id
-                        JOIN orderdb.couriers co
-                          ON co.warehouse_id = r.warehouse_id AND co.courier_id = r.courier_id
-                       WHERE rs.warehouse_id = d.warehouse_id AND rs.order_id = d.order_id)
-           END AS route_courier
-      INTO v_cached
-      FROM orderdb.order_directory d
-      CROSS JOIN orderdb.order_timeline_generation g
-      LEFT JOIN orderdb.order_timeline_cache c
-        ON c.order_id = d.order_id AND c.locale = p_locale AND c.time_zone = v_time_zone
-       AND c.generation = d.timeline_generation AND c.texts_generation = g.generation
-     WHERE d.order_id = p_order_id;
-
-    IF v_cached.document IS NULL THEN
-        -- a miss: built and stored, or (not stored) built here; no such order:
-        -- _order_timeline_doc raises as it always did
-        IF v_cached.timeline_generation IS NULL THEN
-            v_doc := orderdb._order_timeline_doc(p_order_id, p_customer_id, p_locale);
-        ELSE
-            v_doc := orderdb._order_timeline_fill(p_order_id, p_customer_id, p_locale,
-                                                  v_time_zone);
-            IF v_doc.document IS NULL THEN
-                v_doc := orderdb._order_timeline_doc(p_order_id, p_customer_id, p_locale);
-            END IF;
-        END IF;
-        IF v_doc.document ->> 'status' = 'delivering' AND v_doc.document -> 'courier' = 'null' THEN
-            v_doc.document := v_doc.document
-                              || jsonb_build_object('courier',
-                                                    orderdb._timeline_route_courier(p_order_id));
-        END IF;
-        IF v_doc.estimate_carrier IS NULL THEN
-            RETURN v_doc.document;
-        END IF;
-        RETURN v_doc.document
-               || jsonb_build_object('estimated_delivery',
-                                     orderdb._timeline_estimate(v_doc.estimate_carrier,
-                                                                v_doc.estimate_shipped_at));
-    END IF;
-
-    IF p_customer_id IS NOT NULL AND p_customer_id <> v_cached.customer_id THEN
-        RAISE EXCEPTION USING
-            ERRCODE = 'OD005',
-            MESSAGE = format('order %s does not belong to customer %s', p_order_id, p_customer_id),
-            DETAIL = format('order_id=%s customer_id=%s', p_order_id, p_customer_id);
-    END IF;
-    IF v_cached.route_courier IS NOT NULL THEN
-        v_cached.document := v_cached.document
-                             || jsonb_build_object('courier', v_cached.route_courier);
-    END IF;
-    IF NOT v_cached.has_deliveries THEN
-        RETURN v_cached.document;  -- its "estimated_delivery" is the promised time, or null
-    END IF;
-    -- orderdb._timeline_estimate, inline (one function call less per read)
-    SELECT v_cached.estimate_shipped_at
-           + percentile_cont(0.5) WITHIN GROUP (ORDER BY r.transit)
-      INTO v_estimate
-      FROM (SELECT s.delivered_at - s.shipped_at AS transit
-              FROM orderdb.shipments s
-             WHERE s.carrier = v_cached.estimate_carrier
-               AND s.delivered_at IS NOT NULL
-               AND s.delivered_at > now() - interval '30 days'
-               AND s.delivered_at >= s.shipped_at
-             ORDER BY s.delivered_at DESC
-             LIMIT 1000) r;
-    RETURN v_cached.document || jsonb_build_object('estimated_delivery', v_estimate);
+    RETURN v_document;
 END;
 $$;
 COMMENT ON FUNCTION orderdb.order_timeline(bigint, bigint, text) IS
