@@ -1,12 +1,14 @@
 -- orderdb.order_timeline served from orderdb.order_timeline_cache (migrations/0017_timeline_cache):
--- the reader's path is the argument checks and one statement (the order's directory row, the
--- global generation and the cached row); a miss builds the document (orderdb._order_timeline_doc,
--- sql/45_tracking.sql) and stores it. The writers invalidate by bumping generations in their own
--- transaction (orderdb._timeline_bump_order, below), never by deleting: a reader stores a document together with
--- the generations it read in the same snapshot, so a writer that commits after that snapshot has
--- already made the stored row unservable. A writer bumps only when a document of the order is
--- stored or being stored; otherwise it keeps anyone from storing one until it commits (the
--- order's advisory lock, shared). docs/tracking.md "The timeline cache".
+-- a hit is one statement (the cached row, its order's directory row and the global generation,
+-- and probes for a route courier and the carrier's deliveries) answering the stored document;
+-- the argument checks run only on a miss, which builds the document
+-- (orderdb._order_timeline_doc, sql/45_tracking.sql) and stores it. The writers invalidate by
+-- bumping generations in their own transaction (orderdb._timeline_bump_order, below), never by
+-- deleting: a reader stores a document together with the generations it read in the same
+-- snapshot, so a writer that commits after that snapshot has already made the stored row
+-- unservable. A writer bumps only when a document of the order is stored or being stored;
+-- otherwise it keeps anyone from storing one until it commits (the order's advisory lock,
+-- shared). docs/tracking.md "The timeline cache".
 
 -- _order_timeline_fill: builds the document (orderdb._order_timeline_doc) and stores it, when
 -- it may: not in a read-only transaction (a hot standby), nor in one that has written anything
