@@ -308,6 +308,7 @@ COMMENT ON FUNCTION orderdb._raise_transition_error(integer, bigint, text, integ
 -- SLA rules and KPIs never go backwards however far behind the reporting clock is (docs/
 -- tracking.md "Reported and effective times"). The previous change is looked up by version,
 -- in the partitions recorded since the order's creation. Returns effective_at.
+-- Invalidates the order's cached timeline documents (orderdb._timeline_bump_order).
 -- Trusts its caller (holds the orders row lock, passes the version it set). Locks nothing more.
 CREATE OR REPLACE FUNCTION orderdb._record_status_change(p_warehouse_id integer, p_order_id bigint,
                                                          p_version integer, p_from_status text,
@@ -324,6 +325,8 @@ DECLARE
     v_occurred  timestamptz := coalesce(p_occurred_at, now());
     v_effective timestamptz;
 BEGIN
+    -- the order's cached timeline documents (sql/47_timeline_cache.sql)
+    PERFORM orderdb._timeline_bump_order(p_order_id);
     SELECT o.created_at INTO v_created
       FROM orderdb.orders o
      WHERE o.warehouse_id = p_warehouse_id AND o.order_id = p_order_id;
@@ -395,6 +398,8 @@ BEGIN
         PERFORM orderdb._raise_transition_error(p_warehouse_id, p_order_id, p_to_status,
                                                 p_expected_version);
     END IF;
+    -- the order's cached timeline documents (sql/47_timeline_cache.sql; no row triggers)
+    PERFORM orderdb._timeline_bump_order(p_order_id);
 
     PERFORM orderdb._record_status_change(p_warehouse_id, p_order_id, v_version, v_from,
                                           p_to_status, p_actor, p_reason, p_context, p_source,
@@ -790,6 +795,8 @@ BEGIN
            updated_at = now()
      WHERE o.warehouse_id = v_warehouse_id AND o.order_id = p_order_id
     RETURNING o.version INTO v_version;
+    -- the order's cached timeline documents (promised times, time zone, ship-to)
+    PERFORM orderdb._timeline_bump_order(p_order_id);
 
     INSERT INTO orderdb.order_amendments (warehouse_id, order_id, version, status, actor, reason,
                                           changes)

@@ -310,6 +310,9 @@ BEGIN
        SET warehouse_id = p_to_warehouse_id, version = o.version + 1, updated_at = now()
      WHERE o.warehouse_id = v_from AND o.order_id = p_order_id
     RETURNING o.version INTO v_version;
+    -- the order's cached timeline documents, before its directory row is updated below (a
+    -- directory row this transaction updated is not bumped again: orderdb._timeline_bump_order)
+    PERFORM orderdb._timeline_bump_order(p_order_id);
     UPDATE orderdb.order_lines AS l SET warehouse_id = p_to_warehouse_id
      WHERE l.warehouse_id = v_from AND l.order_id = p_order_id;
     UPDATE orderdb.order_status_history AS h SET warehouse_id = p_to_warehouse_id

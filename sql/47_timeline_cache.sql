@@ -260,13 +260,15 @@ COMMENT ON FUNCTION orderdb.order_timeline(bigint, bigint, text) IS
 -- Invalidation: the generation of the orders a transaction writes is bumped, once per
 -- transaction (a directory row this transaction already updated is left alone: its new
 -- generation is not visible to anyone else yet, and this transaction stores no documents).
--- Carrier events and shipments (the tracking path, the hottest writer): their writers call
--- orderdb._timeline_bump_order themselves (record_tracking_event, record_tracking_events,
--- _create_shipment, _match_tracking_events, _apply_tracking_to_shipment; a test checks that
--- every function writing those two tables does) — row triggers cost a quarter of a
--- record_tracking_event call (their WHEN clauses are re-read and planned at every statement,
--- docs/benchmarks.md). Orders and their history (transitions, amendments, reallocation),
--- deletes and TRUNCATE of any of them: the triggers below.
+-- The writers call orderdb._timeline_bump_order themselves: of carrier events and shipments
+-- record_tracking_event, record_tracking_events, _create_shipment, _match_tracking_events,
+-- _apply_tracking_to_shipment; of orders and their history _apply_transition,
+-- _record_status_change, amend_order, reallocate_order and a cluster shard's
+-- reallocation_receive (tests/test_timeline_cache.py fails for a function that inserts into or
+-- updates one of those tables — an order's insert excepted — without the call). Row triggers
+-- did it before and cost about a quarter of a record_tracking_event call (PostgreSQL re-reads
+-- and plans their WHEN clauses at every statement; docs/benchmarks.md). Deletes and TRUNCATE:
+-- the triggers below.
 -- ---------------------------------------------------------------------------------------------
 
 -- _timeline_bump_all: every cached document at once (customer texts, TRUNCATE, retention).
@@ -280,11 +282,11 @@ $fn$;
 COMMENT ON FUNCTION orderdb._timeline_bump_all() IS
     'Makes every cached timeline document unservable.';
 
--- _timeline_bump_order: invalidates the documents of one order (the row triggers). The order
--- handled last is remembered in a transaction-local setting (orderdb.timeline_bumped, undone with a
--- rolled-back subtransaction as the bump itself, and at the exit of a function with a SET
--- clause): the rows of one transition or carrier event (the event, its parcel, the order row,
--- its history) come here once, the triggers' WHEN skips the rest. PL/pgSQL: its plan is cached for the
+-- _timeline_bump_order: invalidates the documents of one order (called by the writers). The
+-- order handled last is remembered in a transaction-local setting (orderdb.timeline_bumped,
+-- undone with a rolled-back subtransaction as the bump itself, and at the exit of a function
+-- with a SET clause): a second call for it in the transaction (a transition's order row and
+-- history row) returns at once. PL/pgSQL: its plan is cached for the
 -- session (a SQL function with SET is planned at every call); no SET clause on these functions
 -- (a SET costs every firing; they name every object with its schema).
 CREATE OR REPLACE FUNCTION orderdb._timeline_bump_order(p_order_id bigint)
@@ -323,60 +325,44 @@ $fn$;
 COMMENT ON FUNCTION orderdb._timeline_bump_order(bigint) IS
     'Makes the cached timeline documents of one order unservable (once per transaction).';
 
--- Row triggers on the tables written with every transition (orders, order_status_history) and
--- on deletes of shipments and carrier events: a row trigger's plans are
--- cached, a statement trigger's queries over transition tables are planned at every firing
--- (measured: several times the cost of the bump itself). TG_ARGV[0] = 'purge' (orders,
--- order_directory): a deleted row takes the order's cache rows along.
+-- Row triggers for deletes from orders, order_status_history, shipments and order_directory: a
+-- row trigger's plans are cached, a statement trigger's queries over transition tables are
+-- planned at every firing (measured: several times the cost of the bump itself).
+-- TG_ARGV[0] = 'purge' (orders, order_directory): a deleted row takes the order's cache rows
+-- along.
 CREATE OR REPLACE FUNCTION orderdb._timeline_on_order_row()
 RETURNS trigger
 LANGUAGE plpgsql
 AS $$
 BEGIN
-    IF TG_OP <> 'DELETE' THEN
-        PERFORM orderdb._timeline_bump_order(NEW.order_id);
+    IF TG_ARGV[0] = 'purge' THEN
+        DELETE FROM orderdb.order_timeline_cache c WHERE c.order_id = OLD.order_id;
     END IF;
-    IF TG_OP <> 'INSERT' AND (TG_OP = 'DELETE' OR OLD.order_id IS DISTINCT FROM NEW.order_id) THEN
-        IF TG_ARGV[0] = 'purge' AND TG_OP = 'DELETE' THEN
-            DELETE FROM orderdb.order_timeline_cache c WHERE c.order_id = OLD.order_id;
-        END IF;
-        IF TG_TABLE_NAME <> 'order_directory' THEN
-            PERFORM orderdb._timeline_bump_order(OLD.order_id);
-        END IF;
+    IF TG_TABLE_NAME <> 'order_directory' THEN
+        PERFORM orderdb._timeline_bump_order(OLD.order_id);
     END IF;
     RETURN NULL;
 END;
 $$;
 COMMENT ON FUNCTION orderdb._timeline_on_order_row() IS
-    'Trigger: the order of a written row gets a new timeline generation.';
+    'Trigger: the order of a deleted row gets a new timeline generation (purge: its cache rows go).';
 
--- tracking_events: the order of the parcel (orderdb.tracking_numbers) an event is for; a matched
--- event carries it (order_id), an unmatched one is looked up (its parcel may be known by then)
+-- tracking_events (deletes): the order of the parcel (orderdb.tracking_numbers) an event is
+-- for; a matched event carries it (order_id), an unmatched one is looked up
 CREATE OR REPLACE FUNCTION orderdb._timeline_on_tracking_event_row()
 RETURNS trigger
 LANGUAGE plpgsql
 AS $$
 BEGIN
-    IF TG_OP <> 'DELETE' THEN
-        PERFORM orderdb._timeline_bump_order(coalesce(
-            NEW.order_id,
-            (SELECT tn.order_id FROM orderdb.tracking_numbers tn
-              WHERE tn.carrier = NEW.carrier AND tn.tracking_number = NEW.tracking_number)));
-    END IF;
-    IF TG_OP = 'DELETE'
-       OR (TG_OP = 'UPDATE'
-           AND (OLD.order_id, OLD.carrier, OLD.tracking_number)
-               IS DISTINCT FROM (NEW.order_id, NEW.carrier, NEW.tracking_number)) THEN
-        PERFORM orderdb._timeline_bump_order(coalesce(
-            OLD.order_id,
-            (SELECT tn.order_id FROM orderdb.tracking_numbers tn
-              WHERE tn.carrier = OLD.carrier AND tn.tracking_number = OLD.tracking_number)));
-    END IF;
+    PERFORM orderdb._timeline_bump_order(coalesce(
+        OLD.order_id,
+        (SELECT tn.order_id FROM orderdb.tracking_numbers tn
+          WHERE tn.carrier = OLD.carrier AND tn.tracking_number = OLD.tracking_number)));
     RETURN NULL;
 END;
 $$;
 COMMENT ON FUNCTION orderdb._timeline_on_tracking_event_row() IS
-    'Trigger: the order whose parcel got (or lost) a carrier event gets a new timeline generation.';
+    'Trigger: the order whose parcel lost a carrier event gets a new timeline generation.';
 
 CREATE OR REPLACE FUNCTION orderdb._timeline_on_any()
 RETURNS trigger
@@ -416,22 +402,21 @@ BEGIN
                 OR (t.tgname LIKE 'timeline\_cache\_%'
                     AND t.tgrelid IN ('orderdb.route_stops'::regclass, 'orderdb.routes'::regclass,
                                       'orderdb.couriers'::regclass))
-                -- the insert and update row triggers on carrier events and shipments: their
-                -- writers invalidate themselves (orderdb._timeline_bump_order, above)
+                -- the insert and update row triggers: the writers invalidate themselves
+                -- (orderdb._timeline_bump_order, above)
                 OR (t.tgname IN ('timeline_cache_row_ins', 'timeline_cache_row_upd')
                     AND t.tgrelid IN ('orderdb.tracking_events'::regclass,
-                                      'orderdb.shipments'::regclass)))
+                                      'orderdb.shipments'::regclass,
+                                      'orderdb.orders'::regclass,
+                                      'orderdb.order_status_history'::regclass)))
     LOOP
         EXECUTE format('DROP TRIGGER %I ON %s', v_t.name, v_t.tbl);
     END LOOP;
     FOR v_t IN
         SELECT x.tbl, x.name, x.timing, x.level, x.func, x.refs, x.cond
           FROM (VALUES
-            -- row triggers; WHEN: not when this order was just bumped (no function call)
-            ('orders', 'timeline_cache_row_upd', 'UPDATE', 'ROW', '_timeline_on_order_row()', NULL, '(pg_catalog.current_setting(''orderdb.timeline_bumped'', true) IS DISTINCT FROM (pg_catalog.pg_current_xact_id()::text || ''/'' || NEW.order_id) OR OLD.order_id IS DISTINCT FROM NEW.order_id)'),
+            -- row triggers for deletes
             ('orders', 'timeline_cache_row_del', 'DELETE', 'ROW', '_timeline_on_order_row(''purge'')', NULL, NULL),
-            ('order_status_history', 'timeline_cache_row_ins', 'INSERT', 'ROW', '_timeline_on_order_row()', NULL, '(pg_catalog.current_setting(''orderdb.timeline_bumped'', true) IS DISTINCT FROM (pg_catalog.pg_current_xact_id()::text || ''/'' || NEW.order_id))'),
-            ('order_status_history', 'timeline_cache_row_upd', 'UPDATE', 'ROW', '_timeline_on_order_row()', NULL, '(pg_catalog.current_setting(''orderdb.timeline_bumped'', true) IS DISTINCT FROM (pg_catalog.pg_current_xact_id()::text || ''/'' || NEW.order_id) OR OLD.order_id IS DISTINCT FROM NEW.order_id)'),
             ('order_status_history', 'timeline_cache_row_del', 'DELETE', 'ROW', '_timeline_on_order_row()', NULL, NULL),
             ('shipments', 'timeline_cache_row_del', 'DELETE', 'ROW', '_timeline_on_order_row()', NULL, NULL),
             ('order_directory', 'timeline_cache_row_del', 'DELETE', 'ROW', '_timeline_on_order_row(''purge'')', NULL, NULL),

@@ -617,33 +617,39 @@ def test_a_writer_bumps_while_a_reader_is_storing(
     assert g is not None and g2 is not None and g2[0] == g[0] + 1
 
 
-def test_every_writer_of_carrier_events_and_shipments_invalidates(
-    conn: psycopg.Connection[Any],
-) -> None:
-    """Carrier events and shipments have no insert/update row triggers for the cache (they cost a
+def test_every_writer_invalidates_without_triggers(conn: psycopg.Connection[Any]) -> None:
+    """The tables a document reads have no insert/update row triggers for the cache (they cost a
     quarter of record_tracking_event): every function of the schema that inserts into or updates
-    either table calls orderdb._timeline_bump_order itself. A new writer without it fails here."""
+    carrier events, shipments or an order's history, or updates an order, calls
+    orderdb._timeline_bump_order itself (an order's insert needs none: nothing of it is cached).
+    A new writer without the call fails here; deletes and TRUNCATE keep their triggers."""
     rows = conn.execute(
         "SELECT p.oid::regprocedure::text, p.prosrc FROM pg_proc p"
         " JOIN pg_namespace n ON n.oid = p.pronamespace"
         " JOIN pg_language l ON l.oid = p.prolang AND l.lanname IN ('plpgsql', 'sql')"
         " WHERE n.nspname LIKE 'orderdb%'"
-        "   AND p.prosrc ~* '(insert\\s+into|update)\\s+orderdb\\.(tracking_events|shipments)\\M'"
+        "   AND (p.prosrc ~* '(insert\\s+into|update)\\s+orderdb\\."
+        "(tracking_events|shipments|order_status_history)\\M'"
+        "        OR p.prosrc ~* 'update\\s+orderdb\\.orders\\M')"
     ).fetchall()
-    writers = {name for name, _ in rows}
-    assert any(w.startswith("orderdb.record_tracking_event(") for w in writers), writers
-    assert len(writers) >= 5, writers
+    writers = {name.split("(")[0] for name, _ in rows}
+    assert {
+        "orderdb.record_tracking_event",
+        "orderdb.record_tracking_events",
+        "orderdb._create_shipment",
+        "orderdb._apply_transition",
+        "orderdb._record_status_change",
+        "orderdb.amend_order",
+        "orderdb.reallocate_order",
+    } <= writers, writers
     missing = sorted(name for name, src in rows if "_timeline_bump_order(" not in src)
-    assert missing == [], f"writers of carrier events or shipments without a bump: {missing}"
+    assert missing == [], f"writers without a timeline bump: {missing}"
     triggers = conn.execute(
         "SELECT tgrelid::regclass::text, tgname FROM pg_trigger"
         " WHERE tgname LIKE 'timeline_cache_row_%' AND tgparentid = 0"
-        "   AND tgrelid IN ('orderdb.tracking_events'::regclass, 'orderdb.shipments'::regclass)"
+        " ORDER BY 1, 2"
     ).fetchall()
-    assert sorted(triggers) == [
-        ("orderdb.shipments", "timeline_cache_row_del"),
-        ("orderdb.tracking_events", "timeline_cache_row_del"),
-    ]
+    assert [t for t in triggers if not t[1].endswith("_del")] == [], triggers
 
 
 def test_each_tracking_writer_invalidates_a_stored_document(conn: psycopg.Connection[Any]) -> None:
@@ -706,3 +712,43 @@ def test_each_tracking_writer_invalidates_a_stored_document(conn: psycopg.Connec
     read_and_check(None)
     cached, _ = _compare(c, o, None, "en")
     assert cached["status"] == "delivered", cached
+
+
+def test_each_order_writer_invalidates_a_stored_document(conn: psycopg.Connection[Any]) -> None:
+    """For an order whose document is stored, each writer of the order and its history makes the
+    next read answer the new state: a transition, an amendment (its promised time), a hold and
+    its release, a reallocation to another warehouse; each read equals the uncached build and is
+    stored again."""
+    c = conn
+    c.execute("SET TimeZone = 'UTC'")
+    o = _new_order(c, {})
+
+    def read_and_check() -> dict[str, Any]:
+        for _ in range(2):
+            cached, computed = _compare(c, o, None, "en")
+            assert cached == computed
+        assert _served_from_cache(c, o, "en")
+        assert isinstance(cached, dict)
+        return cached
+
+    assert read_and_check()["status"] == "pending"
+    c.execute("SELECT FROM orderdb.transition_order(%s, 'confirmed', %s)", (o, _version(c, o)))
+    assert read_and_check()["status"] == "confirmed"
+    before = read_and_check()
+    promised = (_now() + timedelta(days=3)).replace(microsecond=0)
+    c.execute(
+        "SELECT FROM orderdb.amend_order(%s, %s, %s, 'test')",
+        (o, _version(c, o), Jsonb({"promised_delivery_at": promised.isoformat()})),
+    )
+    assert read_and_check() != before
+    c.execute("SELECT FROM orderdb.transition_order(%s, 'on_hold', %s)", (o, _version(c, o)))
+    assert read_and_check()["status"] == "on_hold"
+    c.execute("SELECT FROM orderdb.transition_order(%s, 'confirmed', %s)", (o, _version(c, o)))
+    assert read_and_check()["status"] == "confirmed"
+    before = read_and_check()
+    c.execute(
+        "SELECT FROM orderdb.reallocate_order(%s, %s, %s, 'ops', 'moved')",
+        (o, WH2, _version(c, o)),
+    )
+    after = read_and_check()
+    assert after != before, "a reallocation adds a step to the timeline"

@@ -343,6 +343,8 @@ BEGIN
         UPDATE orderdb.orders AS o SET version = o.version + 1, updated_at = now()
          WHERE o.warehouse_id = v_in.to_warehouse_id AND o.order_id = p_order_id
         RETURNING o.version INTO v_version;
+        -- the order's cached timeline documents on this shard (sql/47_timeline_cache.sql)
+        PERFORM orderdb._timeline_bump_order(p_order_id);
         PERFORM orderdb._record_status_change(
             v_in.to_warehouse_id, p_order_id, v_version, v_status, v_status, p_actor, p_reason,
             jsonb_build_object('from_warehouse_id', v_from,
