@@ -883,24 +883,23 @@ def test_the_documented_create_request_is_what_the_connector_sends() -> None:
             assert sent[name] == value, name
 
 
-def test_http_through_the_dispatcher_end_to_end(db_dsn: str, fake_wms: tuple[FakeWms, str]) -> None:
-    """set_warehouse_wms(http) + a dispatched order + one dispatcher round: the fake WMS gets the
-    signed order document, get_order shows its id; a 503 is retried, a 422 is a dead letter."""
-    from orderdb.integrations.wms.dispatch import Dispatcher
-
-    state, url = fake_wms
-    warehouse = WAREHOUSE + 1
-    with psycopg.connect(db_dsn, autocommit=True) as conn:
-        conn.execute("SELECT orderdb.receive_stock(%s, 'WMS-HTTP-A', 100)", (warehouse,))
+def _http_warehouse_orders(
+    dsn: str, url: str, warehouse: int, sku: str, quantity: int, count: int
+) -> list[tuple[int, str]]:
+    """A warehouse whose WMS is the fake at ``url`` (http connector), stock of ``sku``, and
+    ``count`` orders of ``quantity`` of it moved to dispatched (each queues a create command);
+    their (order_id, order_no)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("SELECT orderdb.receive_stock(%s, %s, 100)", (warehouse, sku))
         conn.execute(
             "SELECT orderdb.set_warehouse_wms(%s, 'http', %s, %s, NULL, %s)",
             (warehouse, url, SECRET, Jsonb({"timeout": 5})),
         )
         orders = []
-        for _ in range(3):
+        for _ in range(count):
             row = conn.execute(
                 "SELECT order_id, order_no FROM orderdb.create_order(1, %s, %s)",
-                (warehouse, Jsonb([{"sku": "WMS-HTTP-A", "quantity": 2}])),
+                (warehouse, Jsonb([{"sku": sku, "quantity": quantity}])),
             ).fetchone()
             assert row is not None
             for version, status in enumerate(("confirmed", "dispatched"), start=1):
@@ -908,6 +907,16 @@ def test_http_through_the_dispatcher_end_to_end(db_dsn: str, fake_wms: tuple[Fak
                     "SELECT orderdb.transition_order(%s, %s, %s)", (row[0], status, version)
                 )
             orders.append((int(row[0]), str(row[1])))
+    return orders
+
+
+def test_http_through_the_dispatcher_end_to_end(db_dsn: str, fake_wms: tuple[FakeWms, str]) -> None:
+    """set_warehouse_wms(http) + a dispatched order + one dispatcher round: the fake WMS gets the
+    signed order document, get_order shows its id; a 503 is retried, a 422 is a dead letter."""
+    from orderdb.integrations.wms.dispatch import Dispatcher
+
+    state, url = fake_wms
+    orders = _http_warehouse_orders(db_dsn, url, WAREHOUSE + 1, "WMS-HTTP-A", 2, 3)
     (ok_id, _), (busy_id, busy_no), (bad_id, bad_no) = orders
     state.script[busy_no] = (503, {"Retry-After": "30"}, _problem_body(503, "Maintenance"), 0.0)
     state.script[bad_no] = (422, PROBLEM, _problem_body(422, "Unknown SKU"), 0.0)
@@ -941,25 +950,7 @@ def test_http_409_is_retried_then_dead_after_the_last_attempt(
     from orderdb.integrations.wms.dispatch import Dispatcher, RetryPolicy
 
     state, url = fake_wms
-    warehouse = WAREHOUSE + 2
-    with psycopg.connect(db_dsn, autocommit=True) as conn:
-        conn.execute("SELECT orderdb.receive_stock(%s, 'WMS-HTTP-409', 100)", (warehouse,))
-        conn.execute(
-            "SELECT orderdb.set_warehouse_wms(%s, 'http', %s, %s, NULL, %s)",
-            (warehouse, url, SECRET, Jsonb({"timeout": 5})),
-        )
-        orders = []
-        for _ in range(2):
-            row = conn.execute(
-                "SELECT order_id, order_no FROM orderdb.create_order(1, %s, %s)",
-                (warehouse, Jsonb([{"sku": "WMS-HTTP-409", "quantity": 1}])),
-            ).fetchone()
-            assert row is not None
-            for version, status in enumerate(("confirmed", "dispatched"), start=1):
-                conn.execute(
-                    "SELECT orderdb.transition_order(%s, %s, %s)", (row[0], status, version)
-                )
-            orders.append((int(row[0]), str(row[1])))
+    orders = _http_warehouse_orders(db_dsn, url, WAREHOUSE + 2, "WMS-HTTP-409", 1, 2)
     (later_id, later_no), (stuck_id, stuck_no) = orders
     in_progress = (409, PROBLEM, _problem_body(409, "In progress"), 0.0)
     state.script[later_no] = in_progress
